@@ -1,0 +1,155 @@
+"""`servebench` command line: wiring only. Each subcommand resolves its arguments into plain
+values and calls one stage; no argument object reaches core code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.scenario import ScenarioError, load_scenario
+
+DESCRIPTION = """\
+servebench measures LLM serving patterns against one model with identical load.
+
+  servebench run scenarios/default.toml            run a scenario, write results and a report
+  servebench run S --targets flask_threads         only some targets of the scenario
+  servebench report results/<run>                  rebuild a run's HTML report
+  servebench list                                  targets, drivers and scenarios
+  servebench serve fastapi_threadpool --port 8000  one target in the foreground (try curl)
+"""
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.report import build_report
+    from harness.runner import RunOptions, run_scenario
+
+    scenario = load_scenario(args.scenario).with_overrides(
+        targets=_split(args.targets), driver=args.driver, model=args.model, device=args.device)
+    _check_names(scenario.driver, [t.name for t in scenario.targets])
+    opts = RunOptions(results_root=Path(args.results), reports_root=Path(args.reports),
+                      scenario_file=str(args.scenario))
+    try:
+        run_dir = run_scenario(scenario, opts)
+    except KeyboardInterrupt:
+        partial = _latest_run(opts.results_root)
+        if partial is not None:
+            report = build_report(partial, opts.reports_root)
+            print(f"servebench: partial report {report}", file=sys.stderr)
+        return 130
+    report = build_report(run_dir, opts.reports_root)
+    print(f"results: {run_dir}")
+    print(f"report:  {report}")
+    return 0
+
+
+def _latest_run(root: Path) -> Path | None:
+    runs = sorted((p for p in root.iterdir() if (p / "manifest.json").exists()),
+                  key=lambda p: p.stat().st_mtime) if root.exists() else []
+    return runs[-1] if runs else None
+
+
+def _check_names(driver: str, targets: list[str]) -> None:
+    from harness.drivers import DRIVERS
+    from targets import TARGETS
+
+    if driver not in DRIVERS:
+        raise ScenarioError(f"unknown driver {driver!r}; choose one of {sorted(DRIVERS)}")
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        raise ScenarioError(f"unknown target(s) {unknown}; see `servebench list`")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import build_report
+
+    run_dir = Path(args.run)
+    if not (run_dir / "summary.json").exists():
+        print(f"servebench: {run_dir} has no summary.json (is it a results/<run> folder?)",
+              file=sys.stderr)
+        return 2
+    print(build_report(run_dir, Path(args.reports)))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from harness.drivers import DRIVERS
+    from targets import TARGETS
+
+    print("targets:")
+    for name, info in TARGETS.items():
+        print(f"  {name:28s} {info.pattern}")
+    print("drivers:")
+    for name in DRIVERS:
+        print(f"  {name}")
+    print("scenarios:")
+    for path in sorted(Path(args.scenarios).glob("*.toml")):
+        try:
+            desc = load_scenario(path).description.splitlines()[0:1]
+        except (ScenarioError, IndexError):
+            desc = []
+        print(f"  {path!s:36s} {desc[0] if desc else ''}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
+    from targets.__main__ import main as serve_main
+
+    serve_main([args.target, *extra])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="servebench", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a scenario and write results + an HTML report")
+    run.add_argument("scenario", help="scenario TOML file, e.g. scenarios/default.toml")
+    run.add_argument("--targets", help="comma-separated target names or labels to run")
+    run.add_argument("--driver", help="load driver (overrides the scenario's)")
+    run.add_argument("--model", help="model spec: tiny, a local HF folder, or sim:...")
+    run.add_argument("--device", help="auto (CUDA when present), cpu or cuda")
+    run.add_argument("--results", default="results", help="results root (default results/)")
+    run.add_argument("--reports", default="reports", help="reports root (default reports/)")
+
+    rep = sub.add_parser("report", help="rebuild the HTML report of a stored run")
+    rep.add_argument("run", help="a results/<run> folder")
+    rep.add_argument("--reports", default="reports", help="reports root (default reports/)")
+
+    lst = sub.add_parser("list", help="list targets, drivers and scenarios")
+    lst.add_argument("--scenarios", default="scenarios", help="folder of scenario files")
+
+    srv = sub.add_parser("serve", help="run one target in the foreground",
+                         description="Run one target; other flags go to `python -m targets` "
+                                     "(--port, --model, -o key=value, --api-key ...).")
+    srv.add_argument("target", help="target name (see `servebench list`)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "serve":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "list":
+            return cmd_list(args)
+        return cmd_serve(args, extra)
+    except ScenarioError as exc:
+        print(f"servebench: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Start a target in its own process on a free 127.0.0.1 port, wait until it is ready, stop it.
+
+The target runs as `python -m targets NAME ...` in a new session (process group), its output
+going to a log file in the run folder. Stopping sends SIGTERM (the server drains in-flight
+requests), then SIGKILL to the whole group after `stop_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+
+class LaunchError(RuntimeError):
+    """The target did not become ready; the message carries the tail of its log."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class TargetProcess:
+    """A running target. Use as a context manager so it is always stopped."""
+
+    label: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    startup_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM, wait up to `timeout_s`, then SIGKILL the process group. Returns exit code."""
+        proc = self.process
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=timeout_s)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # leftovers: gunicorn or pool workers
+        try:
+            return proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def __enter__(self) -> TargetProcess:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout_s: float,
+               headers: Mapping[str, str] | None = None) -> float:
+    """Poll `url` until it answers 200; fail fast if the process exits. Returns seconds waited."""
+    start = time.monotonic()
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    while True:
+        code = proc.poll()
+        if code is not None:
+            raise LaunchError(f"target exited with code {code} before it was ready; "
+                              f"log {log_path}:\n{log_tail(log_path)}")
+        try:
+            with urllib.request.urlopen(request, timeout=2) as resp:
+                if resp.status == 200:
+                    return time.monotonic() - start
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        if time.monotonic() - start > timeout_s:
+            raise LaunchError(f"target not ready after {timeout_s:.0f} s; "
+                              f"log {log_path}:\n{log_tail(log_path)}")
+        time.sleep(0.1)
+
+
+def start_process(
+    label: str,
+    argv: Sequence[str],
+    url: str,
+    log_path: Path,
+    *,
+    ready_path: str = "/health",
+    ready_timeout_s: float = 120.0,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> TargetProcess:
+    """Start any server command and wait until `url + ready_path` answers."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log: IO[bytes] = log_path.open("ab")
+    full_env = {**os.environ, **(env or {})}
+    start = time.monotonic()
+    proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, env=full_env,
+                            cwd=cwd, start_new_session=True)
+    log.close()
+    target = TargetProcess(label=label, url=url, process=proc, log_path=log_path)
+    try:
+        wait_ready(url + ready_path, proc, log_path, ready_timeout_s)
+    except BaseException:
+        target.stop(timeout_s=5)
+        raise
+    target.startup_s = time.monotonic() - start
+    return target
+
+
+def start_target(
+    label: str,
+    name: str,
+    *,
+    model: str,
+    device: str,
+    options: Mapping[str, Any],
+    log_path: Path,
+    ready_timeout_s: float = 120.0,
+    env: Mapping[str, str] | None = None,
+    extra_args: Sequence[str] = (),
+) -> TargetProcess:
+    """Start registry target `name` as `python -m targets` on a free port."""
+    port = free_port()
+    argv = [sys.executable, "-m", "targets", name, "--port", str(port), "--model", model,
+            "--device", device, "--options-json", json.dumps(dict(options)), *extra_args]
+    return start_process(label, argv, f"http://127.0.0.1:{port}", log_path,
+                         ready_timeout_s=ready_timeout_s, env=env)

@@ -1,0 +1,52 @@
+"""Report stage: a stored run folder in, one self-contained HTML page out, plus the run index.
+
+    from harness.report import build_report
+    page = build_report(Path("results/20261127-173500-default-abc1234"), Path("reports"))
+    # → reports/20261127-173500-default-abc1234/index.html, and reports/index.html rebuilt
+
+The page embeds its charts as PNG data URIs and its CSS inline; it fetches nothing when
+viewed. Reports are always rebuilt from stored results (`manifest.json`, `summary.json`,
+`telemetry/*.jsonl`); missing files or keys show as notices and "—", never as a crash.
+
+Modules, in the order a page is made: `run_data` (read the folder), `charts` (matplotlib),
+`tables` and `telemetry` (per-target HTML), `glossary`, `page` (assembly), `index`, `output`
+(atomic writes), with `formatting` and `style` shared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.report.charts import headline_charts
+from harness.report.index import REPORT_NAME, write_index, write_meta
+from harness.report.output import write_atomic
+from harness.report.page import report_html
+from harness.report.run_data import load_run
+
+__all__ = ["build_index", "build_report"]
+
+
+def build_report(run_dir: Path, reports_root: Path) -> Path:
+    """Write `reports_root/<run_dir.name>/index.html` (and its `meta.json`), then rebuild
+    `reports_root/index.html`. Return the report's path.
+
+    Raises FileNotFoundError when `run_dir` does not exist; anything less is shown on the page.
+    """
+    run_dir = Path(run_dir)
+    reports_root = Path(reports_root)
+    run = load_run(run_dir)
+    report_dir = reports_root / run_dir.name
+    page = write_atomic(report_dir / REPORT_NAME, report_html(run, headline_charts(run)))
+    write_meta(report_dir, run)
+    build_index(reports_root)
+    return page
+
+
+def build_index(reports_root: Path, results_root: Path | None = None) -> Path:
+    """Write `reports_root/index.html`: every run report under `reports_root`, newest first,
+    with run id, scenario, date, targets, device, model and a link. Return its path.
+
+    With `results_root`, each run's facts come from `results_root/<run>/` when that folder
+    exists; otherwise from the `meta.json` written beside each report.
+    """
+    return write_index(Path(reports_root), None if results_root is None else Path(results_root))

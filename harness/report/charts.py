@@ -1,0 +1,226 @@
+"""Headline charts as PNG data URIs: throughput, TTFT p99, E2E p50/p99 vs load, errors per target.
+
+matplotlib is imported inside the drawing function and drives an explicit Agg canvas, so
+importing this module has no side effects and never touches pyplot's global backend.
+A target keeps one color and marker in every chart (and in the page's tables).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness.report.run_data import (
+    ERROR_STATUSES,
+    RunData,
+    as_dict,
+    dist_stat,
+    error_counts,
+    load_kind,
+    load_level,
+    point_target,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+STATUS_COLORS = {"http_error": "#b2182b", "refused": "#ef8a62", "timeout": "#7b3294",
+                 "truncated": "#c2a5cf", "conn_error": "#4d4d4d"}
+X_LABELS = {"closed": "concurrency (requests in flight)", "open": "offered rate (req/s)"}
+WIDE_SPREAD = 20.0  # max/min above which an axis goes logarithmic
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One rendered chart; `data_uri` is None when there was nothing to plot."""
+
+    title: str
+    data_uri: str | None
+    note: str = ""  # what the reader should know: how to read it, or why it is empty
+
+
+@dataclass(frozen=True)
+class Line:
+    target: str
+    xy: tuple[tuple[float, float], ...]
+    style: str = "-"
+
+
+def target_styles(targets: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Target → (color, marker), stable in the order targets are listed."""
+    return {t: (PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)])
+            for i, t in enumerate(targets)}
+
+
+def headline_charts(run: RunData) -> list[Chart]:
+    """The charts at the top of a report, one set per load family present (closed / open)."""
+    styles = target_styles(list(run.targets))
+    families = sorted({load_kind(p) for p in run.points if load_level(p) is not None})
+    charts: list[Chart] = []
+    for family in families:
+        points = [p for p in run.points if load_kind(p) == family and load_level(p) is not None]
+        suffix = "" if len(families) == 1 else f" ({family} loop)"
+        xlabel = X_LABELS.get(family, "load level")
+        charts.append(_line_chart(
+            "Output tokens/s vs load" + suffix, _lines(points, "throughput", "output_tok_s"),
+            styles, xlabel, "output tokens/s", log_y=False,
+            note="Output tokens of successful requests per second of the measured window. "
+                 "Higher is better."))
+        charts.append(_line_chart(
+            "TTFT p99 vs load" + suffix, _lines(points, "ttft_ms", "p99"),
+            styles, xlabel, "TTFT p99 (ms)", log_y=True,
+            note="99th-percentile time to first token, from sent. Lower is better; points "
+                 "without first-token data are left out."))
+        charts.append(_line_chart(
+            "E2E latency p50 (dashed) / p99 (solid) vs load" + suffix,
+            _lines(points, "e2e_ms", "p99") + _lines(points, "e2e_ms", "p50", "--"),
+            styles, xlabel, "E2E latency (ms)", log_y=True,
+            note="Request latency from sent to last byte; solid p99, dashed median. "
+                 "Lower is better."))
+    if not families and run.points:
+        charts.append(Chart("Charts vs load", None, "No point has a concurrency or a rate."))
+    charts.append(_error_chart(run, styles))
+    return charts
+
+
+def _lines(points: Sequence[dict[str, Any]], metric: str, stat: str,
+           style: str = "-") -> list[Line]:
+    by_target: dict[str, list[tuple[float, float]]] = {}
+    for point in points:
+        x = load_level(point)
+        if metric == "throughput":
+            y = as_dict(point.get("throughput")).get(stat)
+        else:
+            y = dist_stat(point, metric, stat)
+        if x is not None and isinstance(y, (int, float)) and not isinstance(y, bool):
+            by_target.setdefault(point_target(point), []).append((x, float(y)))
+    return [Line(t, tuple(sorted(xy)), style) for t, xy in by_target.items()]
+
+
+def _line_chart(title: str, lines: list[Line], styles: dict[str, tuple[str, str]],
+                xlabel: str, ylabel: str, *, log_y: bool, note: str) -> Chart:
+    if not lines:
+        return Chart(title, None, "No data for this chart (every value is empty).")
+    fig, ax = _figure()
+    for line in lines:
+        color, marker = styles.get(line.target, ("#333333", "o"))
+        xs = [x for x, _ in line.xy]
+        ys = [y for _, y in line.xy]
+        label = _text(line.target) if line.style == "-" or len(lines) == 1 else None
+        ax.plot(xs, ys, line.style, color=color, marker=marker, label=label,
+                linewidth=1.8, markersize=5)
+    all_x = sorted({x for line in lines for x, _ in line.xy})
+    all_y = [y for line in lines for _, y in line.xy]
+    _scale_x(ax, all_x)
+    from matplotlib.ticker import FuncFormatter
+
+    if log_y and _wide(all_y):
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ylabel += " — log scale"
+    else:
+        ax.set_ylim(bottom=0, top=max(all_y) * 1.1 if max(all_y) > 0 else 1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=11)
+    ax.grid(True, which="major", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 4),
+                   frameon=False, fontsize=8)
+    return Chart(title, _png(fig), note)
+
+
+def _error_chart(run: RunData, styles: dict[str, tuple[str, str]]) -> Chart:
+    title = "Errors and refusals per target (all load points)"
+    targets = list(run.targets)
+    if not targets:
+        return Chart(title, None, "No targets in this run.")
+    totals: dict[str, dict[str, int]] = {t: {} for t in targets}
+    requests: dict[str, int] = dict.fromkeys(targets, 0)
+    for point in run.points:
+        target = point_target(point)
+        for status, n in error_counts(point).items():
+            totals[target][status] = totals[target].get(status, 0) + n
+        total = as_dict(point.get("requests")).get("total")
+        if isinstance(total, int):
+            requests[target] += total
+    statuses = list(ERROR_STATUSES) + sorted(
+        {s for counts in totals.values() for s in counts} - set(ERROR_STATUSES))
+    fig, ax = _figure()
+    xs = list(range(len(targets)))
+    bottom = [0.0] * len(targets)
+    for status in statuses:
+        heights = [float(totals[t].get(status, 0)) for t in targets]
+        if any(heights):
+            ax.bar(xs, heights, bottom=bottom, label=_text(status), width=0.6,
+                   color=STATUS_COLORS.get(status, "#999999"))
+            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    top = max(bottom) if max(bottom) > 0 else 1.0
+    for i, target in enumerate(targets):
+        status = str(run.targets[target].get("status") or "ok")
+        if status != "ok" and not requests[target]:
+            note = f"not run ({status})"
+        else:
+            note = f"{int(bottom[i])} / {requests[target]}"
+        ax.text(i, bottom[i] + top * 0.02, _text(note), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(xs)
+    ax.set_xticklabels([_text(t) for t in targets], rotation=20 if len(targets) > 3 else 0,
+                       ha="right" if len(targets) > 3 else "center", fontsize=8)
+    for label, target in zip(ax.get_xticklabels(), targets, strict=True):
+        label.set_color(styles.get(target, ("#333333", "o"))[0])
+    ax.set_ylim(0, top * 1.15)
+    ax.set_ylabel("requests (errors / total)")
+    ax.set_title(title, fontsize=11)
+    ax.grid(True, axis="y", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 5),
+                   frameon=False, fontsize=8)
+    note = ("Non-ok requests by status, summed over load points; above each bar: errors / "
+            "requests. " + ("" if handles else "No request failed."))
+    return Chart(title, _png(fig), note.strip())
+
+
+# --- matplotlib plumbing ---------------------------------------------------------------------
+
+def _figure() -> tuple[Figure, Axes]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.0), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def _png(fig: Figure) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _scale_x(ax: Axes, xs: list[float]) -> None:
+    from matplotlib.ticker import NullLocator
+
+    if xs and xs[0] > 0 and _wide(xs, 7.9):
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_minor_locator(NullLocator())
+    if len(xs) <= 12:
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+
+
+def _wide(values: Sequence[float], ratio: float = WIDE_SPREAD) -> bool:
+    positive = [v for v in values if v > 0]
+    return len(positive) == len(values) and bool(positive) and max(positive) / min(positive) > ratio
+
+
+def _text(value: object) -> str:
+    """Data text for matplotlib: '$' would start mathtext, so it is escaped."""
+    return str(value).replace("$", r"\$")

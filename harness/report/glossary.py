@@ -1,0 +1,93 @@
+"""The metric glossary: each servebench metric, its definition, and what other tools call it.
+
+Names are the result keys each tool writes: `vllm bench serve` (its --save-result JSON and
+console lines), GuideLLM (benchmark report metrics) and AIPerf (metric tags). "—" means the tool
+has no such metric; a note says where a same-named metric means something else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.report.formatting import esc
+
+
+@dataclass(frozen=True)
+class Term:
+    name: str
+    key: str  # the key in summary.json points
+    definition: str
+    vllm: str
+    guidellm: str
+    aiperf: str
+
+
+GLOSSARY: tuple[Term, ...] = (
+    Term("TTFT (from sent)", "ttft_ms",
+         "Time from sending the request to receiving the first generated token (service time).",
+         "mean_ttft_ms, median_ttft_ms, p99_ttft_ms", "time_to_first_token_ms",
+         "time_to_first_token"),
+    Term("TTFT (from scheduled)", "ttft_sched_ms",
+         "Time from when the request was due (its scheduled arrival) to the first token: "
+         "client-side queueing included, so no coordinated omission.",
+         "—", "— (only E2E has a scheduled form: request_scheduled_latency)", "—"),
+    Term("TTFB", "ttfb_ms",
+         "Time from sending to the first response byte; for drivers that cannot see tokens "
+         "(k6) it stands in for TTFT.",
+         "—", "—", "http_req_waiting (k6's name; counted from request fully sent)"),
+    Term("TPOT", "tpot_ms",
+         "Per request, (E2E − TTFT) / (output tokens − 1): mean time per token after the first; "
+         "requests with one token have none.",
+         "mean_tpot_ms, median_tpot_ms, p99_tpot_ms",
+         "inter_token_latency_ms (its time_per_output_token_ms includes the first token)",
+         "inter_token_latency"),
+    Term("ITL", "itl_ms",
+         "Every gap between consecutive token arrivals, pooled over all requests (a stall "
+         "shows in the tail, not averaged away).",
+         "mean_itl_ms, median_itl_ms, p99_itl_ms",
+         "— (its ITL is the per-request average, i.e. TPOT)",
+         "inter_chunk_latency (per SSE chunk; its ITL is TPOT)"),
+    Term("E2E latency", "e2e_ms",
+         "Time from sending the request to its last byte. e2e_sched_ms counts from the "
+         "scheduled time instead.",
+         "mean_e2el_ms, median_e2el_ms, p99_e2el_ms",
+         "request_latency (seconds); scheduled: request_scheduled_latency", "request_latency"),
+    Term("Request throughput", "throughput.req_s",
+         "Successful requests completed per second over the measured window (warm-up "
+         "excluded).",
+         "request_throughput", "requests_per_second", "request_throughput"),
+    Term("Output token throughput", "throughput.output_tok_s",
+         "Output tokens of successful requests per second over the measured window.",
+         "output_throughput", "output_tokens_per_second", "output_token_throughput"),
+    Term("Goodput", "goodput",
+         "Requests per second that succeeded and met every SLO of the scenario "
+         "(e.g. TTFT ≤ 500 ms), with the fraction of all requests that did.",
+         "request_goodput (with --goodput)", "request_goodput", "goodput"),
+    Term("Achieved concurrency", "achieved_concurrency",
+         "Mean number of requests in flight over the window: total time in service ÷ window "
+         "(Little's law). Below the set concurrency when the client cannot keep up.",
+         "— (max_concurrent_requests is the peak, not the mean)", "request_concurrency",
+         "—"),
+    Term("Dispatch lag", "dispatch_lag_ms",
+         "Time from when a request was scheduled to when the driver actually sent it. Large "
+         "values mean the load generator, not the target, was the bottleneck.",
+         "—", "request_dispatch_delay",
+         "— (credit_drop_latency is only the worker's internal hand-off)"),
+)
+
+
+def glossary_html() -> str:
+    """The glossary as an HTML table (every string escaped)."""
+    rows = "".join(
+        f"<tr><th scope='row'>{esc(t.name)}<div class='key'><code>{esc(t.key)}</code></div>"
+        f"</th><td>{esc(t.definition)}</td><td><code>{esc(t.vllm)}</code></td>"
+        f"<td><code>{esc(t.guidellm)}</code></td><td><code>{esc(t.aiperf)}</code></td></tr>"
+        for t in GLOSSARY
+    )
+    return (
+        "<div class='scroll'><table class='glossary'><thead><tr><th>metric</th>"
+        "<th>definition</th><th>vLLM <code>bench serve</code></th><th>GuideLLM</th>"
+        f"<th>AIPerf</th></tr></thead><tbody>{rows}</tbody></table></div>"
+        "<p class='muted'>Percentile columns (p50, p99) are linear-interpolated over requests; "
+        "latencies are in milliseconds, measured on one monotonic clock.</p>"
+    )

@@ -1,0 +1,231 @@
+"""Per-target sections: one table row per load point, warnings, errors, and every other metric.
+
+The main table shows the numbers people compare; a collapsible block under it shows every key
+of every point (full distributions, telemetry, keys added after this code was written), so a
+new metric appears in the report without a change here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from harness.report.formatting import (
+    MISSING,
+    esc,
+    fmt_count,
+    fmt_fraction,
+    fmt_ms,
+    fmt_number,
+    fmt_rate,
+    fmt_tok_s,
+    fmt_value,
+)
+from harness.report.run_data import (
+    DIST_KEYS,
+    JSONDict,
+    as_dict,
+    as_float,
+    as_list,
+    dist_stat,
+    error_counts,
+    is_distribution,
+    load_label,
+    load_level,
+    point_target,
+)
+
+SHOWN_ELSEWHERE = ("target", "target_name", "point", "load")
+MAX_DEPTH = 4
+
+
+def target_section(target: str, info: JSONDict, points: list[JSONDict], color: str,
+                   anchor: str) -> str:
+    """One target's section: header, error if it did not run, warnings, table and details."""
+    points = sorted(points, key=lambda p: (load_level(p) is None, load_level(p) or 0.0))
+    status = str(info.get("status") or ("ok" if points else "unknown"))
+    parts = [
+        f"<section class='target' id='{anchor}'>",
+        f"<h3><span class='swatch' style='background:{color}'></span>{esc(target)} "
+        f"<span class='status {'ok' if status == 'ok' else 'bad'}'>{esc(status)}</span></h3>",
+        _target_facts(info, points),
+    ]
+    if status != "ok" or info.get("error"):
+        parts.append(f"<div class='callout error'><strong>{esc(target)} did not run cleanly."
+                     f"</strong> {esc(info.get('error') or 'No error message was recorded.')}"
+                     "</div>")
+    parts.append(_flag_callout(points))
+    parts.append(_missing_ttft_note(points))
+    if points:
+        parts.append(_points_table(points))
+        parts.append("<details class='all-metrics'><summary>All metrics per load point "
+                     f"({len(points)})</summary>{''.join(map(point_details, points))}</details>")
+    elif status == "ok":
+        parts.append("<p class='muted'>No load point was measured for this target.</p>")
+    parts.append("</section>")
+    return "".join(p for p in parts if p)
+
+
+def _target_facts(info: JSONDict, points: list[JSONDict]) -> str:
+    facts: list[str] = []
+    name = info.get("name")
+    if name not in (None, ""):
+        facts.append(f"pattern <code>{esc(name)}</code>")
+    options = as_dict(info.get("options"))
+    if options:
+        facts.append("options " + ", ".join(
+            f"<code>{esc(k)}={fmt_value(v)}</code>" for k, v in options.items()))
+    startup = as_float(info.get("startup_s"))
+    if startup is not None:
+        facts.append(f"started in {startup:.1f} s")
+    drivers = sorted({str(p["driver"]) for p in points if p.get("driver")})
+    if drivers:
+        facts.append("driver " + esc(", ".join(drivers)))
+    kinds = sorted({str(as_dict(p.get("load")).get("kind") or "?") for p in points})
+    if kinds:
+        facts.append("load " + esc(", ".join(kinds)))
+    streams = {p.get("stream") for p in points if isinstance(p.get("stream"), bool)}
+    if streams:
+        facts.append("streaming" if streams == {True} else
+                     "not streaming" if streams == {False} else "streaming and not")
+    return f"<p class='facts'>{' · '.join(facts)}</p>" if facts else ""
+
+
+def _flag_callout(points: list[JSONDict]) -> str:
+    items = [f"<li><strong>{esc(load_label(p))}</strong>: {_badges(p)}</li>"
+             for p in points if _flags(p)]
+    if not items:
+        return ""
+    return ("<div class='callout warn'><strong>⚠ Warnings on these load points</strong> "
+            "— their numbers may not mean what they seem:<ul>" + "".join(items) + "</ul></div>")
+
+
+def _missing_ttft_note(points: list[JSONDict]) -> str:
+    missing = [p for p in points if p.get("ttft_ms") is None and _ok(p) > 0]
+    if not missing:
+        return ""
+    where = ", ".join(
+        esc(load_label(p)) + (f" (TTFB p50 {fmt_ms(dist_stat(p, 'ttfb_ms', 'p50'))} ms)"
+                              if dist_stat(p, "ttfb_ms", "p50") is not None else "")
+        for p in missing)
+    return ("<p class='note'>TTFT shows — for " + where + ": no first-token time was "
+            "recorded (the driver saw only the first byte, as k6 does, or the response was "
+            "not streamed).</p>")
+
+
+def _points_table(points: list[JSONDict]) -> str:
+    head = (
+        "<thead><tr><th rowspan='2'>load</th><th colspan='2'>requests</th>"
+        "<th colspan='2'>TTFT ms</th><th colspan='2'>TPOT ms</th><th colspan='2'>ITL ms</th>"
+        "<th colspan='3'>E2E ms</th><th colspan='2'>throughput</th>"
+        "<th rowspan='2'>goodput<br>req/s</th>"
+        "<th rowspan='2' title='achieved concurrency'>conc.</th>"
+        "<th rowspan='2' title='dispatch lag p99'>lag<br>p99 ms</th><th rowspan='2'>flags</th>"
+        "</tr><tr>"
+        "<th>ok</th><th>errors</th><th>p50</th><th>p99</th><th>p50</th><th>p99</th>"
+        "<th>p50</th><th>p99</th><th>p50</th><th>p99</th><th title='from scheduled time'>"
+        "sched<br>p99</th><th>req/s</th><th>out<br>tok/s</th></tr></thead>"
+    )
+    return f"<div class='scroll'><table class='points'>{head}<tbody>" + "".join(
+        _point_row(p) for p in points) + "</tbody></table></div>"
+
+
+def _point_row(p: JSONDict) -> str:
+    throughput = as_dict(p.get("throughput"))
+    cells = [
+        f"<th scope='row'>{esc(load_label(p, with_kind=False))}</th>",
+        _num(fmt_count(as_dict(p.get("requests")).get("ok"))),
+        f"<td class='errs'>{_errors_cell(p)}</td>",
+        *(_num(fmt_ms(dist_stat(p, metric, stat)))
+          for metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms") for stat in ("p50", "p99")),
+        _num(fmt_ms(dist_stat(p, "e2e_sched_ms", "p99"))),
+        _num(fmt_rate(throughput.get("req_s"))),
+        _num(fmt_tok_s(throughput.get("output_tok_s"))),
+        _goodput_cell(p.get("goodput")),
+        _num(fmt_number(p.get("achieved_concurrency"))),
+        _num(fmt_ms(dist_stat(p, "dispatch_lag_ms", "p99"))),
+        f"<td>{_badges(p)}</td>",
+    ]
+    return f"<tr{' class=flagged' if _flags(p) else ''}>{''.join(cells)}</tr>"
+
+
+def _errors_cell(p: JSONDict) -> str:
+    counts = error_counts(p)
+    if not counts:
+        return "0" if as_dict(p.get("requests")) else MISSING
+    codes = {str(code): as_float(v) for code, v in as_dict(p.get("http_errors")).items()}
+    parts = []
+    for status, n in counts.items():
+        text = f"{status} {n:,}"
+        shown = [f"{code}×{times:g}" for code, times in codes.items() if times]
+        if status == "http_error" and shown:
+            text += " (" + ", ".join(shown) + ")"
+        parts.append(f"<span class='err'>{esc(text)}</span>")
+    return "<br>".join(parts)
+
+
+def _goodput_cell(goodput: Any) -> str:
+    if not isinstance(goodput, dict):
+        return _num(MISSING)
+    slo = esc(json.dumps(goodput.get("slo"), sort_keys=True))
+    text = fmt_rate(goodput.get("req_s"))
+    if as_float(goodput.get("fraction")) is not None:
+        text += f" · {fmt_fraction(goodput.get('fraction'))}"
+    return f"<td class='num' title='SLO {slo}'>{text}</td>"
+
+
+def _num(text: str) -> str:
+    return f"<td class='num'>{text}</td>"
+
+
+def _flags(p: JSONDict) -> list[str]:
+    return [str(f) for f in as_list(p.get("flags")) if f not in (None, "")]
+
+
+def _badges(p: JSONDict) -> str:
+    return " ".join(f"<span class='badge'>⚠ {esc(f)}</span>" for f in _flags(p))
+
+
+def _ok(p: JSONDict) -> float:
+    return as_float(as_dict(p.get("requests")).get("ok")) or 0.0
+
+
+def point_details(p: JSONDict) -> str:
+    """Every key of one point: distributions as a table, everything else as name → value."""
+    dists: list[tuple[str, JSONDict]] = []
+    values: list[tuple[str, Any]] = []
+    for key, value in p.items():
+        if key not in SHOWN_ELSEWHERE:
+            _flatten(str(key), value, dists, values, 0)
+    label = f"{load_label(p)} · point {p.get('point') or '?'} · target {point_target(p)}"
+    out = [f"<h4>{esc(label)}</h4>"]
+    if dists:
+        head = "".join(f"<th>{k}</th>" for k in DIST_KEYS)
+        rows = "".join(
+            f"<tr><th scope='row'><code>{esc(name)}</code></th>"
+            + "".join(_num(_stat(name, k, d.get(k))) for k in DIST_KEYS) + "</tr>"
+            for name, d in dists)
+        out.append(f"<div class='scroll'><table class='dists'><thead><tr><th>metric</th>{head}"
+                   f"</tr></thead><tbody>{rows}</tbody></table></div>")
+    if values:
+        out.append("<dl class='kv pairs'>" + "".join(
+            f"<div><dt><code>{esc(name)}</code></dt><dd>{fmt_value(v)}</dd></div>"
+            for name, v in values) + "</dl>")
+    return "".join(out)
+
+
+def _stat(metric: str, stat: str, value: object) -> str:
+    if stat == "count":
+        return fmt_count(value)
+    return fmt_ms(value) if metric.endswith("_ms") else fmt_number(value)
+
+
+def _flatten(name: str, value: Any, dists: list[tuple[str, JSONDict]],
+             values: list[tuple[str, Any]], depth: int) -> None:
+    if is_distribution(value):
+        dists.append((name, value))
+    elif isinstance(value, dict) and value and depth < MAX_DEPTH:
+        for key, inner in value.items():
+            _flatten(f"{name}.{key}", inner, dists, values, depth + 1)
+    else:
+        values.append((name, value))

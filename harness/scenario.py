@@ -1,0 +1,259 @@
+"""Scenarios are data: a TOML file loaded into frozen dataclasses.
+
+A scenario names the model, the targets (serving patterns, each with options), the workload
+(prompt and output lengths, streaming), the load (arrival kind and its levels) and the SLOs.
+Example (`scenarios/default.toml`)::
+
+    name = "default"
+    model = "tiny"
+    seed = 1234
+
+    [workload]
+    prompt_tokens = 128
+    output_tokens = 64
+    stream = true
+
+    [load]
+    kind = "closed"
+    concurrency = [1, 8, 32]
+    duration_s = 8
+    warmup_s = 2
+
+    [[targets]]
+    name = "flask_threads"
+    options = { threads = 8 }
+
+Nothing here reads command-line arguments: `cli.py` resolves overrides and passes plain values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+ARRIVAL_KINDS = ("closed", "constant", "poisson", "gamma", "ramp", "spike", "trace")
+APIS = ("completions", "chat")
+
+
+class ScenarioError(ValueError):
+    """A scenario file is malformed; the message says which field and what is expected."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What each request asks for. Token counts are in the model's tokenizer."""
+
+    prompt_tokens: int = 128
+    output_tokens: int = 64
+    stream: bool = True
+    api: str = "completions"
+    temperature: float = 0.0
+    ignore_eos: bool = True
+    prompt_tokens_stdev: float = 0.0
+    output_tokens_stdev: float = 0.0
+
+
+@dataclass(frozen=True)
+class LoadPoint:
+    """One level of load: a closed-loop concurrency or an open-loop arrival rate.
+
+    `duration_s` is the measured window, after `warmup_s` of unmeasured load. `max_requests`
+    (0 = no cap) ends the point early. `params` holds arrival-shape extras (burstiness, ramp end…).
+    """
+
+    name: str
+    kind: str
+    duration_s: float
+    warmup_s: float
+    concurrency: int | None = None
+    rate_rps: float | None = None
+    max_requests: int = 0
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """The `load` object of summary.json."""
+        out: dict[str, Any] = {"kind": self.kind}
+        if self.concurrency is not None:
+            out["concurrency"] = self.concurrency
+        if self.rate_rps is not None:
+            out["rate_rps"] = self.rate_rps
+        out.update(dict(self.params))
+        return out
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """A target (registry name) with its options; `label` tells apart two runs of one target."""
+
+    name: str
+    label: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    model: str
+    seed: int
+    driver: str
+    workload: Workload
+    points: tuple[LoadPoint, ...]
+    targets: tuple[TargetConfig, ...]
+    timeout_s: float = 300.0
+    slo: Mapping[str, float] = field(default_factory=dict)
+    gates: Mapping[str, str] = field(default_factory=dict)
+    device: str = "auto"
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_overrides(
+        self,
+        *,
+        targets: Sequence[str] | None = None,
+        driver: str | None = None,
+        model: str | None = None,
+        device: str | None = None,
+    ) -> Scenario:
+        """A copy restricted to `targets` (labels or names), with driver/model/device replaced."""
+        out = self
+        if targets:
+            wanted = set(targets)
+            kept = tuple(t for t in self.targets if t.label in wanted or t.name in wanted)
+            known = {t.label for t in self.targets} | {t.name for t in self.targets}
+            missing = sorted(wanted - known)
+            if missing:
+                # Targets not in the scenario run with default options.
+                kept += tuple(TargetConfig(name=m, label=m) for m in missing)
+            out = replace(out, targets=kept)
+        if driver:
+            out = replace(out, driver=driver)
+        if model:
+            out = replace(out, model=model)
+        if device:
+            out = replace(out, device=device)
+        return out
+
+
+def load_scenario(path: Path | str) -> Scenario:
+    """Read and validate a scenario file. Raises `ScenarioError` with a one-line reason."""
+    path = Path(path)
+    if not path.exists():
+        raise ScenarioError(f"scenario file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: invalid TOML: {exc}") from exc
+    return parse_scenario(data, default_name=path.stem)
+
+
+def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario") -> Scenario:
+    known = {"name", "description", "model", "seed", "driver", "workload", "load", "targets",
+             "timeout_s", "slo", "gates", "device"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ScenarioError(f"unknown top-level keys {unknown}; expected some of {sorted(known)}")
+    workload = _parse_workload(data.get("workload", {}))
+    points = _parse_points(data.get("load", {}))
+    targets = _parse_targets(data.get("targets", []))
+    slo = {str(k): float(v) for k, v in dict(data.get("slo", {})).items()}
+    gates = {str(k): str(v) for k, v in dict(data.get("gates", {})).items()}
+    return Scenario(
+        name=str(data.get("name", default_name)),
+        description=str(data.get("description", "")),
+        model=str(data.get("model", "tiny")),
+        seed=_int(data.get("seed", 0), "seed"),
+        driver=str(data.get("driver", "builtin")),
+        workload=workload,
+        points=points,
+        targets=targets,
+        timeout_s=float(data.get("timeout_s", 300.0)),
+        slo=slo,
+        gates=gates,
+        device=str(data.get("device", "auto")),
+        raw=dict(data),
+    )
+
+
+def _int(value: Any, name: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ScenarioError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ScenarioError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _num(value: Any, name: str, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ScenarioError(f"{name} must be a number, got {value!r}")
+    if value < minimum:
+        raise ScenarioError(f"{name} must be >= {minimum}, got {value}")
+    return float(value)
+
+
+def _parse_workload(raw: Mapping[str, Any]) -> Workload:
+    fields = set(Workload.__dataclass_fields__)
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        raise ScenarioError(f"unknown [workload] keys {unknown}; expected some of {sorted(fields)}")
+    wl = Workload(**dict(raw))
+    _int(wl.prompt_tokens, "workload.prompt_tokens", 1)
+    _int(wl.output_tokens, "workload.output_tokens", 1)
+    if wl.api not in APIS:
+        raise ScenarioError(f"workload.api must be one of {APIS}, got {wl.api!r}")
+    return wl
+
+
+def _parse_points(raw: Mapping[str, Any]) -> tuple[LoadPoint, ...]:
+    raw = dict(raw)
+    kind = str(raw.pop("kind", "closed"))
+    if kind not in ARRIVAL_KINDS:
+        raise ScenarioError(f"load.kind must be one of {ARRIVAL_KINDS}, got {kind!r}")
+    duration = _num(raw.pop("duration_s", 10.0), "load.duration_s", 0.1)
+    warmup = _num(raw.pop("warmup_s", 2.0), "load.warmup_s")
+    max_requests = _int(raw.pop("max_requests", 0), "load.max_requests")
+    if kind == "closed":
+        levels = raw.pop("concurrency", [1])
+        levels = levels if isinstance(levels, list) else [levels]
+        if not levels:
+            raise ScenarioError("load.concurrency must list at least one level")
+        return tuple(
+            LoadPoint(name=f"c{c}", kind=kind, duration_s=duration, warmup_s=warmup,
+                      concurrency=_int(c, "load.concurrency", 1), max_requests=max_requests,
+                      params=dict(raw))
+            for c in levels
+        )
+    if kind == "trace":
+        return (LoadPoint(name="trace", kind=kind, duration_s=duration, warmup_s=warmup,
+                          max_requests=max_requests, params=dict(raw)),)
+    rates = raw.pop("rate_rps", [1.0])
+    rates = rates if isinstance(rates, list) else [rates]
+    if not rates:
+        raise ScenarioError("load.rate_rps must list at least one rate")
+    return tuple(
+        LoadPoint(name=f"r{_num(r, 'load.rate_rps', 1e-6):g}", kind=kind, duration_s=duration,
+                  warmup_s=warmup, rate_rps=float(r), max_requests=max_requests, params=dict(raw))
+        for r in rates
+    )
+
+
+def _parse_targets(raw: Sequence[Any]) -> tuple[TargetConfig, ...]:
+    if not raw:
+        raise ScenarioError("a scenario needs at least one [[targets]] entry")
+    out: list[TargetConfig] = []
+    for i, item in enumerate(raw):
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, Mapping) or "name" not in item:
+            raise ScenarioError(f"targets[{i}] needs a name")
+        name = str(item["name"])
+        label = str(item.get("label", name))
+        out.append(TargetConfig(name=name, label=label, options=dict(item.get("options", {}))))
+    labels = [t.label for t in out]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise ScenarioError(f"target labels must be unique; repeated: {dupes} (set label = ...)")
+    return tuple(out)

@@ -1,0 +1,97 @@
+"""What every local target shares beyond the wire format: one request's life and its counters.
+
+`Job` turns generated token ids into SSE chunks or a final body; `Stats` keeps the Prometheus
+metrics served at `/metrics`. Framework adapters (Flask, FastAPI) stay thin around these.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from targets.api import (
+    ChatRequest,
+    CompletionRequest,
+    Detokenizer,
+    Formatter,
+    Kind,
+    Limits,
+    finish_reason,
+    prompt_ids,
+)
+from targets.model import GenParams, ModelEngine
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass
+class Job:
+    """One validated request: its prompt ids, parameters and output so far."""
+
+    kind: Kind
+    request: CompletionRequest | ChatRequest
+    ids: list[int]
+    params: GenParams
+    formatter: Formatter
+    detok: Detokenizer
+    tokens: list[int] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def create(cls, kind: Kind, request: CompletionRequest | ChatRequest, engine: ModelEngine,
+               limits: Limits) -> Job:
+        ids, params = prompt_ids(request, engine.tokenizer, engine.max_context, limits)
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        fmt = Formatter(kind, request.model or engine.name, include_usage=include_usage)
+        return cls(kind, request, ids, params, fmt, Detokenizer(engine.tokenizer))
+
+    @property
+    def stream(self) -> bool:
+        return self.request.stream
+
+    def on_token(self, token: int) -> bytes:
+        """Record a token; return its SSE chunk (one chunk per token, even if its text is '')."""
+        self.tokens.append(token)
+        piece = self.detok.push(token)
+        self.text.append(piece)
+        return self.formatter.chunk(piece)
+
+    def finish(self, eos: int) -> str:
+        return finish_reason(self.params, self.tokens, eos)
+
+    def tail(self, eos: int) -> bytes:
+        return self.formatter.tail(self.finish(eos), len(self.ids), len(self.tokens))
+
+    def response(self, eos: int) -> dict[str, Any]:
+        return self.formatter.response("".join(self.text), self.finish(eos), len(self.ids),
+                                       len(self.tokens))
+
+
+class Stats:
+    """Prometheus counters and gauges of one target process (`/metrics`)."""
+
+    def __init__(self, target: str) -> None:
+        self.registry = CollectorRegistry()
+        labels = {"target": target}
+        self.in_flight = Gauge("servebench_in_flight", "requests admitted and not finished",
+                               registry=self.registry)
+        self.queued = Gauge("servebench_queue_depth", "requests waiting for a model slot",
+                            registry=self.registry)
+        self.batch_size = Gauge("servebench_batch_size", "sequences in the running batch",
+                                registry=self.registry)
+        self.tokens = Counter("servebench_generated_tokens", "output tokens generated",
+                              registry=self.registry)
+        self.requests = Counter("servebench_requests", "requests finished by outcome",
+                                ["outcome"], registry=self.registry)
+        self.rejections = Counter("servebench_rejections", "requests refused with 503",
+                                  registry=self.registry)
+        self.info = Gauge("servebench_target_info", "target identity", list(labels),
+                          registry=self.registry)
+        self.info.labels(**labels).set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,220 @@
+"""Metrics: percentile against numpy, Distribution, and summarize on hand-built samples.
+
+Every expected number below was worked out by hand from the sample times in `run()`.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+
+from harness.metrics import Distribution, percentile, summarize
+from harness.samples import Sample
+
+WARMUP_END = 10.0
+
+
+def sample(request_id: str, scheduled_at: float, sent_at: float, status: Any = "ok",
+           **kw: Any) -> Sample:
+    return Sample(request_id=request_id, target="t", point="c1", scheduled_at=scheduled_at,
+                  sent_at=sent_at, status=status, **kw)
+
+
+def run() -> list[Sample]:
+    """Seven samples: one in warm-up, three ok (3, 1 and 4 tokens), three failed.
+
+    ok requests, in ms from sent / scheduled:
+      a: ttft 100 / 200, ttfb 50, tpot (10.5-10.2)/2 = 150, itl 100 200, e2e 400 / 500, lag 100
+      b: ttft 200 / 200, ttfb 100, one token: no tpot, no itl, e2e 200 / 200, lag 0
+      e: ttft 100 / 100, ttfb 50, tpot 0.9/3 = 300, itl 300 300 300, e2e 1000 / 1000, lag 0
+    The last measured completion is e at 15.0, so the window is 15.0 - 10.0 = 5 s.
+    """
+    return [
+        # Scheduled just before the end of warm-up, done last: it must change nothing.
+        sample("w", 9.9, 9.9, first_byte_at=9.95, first_token_at=12.0,
+               token_times=(12.0, 20.0), done_at=20.0, output_tokens=2, prompt_tokens=999,
+               tokens_source="requested"),
+        sample("a", 10.0, 10.1, first_byte_at=10.15, first_token_at=10.2,
+               token_times=(10.2, 10.3, 10.5), done_at=10.5, output_tokens=3, prompt_tokens=100,
+               tokens_source="usage"),
+        sample("b", 11.0, 11.0, first_byte_at=11.1, first_token_at=11.2, token_times=(11.2,),
+               done_at=11.2, output_tokens=1, prompt_tokens=100, tokens_source="usage"),
+        sample("c", 12.0, 12.5, "http_error", http_status=503, done_at=12.6),
+        sample("d", 13.0, 13.0, "timeout", error="read timeout"),
+        sample("e", 14.0, 14.0, first_byte_at=14.05, first_token_at=14.1,
+               token_times=(14.1, 14.4, 14.7, 15.0), done_at=15.0, output_tokens=4,
+               prompt_tokens=100, tokens_source="counted"),
+        sample("f", 14.5, 14.5, "http_error", http_status=500, done_at=14.6),
+    ]
+
+
+def close(value: float) -> Any:
+    return pytest.approx(value, abs=1e-3)
+
+
+# --- percentile and Distribution -----------------------------------------------------------------
+
+def test_percentile_by_hand() -> None:
+    data = [10.0, 20.0, 30.0, 40.0]
+    assert percentile(data, 0) == 10.0
+    assert percentile(data, 50) == 25.0  # halfway between 20 and 30
+    assert percentile(data, 90) == pytest.approx(37.0)  # position 2.7: 30 + 0.7 * 10
+    assert percentile(data, 100) == 40.0
+    assert percentile([7.0], 99) == 7.0
+
+
+_rng = random.Random(7)
+ARRAYS = [
+    [1.0, 2.0],
+    [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0],
+    [float(i) for i in range(11)],
+    [_rng.expovariate(0.1) for _ in range(101)],
+    [_rng.gauss(0, 1) for _ in range(1000)],
+]
+
+
+@pytest.mark.parametrize("values", ARRAYS, ids=lambda v: f"n{len(v)}")
+@pytest.mark.parametrize("q", [0, 1, 25, 50, 90, 95, 99, 99.9, 100])
+def test_percentile_matches_numpy_linear(values: list[float], q: float) -> None:
+    expected = float(np.percentile(np.array(values), q, method="linear"))
+    assert percentile(sorted(values), q) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+def test_percentile_of_nothing_raises() -> None:
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_distribution_of_nothing_is_none() -> None:
+    assert Distribution.of([]) is None
+    assert Distribution.of(iter(())) is None
+    assert Distribution.of([float("nan"), float("inf")]) is None
+
+
+def test_distribution_sorts_and_skips_non_finite() -> None:
+    d = Distribution.of(iter([5.0, float("nan"), 1.0, 3.0]))
+    assert d == Distribution(count=3, mean=3.0, p50=3.0, p90=pytest.approx(4.6),
+                             p95=pytest.approx(4.8), p99=pytest.approx(4.96), max=5.0)
+
+
+def test_distribution_to_dict_rounds_floats_only() -> None:
+    d = Distribution.of([1.0, 2.0, 2.0])
+    assert d is not None
+    assert d.to_dict() == {"count": 3, "mean": 1.6667, "p50": 2.0, "p90": 2.0, "p95": 2.0,
+                           "p99": 2.0, "max": 2.0}
+
+
+# --- summarize ------------------------------------------------------------------------------------
+
+def test_requests_counted_by_status_after_warmup() -> None:
+    s = summarize(run(), warmup_end=WARMUP_END)
+    assert s["requests"] == {"ok": 3, "http_error": 2, "refused": 0, "timeout": 1,
+                             "truncated": 0, "conn_error": 0, "total": 6}
+    assert s["http_errors"] == {"503": 1, "500": 1}
+
+
+def test_warmup_end_is_inclusive_and_earlier_samples_count_without_it() -> None:
+    assert summarize(run(), warmup_end=WARMUP_END)["requests"]["total"] == 6
+    assert summarize(run(), warmup_end=10.0001)["requests"]["total"] == 5  # drops "a" at 10.0
+    assert summarize(run())["requests"]["total"] == 7
+
+
+def test_ttft_from_sent_and_from_scheduled() -> None:
+    s = summarize(run(), warmup_end=WARMUP_END)
+    ttft = s["ttft_ms"]
+    assert ttft["count"] == 3
+    assert (ttft["p50"], ttft["mean"], ttft["max"]) == (close(100), close(133.3333), close(200))
+    sched = s["ttft_sched_ms"]
+    assert (sched["count"], sched["p50"], sched["max"]) == (3, close(200), close(200))
+    assert sched["mean"] == close(500 / 3)
+    ttfb = s["ttfb_ms"]
+    assert (ttfb["count"], ttfb["p50"], ttfb["max"]) == (3, close(50), close(100))
+
+
+def test_tpot_per_request_and_none_for_one_token() -> None:
+    tpot = summarize(run(), warmup_end=WARMUP_END)["tpot_ms"]
+    # a: 150, e: 300; b has one token and no TPOT.
+    assert tpot["count"] == 2
+    assert (tpot["mean"], tpot["p50"], tpot["max"]) == (close(225), close(225), close(300))
+
+
+def test_itl_pools_every_gap() -> None:
+    itl = summarize(run(), warmup_end=WARMUP_END)["itl_ms"]
+    # gaps 100, 200 (a) and 300, 300, 300 (e)
+    assert itl["count"] == 5
+    assert (itl["mean"], itl["p50"], itl["max"]) == (close(240), close(300), close(300))
+    assert itl["p90"] == close(300)
+
+
+def test_e2e_from_sent_and_from_scheduled() -> None:
+    s = summarize(run(), warmup_end=WARMUP_END)
+    e2e = s["e2e_ms"]
+    assert (e2e["count"], e2e["p50"], e2e["max"]) == (3, close(400), close(1000))
+    assert e2e["mean"] == close(1600 / 3)
+    sched = s["e2e_sched_ms"]
+    assert (sched["p50"], sched["mean"], sched["max"]) == (close(500), close(1700 / 3),
+                                                          close(1000))
+
+
+def test_dispatch_lag_counts_every_measured_request() -> None:
+    lag = summarize(run(), warmup_end=WARMUP_END)["dispatch_lag_ms"]
+    # a 100, c 500, and 0 for b, d, e, f
+    assert (lag["count"], lag["p50"], lag["max"]) == (6, close(0), close(500))
+    assert lag["mean"] == close(100)
+
+
+def test_throughput_window_runs_from_warmup_end_to_last_completion() -> None:
+    s = summarize(run(), warmup_end=WARMUP_END)
+    assert s["throughput"] == {"window_s": close(5.0), "req_s": close(0.6),
+                               "output_tok_s": close(1.6), "input_tok_s": close(60.0)}
+    assert s["achieved_concurrency"] == close(0.32)  # (0.4 + 0.2 + 1.0) s busy over 5 s
+    assert s["output_tokens"]["count"] == 3
+    assert s["output_tokens"]["mean"] == close(8 / 3)
+    assert s["token_counts_from"] == ["counted", "usage"]
+
+
+def test_goodput_fraction_over_all_measured_requests() -> None:
+    s = summarize(run(), warmup_end=WARMUP_END, slo={"ttft_ms": 150, "tpot_ms": 200})
+    # a meets both; b's TTFT is 200 ms; e's TPOT is 300 ms; the three failures never count.
+    assert s["goodput"] == {"slo": {"ttft_ms": 150, "tpot_ms": 200}, "good_requests": 1,
+                            "req_s": close(0.2), "fraction": close(1 / 6)}
+
+
+def test_goodput_one_token_request_meets_a_tpot_slo() -> None:
+    goodput = summarize(run(), warmup_end=WARMUP_END, slo={"tpot_ms": 200})["goodput"]
+    assert goodput["good_requests"] == 2  # a (150 ms) and b (no TPOT); not e (300 ms)
+
+
+def test_goodput_e2e_slo_is_measured_from_scheduled() -> None:
+    # e2e from scheduled: a 500, b 200, e 1000. From sent, a would be 400 and pass 450.
+    goodput = summarize(run(), warmup_end=WARMUP_END, slo={"e2e_ms": 450})["goodput"]
+    assert goodput["good_requests"] == 1
+
+
+def test_no_slo_no_goodput() -> None:
+    assert summarize(run(), warmup_end=WARMUP_END)["goodput"] is None
+
+
+def test_empty_run_gives_none_not_zero() -> None:
+    s = summarize([], slo={"ttft_ms": 100})
+    assert s["requests"]["total"] == 0
+    for key in ("ttft_ms", "ttft_sched_ms", "ttfb_ms", "tpot_ms", "itl_ms", "e2e_ms",
+                "e2e_sched_ms", "dispatch_lag_ms", "output_tokens", "achieved_concurrency"):
+        assert s[key] is None, key
+    assert s["throughput"] == {"window_s": None, "req_s": None, "output_tok_s": None,
+                               "input_tok_s": None}
+    assert s["goodput"] == {"slo": {"ttft_ms": 100}, "good_requests": 0, "req_s": None,
+                            "fraction": None}
+
+
+def test_only_failures_give_no_latencies_but_a_zero_goodput_fraction() -> None:
+    failed = [s for s in run() if s.request_id in ("c", "d", "f")]
+    s = summarize(failed, warmup_end=WARMUP_END, slo={"ttft_ms": 100})
+    assert s["requests"]["total"] == 3
+    assert s["ttft_ms"] is None and s["e2e_ms"] is None
+    assert s["throughput"]["req_s"] is None
+    assert s["goodput"]["fraction"] == 0.0
+    assert s["dispatch_lag_ms"]["count"] == 3

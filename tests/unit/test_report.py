@@ -1,0 +1,227 @@
+"""The report stage: a synthetic run folder in, a self-contained HTML page and an index out."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.report import build_index, build_report
+
+HOSTILE = "<script>alert(1)</script>"
+FAILED_ERROR = "startup timed out after 60 s: /health never answered"
+
+
+def dist(p50: float, p99: float, count: int = 40) -> dict[str, float | int]:
+    return {"count": count, "mean": p50 * 1.1, "p50": p50, "p90": p99 * 0.8,
+            "p95": p99 * 0.9, "p99": p99, "max": p99 * 1.2}
+
+
+def point(target: str, concurrency: int, scale: float, **overrides: Any) -> dict[str, Any]:
+    p: dict[str, Any] = {
+        "target": target, "target_name": target, "driver": "builtin", "point": f"c{concurrency}",
+        "load": {"kind": "closed", "concurrency": concurrency}, "stream": True,
+        "requests": {"ok": 40, "http_error": 0, "refused": 0, "timeout": 0, "truncated": 0,
+                     "conn_error": 0, "total": 40},
+        "http_errors": {},
+        "ttft_ms": dist(20.0 * scale, 60.0 * scale), "ttft_sched_ms": dist(21 * scale, 61 * scale),
+        "ttfb_ms": dist(18.0 * scale, 55.0 * scale), "tpot_ms": dist(7.0, 9.5),
+        "itl_ms": dist(6.5, 14.0, 2400), "e2e_ms": dist(480.0 * scale, 900.0 * scale),
+        "e2e_sched_ms": dist(490.0 * scale, 950.0 * scale), "dispatch_lag_ms": dist(0.2, 0.8),
+        "output_tokens": dist(64, 64),
+        "throughput": {"window_s": 8.1, "req_s": 4.9 * concurrency / scale,
+                       "output_tok_s": 316.0 * concurrency / scale, "input_tok_s": 632.0},
+        "goodput": {"slo": {"ttft_ms": 500}, "good_requests": 30, "req_s": 3.7, "fraction": 0.75},
+        "achieved_concurrency": concurrency * 0.98,
+        "token_counts_from": ["usage"],
+    }
+    p.update(overrides)
+    return p
+
+
+def make_run(results: Path, run_id: str, created: str, description: str = "A test run") -> Path:
+    """Two targets that ran three closed-loop points each, and one that failed to start."""
+    run_dir = results / run_id
+    (run_dir / "telemetry").mkdir(parents=True)
+    points = [point("flask_threads", c, s) for c, s in ((1, 1.0), (8, 2.0))]
+    points.append(point(
+        "flask_threads", 32, 6.0, ttft_ms=None, ttft_sched_ms=None, flags=["driver_bound"],
+        requests={"ok": 33, "http_error": 2, "refused": 5, "timeout": 0, "truncated": 0,
+                  "conn_error": 0, "total": 40},
+        http_errors={"503": 2},
+        telemetry={"cpu_pct": 181.25, "rss": {"max_mb": 812.0}},
+        probe_ms=dist(3.0, 41.5)))
+    points += [point("fastapi_batching", c, s) for c, s in ((1, 0.9), (8, 1.1), (32, 1.4))]
+    points[0]["ttft_ms"].update(p50=123.456, p99=150.0)
+    points[0]["throughput"]["output_tok_s"] = 316.0
+    points[3]["e2e_ms"]["p99"] = 1234.56
+    summary = {
+        "schema_version": 1, "run": run_id, "scenario": "default",
+        "targets": {
+            "flask_threads": {"name": "flask_threads", "options": {"threads": 8},
+                              "status": "ok", "startup_s": 3.2, "error": None},
+            "fastapi_batching": {"name": "fastapi_batching", "options": {"max_batch": 16},
+                                 "status": "ok", "startup_s": 4.0, "error": None},
+            "fastapi_blocking": {"name": "fastapi_blocking", "options": {}, "status": "failed",
+                                 "startup_s": None, "error": FAILED_ERROR},
+        },
+        "points": points,
+    }
+    manifest = {
+        "run": run_id, "created": created,
+        "scenario": {"name": "default", "description": description,
+                     "load": {"kind": "closed", "concurrency": [1, 8, 32]}},
+        "scenario_file": "scenarios/default.toml",
+        "git": {"sha": "abc1234def5678", "dirty": False},
+        "versions": {"python": "3.11.7", "torch": "2.13.0+cpu", "servebench": "0.1.0"},
+        "machine": {"hostname": "bench-1", "platform": "Linux", "cpu": "Xeon", "cores": 2,
+                    "memory_gb": 24.0},
+        "device": "cpu", "model": {"spec": "tiny", "folder": "/m", "hash": "feedbeef" * 8},
+        "seeds": {"scenario": 1234}, "driver": "builtin",
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    (run_dir / "telemetry" / "flask_threads.jsonl").write_text(
+        '{"t": 0.5, "cpu_pct": 50.0, "rss_mb": 300}\nnot json\n{"t": 1.0, "cpu_pct": 150.0}\n')
+    return run_dir
+
+
+def point_row(page: str, label: str) -> str:
+    """The HTML of the main-table row whose load label is `label`."""
+    match = re.search(r"<tr[^>]*><th scope='row'>" + re.escape(label) + r"</th>(.*?)</tr>", page)
+    assert match, f"no row for {label}"
+    return match.group(1)
+
+
+@pytest.fixture()
+def report(tmp_path: Path) -> tuple[Path, str]:
+    run_dir = make_run(tmp_path / "results", "20261127-173500-default-abc1234",
+                       "2026-11-27T17:35:00+00:00", description=HOSTILE)
+    page = build_report(run_dir, tmp_path / "reports")
+    return page, page.read_text(encoding="utf-8")
+
+
+def test_report_is_written_beside_meta_and_index(report: tuple[Path, str], tmp_path: Path) -> None:
+    page, _ = report
+    assert page == tmp_path / "reports" / "20261127-173500-default-abc1234" / "index.html"
+    meta = json.loads((page.parent / "meta.json").read_text())
+    assert meta["targets"] == ["flask_threads", "fastapi_batching", "fastapi_blocking"]
+    assert meta["failed_targets"] == ["fastapi_blocking"]
+    assert (tmp_path / "reports" / "index.html").is_file()
+    assert sorted(p.name for p in page.parent.iterdir()) == ["index.html", "meta.json"]
+
+
+def test_report_is_self_contained_with_embedded_charts(report: tuple[Path, str]) -> None:
+    _, html = report
+    assert not re.search(r"""(?:src|href|action)\s*=\s*["']?\s*(?:https?:)?//""", html, re.I)
+    assert "@import" not in html and "url(" not in html
+    images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)
+    assert len(images) == 4  # tokens/s, TTFT p99, E2E, errors
+    assert all(base64.b64decode(i).startswith(b"\x89PNG\r\n\x1a\n") for i in images)
+
+
+def test_report_shows_the_numbers_fed_in(report: tuple[Path, str]) -> None:
+    _, html = report
+    row = point_row(html, "c=1")  # flask_threads c1 comes first
+    assert "<td class='num'>123.5</td>" in row  # TTFT p50, 1 decimal
+    assert "<td class='num'>316</td>" in row  # output tok/s, integer
+    assert "<td class='num'>4.90</td>" in row  # req/s
+    assert "3.70 · 75%" in row  # goodput
+    assert "<td class='num'>0.8</td>" in row  # dispatch lag p99
+    assert "1,234.6" in html  # fastapi_batching c1 E2E p99
+    assert "Xeon" in html and "feedbeef" in html and "abc1234def" in html
+    assert "threads=8" in html
+
+
+def test_report_escapes_hostile_text(report: tuple[Path, str]) -> None:
+    _, html = report
+    assert HOSTILE not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script" not in html.lower()
+
+
+def test_report_shows_failed_target_flags_and_dashes(report: tuple[Path, str]) -> None:
+    _, html = report
+    assert FAILED_ERROR in html
+    assert "fastapi_blocking" in html and "failed" in html
+    flagged = point_row(html, "c=32")
+    assert "⚠ driver_bound" in flagged
+    ttft_p50, ttft_p99 = re.findall(r"<td class='num'>([^<]*)</td>", flagged)[1:3]
+    assert (ttft_p50, ttft_p99) == ("—", "—")  # null TTFT is a dash, never 0
+    assert "refused 5" in flagged and "503×2" in flagged
+    assert "TTFT shows — for c=32 (closed)" in html
+
+
+def test_report_renders_unknown_keys_and_telemetry(report: tuple[Path, str]) -> None:
+    _, html = report
+    assert "<code>probe_ms</code>" in html
+    assert "<code>telemetry.cpu_pct</code>" in html and "181.25" in html
+    assert "<code>telemetry.rss.max_mb</code>" in html
+    assert "<code>cpu_pct</code>" in html  # telemetry/flask_threads.jsonl summarized
+    assert "1 line(s) were not JSON objects" in html
+
+
+def test_summary_missing_optional_keys_still_renders(tmp_path: Path) -> None:
+    run_dir = tmp_path / "results" / "20260101-000000-bare-0000000"
+    run_dir.mkdir(parents=True)
+    bare_point = {"target": "t1", "point": "r2.5", "load": {"kind": "poisson", "rate_rps": 2.5},
+                  "requests": {"ok": 3, "total": 3}, "ttft_ms": None,
+                  "future_metric": {"nested": {"deep": [1, 2]}}}
+    (run_dir / "summary.json").write_text(json.dumps({"points": [bare_point, {"x": 1}, 7]}))
+    (run_dir / "manifest.json").write_text(json.dumps({"scenario": "not a dict"}))
+    html = build_report(run_dir, tmp_path / "reports").read_text(encoding="utf-8")
+    assert "2.5 req/s (poisson)" in html
+    assert "future_metric.nested.deep" in html
+    assert html.count("data:image/png;base64,") >= 1
+    assert "—" in point_row(html, "2.5 req/s")
+
+
+def test_points_without_first_token_data(tmp_path: Path) -> None:
+    """A driver that records only the first byte (k6): TTFT is a dash and its chart says so."""
+    run_dir = tmp_path / "results" / "20260102-000000-k6-0000000"
+    run_dir.mkdir(parents=True)
+    points = [point("flask_threads", c, 1.0, driver="k6", ttft_ms=None, ttft_sched_ms=None,
+                    tpot_ms=None, itl_ms=None) for c in (1, 4)]
+    (run_dir / "summary.json").write_text(json.dumps({"run": run_dir.name, "points": points}))
+    html = build_report(run_dir, tmp_path / "reports").read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") == 3  # TTFT chart has nothing to draw
+    assert "No data for this chart" in html
+    assert "TTFT shows — for c=1 (closed) (TTFB p50 18.0 ms), c=4 (closed)" in html
+    cells = re.findall(r"<td class='num'>([^<]*)</td>", point_row(html, "c=4"))
+    assert cells[1:7] == ["—"] * 6  # TTFT, TPOT, ITL p50/p99
+
+
+def test_missing_summary_is_a_notice_and_missing_run_raises(tmp_path: Path) -> None:
+    run_dir = tmp_path / "results" / "20260101-000000-empty-0000000"
+    run_dir.mkdir(parents=True)
+    html = build_report(run_dir, tmp_path / "reports").read_text(encoding="utf-8")
+    assert "summary.json is missing" in html and "manifest.json is missing" in html
+    with pytest.raises(FileNotFoundError):
+        build_report(tmp_path / "results" / "nope", tmp_path / "reports")
+
+
+def test_index_lists_runs_newest_first(tmp_path: Path) -> None:
+    results, reports = tmp_path / "results", tmp_path / "reports"
+    newer = make_run(results, "20261127-173500-default-bbbbbbb", "2026-11-27T17:35:00+00:00")
+    older = make_run(results, "20261126-090000-default-aaaaaaa", "2026-11-26T09:00:00+00:00")
+    build_report(newer, reports)
+    build_report(older, reports)  # built last, but older: must still be listed second
+    for root in (results, None):
+        html = build_index(reports, root).read_text(encoding="utf-8")
+        ids = re.findall(r"<th scope='row'><a href='([^']+)/index.html'>", html)
+        assert ids == [newer.name, older.name]
+        assert "2026-11-27 17:35:00 UTC" in html and "tiny" in html and "cpu" in html
+        assert "fastapi_blocking ✗" in html
+
+
+def test_import_has_no_side_effects() -> None:
+    code = "import sys, harness.report; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "False"
