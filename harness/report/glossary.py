@@ -71,7 +71,7 @@ GLOSSARY: tuple[Term, ...] = (
     Term("Dispatch lag", "dispatch_lag_ms",
          "Time from when a request was scheduled to when the driver actually sent it. Large "
          "values mean the load generator, not the target, was the bottleneck.",
-         "—", "request_dispatch_delay",
+         "—", "request_dispatch_delay (seconds)",
          "— (credit_drop_latency is only the worker's internal hand-off)"),
 )
 

@@ -83,8 +83,8 @@ def _header(run: RunData) -> str:
         ("run", esc(run.run_id)),
         ("date", fmt_date(m.get("created"), run.run_id)),
         ("device", fmt_value(m.get("device"))),
-        ("model", f"{fmt_value(model.get('spec'))} · <code>{short_hash(model.get('hash'))}"
-                  "</code>"),
+        ("model", fmt_value(model.get("spec")) + (
+            f" · <code>{short_hash(model['hash'])}</code>" if model.get("hash") else "")),
         ("git", f"<code>{sha}</code>"),
         ("driver", fmt_value(driver)),
         ("scenario file", fmt_value(m.get("scenario_file"))),

@@ -146,6 +146,29 @@ def test_report_escapes_hostile_text(report: tuple[Path, str]) -> None:
     assert "<script" not in html.lower()
 
 
+def test_every_data_string_is_escaped(tmp_path: Path) -> None:
+    evil = "<b id=pwn>'\"&"
+    run_dir = make_run(tmp_path / "results", "20261127-173500-evil-abc1234", "bad date")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["targets"][evil] = {"name": evil, "options": {evil: evil}, "status": evil,
+                                "error": evil}
+    summary["points"].append(point(evil, 2, 1.0, flags=[evil], http_errors={evil: 1},
+                                   load={"kind": evil, "concurrency": 2}, **{evil: {evil: 1}}))
+    summary["points"][-1]["requests"]["http_error"] = 1
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest.update(device=evil, model={"spec": evil, "hash": evil}, versions={evil: evil})
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    (run_dir / "telemetry" / f"{evil.replace('/', '')}.jsonl").write_text(json.dumps({evil: 1}))
+    reports = tmp_path / "reports"
+    html = build_report(run_dir, reports).read_text(encoding="utf-8")
+    index = (reports / "index.html").read_text(encoding="utf-8")
+    for page in (html, index):
+        assert "<b id=pwn>" not in page
+        assert "&lt;b id=pwn&gt;" in page
+    assert "bad date" in html  # an unparsable date is shown as given
+
+
 def test_report_shows_failed_target_flags_and_dashes(report: tuple[Path, str]) -> None:
     _, html = report
     assert FAILED_ERROR in html
@@ -178,7 +201,7 @@ def test_summary_missing_optional_keys_still_renders(tmp_path: Path) -> None:
     html = build_report(run_dir, tmp_path / "reports").read_text(encoding="utf-8")
     assert "2.5 req/s (poisson)" in html
     assert "future_metric.nested.deep" in html
-    assert html.count("data:image/png;base64,") >= 1
+    assert html.count("<figure>") == 4  # placeholders where there is nothing to plot
     assert "—" in point_row(html, "2.5 req/s")
 
 
@@ -190,8 +213,9 @@ def test_points_without_first_token_data(tmp_path: Path) -> None:
                     tpot_ms=None, itl_ms=None) for c in (1, 4)]
     (run_dir / "summary.json").write_text(json.dumps({"run": run_dir.name, "points": points}))
     html = build_report(run_dir, tmp_path / "reports").read_text(encoding="utf-8")
-    assert html.count("data:image/png;base64,") == 3  # TTFT chart has nothing to draw
-    assert "No data for this chart" in html
+    assert html.count("data:image/png;base64,") == 2  # tokens/s and E2E
+    assert "No data for this chart" in html  # TTFT
+    assert "No request failed (80 requests" in html  # errors
     assert "TTFT shows — for c=1 (closed) (TTFB p50 18.0 ms), c=4 (closed)" in html
     cells = re.findall(r"<td class='num'>([^<]*)</td>", point_row(html, "c=4"))
     assert cells[1:7] == ["—"] * 6  # TTFT, TPOT, ITL p50/p99
