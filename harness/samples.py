@@ -7,6 +7,7 @@ never care which tool produced the load. All times are seconds since the run's c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -89,11 +90,16 @@ def write_samples(path: Path, samples: Iterable[Sample]) -> None:
     """Write samples as JSONL atomically: a temp file in the same folder, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        for sample in samples:
-            fh.write(sample.to_json())
-            fh.write("\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for sample in samples:
+                fh.write(sample.to_json())
+                fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def read_samples(path: Path) -> list[Sample]:

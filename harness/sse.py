@@ -70,7 +70,7 @@ def read_chunk(payload: str) -> Chunk:
         return Chunk(error=f"unparseable SSE payload: {payload[:80]!r}")
     if not isinstance(data, dict):
         return Chunk(error="SSE payload is not an object")
-    if "error" in data:
+    if data.get("error") is not None:
         err = data["error"]
         return Chunk(error=str(err.get("message", err)) if isinstance(err, dict) else str(err))
     usage = data.get("usage") or {}
