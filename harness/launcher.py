@@ -43,22 +43,39 @@ def log_tail(path: Path, lines: int = 25) -> str:
 
 @dataclass
 class TargetProcess:
-    """A running target. Use as a context manager so it is always stopped."""
+    """A running target. Use as a context manager so it is always stopped.
+
+    `process` is None for an external server (nothing of ours runs: `pid` is None, `stop` does
+    nothing). `companions` are processes started for this target (a proxy's upstream), stopped
+    after it. `extra` may carry `model_name`, `api_key`, `api` (what the driver must send this
+    target instead of the scenario's) and `pool_metrics` (scrape the proxy's pool per point).
+    """
 
     label: str
     url: str
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None
     log_path: Path
     startup_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    companions: list[TargetProcess] = field(default_factory=list)
 
     @property
-    def pid(self) -> int:
-        return self.process.pid
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
-        """SIGTERM, wait up to `timeout_s`, then SIGKILL the process group. Returns exit code."""
+        """SIGTERM, wait up to `timeout_s`, then SIGKILL the process group (then the
+        companions'). Returns the exit code; None for an external server."""
+        try:
+            return self._stop_own(timeout_s)
+        finally:
+            for companion in self.companions:
+                companion.stop(timeout_s)
+
+    def _stop_own(self, timeout_s: float) -> int | None:
         proc = self.process
+        if proc is None:
+            return None
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -147,3 +164,73 @@ def start_target(
             "--device", device, "--options-json", json.dumps(dict(options)), *extra_args]
     return start_process(label, argv, f"http://127.0.0.1:{port}", log_path,
                          ready_timeout_s=ready_timeout_s, env=env)
+
+
+def connect_external(label: str, options: Mapping[str, Any], log_path: Path,
+                     timeout_s: float = 10.0) -> TargetProcess:
+    """An external OpenAI-compatible server: check it answers; never start or stop it."""
+    from targets.external import ExternalConfig, ExternalError, probe
+
+    start = time.monotonic()
+    try:
+        cfg = ExternalConfig.from_options(options)
+        path = probe(cfg, timeout_s)
+    except ExternalError as exc:
+        raise LaunchError(str(exc)) from None
+    extra: dict[str, Any] = {"external": True, "probe": path}
+    for key in ("model", "api_key", "api"):
+        value = getattr(cfg, key)
+        if value is not None:
+            extra["model_name" if key == "model" else key] = value
+    return TargetProcess(label=label, url=cfg.url, process=None, log_path=log_path,
+                         startup_s=time.monotonic() - start, extra=extra)
+
+
+def start_proxy(
+    label: str,
+    name: str,
+    *,
+    model: str,
+    device: str,
+    options: Mapping[str, Any],
+    log_path: Path,
+    ready_timeout_s: float = 120.0,
+    extra_args: Sequence[str] = (),
+) -> TargetProcess:
+    """Start a gateway target after its upstream; stopping the gateway stops both.
+
+    Option `upstream` names the registry target to start first (default `fastapi_threadpool`)
+    with `upstream_options`; or `upstream_url` points at a server already running (nothing
+    more is started). The rest of the options go to the gateway, plus `upstream_url`;
+    `extra_args` (e.g. `--api-key K`) go to the gateway only.
+    """
+    from targets import TARGETS
+
+    opts = dict(options)
+    upstream_name = str(opts.pop("upstream", "fastapi_threadpool"))
+    upstream_opts = opts.pop("upstream_options", {})
+    upstream: TargetProcess | None = None
+    if "upstream_url" not in opts:
+        info = TARGETS.get(upstream_name)
+        if info is None or info.kind not in ("python", "vllm"):
+            raise LaunchError(f"{label}: upstream must be a target the harness starts "
+                              f"(python or vllm kind), got {upstream_name!r}")
+        upstream = start_target(f"{label}.upstream", upstream_name, model=model, device=device,
+                                options=upstream_opts,
+                                log_path=log_path.with_name(f"{label}.upstream.log"),
+                                ready_timeout_s=max(ready_timeout_s, info.ready_timeout_s or 0))
+        opts["upstream_url"] = upstream.url
+    try:
+        proxy = start_target(label, name, model=model, device=device, options=opts,
+                             log_path=log_path, ready_timeout_s=ready_timeout_s,
+                             extra_args=extra_args)
+    except BaseException:
+        if upstream is not None:
+            upstream.stop(timeout_s=5)
+        raise
+    proxy.extra.update({"pool_metrics": True, "upstream_url": opts["upstream_url"]})
+    if upstream is not None:
+        proxy.companions.append(upstream)
+        proxy.extra.update({"upstream": upstream_name, "upstream_pid": upstream.pid,
+                            "upstream_startup_s": round(upstream.startup_s, 2)})
+    return proxy

@@ -9,17 +9,26 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from harness import __version__
 from harness.drivers import DriverInterrupted, LoadJob, Progress, get_driver
-from harness.launcher import LaunchError, TargetProcess, start_target
+from harness.drivers.watch import PointWatch, job_settings, pinned, run_label
+from harness.launcher import (
+    LaunchError,
+    TargetProcess,
+    connect_external,
+    start_proxy,
+    start_target,
+)
 from harness.metrics import SCHEMA_VERSION, summarize
+from harness.pool_probe import pool_point, read_pool_totals
 from harness.results import git_info, machine, new_run_dir, now_iso, versions, write_json
 from harness.samples import Clock, Sample, write_samples
 from harness.scenario import LoadPoint, Scenario, TargetConfig
+from harness.telemetry import TelemetryRecorder, append_records
 from harness.workload import PromptFactory
 
 
@@ -79,7 +88,15 @@ def build_manifest(scenario: Scenario, run_dir: Path, opts: RunOptions, device: 
         "model": model,
         "seeds": {"scenario": scenario.seed},
         "driver": scenario.driver,
-    }
+    } | _calibration(opts.results_root)
+
+
+def _calibration(results_root: Path) -> dict[str, Any]:
+    """The harness's own overhead from `servebench calibrate`, when it was run here."""
+    from harness.calibrate import read_calibration
+
+    calibration = read_calibration(results_root)
+    return {"calibration": calibration} if calibration else {}
 
 
 def _resolved(scenario: Scenario) -> dict[str, Any]:
@@ -145,24 +162,73 @@ def open_local_target(tc: TargetConfig, scenario: Scenario, run_dir: Path,
                         ready_timeout_s=opts.ready_timeout_s)
 
 
+def open_registry_target(tc: TargetConfig, scenario: Scenario, run_dir: Path,
+                         opts: RunOptions) -> TargetProcess:
+    """Open `tc` the way its registry kind says (`targets.TargetKind`): a local process, vLLM
+    from .venv-vllm (checked first, long readiness wait), an external URL, or a proxy after its
+    upstream. Raises `LaunchError` with a one-line reason when it cannot."""
+    from targets import TARGETS
+
+    info = TARGETS.get(tc.name)
+    if info is None:
+        raise LaunchError(f"unknown target {tc.name!r}; see `servebench list`")
+    log_path = run_dir / "logs" / f"{tc.label}.log"
+    ready_s = max(opts.ready_timeout_s, info.ready_timeout_s or 0.0)
+    if info.kind == "external":
+        return connect_external(tc.label, tc.options, log_path)
+    if info.kind == "vllm":
+        from targets.vllm import install_error
+
+        problem = install_error(tc.options)
+        if problem is not None:
+            raise LaunchError(problem)
+    if info.kind == "proxy":
+        return start_proxy(tc.label, tc.name, model=scenario.model, device=scenario.device,
+                           options=tc.options, log_path=log_path, ready_timeout_s=ready_s)
+    return start_target(tc.label, tc.name, model=scenario.model, device=scenario.device,
+                        options=tc.options, log_path=log_path, ready_timeout_s=ready_s)
+
+
 def run_point(state: RunState, tc: TargetConfig, target: TargetProcess, point: LoadPoint,
-              prompts: PromptFactory, clock: Clock, opts: RunOptions) -> list[Sample]:
+              prompts: PromptFactory, clock: Clock, opts: RunOptions,
+              driver_name: str | None = None) -> list[Sample]:
     scenario = state.scenario
-    driver = get_driver(scenario.driver)
-    job = LoadJob(target=tc.label, base_url=target.url, model_name=scenario.model, point=point,
-                  workload=scenario.workload, prompts=prompts, clock=clock,
-                  point_start=clock.now(), seed=scenario.seed, timeout_s=scenario.timeout_s)
+    driver = get_driver(driver_name or scenario.driver)
+    label = run_label(tc.label, driver.name, scenario.drivers)
+    extra = target.extra  # what an external target needs sent instead of the scenario's
+    base = tc.effective_workload(scenario.workload)  # per-target stream/api overrides
+    workload = replace(base, api=extra["api"]) if "api" in extra else base
+    job = LoadJob(target=label, base_url=target.url,
+                  model_name=extra.get("model_name", scenario.model), point=point,
+                  workload=workload, prompts=prompts, clock=clock,
+                  point_start=clock.now(), seed=scenario.seed, timeout_s=scenario.timeout_s,
+                  api_key=extra.get("api_key"), **job_settings(scenario.client),
+                  work_dir=state.run_dir / "drivers" / label / point.name)
+    pool_before = read_pool_totals(target.url) if extra.get("pool_metrics") else None
     progress = Progress()
     interrupted: DriverInterrupted | None = None
-    with ProgressPrinter(opts.out, tc.label, job, progress, opts.progress_interval_s):
+    watch = PointWatch(job, scenario.client, state.run_dir / "probes" / label /
+                       f"{point.name}.jsonl", scenario.cpu_affinity.get("driver"))
+    telemetry = TelemetryRecorder(  # GPU, host CPU/RSS, /health and /metrics series
+        clock, folder=state.run_dir / "telemetry", label=label, point=point.name, url=target.url,
+        target_pids=[target.pid, *(c.pid for c in target.companions)],
+        warmup_end=job.warmup_end)
+    with ProgressPrinter(opts.out, label, job, progress, opts.progress_interval_s), watch, \
+            telemetry:
         try:
             samples = driver.run(job, progress)
         except DriverInterrupted as exc:
             samples, interrupted = exc.samples, exc
-    write_samples(state.run_dir / "samples" / tc.label / f"{point.name}.jsonl", samples)
-    entry = {"target": tc.label, "target_name": tc.name, "driver": driver.name,
-             "point": point.name, "load": point.describe(), "stream": scenario.workload.stream}
-    entry |= summarize(samples, warmup_end=job.warmup_end, slo=scenario.slo)
+    write_samples(state.run_dir / "samples" / label / f"{point.name}.jsonl", samples)
+    append_records(state.run_dir / "telemetry" / f"{label}.jsonl", telemetry.records)
+    entry = {"target": label, "target_name": tc.name, "driver": driver.name,
+             "point": point.name, "load": point.describe(), "stream": workload.stream}
+    entry |= summarize(samples, warmup_end=watch.warmup_end(progress), slo=scenario.slo)
+    entry |= watch.notes(entry, progress)  # flags (driver_bound, ...), driver_stats, probe_ms
+    entry["telemetry"] = telemetry.summary(samples, watch.warmup_end(progress))
+    pool_after = read_pool_totals(target.url) if pool_before is not None else None
+    if pool_before is not None and pool_after is not None:
+        entry["proxy"] = pool_point(pool_before, pool_after)  # gateway: pool wait vs upstream
     state.points.append(entry)
     state.write_summary()
     if interrupted is not None:
@@ -184,7 +250,7 @@ def point_line(entry: dict[str, Any]) -> str:
 
 
 def run_scenario(scenario: Scenario, opts: RunOptions,
-                 open_target: TargetOpener = open_local_target) -> Path:
+                 open_target: TargetOpener = open_registry_target) -> Path:
     """Run every target × load point of `scenario`; return the run folder."""
     out = opts.out
     git = git_info()
@@ -202,7 +268,8 @@ def run_scenario(scenario: Scenario, opts: RunOptions,
             print(f"servebench: starting {tc.label} ({tc.name}) with model {scenario.model}",
                   file=out, flush=True)
             try:
-                target = open_target(tc, scenario, run_dir, opts)
+                with pinned(scenario.cpu_affinity.get("target")):  # the target tree inherits it
+                    target = open_target(tc, scenario, run_dir, opts)
             except LaunchError as exc:
                 print(f"servebench: {tc.label} failed to start: {exc}", file=out, flush=True)
                 state.targets[tc.label] = {"name": tc.name, "options": dict(tc.options),
@@ -212,10 +279,15 @@ def run_scenario(scenario: Scenario, opts: RunOptions,
             state.targets[tc.label] = {"name": tc.name, "options": dict(tc.options),
                                        "status": "ok", "startup_s": round(target.startup_s, 2),
                                        "error": None}
+            drivers = scenario.drivers or (scenario.driver,)
+            if len(drivers) > 1:  # one report series per target@driver
+                info = state.targets.pop(tc.label)
+                state.targets |= {run_label(tc.label, d, drivers): info for d in drivers}
             with target:
-                for point in scenario.points:
-                    run_point(state, tc, target, point, prompts, clock, opts)
-                    print(point_line(state.points[-1]), file=out, flush=True)
+                for driver_name in drivers:
+                    for point in scenario.points:
+                        run_point(state, tc, target, point, prompts, clock, opts, driver_name)
+                        print(point_line(state.points[-1]), file=out, flush=True)
     except KeyboardInterrupt:
         state.interrupted = True
         state.write_summary()

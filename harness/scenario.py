@@ -28,12 +28,16 @@ Nothing here reads command-line arguments: `cli.py` resolves overrides and passe
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (a GPU machine's system Python): the same parser, from PyPI's `tomli`
+    import tomli as tomllib
 
 ARRIVAL_KINDS = ("closed", "constant", "poisson", "gamma", "ramp", "spike", "trace")
 APIS = ("completions", "chat")
@@ -87,11 +91,45 @@ class LoadPoint:
 
 @dataclass(frozen=True)
 class TargetConfig:
-    """A target (registry name) with its options; `label` tells apart two runs of one target."""
+    """A target (registry name) with its options; `label` tells apart two runs of one target.
+
+    `workload` overrides request-mode fields of the scenario's `[workload]` for this target only
+    (`TARGET_WORKLOAD_FIELDS`, e.g. `workload = { stream = false }`), so one scenario can hold a
+    streaming and a non-streaming run of the same target. Prompt and output lengths stay shared.
+    """
 
     name: str
     label: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    workload: Mapping[str, Any] = field(default_factory=dict)
+
+    def effective_workload(self, base: Workload) -> Workload:
+        return replace(base, **dict(self.workload))
+
+
+TARGET_WORKLOAD_FIELDS = ("stream", "api")
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """The load client's knobs (`[client]` table); every driver reads what applies to it.
+
+    `connections` caps open connections (0 = sized to the load: the concurrency, or the
+    schedule's length up to 1024). `processes` spreads the builtin driver over that many
+    processes and runs locust with that many workers (1 = locust's local runner).
+    `probe_interval_s` is the `/health` probe period during load (0 = off).
+    `max_dispatch_lag_ms` flags a point `driver_bound` when its p99 dispatch lag passes it.
+    Timeouts (s): `connect_s` for the TCP connect, `first_token_s` from send to the first token,
+    `between_tokens_s` for any later gap; the scenario's `timeout_s` bounds the whole request.
+    """
+
+    connections: int = 0
+    processes: int = 1
+    probe_interval_s: float = 0.5
+    max_dispatch_lag_ms: float = 10.0
+    connect_s: float = 10.0
+    first_token_s: float = 120.0
+    between_tokens_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +147,9 @@ class Scenario:
     gates: Mapping[str, str] = field(default_factory=dict)
     device: str = "auto"
     raw: Mapping[str, Any] = field(default_factory=dict)
+    drivers: tuple[str, ...] = ()  # several: each target runs under each, labelled target@driver
+    client: ClientSettings = field(default_factory=ClientSettings)
+    cpu_affinity: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # target/driver
 
     def with_overrides(
         self,
@@ -130,7 +171,7 @@ class Scenario:
                 kept += tuple(TargetConfig(name=m, label=m) for m in missing)
             out = replace(out, targets=kept)
         if driver:
-            out = replace(out, driver=driver)
+            out = replace(out, driver=driver, drivers=(driver,))
         if model:
             out = replace(out, model=model)
         if device:
@@ -147,17 +188,22 @@ def load_scenario(path: Path | str) -> Scenario:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: invalid TOML: {exc}") from exc
-    return parse_scenario(data, default_name=path.stem)
+    return parse_scenario(data, default_name=path.stem, base_dir=path.parent)
 
 
-def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario") -> Scenario:
+def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario",
+                   base_dir: Path | None = None) -> Scenario:
+    """Validate `data`; a relative trace `path` resolves against `base_dir` when given."""
     known = {"name", "description", "model", "seed", "driver", "workload", "load", "targets",
-             "timeout_s", "slo", "gates", "device"}
+             "timeout_s", "slo", "gates", "device", "client", "cpu_affinity"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ScenarioError(f"unknown top-level keys {unknown}; expected some of {sorted(known)}")
     workload = _parse_workload(data.get("workload", {}))
     points = _parse_points(data.get("load", {}))
+    if base_dir is not None:
+        points = tuple(_resolve_trace(p, base_dir) for p in points)
+    drivers = _parse_drivers(data.get("driver", "builtin"))
     targets = _parse_targets(data.get("targets", []))
     slo = {str(k): float(v) for k, v in dict(data.get("slo", {})).items()}
     gates = {str(k): str(v) for k, v in dict(data.get("gates", {})).items()}
@@ -166,7 +212,10 @@ def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario") -
         description=str(data.get("description", "")),
         model=str(data.get("model", "tiny")),
         seed=_int(data.get("seed", 0), "seed"),
-        driver=str(data.get("driver", "builtin")),
+        driver=drivers[0],
+        drivers=drivers,
+        client=_parse_client(data.get("client", {})),
+        cpu_affinity=_parse_affinity(data.get("cpu_affinity", {})),
         workload=workload,
         points=points,
         targets=targets,
@@ -251,9 +300,68 @@ def _parse_targets(raw: Sequence[Any]) -> tuple[TargetConfig, ...]:
             raise ScenarioError(f"targets[{i}] needs a name")
         name = str(item["name"])
         label = str(item.get("label", name))
-        out.append(TargetConfig(name=name, label=label, options=dict(item.get("options", {}))))
+        workload = dict(item.get("workload", {}))
+        unknown = sorted(set(workload) - set(TARGET_WORKLOAD_FIELDS))
+        if unknown:
+            raise ScenarioError(f"targets[{i}].workload may set only {TARGET_WORKLOAD_FIELDS}, "
+                                f"got {unknown}")
+        if not isinstance(workload.get("stream", True), bool):
+            raise ScenarioError(f"targets[{i}].workload.stream must be true or false")
+        if workload.get("api", APIS[0]) not in APIS:
+            raise ScenarioError(f"targets[{i}].workload.api must be one of {APIS}")
+        out.append(TargetConfig(name=name, label=label, options=dict(item.get("options", {})),
+                                workload=workload))
     labels = [t.label for t in out]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
         raise ScenarioError(f"target labels must be unique; repeated: {dupes} (set label = ...)")
     return tuple(out)
+
+
+def _parse_drivers(raw: Any) -> tuple[str, ...]:
+    names = raw if isinstance(raw, list) else [raw]
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ScenarioError(f"driver must be a driver name or a list of them, got {raw!r}")
+    if len(set(names)) != len(names):
+        raise ScenarioError(f"driver lists a driver twice: {raw!r}")
+    return tuple(names)
+
+
+def _parse_client(raw: Any) -> ClientSettings:
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"[client] must be a table, got {raw!r}")
+    fields = set(ClientSettings.__dataclass_fields__)
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        raise ScenarioError(f"unknown [client] keys {unknown}; expected some of {sorted(fields)}")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in ("connections", "processes"):
+            values[key] = _int(value, f"client.{key}", 1 if key == "processes" else 0)
+        else:
+            values[key] = _num(value, f"client.{key}", 0.0 if key == "probe_interval_s" else 1e-3)
+    return ClientSettings(**values)
+
+
+def _parse_affinity(raw: Any) -> dict[str, tuple[int, ...]]:
+    """`{ target = [0], driver = [1] }`: CPU cores for the target process tree and the driver."""
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"cpu_affinity must be a table like {{ target = [0], driver = [1] }}, "
+                            f"got {raw!r}")
+    unknown = sorted(set(raw) - {"target", "driver"})
+    if unknown:
+        raise ScenarioError(f"unknown cpu_affinity keys {unknown}; expected target and/or driver")
+    out: dict[str, tuple[int, ...]] = {}
+    for role, cores in raw.items():
+        cores = cores if isinstance(cores, list) else [cores]
+        if not cores:
+            raise ScenarioError(f"cpu_affinity.{role} must list at least one core")
+        out[role] = tuple(_int(c, f"cpu_affinity.{role}") for c in cores)
+    return out
+
+
+def _resolve_trace(point: LoadPoint, base_dir: Path) -> LoadPoint:
+    path = point.params.get("path")
+    if point.kind != "trace" or not isinstance(path, str) or Path(path).is_absolute():
+        return point
+    return replace(point, params={**point.params, "path": str(base_dir / path)})

@@ -7,6 +7,12 @@ foreground until SIGTERM. The launcher starts it as `python -m targets NAME ...`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+# How the runner opens a target: `python` = `python -m targets NAME`; `vllm` = the same, after
+# checking that .venv-vllm exists, with a long readiness wait; `external` = a URL the harness
+# never starts or stops; `proxy` = `python -m targets NAME` after starting its upstream target.
+TargetKind = Literal["python", "vllm", "external", "proxy"]
 
 
 @dataclass(frozen=True)
@@ -14,6 +20,8 @@ class TargetInfo:
     module: str
     pattern: str
     local: bool = True  # False: the harness does not start the model server itself
+    kind: TargetKind = "python"
+    ready_timeout_s: float | None = None  # None: the runner's default readiness wait
 
 
 TARGETS: dict[str, TargetInfo] = {
@@ -22,5 +30,34 @@ TARGETS: dict[str, TargetInfo] = {
     ),
     "fastapi_threadpool": TargetInfo(
         "targets.fastapi_threadpool", "asyncio + run_in_executor on a ThreadPoolExecutor"
+    ),
+    "fastapi_blocking": TargetInfo(
+        "targets.fastapi_blocking", "async def calling the model inline: blocks the event loop"
+    ),
+    "fastapi_processpool": TargetInfo(
+        "targets.fastapi_processpool", "asyncio front end, one model replica per worker process"
+    ),
+    "fastapi_dynamic_batching": TargetInfo(
+        "targets.fastapi_dynamic_batching", "requests gathered in a window, run as one batch "
+        "to completion"
+    ),
+    "fastapi_batching": TargetInfo(
+        "targets.fastapi_batching", "continuous batching: requests join and leave the running "
+        "batch at every decode step"
+    ),
+    "echo": TargetInfo(
+        "targets.echo", "zero-work yardstick: streams N tokens at once, no model (calibrate)"
+    ),
+    "fastapi_proxy": TargetInfo(
+        "targets.fastapi_proxy", "async gateway to an upstream target through one bounded "
+        "connection pool", kind="proxy"
+    ),
+    "vllm": TargetInfo(
+        "targets.vllm", "the real vLLM OpenAI server on the same model folder (`make vllm`)",
+        kind="vllm", ready_timeout_s=300.0
+    ),
+    "external": TargetInfo(
+        "targets.external", "any OpenAI-compatible server you run (url option); never started",
+        local=False, kind="external"
     ),
 }

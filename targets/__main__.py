@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
     parser.add_argument("--drain-timeout", type=float, default=30.0,
                         help="seconds in-flight requests may take after SIGTERM")
+    parser.add_argument("--max-concurrency", type=int, default=None,
+                        help="requests running at once (default: the pattern's own)")
+    parser.add_argument("--max-queue", type=int, default=None,
+                        help="requests waiting for a slot before 503 (default 256)")
     parser.add_argument("--torch-threads", type=int, default=None)
     parser.add_argument("--max-tokens-cap", type=int, default=Limits.max_tokens_cap)
     return parser
@@ -45,16 +49,26 @@ def config_from_args(argv: list[str] | None = None) -> ServeConfig:
         if not sep:
             raise SystemExit(f"--option expects KEY=VALUE, got {item!r}")
         options[key] = parse_value(value)
+    if args.max_concurrency is not None:
+        options["max_concurrency"] = args.max_concurrency
+    if args.max_queue is not None:
+        options["max_queue"] = args.max_queue
+    cap = options.get("max_tokens_cap", args.max_tokens_cap)
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        raise SystemExit(f"max_tokens_cap must be a positive integer, got {cap!r}")
     return ServeConfig(name=args.name, host=args.host, port=args.port, model=args.model,
                        device=args.device, options=options, api_key=args.api_key,
                        drain_timeout_s=args.drain_timeout, torch_threads=args.torch_threads,
-                       limits=Limits(max_tokens_cap=args.max_tokens_cap))
+                       limits=Limits(max_tokens_cap=cap))
 
 
 def main(argv: list[str] | None = None) -> None:
     cfg = config_from_args(argv)
     module = importlib.import_module(TARGETS[cfg.name].module)
-    module.serve(cfg)
+    try:
+        module.serve(cfg)
+    except ValueError as exc:  # a bad option or model spec: one line, not a traceback
+        raise SystemExit(f"{cfg.name}: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ is written once.
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 import uuid
@@ -48,6 +49,22 @@ class APIError(Exception):
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type,
                           "param": self.param, "code": self.code}}
+
+
+def check_api_key(authorization: str | None, api_key: str | None) -> None:
+    """Raise a 401 unless `api_key` is None or `authorization` is `Bearer <api_key>`."""
+    if api_key is None:
+        return
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
+                                                               api_key.encode()):
+        raise APIError(401, "missing or incorrect API key: send 'Authorization: Bearer <key>'",
+                       code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+
+def error_event(exc: APIError) -> bytes:
+    """An error reported inside an SSE stream whose 200 headers are already sent, then [DONE]."""
+    return sse(exc.body()) + SSE_DONE
 
 
 @dataclass(frozen=True)

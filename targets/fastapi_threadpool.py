@@ -2,7 +2,7 @@
 
 The pattern: an `async def` FastAPI endpoint hands the blocking model call to a thread pool, so
 the event loop stays free for new connections, `/health` and other streams. Tokens produced in the
-worker thread cross into the loop through an `asyncio.Queue` (`loop.call_soon_threadsafe`) and
+worker thread cross into the loop through a `TokenChannel` (`loop.call_soon_threadsafe`) and
 leave as SSE chunks as soon as they exist.
 
 Choose it when: you have a blocking model library and want async I/O without changing it.
@@ -11,7 +11,9 @@ Pitfall: the pool should match the model replicas. Workers beyond the replicas r
 on the same model and contend for its cores (or GPU); fewer leave replicas idle. Each replica
 costs its full memory.
 
-Options: `replicas` (model copies, default 1), `workers` (executor threads, default = replicas).
+Options: `replicas` (model copies, default 1), `workers` (executor threads, default = replicas),
+plus the shared `max_concurrency` (default = workers: a request runs only when a worker is free,
+so waiting requests are visible as `servebench_queue_depth`) and `max_queue`.
 """
 
 from __future__ import annotations
@@ -21,96 +23,51 @@ import itertools
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi import FastAPI
 
-from targets.api import SSE_HEADERS, APIError, Kind, parse_request
+from targets.asgi import build_app, serve_app
+from targets.channel import TokenChannel
 from targets.config import ServeConfig
 from targets.model import ModelEngine, configure_threads, load_engine
-from targets.serving import PROMETHEUS_CONTENT_TYPE, Job, Stats
+from targets.serving import Job, Stats
 
-_END = object()
+OPTIONS = ("replicas", "workers")
+
+
+def produce(engine: ModelEngine, job: Job, out: TokenChannel, stats: Stats) -> None:
+    """In a worker thread: generate on `engine`, pushing each token into the loop."""
+    try:
+        for token in engine.generate(job.ids, job.params, job.cancel):
+            stats.tokens.inc()
+            out.put(token)
+    except BaseException as exc:  # surfaced on the loop side
+        out.fail(exc)
+    finally:
+        out.close()
 
 
 def create_app(cfg: ServeConfig) -> FastAPI:
+    cfg.check_options(OPTIONS)
     configure_threads(cfg.torch_threads)
     replicas = cfg.int_opt("replicas", 1)
     workers = cfg.int_opt("workers", replicas)
-    engines: list[ModelEngine] = [load_engine(cfg.model, cfg.device) for _ in range(replicas)]
-    first = engines[0]
-    next_replica = itertools.cycle(engines).__next__  # round-robin, shared like real code does
+    engines = [load_engine(cfg.model, cfg.device) for _ in range(replicas)]
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
     stats = Stats(cfg.name)
-    app = FastAPI(title=cfg.name)
+    # Round-robin: with more workers than replicas, several threads share one model at once.
+    next_replica = itertools.cycle(engines).__next__
 
-    def run(job: Job, loop: asyncio.AbstractEventLoop, out: asyncio.Queue[object]) -> None:
-        """In a worker thread: generate on a replica, push each token into the loop."""
-        engine = next_replica()
-        try:
-            for token in engine.generate(job.ids, job.params, job.cancel):
-                loop.call_soon_threadsafe(out.put_nowait, token)
-        except BaseException as exc:  # surfaced on the loop side
-            loop.call_soon_threadsafe(out.put_nowait, exc)
-        finally:
-            loop.call_soon_threadsafe(out.put_nowait, _END)
+    async def generate(job: Job) -> AsyncIterator[int]:
+        out = TokenChannel(asyncio.get_running_loop())
+        pool.submit(produce, next_replica(), job, out, stats)
+        async for token in out:  # on early close, job.cancel stops the worker at its next token
+            yield token
 
-    async def tokens(job: Job) -> AsyncIterator[int]:
-        loop = asyncio.get_running_loop()
-        out: asyncio.Queue[object] = asyncio.Queue()
-        stats.in_flight.inc()
-        loop.run_in_executor(pool, run, job, loop, out)
-        try:
-            while (item := await out.get()) is not _END:
-                if isinstance(item, BaseException):
-                    raise item
-                assert isinstance(item, int)
-                stats.tokens.inc()
-                yield item
-        finally:
-            job.cancel.set()  # a disconnected client stops its generation at the next token
-            stats.in_flight.dec()
-
-    async def handle(request: Request, kind: Kind) -> Response:
-        try:
-            req = parse_request(await request.body(), kind, cfg.limits)
-            job = Job.create(kind, req, first, cfg.limits)
-        except APIError as exc:
-            return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
-        if not job.stream:
-            async for token in tokens(job):
-                job.on_token(token)
-            stats.requests.labels("ok").inc()
-            return JSONResponse(job.response(first.eos_token_id))
-
-        async def events() -> AsyncIterator[bytes]:
-            async for token in tokens(job):
-                yield job.on_token(token)
-            yield job.tail(first.eos_token_id)
-            stats.requests.labels("ok").inc()
-
-        return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
-
-    @app.post("/v1/completions")
-    async def completions(request: Request) -> Response:
-        return await handle(request, "completions")
-
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> Response:
-        return await handle(request, "chat")
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(stats.render(), media_type=PROMETHEUS_CONTENT_TYPE)
-
-    return app
+    return build_app(cfg, engines[0], generate, stats=stats,
+                     max_concurrency=cfg.max_concurrency(workers), max_queue=cfg.max_queue(),
+                     on_shutdown=[lambda: pool.shutdown(wait=False, cancel_futures=True)],
+                     counts_tokens=True)
 
 
 def serve(cfg: ServeConfig) -> None:
-    import uvicorn
-
-    uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="warning",
-                timeout_graceful_shutdown=int(cfg.drain_timeout_s))
+    serve_app(create_app(cfg), cfg)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
@@ -22,9 +22,26 @@ from targets.api import (
     finish_reason,
     prompt_ids,
 )
-from targets.model import GenParams, ModelEngine
+from targets.model import GenParams, Tokenizer
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class ModelInfo(Protocol):
+    """What validating and formatting a request needs from a model, without its weights.
+
+    Every `ModelEngine` satisfies it; a process-pool front end builds one from the tokenizer and
+    what a replica reports.
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def max_context(self) -> int: ...
+    @property
+    def eos_token_id(self) -> int: ...
+    @property
+    def tokenizer(self) -> Tokenizer: ...
 
 
 @dataclass
@@ -42,8 +59,9 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
-    def create(cls, kind: Kind, request: CompletionRequest | ChatRequest, engine: ModelEngine,
+    def create(cls, kind: Kind, request: CompletionRequest | ChatRequest, engine: ModelInfo,
                limits: Limits) -> Job:
+        """Check the prompt against `limits` and the model's context (raises `APIError`)."""
         ids, params = prompt_ids(request, engine.tokenizer, engine.max_context, limits)
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         fmt = Formatter(kind, request.model or engine.name, include_usage=include_usage)
@@ -53,12 +71,16 @@ class Job:
     def stream(self) -> bool:
         return self.request.stream
 
-    def on_token(self, token: int) -> bytes:
-        """Record a token; return its SSE chunk (one chunk per token, even if its text is '')."""
+    def add(self, token: int) -> str:
+        """Record a token; return its text piece ('' while a UTF-8 character is incomplete)."""
         self.tokens.append(token)
         piece = self.detok.push(token)
         self.text.append(piece)
-        return self.formatter.chunk(piece)
+        return piece
+
+    def on_token(self, token: int) -> bytes:
+        """Record a token; return its SSE chunk (one chunk per token, even if its text is '')."""
+        return self.formatter.chunk(self.add(token))
 
     def finish(self, eos: int) -> str:
         return finish_reason(self.params, self.tokens, eos)

@@ -1,15 +1,22 @@
 """Load drivers: each turns a `LoadJob` into one `Sample` per request.
 
 The runner owns the `Driver` protocol (what it needs from any load tool); concrete drivers are
-listed explicitly in `DRIVERS`. A driver must stamp times on `job.clock` and keep the samples it
+listed explicitly in `DRIVERS`: `builtin` (asyncio + aiohttp), `k6` and `locust` (the real tools,
+run as subprocesses). A driver must stamp times on `job.clock`, report in `progress` what the
+runner must store with the point (`started_at`, `flags`, `stats`), and keep the samples it
 gathered if interrupted (raise after returning them through `DriverInterrupted`).
+
+Beside them: `request_pool` (prompts built before the load), `streaming` (one aiohttp request
+with phase timeouts), `spread` (several builtin processes), `probe` (/health during load) and
+`watch` (what the runner does around a driver run). docs/drivers.md is the user's guide.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
 from harness.samples import Clock, Sample
 from harness.scenario import LoadPoint, Workload
@@ -29,8 +36,14 @@ class LoadJob:
     clock: Clock
     point_start: float  # run-clock time at which this point's load starts
     seed: int
-    timeout_s: float = 300.0
+    timeout_s: float = 300.0  # a whole request, send to done
     api_key: str | None = None
+    connect_timeout_s: float = 10.0  # TCP connect
+    first_token_timeout_s: float = 120.0  # send to first token (or first byte without streaming)
+    between_tokens_timeout_s: float = 60.0  # any later gap between stream reads
+    connections: int = 0  # connection (k6: VU, locust: user) cap; 0 = sized to the load
+    processes: int = 1  # builtin: driver processes; locust: workers (1 = local runner)
+    work_dir: Path | None = None  # where k6/locust keep their scripts and raw output
 
     @property
     def warmup_end(self) -> float:
@@ -43,12 +56,21 @@ class LoadJob:
 
 @dataclass
 class Progress:
-    """Live counters a driver updates; the runner prints them."""
+    """Live counters a driver updates (the runner prints them), and what the driver tells the
+    runner about its own run, stored with the point in summary.json.
+
+    `started_at`: run-clock time the load really began, when a driver had to boot a tool first
+    (None = `job.point_start`); warm-up is counted from it. `flags`: point flags such as
+    `no_token_timing`. `stats`: the tool's own counters (`dropped_iterations`, ...).
+    """
 
     sent: int = 0
     done: int = 0
     errors: int = 0
     tokens: int = 0
+    started_at: float | None = None
+    flags: list[str] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
 
 
 ProgressHook = Callable[[Progress], None]
@@ -83,6 +105,20 @@ def _builtin() -> Driver:
     return BuiltinDriver()
 
 
+def _k6() -> Driver:
+    from harness.drivers.k6 import K6Driver
+
+    return K6Driver()
+
+
+def _locust() -> Driver:
+    from harness.drivers.locust import LocustDriver
+
+    return LocustDriver()
+
+
 DRIVERS: dict[str, Callable[[], Driver]] = {
     "builtin": _builtin,
+    "k6": _k6,
+    "locust": _locust,
 }

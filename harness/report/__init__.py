@@ -9,8 +9,9 @@ viewed. Reports are always rebuilt from stored results (`manifest.json`, `summar
 `telemetry/*.jsonl`); missing files or keys show as notices and "—", never as a crash.
 
 Modules, in the order a page is made: `run_data` (read the folder), `charts` (matplotlib),
-`tables` and `telemetry` (per-target HTML), `glossary`, `page` (assembly), `index`, `output`
-(atomic writes), with `formatting` and `style` shared.
+`tables` and `telemetry` (per-target HTML; `timeline` draws each target's telemetry over time),
+`glossary`, `page` (assembly), `index`, `output` (atomic writes), with `formatting` and `style`
+shared.
 """
 
 from __future__ import annotations

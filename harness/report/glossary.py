@@ -73,6 +73,23 @@ GLOSSARY: tuple[Term, ...] = (
          "values mean the load generator, not the target, was the bottleneck.",
          "—", "request_dispatch_delay (seconds)",
          "— (credit_drop_latency is only the worker's internal hand-off)"),
+    Term("GPU utilization", "telemetry.gpu.util_pct",
+         "NVML's utilization per GPU, ~10 Hz over the measured window: the share of each "
+         "sample period in which a kernel ran (busy time, not SM occupancy).",
+         "—", "—", "DCGM_FI_DEV_GPU_UTIL (from a DCGM exporter, --gpu-telemetry)"),
+    Term("Energy, tokens per joule", "telemetry.gpu.energy_j, tokens_per_j",
+         "Board power integrated over the measured window, summed over GPUs; output tokens "
+         "of the measured requests divided by it.",
+         "—", "—", "DCGM_FI_DEV_POWER_USAGE is sampled; no per-token energy"),
+    Term("Target CPU % and RSS", "telemetry.target.cpu_pct, rss_peak_mb",
+         "CPU time of the target's whole process tree per second (100 = one core) and its "
+         "peak resident memory, from psutil at 2 Hz; telemetry.driver is the same for the "
+         "load generator.",
+         "—", "—", "—"),
+    Term("Server queue and batch", "telemetry.server",
+         "Peaks of the target's own gauges scraped from /metrics about once a second: in "
+         "flight, queue depth, running batch size (vLLM: running and waiting requests).",
+         "— (vLLM's server exports vllm:num_requests_running / _waiting)", "—", "—"),
 )
 
 

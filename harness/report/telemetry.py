@@ -1,18 +1,34 @@
-"""Telemetry summary: each numeric field of `telemetry/<target>.jsonl`, as count / mean / max.
+"""Telemetry in the report: per target, a timeline chart, a table of each load point's telemetry
+summary (the `telemetry` object of its summary.json entry), and every numeric field of
+`telemetry/<target>.jsonl` as count / mean / max / last.
 
-The record shape belongs to the telemetry stage and may grow; this reads any JSON object per
-line, flattens nested objects to dotted names (`gpu.util_pct`) and summarizes every number,
-so new fields show up without a change here. Clock fields are left out.
+The record shapes belong to the telemetry stage (`harness.telemetry`) and may grow: the field
+table reads any JSON object per line, flattens nested objects to dotted names prefixed with the
+record's `kind` (`host.target_cpu_pct`), and summarizes every number, so new fields show up
+without a change here. Clock fields, span bounds and GPU indices are left out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from harness.report.formatting import esc, fmt_count, fmt_number
-from harness.report.run_data import JSONDict, as_float
+from harness.report.charts import Chart
+from harness.report.formatting import MISSING, esc, fmt_count, fmt_ms, fmt_number
+from harness.report.run_data import (
+    JSONDict,
+    RunData,
+    as_dict,
+    as_float,
+    dist_stat,
+    load_label,
+    load_level,
+    point_target,
+)
+from harness.report.timeline import timeline_chart
 
-CLOCK_KEYS = frozenset({"t", "ts", "time", "timestamp", "at", "t_s", "elapsed_s"})
+CLOCK_KEYS = frozenset({"t", "ts", "time", "timestamp", "at", "t_s", "elapsed_s", "start", "end",
+                        "warmup_end", "gpu"})
 MAX_FIELDS = 60
 
 
@@ -20,8 +36,10 @@ def summarize_records(records: list[JSONDict]) -> dict[str, list[float]]:
     """Dotted field name → its numeric values, in record order."""
     fields: dict[str, list[float]] = {}
     for record in records:
+        kind = record.get("kind")
+        prefix = f"{kind}." if isinstance(kind, str) and kind else ""
         for name, value in _numbers("", record, 0):
-            fields.setdefault(name, []).append(value)
+            fields.setdefault(prefix + name, []).append(value)
     return fields
 
 
@@ -63,3 +81,78 @@ def telemetry_html(telemetry: dict[str, list[JSONDict]]) -> str:
             f"<th>mean</th><th>max</th><th>last</th></tr></thead><tbody>{rows}</tbody></table>"
             "</div>" + (f"<p class='muted'>{more} more fields not shown.</p>" if more > 0 else ""))
     return "".join(parts)
+
+
+def telemetry_section(run: RunData, figure: Callable[[Chart], str]) -> str:
+    """Per target: timeline, per-point telemetry table, field summary; '' when there is none.
+
+    `figure` renders a chart the way the page renders its other figures."""
+    targets = [t for t in run.targets
+               if t in run.telemetry or any(_telemetry(p) for p in _points(run, t))]
+    targets += [t for t in run.telemetry if t not in targets]
+    parts: list[str] = []
+    for target in targets:
+        records = run.telemetry.get(target, [])
+        parts.append(f"<h3>{esc(target)}</h3>")
+        if records:
+            parts.append(f"<div class='charts'>{figure(timeline_chart(target, records))}</div>")
+        points = _points(run, target)
+        if any(_telemetry(p) for p in points):
+            parts.append(_point_table(points))
+        if records:
+            parts.append("<details><summary>Every telemetry field "
+                         f"({len(records):,} records)</summary>"
+                         f"{telemetry_html({target: records})}</details>")
+    return "".join(parts)
+
+
+def _points(run: RunData, target: str) -> list[JSONDict]:
+    points = [p for p in run.points if point_target(p) == target]
+    return sorted(points, key=lambda p: (load_level(p) is None, load_level(p) or 0.0))
+
+
+def _telemetry(point: JSONDict) -> JSONDict:
+    return as_dict(point.get("telemetry"))
+
+
+def _point_table(points: list[JSONDict]) -> str:
+    reasons = sorted({str(g.get("reason")) for p in points
+                      if (g := as_dict(_telemetry(p).get("gpu")))
+                      and g.get("available") is False and g.get("reason")})
+    note = (f"<p class='muted'>No GPU telemetry: {esc('; '.join(reasons))}.</p>"
+            if reasons else "")
+    head = ("<thead><tr><th rowspan='2'>load</th><th colspan='5'>GPU</th>"
+            "<th colspan='3'>target process tree</th><th rowspan='2'>driver<br>CPU %<br>mean</th>"
+            "<th colspan='2'>/health ms</th><th colspan='3'>server max</th></tr><tr>"
+            "<th>util %<br>mean</th><th>util %<br>max</th><th>mem peak<br>MiB</th>"
+            "<th>energy<br>J</th><th>tokens<br>/ J</th><th>CPU %<br>mean</th>"
+            "<th>CPU %<br>max</th><th>RSS peak<br>MiB</th><th>p50</th><th>p99</th>"
+            "<th>in flight</th><th>queue</th><th>batch</th></tr></thead>")
+    rows = "".join(_point_row(p) for p in points)
+    return (f"{note}<div class='scroll'><table class='points'>{head}<tbody>{rows}</tbody>"
+            "</table></div><p class='muted'>Over each point's measured window. CPU % counts "
+            "100 per busy core; RSS sums the tree's processes (shared pages once per "
+            "process). Energy integrates board power; tokens / J = output tokens / energy.</p>")
+
+
+def _point_row(point: JSONDict) -> str:
+    tel = _telemetry(point)
+    gpu, target, driver = (as_dict(tel.get(k)) for k in ("gpu", "target", "driver"))
+    health, server = as_dict(tel.get("health")), as_dict(tel.get("server"))
+    cells = [
+        dist_stat(gpu, "util_pct", "mean"), dist_stat(gpu, "util_pct", "max"),
+        gpu.get("mem_used_peak_mb"), gpu.get("energy_j"), None,
+        dist_stat(target, "cpu_pct", "mean"), dist_stat(target, "cpu_pct", "max"),
+        target.get("rss_peak_mb"), dist_stat(driver, "cpu_pct", "mean"),
+    ]
+    text = [fmt_number(None if v is None else round(float(v), 1)) for v in cells]
+    text[4] = fmt_number(gpu.get("tokens_per_j"))  # often below 1: keep fmt_number's 3 decimals
+    text += [fmt_ms(dist_stat(health, "latency_ms", "p50")),
+             fmt_ms(dist_stat(health, "latency_ms", "p99"))]
+    text += [fmt_number(server.get(k)) for k in ("in_flight_max", "queue_depth_max",
+                                                   "batch_size_max")]
+    failed = as_float(health.get("failed"))
+    if failed:
+        text[10] += f" <span class='err'>({failed:g} failed)</span>"
+    return (f"<tr><th scope='row'>{esc(load_label(point, with_kind=False))}</th>"
+            + "".join(f"<td class='num'>{t or MISSING}</td>" for t in text) + "</tr>")

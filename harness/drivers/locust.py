@@ -1,0 +1,231 @@
+"""The locust driver: real locust, headless, running `harness/drivers/locustfile.py`.
+
+One process (locust's local runner) when `job.processes` is 1; otherwise a master and
+`job.processes` worker processes on this machine (`--master` / `--worker`, over 127.0.0.1), which
+is the same set-up as spreading workers over machines (see docs/drivers.md).
+
+The harness writes a plan (request bodies, schedule or concurrency, user steps, timeouts, the run
+clock origin) to a JSON file the locustfile reads; every locust process stamps times on the run
+clock itself (`perf_counter_ns` is system-wide on Linux) and writes one record per request,
+delivered through locust's `request` event, to `records-<pid>.jsonl`. `samples_from_locust`
+turns those records into `Sample`s.
+
+Locust is closed-loop by nature (a user is a loop). Open-loop kinds are driven by a pool of users
+taking the precomputed schedule's arrivals in order: an arrival no user is free for waits, and
+the wait is recorded as dispatch lag (so the point is flagged `driver_bound` rather than the
+latency being silently lowered). The pool is `job.connections` users, or sized to the load
+(in-flight requests for 4 s of latency at the intended rate, plus 8, at most the number of
+arrivals); a `LoadTestShape` grows it with the rate for ramp and spike. Locust needs seconds to
+boot (and workers to connect), so the load starts only once every locust process has started its
+test: each writes a `ready-<pid>` file, then the driver writes `start.json` with the start time
+on the run clock (`progress.started_at`) that users and shape wait for.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.arrivals import Arrival, plan, rate_curve
+from harness.drivers import DriverInterrupted, LoadJob, Progress
+from harness.drivers.builtin import MAX_AUTO_CONNECTIONS
+from harness.drivers.request_pool import RequestPool
+from harness.samples import STATUSES, Sample, TokenSource
+from harness.workload import RequestSpec
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+PLAN_ENV = "SERVEBENCH_LOCUST_PLAN"  # the locustfile reads the same names
+START_FILE = "start.json"
+
+
+def users_needed(rate_rps: float, budget_s: float = 4.0) -> int:
+    """Users an open-loop rate needs: in-flight requests for `budget_s` of latency, plus 8."""
+    return math.ceil(rate_rps * budget_s) + 8
+
+
+def user_steps(job: LoadJob, arrivals: Sequence[Arrival] | None) -> list[tuple[float, int]]:
+    """(offset s in the point, users) steps: the pool size over time, never shrinking."""
+    point = job.point
+    if arrivals is None:
+        assert point.concurrency is not None
+        return [(0.0, point.concurrency)]
+    cap = job.connections or min(max(1, len(arrivals)), MAX_AUTO_CONNECTIONS)
+    steps: list[tuple[float, int]] = []
+    peak = 0.0
+    for at, rate in rate_curve(point):
+        peak = max(peak, rate)
+        users = min(cap, users_needed(peak))
+        if not steps or users > steps[-1][1]:
+            steps.append((at, users))
+    return steps
+
+
+def sample_from_locust(record: dict[str, Any], *, target: str, point: str, spec: RequestSpec,
+                       stream: bool) -> Sample:
+    """One locustfile record (run-clock seconds already) as a `Sample`."""
+    tokens = tuple(float(t) for t in record.get("tok") or ())
+    status = next((s for s in STATUSES if s == record["status"]), None)
+    if status is None:
+        raise ValueError(f"locust record {record.get('i')} has unknown status {record['status']!r}")
+    source: TokenSource = "usage" if record.get("src") == "usage" else "counted"
+    extra: dict[str, Any] = {"timeout": record["timeout"]} if record.get("timeout") else {}
+    n = record.get("n")
+    return Sample(
+        request_id=f"{target}-{point}-{int(record['i'])}",
+        target=target, point=point, scheduled_at=float(record["sched"]),
+        sent_at=float(record["sent"]), status=status,
+        first_byte_at=record.get("fb"), first_token_at=tokens[0] if tokens else None,
+        token_times=tokens, done_at=record.get("done") if status == "ok" else None,
+        prompt_tokens=spec.prompt_tokens, output_tokens=int(n or 0),
+        tokens_source=source if n is not None else "unknown",
+        http_status=record.get("http"), error=record.get("err"), stream=stream,
+        driver="locust", extra=extra)
+
+
+def samples_from_locust(records: Iterable[dict[str, Any]], *, target: str, point: str,
+                        specs: Sequence[RequestSpec], stream: bool) -> list[Sample]:
+    """Every record as a sample, in scheduled order; request i used specs[i mod n]."""
+    out = [sample_from_locust(r, target=target, point=point,
+                              spec=specs[int(r["i"]) % len(specs)], stream=stream)
+           for r in records]
+    out.sort(key=lambda s: s.scheduled_at)
+    return out
+
+
+def read_records(folder: Path) -> list[dict[str, Any]]:
+    """Records of every locust process (a line cut by an interrupt is skipped)."""
+    out: list[dict[str, Any]] = []
+    for path in sorted(folder.glob("records-*.jsonl")):
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocustDriver:
+    name = "locust"
+    ready_timeout_s = 120.0  # for every locust process to boot and (workers) connect
+
+    def run(self, job: LoadJob, progress: Progress) -> list[Sample]:
+        with tempfile.TemporaryDirectory(prefix="servebench-locust-") as tmp:
+            work = job.work_dir or Path(tmp)
+            work.mkdir(parents=True, exist_ok=True)
+            return self._run(job, progress, work)
+
+    def _plan(self, job: LoadJob, work: Path, bodies: Sequence[bytes],
+              arrivals: Sequence[Arrival] | None) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"}
+        if job.api_key:
+            headers["Authorization"] = f"Bearer {job.api_key}"
+        return {
+            "origin_ns": job.clock.origin_ns,
+            "point_s": job.point.warmup_s + job.point.duration_s,
+            "path": "/v1/chat/completions" if job.workload.api == "chat" else "/v1/completions",
+            "name": f"{job.target}/{job.point.name}", "headers": headers,
+            "stream": job.workload.stream,
+            "bodies": [b.decode() for b in bodies],
+            "schedule": None if arrivals is None else [a.offset_s for a in arrivals],
+            "max_requests": job.point.max_requests, "processes": max(1, job.processes),
+            "users": user_steps(job, arrivals), "records_dir": str(work),
+            "connect_s": job.connect_timeout_s, "first_token_s": job.first_token_timeout_s,
+            "between_tokens_s": job.between_tokens_timeout_s, "total_s": job.timeout_s,
+        }
+
+    def _run(self, job: LoadJob, progress: Progress, work: Path) -> list[Sample]:
+        arrivals = plan(job.point, job.seed)
+        pool = RequestPool(job, arrivals)
+        for old in [*work.glob("records-*.jsonl"), *work.glob("ready-*"), work / START_FILE]:
+            old.unlink(missing_ok=True)
+        workers = job.processes if job.processes > 1 else 0
+        plan_data = self._plan(job, work, pool.bodies, arrivals)
+        (work / "plan.json").write_text(json.dumps(plan_data), encoding="utf-8")
+        env = {"PYTHONUNBUFFERED": "1", PLAN_ENV: str(work / "plan.json")}
+        base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+        stop_timeout = str(math.ceil(job.timeout_s))
+        head = [*base, "--headless", "--host", job.base_url, "--stop-timeout", stop_timeout,
+                "--only-summary", "--exit-code-on-error", "0"]
+        procs: list[subprocess.Popen[bytes]] = []
+        port = _free_port()
+        if workers:
+            head += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
+                     str(port), "--expect-workers", str(workers)]
+        interrupted = False
+        with (work / "locust.log").open("ab") as log:
+            procs.append(_start(head, env, log))
+            procs += [_start([*base, "--worker", "--master-host", "127.0.0.1", "--master-port",
+                              str(port)], env, log) for _ in range(workers)]
+            try:
+                start_at = self._start(procs, work, job, expected=workers + 1)
+                progress.started_at = start_at
+                self._wait(procs, work, progress)
+            except KeyboardInterrupt:
+                interrupted = True  # locust got SIGINT too: it stops and flushes its records
+                for proc in procs:
+                    proc.wait(timeout=job.timeout_s + 30)
+        samples = samples_from_locust(read_records(work), target=job.target,
+                                      point=job.point.name, specs=pool.specs,
+                                      stream=job.workload.stream)
+        progress.stats.update({"users": plan_data["users"][-1][1], "workers": workers})
+        if interrupted:
+            raise DriverInterrupted(samples)
+        code = procs[0].returncode
+        if code != 0 and not samples:
+            text = (work / "locust.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"locust exited with code {code}: {text}")
+        return samples
+
+    def _start(self, procs: list[subprocess.Popen[bytes]], work: Path, job: LoadJob,
+               expected: int) -> float:
+        """Once every locust process has started its test, set the load's start (run clock)."""
+        give_up = time.monotonic() + self.ready_timeout_s
+        while len(list(work.glob("ready-*"))) < expected and time.monotonic() < give_up:
+            if any(p.poll() is not None for p in procs):
+                break  # one exited early: the log says why; nothing will be recorded
+            time.sleep(0.05)
+        start_at = job.clock.now() + 0.25  # time for the waiting users to read it
+        tmp = work / f".{START_FILE}.tmp"
+        tmp.write_text(json.dumps({"start_at": start_at}), encoding="utf-8")
+        tmp.replace(work / START_FILE)
+        return start_at
+
+    @staticmethod
+    def _wait(procs: list[subprocess.Popen[bytes]], work: Path, progress: Progress) -> None:
+        """Wait for the master (or local runner), then its workers; count records meanwhile."""
+        seen: dict[Path, tuple[int, int]] = {}  # file → (bytes read, lines)
+        while procs[0].poll() is None:
+            time.sleep(0.5)
+            for path in work.glob("records-*.jsonl"):
+                offset, lines = seen.get(path, (0, 0))
+                with path.open("rb") as fh:
+                    fh.seek(offset)
+                    data = fh.read()
+                seen[path] = (offset + len(data), lines + data.count(b"\n"))
+            progress.sent = progress.done = sum(lines for _, lines in seen.values())
+        for proc in procs[1:]:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _start(argv: list[str], env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})

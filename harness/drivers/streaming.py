@@ -1,0 +1,216 @@
+"""One request over aiohttp, read as it streams, turned into a `Sample`.
+
+Times are stamped on the run clock as bytes arrive: `sent_at` once a connection slot is held,
+`first_byte_at` when the response head arrives (as k6's `http_req_waiting` and locust measure
+it), one token time per SSE token chunk (the time of the read that brought it), `done_at` at the
+end.
+
+Timeouts are split by phase and each is classified in the sample (status `timeout`, the phase in
+`extra["timeout"]` and in `error`):
+
+- `connect`: the TCP connect took longer than `job.connect_timeout_s` (aiohttp's `sock_connect`).
+- `first_token`: no first token (first body byte without streaming) within
+  `job.first_token_timeout_s` of sending.
+- `between_tokens`: a later gap between stream reads passed `job.between_tokens_timeout_s`.
+- `total`: the request as a whole passed `job.timeout_s`.
+
+`extra["after_s"]` is how long after sending the timeout was detected.
+
+A refused or reset connection is `conn_error`; a stream cut before `[DONE]` is `truncated`.
+The read phases are watched by one loop timer per request (`Watchdog`): a stream read only
+notes its time, and the timer, when it fires, either re-arms itself from the last read or
+cancels the request — no timer work per token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from harness.drivers import LoadJob, Progress
+from harness.samples import Clock, Sample, Status, TokenSource
+from harness.sse import SSEParser, read_chunk
+from harness.workload import RequestSpec, request_body
+
+
+class Watchdog:
+    """Cancels the current task when a read phase overruns; `expired` then names the phase.
+
+    Deadlines are in event-loop time (`loop.time()`, seconds).
+    """
+
+    def __init__(self, job: LoadJob) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        start = self.loop.time()
+        self.total_at = start + job.timeout_s
+        self.gap = job.between_tokens_timeout_s
+        self.phase = "first_token"
+        self.last = start
+        self.expired: str | None = None
+        self.handle = self.loop.call_at(min(self.total_at, start + job.first_token_timeout_s),
+                                        self._fire)
+
+    def token_seen(self) -> None:
+        """A read after the first token: the between-tokens gap counts from now."""
+        self.last = self.loop.time()
+        if self.phase == "first_token":  # the timer still waits for the first-token deadline
+            self.phase = "between_tokens"
+            self.handle.cancel()
+            self.handle = self.loop.call_at(min(self.total_at, self.last + self.gap),
+                                            self._fire)
+
+    def _fire(self) -> None:
+        now = self.loop.time()
+        if self.phase == "between_tokens" and now < self.total_at:
+            due = self.last + self.gap
+            if now < due:
+                self.handle = self.loop.call_at(min(due, self.total_at), self._fire)
+                return
+        self.expired = "total" if now >= self.total_at else self.phase
+        if self.task is not None:
+            self.task.cancel()
+
+    def close(self) -> None:
+        self.handle.cancel()
+
+
+@dataclass
+class _Seen:
+    """What arrived so far for one request (filled while it streams)."""
+
+    http_status: int | None = None
+    first_byte_at: float | None = None
+    token_times: list[float] = field(default_factory=list)
+    output_tokens: int = 0
+    source: TokenSource = "counted"
+
+
+def client_timeout(job: LoadJob) -> aiohttp.ClientTimeout:
+    """aiohttp keeps the connect timeout; the read phases are ours (see `fetch`)."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=job.connect_timeout_s,
+                                 connect=None, sock_read=None)
+
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+async def fetch(session: aiohttp.ClientSession, job: LoadJob, spec: RequestSpec,
+                scheduled_at: float, sent_at: float, progress: Progress,
+                driver: str = "builtin", body: bytes | None = None,
+                index: int | None = None) -> Sample:
+    """Send `spec` now (as `body` when given: its encoded JSON) and follow it to its end;
+    never raises for what the server did. `index` is the request's number in the point
+    (default `spec.index`; several requests may share one pooled spec)."""
+    path = "/v1/chat/completions" if job.workload.api == "chat" else "/v1/completions"
+    if body is None:
+        body = json.dumps(request_body(spec, job.workload, job.model_name)).encode()
+    clock = job.clock
+    seen = _Seen()
+    status: Status = "ok"
+    error: str | None = None
+    extra: dict[str, Any] = {}
+    done_at: float | None = None
+    progress.sent += 1
+    watchdog = Watchdog(job)
+    try:
+        async with session.post(job.base_url + path, data=body, headers=JSON_HEADERS) as resp:
+            seen.first_byte_at = clock.now()  # the response head: what k6 and locust see too
+            seen.http_status = resp.status
+            if resp.status != 200:
+                text = await resp.text()
+                status = "refused" if resp.status == 503 else "http_error"
+                error = text[:300]
+            elif job.workload.stream:
+                status, error = await _read_stream(resp, seen, clock, watchdog)
+            else:
+                data = await resp.json()
+                usage = data.get("usage") or {}
+                seen.output_tokens = int(usage.get("completion_tokens", 0))
+                seen.source = "usage" if usage else "unknown"
+        done_at = clock.now()
+    except aiohttp.ConnectionTimeoutError:
+        status, error, extra = "timeout", _timeout_text("connect", job), {"timeout": "connect"}
+    except asyncio.CancelledError:
+        if watchdog.expired is None:
+            raise  # cancelled from outside: not ours to swallow
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        phase = watchdog.expired
+        status, error = "timeout", _timeout_text(phase, job)
+        extra = {"timeout": phase, "after_s": round(clock.now() - sent_at, 4)}
+    except aiohttp.ClientPayloadError as exc:
+        status, error = "truncated", f"{type(exc).__name__}: {exc}"
+    except aiohttp.ClientConnectionError as exc:
+        status, error = "conn_error", f"{type(exc).__name__}: {exc}"
+    except aiohttp.ClientError as exc:
+        status, error = "http_error", f"{type(exc).__name__}: {exc}"
+    finally:
+        watchdog.close()
+    progress.done += 1
+    if status != "ok":
+        progress.errors += 1
+    progress.tokens += seen.output_tokens
+    times = seen.token_times
+    return Sample(
+        request_id=f"{job.target}-{job.point.name}-{spec.index if index is None else index}",
+        target=job.target,
+        point=job.point.name,
+        scheduled_at=scheduled_at,
+        sent_at=sent_at,
+        status=status,
+        first_byte_at=seen.first_byte_at,
+        first_token_at=times[0] if times else None,
+        token_times=tuple(times),
+        done_at=done_at if status == "ok" else None,
+        prompt_tokens=spec.prompt_tokens,
+        output_tokens=seen.output_tokens,
+        tokens_source=seen.source,
+        http_status=seen.http_status,
+        error=error,
+        stream=job.workload.stream,
+        driver=driver,
+        extra=extra,
+    )
+
+
+def _timeout_text(phase: str, job: LoadJob) -> str:
+    limit = {"connect": job.connect_timeout_s, "first_token": job.first_token_timeout_s,
+             "between_tokens": job.between_tokens_timeout_s, "total": job.timeout_s}[phase]
+    return f"timeout ({phase}): over {limit:g} s"
+
+
+async def _read_stream(resp: aiohttp.ClientResponse, seen: _Seen, clock: Clock,
+                       watchdog: Watchdog) -> tuple[Status, str | None]:
+    parser = SSEParser()
+    times = seen.token_times
+    usage_tokens: int | None = None
+    done = False
+    async for raw in resp.content.iter_any():  # all bytes that arrived together
+        now = clock.now()
+        for payload in parser.feed(raw):
+            chunk = read_chunk(payload)
+            if chunk.error:
+                return "http_error", chunk.error
+            if chunk.done:
+                done = True
+            if chunk.token:
+                times.append(now)
+            if chunk.usage_completion_tokens is not None:
+                usage_tokens = chunk.usage_completion_tokens
+        if times:
+            watchdog.token_seen()
+    for payload in parser.close():
+        done = done or read_chunk(payload).done
+    if usage_tokens is not None:
+        seen.output_tokens, seen.source = usage_tokens, "usage"
+    else:
+        seen.output_tokens = len(times)
+    if not done:
+        return "truncated", "stream ended before [DONE]"
+    return "ok", None

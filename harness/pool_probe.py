@@ -1,0 +1,76 @@
+"""Where a gateway's time goes per load point, read from its Prometheus `/metrics`.
+
+The `fastapi_proxy` target exports two histograms: time a request waited for a pooled upstream
+connection, and time it held one (upstream TTFT, generation and streaming). Scraped before and
+after a load point, their sums and counts give means over that point — warm-up included, since
+the scrape brackets the whole point — which the runner stores in the summary point as `proxy`::
+
+    "proxy": {"requests": 412, "pool_size": 4, "pool_wait_ms_mean": 1830.5,
+              "upstream_ms_mean": 611.2, "pool_wait_share": 0.75}
+
+`pool_wait_share` is wait ÷ (wait + upstream): the part of the gateway's time spent queueing for a
+connection rather than being served.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+POOL_WAIT = "servebench_proxy_pool_wait_seconds"
+UPSTREAM = "servebench_proxy_upstream_seconds"
+POOL_SIZE = "servebench_proxy_pool_size"
+
+
+@dataclass(frozen=True)
+class PoolTotals:
+    """Cumulative histogram sums (seconds) and counts at one scrape."""
+
+    wait_s: float
+    upstream_s: float
+    count: int
+    pool_size: int | None = None
+
+
+def parse_pool_totals(text: str) -> PoolTotals | None:
+    """The pool totals in a Prometheus text exposition, or None if it has none."""
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[sample.name] = float(sample.value)
+    needed = (f"{POOL_WAIT}_sum", f"{UPSTREAM}_sum", f"{UPSTREAM}_count")
+    if not all(name in values for name in needed):
+        return None
+    size = values.get(POOL_SIZE)
+    return PoolTotals(wait_s=values[f"{POOL_WAIT}_sum"], upstream_s=values[f"{UPSTREAM}_sum"],
+                      count=int(values[f"{UPSTREAM}_count"]),
+                      pool_size=int(size) if size is not None else None)
+
+
+def read_pool_totals(base_url: str, timeout_s: float = 5.0) -> PoolTotals | None:
+    """Scrape `base_url/metrics`; None when it cannot be read or has no pool metrics."""
+    try:
+        with urllib.request.urlopen(base_url + "/metrics", timeout=timeout_s) as resp:
+            text = resp.read().decode("utf-8", errors="replace")
+    except (urllib.error.URLError, OSError):
+        return None
+    return parse_pool_totals(text)
+
+
+def pool_point(before: PoolTotals, after: PoolTotals) -> dict[str, Any]:
+    """Means (ms) over the requests finished between two scrapes; None where none finished."""
+    n = after.count - before.count
+    wait = after.wait_s - before.wait_s
+    upstream = after.upstream_s - before.upstream_s
+    total = wait + upstream
+    return {
+        "requests": n,
+        "pool_size": after.pool_size,
+        "pool_wait_ms_mean": round(wait / n * 1000, 3) if n > 0 else None,
+        "upstream_ms_mean": round(upstream / n * 1000, 3) if n > 0 else None,
+        "pool_wait_share": round(wait / total, 4) if n > 0 and total > 0 else None,
+    }

@@ -1,0 +1,118 @@
+"""Scrape a target's `GET /metrics` (Prometheus text) about once a second.
+
+Our targets export `servebench_in_flight`, `servebench_queue_depth` and `servebench_batch_size`
+(and a proxy its pool gauges); vLLM exports `vllm:num_requests_running`,
+`vllm:num_requests_waiting` and its KV-cache usage (`vllm:kv_cache_usage_perc`, older releases
+`vllm:gpu_cache_usage_perc`, a 0–1 fraction). Both map onto one `metrics` record:
+
+    {"kind": "metrics", "t": 13.0, "source": "servebench", "in_flight": 32, "queue_depth": 0,
+     "batch_size": 32, "kv_cache_pct": null, "status": 200, "error": null}
+
+For vLLM, `batch_size` is its running requests, `queue_depth` its waiting ones and `in_flight`
+their sum. A gauge exported with several label sets (vLLM's engines) is summed, the KV-cache
+usage is their maximum. A field the target does not export is null; a failed scrape has
+`error` set and every field null. `source` is null when no known gauge was found.
+"""
+
+from __future__ import annotations
+
+import http.client
+import urllib.parse
+from collections.abc import Mapping
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness.samples import Clock
+from harness.telemetry.store import Record
+
+SCRAPE_TIMEOUT_S = 5.0
+OURS = {
+    "servebench_in_flight": "in_flight",
+    "servebench_queue_depth": "queue_depth",
+    "servebench_batch_size": "batch_size",
+    "servebench_proxy_pool_in_use": "pool_in_use",
+    "servebench_proxy_pool_waiting": "pool_waiting",
+}
+VLLM_RUNNING = "vllm:num_requests_running"
+VLLM_WAITING = "vllm:num_requests_waiting"
+VLLM_KV_CACHE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
+KEPT = frozenset({*OURS, VLLM_RUNNING, VLLM_WAITING, *VLLM_KV_CACHE})
+FIELDS = ("in_flight", "queue_depth", "batch_size", "kv_cache_pct")
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """The gauges servebench keeps, by metric name; a name with several label sets is summed
+    (KV-cache usage: the maximum). Raises ValueError on text that is not Prometheus format."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name not in KEPT:
+                continue
+            value = float(sample.value)
+            if sample.name in out:
+                value = (max(out[sample.name], value) if sample.name in VLLM_KV_CACHE
+                         else out[sample.name] + value)
+            out[sample.name] = value
+    return out
+
+
+def server_fields(values: Mapping[str, float]) -> Record:
+    """Map parsed gauges onto the `metrics` record's fields (see the module docstring)."""
+    fields: Record = dict.fromkeys(FIELDS)
+    fields["source"] = None
+    ours = {field: values[name] for name, field in OURS.items() if name in values}
+    if ours:
+        fields["source"] = "servebench"
+        fields |= ours
+        return fields
+    running, waiting = values.get(VLLM_RUNNING), values.get(VLLM_WAITING)
+    kv = next((values[name] for name in VLLM_KV_CACHE if name in values), None)
+    if running is None and waiting is None and kv is None:
+        return fields
+    fields["source"] = "vllm"
+    fields["batch_size"] = running
+    fields["queue_depth"] = waiting
+    if running is not None and waiting is not None:
+        fields["in_flight"] = running + waiting
+    fields["kv_cache_pct"] = None if kv is None else round(kv * 100, 3)
+    return fields
+
+
+class MetricsScraper:
+    """Fetches and parses `base_url + path` once per `sample()`."""
+
+    kind = "metrics"
+
+    def __init__(self, clock: Clock, base_url: str, path: str = "/metrics",
+                 timeout_s: float = SCRAPE_TIMEOUT_S,
+                 headers: Mapping[str, str] | None = None) -> None:
+        parts = urllib.parse.urlsplit(base_url)
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if self.https else 80)
+        self.path = (parts.path.rstrip("/") + path) or "/"
+        self.clock, self.timeout_s = clock, timeout_s
+        self.headers = dict(headers or {})
+
+    def sample(self) -> list[Record]:
+        record: Record = {"kind": "metrics", "t": round(self.clock.now(), 6)}
+        record |= server_fields({})
+        record |= {"status": None, "error": None}
+        cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+        conn = cls(self.host, self.port, timeout=self.timeout_s)
+        try:
+            conn.request("GET", self.path, headers=self.headers)
+            resp = conn.getresponse()
+            body = resp.read()
+            record["status"] = resp.status
+            if resp.status != 200:
+                record["error"] = f"HTTP {resp.status}"
+                return [record]
+            record |= server_fields(parse_metrics(body.decode("utf-8", errors="replace")))
+        except TimeoutError:
+            record["error"] = f"no answer within {self.timeout_s:g} s"
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            record["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            conn.close()
+        return [record]

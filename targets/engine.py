@@ -1,0 +1,348 @@
+"""Continuous (iteration-level) batching: one engine thread steps every running sequence at once.
+
+    engine = ContinuousBatcher(load_batch_model(load_engine("tiny"), max_batch=64))
+    engine.start()
+    async for token in engine.stream(prompt_ids, params, cancel):   # from any event loop
+        ...
+    engine.stop()
+
+The engine thread owns the model. Each iteration it admits waiting requests (up to `max_batch`
+sequences hold a cache slot), drops cancelled ones, and runs ONE forward pass that gives every
+decoding sequence its next token and feeds joining sequences a chunk of their prompt (at most
+`step_tokens` tokens per step in all, so a long prompt is spread over several steps instead of
+stalling everyone's decode). A sequence that finishes — EOS, `max_tokens`, its cache slot full,
+or cancelled — leaves at once and frees its slot for the next request.
+
+Tokens go out once per step: the engine groups them by `Sink` and makes one `put` per sink, so an
+event loop is woken once per step (`call_soon_threadsafe`), not once per token, and no text work
+happens on the engine thread (detokenizing stays on the event loop side).
+
+The model is a `BatchModel`: `LlamaBatchModel` (engine_llama.py) for real models, `SimBatchModel`
+for `sim:` specs (one `tpot_ms` per step for the whole batch, one `ttft_ms` when sequences join).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from targets.model import GPT2_EOS, GenParams, HFEngine, ModelEngine, SimEngine, SimParams
+
+Item = int | BaseException | None  # a token, a failure, or None: the end of the sequence
+
+
+class Sink(Protocol):
+    """Where a step's outputs go. Called on the engine thread with `(key, item)` pairs in order."""
+
+    def put(self, items: list[tuple[Any, Item]]) -> None: ...
+
+
+@dataclass(eq=False)
+class Sequence:
+    """One request inside the engine. `cached`: tokens whose K/V are in its slot (prompt first);
+    `last`: the latest output token, the input of its next decode step."""
+
+    ids: list[int]
+    params: GenParams
+    cancel: threading.Event
+    sink: Sink
+    key: Any
+    slot: int = -1
+    cached: int = 0
+    last: int = -1
+    produced: int = 0
+    gen: Any = None  # a torch.Generator when sampling
+    sim_state: int = 0
+
+
+class BatchModel(Protocol):
+    """What the scheduler needs from a model. `step` returns the next token of each decode
+    sequence, then of each chunk that completes its prompt, and advances `seq.cached`."""
+
+    max_batch: int
+    max_len: int
+    eos: int
+
+    def join(self, seq: Sequence) -> None: ...
+    def leave(self, seq: Sequence) -> None: ...
+    def reset(self) -> None: ...
+    def step(self, decode: list[Sequence], chunks: list[tuple[Sequence, int]]) -> list[int]: ...
+
+
+class EngineStopped(RuntimeError):
+    """The engine stopped before this sequence finished."""
+
+
+class ContinuousBatcher:
+    """The scheduler thread around a `BatchModel` (see the module doc). Thread-safe `submit`."""
+
+    def __init__(self, model: BatchModel, step_tokens: int = 512) -> None:
+        self.model = model
+        self.step_tokens = step_tokens
+        self.inbox: collections.deque[Sequence] = collections.deque()
+        self.decode: list[Sequence] = []
+        self.prefill: list[Sequence] = []
+        self.running = 0  # sequences holding a slot: the running batch size
+        self.steps = 0
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._sinks: dict[asyncio.AbstractEventLoop, _LoopSink] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="batch-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop after the current step; unfinished sequences end with `EngineStopped`."""
+        self._stop = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    # -- submitting -----------------------------------------------------------------------------
+
+    def submit(self, ids: list[int], params: GenParams, cancel: threading.Event, sink: Sink,
+               key: Any) -> None:
+        """Queue a request; its tokens arrive as `sink.put([(key, token), ...])`, then `None`."""
+        if not ids:
+            raise ValueError("a prompt needs at least one token")
+        self.inbox.append(Sequence(list(ids), params, cancel, sink, key))
+        self._wake.set()
+
+    async def stream(self, ids: list[int], params: GenParams,
+                     cancel: threading.Event | None = None) -> AsyncIterator[int]:
+        """Tokens of one request on the running event loop. Closing the iterator early (`aclose`,
+        `contextlib.aclosing`) cancels the request; so does setting `cancel`."""
+        loop = asyncio.get_running_loop()
+        sink = self._sinks.get(loop) or self._sinks.setdefault(loop, _LoopSink(loop))
+        out: asyncio.Queue[Item] = asyncio.Queue()
+        cancel = cancel if cancel is not None else threading.Event()
+        self.submit(ids, params, cancel, sink, out)
+        try:
+            while (item := await out.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancel.set()  # a no-op when finished; otherwise frees the slot at the next step
+
+    def generate(self, ids: list[int], params: GenParams,
+                 cancel: threading.Event | None = None) -> Iterator[int]:
+        """Blocking tokens of one request, for threads and tests (the ModelEngine shape)."""
+        out: queue.SimpleQueue[Item] = queue.SimpleQueue()
+        cancel = cancel if cancel is not None else threading.Event()
+        self.submit(ids, params, cancel, QUEUE_SINK, out)
+        try:
+            while (item := out.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancel.set()
+
+    # -- the engine thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            self._admit()
+            self._drop_cancelled()
+            if not self.decode and not self.prefill:
+                if self._stop:
+                    break
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            if self._stop:
+                break
+            chunks = self._plan()
+            try:
+                tokens = self.model.step(self.decode, chunks)
+                self.steps += 1
+                self._deliver(tokens, chunks)
+            except Exception as exc:  # the batch is lost; every sequence in it learns why
+                self._fail_all(exc)
+        self._fail_all(EngineStopped("the batching engine stopped"))
+        while self.inbox:
+            seq = self.inbox.popleft()
+            seq.sink.put([(seq.key, EngineStopped("the batching engine stopped"))])
+
+    def _admit(self) -> None:
+        while self.inbox and len(self.decode) + len(self.prefill) < self.model.max_batch:
+            seq = self.inbox.popleft()
+            if seq.cancel.is_set():
+                seq.sink.put([(seq.key, None)])
+                continue
+            if len(seq.ids) >= self.model.max_len:
+                seq.sink.put([(seq.key, ValueError(
+                    f"prompt of {len(seq.ids)} tokens does not fit the engine's "
+                    f"{self.model.max_len}-token slots"))])
+                continue
+            self.model.join(seq)
+            self.prefill.append(seq)
+        self.running = len(self.decode) + len(self.prefill)
+
+    def _plan(self) -> list[tuple[Sequence, int]]:
+        """Prompt chunks for this step, FIFO, within the step's token budget (never zero)."""
+        budget = max(self.step_tokens - len(self.decode), self.step_tokens // 4)
+        chunks: list[tuple[Sequence, int]] = []
+        for seq in self.prefill:
+            if budget <= 0:
+                break
+            n = min(len(seq.ids) - seq.cached, budget)
+            chunks.append((seq, n))
+            budget -= n
+        return chunks
+
+    def _finish(self, seq: Sequence, out: dict[Sink, list[tuple[Any, Item]]],
+                item: Item = None) -> None:
+        self.model.leave(seq)
+        out.setdefault(seq.sink, []).append((seq.key, item))
+
+    def _emit(self, seq: Sequence, token: int, out: dict[Sink, list[tuple[Any, Item]]]) -> bool:
+        """Send `token`; return True when `seq` is done (and has been finished)."""
+        seq.last = token
+        seq.produced += 1
+        out.setdefault(seq.sink, []).append((seq.key, token))
+        p = seq.params
+        if ((token == self.model.eos and not p.ignore_eos) or seq.produced >= p.max_tokens
+                or seq.cached >= self.model.max_len or seq.cancel.is_set()):
+            self._finish(seq, out)
+            return True
+        return False
+
+    def _deliver(self, tokens: list[int], chunks: list[tuple[Sequence, int]]) -> None:
+        out: dict[Sink, list[tuple[Any, Item]]] = {}
+        done = [i for i, seq in enumerate(self.decode) if self._emit(seq, tokens[i], out)]
+        for i in reversed(done):  # swap-remove: at most one sequence changes slot per removal
+            last = self.decode.pop()
+            if i < len(self.decode):
+                self.decode[i] = last
+        k = len(self.decode) + len(done)
+        for seq, _ in chunks:
+            if seq.cached == len(seq.ids):
+                self.prefill.remove(seq)
+                if not self._emit(seq, tokens[k], out):
+                    self.decode.append(seq)
+                k += 1
+        self.running = len(self.decode) + len(self.prefill)
+        for sink, items in out.items():
+            sink.put(items)
+
+    def _drop_cancelled(self) -> None:
+        gone = [s for s in (*self.decode, *self.prefill) if s.cancel.is_set()]
+        if not gone:
+            return
+        out: dict[Sink, list[tuple[Any, Item]]] = {}
+        for seq in gone:
+            if seq in self.prefill:
+                self.prefill.remove(seq)
+            else:
+                i = self.decode.index(seq)
+                self.decode[i] = self.decode[-1]
+                self.decode.pop()
+            self._finish(seq, out)
+        self.running = len(self.decode) + len(self.prefill)
+        for sink, items in out.items():
+            sink.put(items)
+
+    def _fail_all(self, exc: BaseException) -> None:
+        out: dict[Sink, list[tuple[Any, Item]]] = {}
+        for seq in (*self.decode, *self.prefill):
+            out.setdefault(seq.sink, []).append((seq.key, exc))
+        self.decode, self.prefill, self.running = [], [], 0
+        self.model.reset()
+        for sink, items in out.items():
+            sink.put(items)
+
+
+class _LoopSink:
+    """Delivers a step's items to asyncio queues on one event loop, with one wake-up."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def put(self, items: list[tuple[Any, Item]]) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is reading any more
+            self.loop.call_soon_threadsafe(_dispatch, items)
+
+
+def _dispatch(items: list[tuple[Any, Item]]) -> None:
+    for out, item in items:
+        out.put_nowait(item)
+
+
+class _QueueSink:
+    def put(self, items: list[tuple[Any, Item]]) -> None:
+        _dispatch(items)
+
+
+QUEUE_SINK: Sink = _QueueSink()
+
+
+class SimBatchModel:
+    """`sim:` as a batching model: a step costs one `tpot_ms` when any sequence decodes, plus one
+    `ttft_ms` when any prompt completes (joiners are prefilled together). Tokens equal
+    `SimEngine.generate`'s for the same prompt and seed."""
+
+    def __init__(self, params: SimParams, max_batch: int, max_len: int | None = None) -> None:
+        self.params = params
+        self.max_batch = max_batch
+        self.max_len = min(max_len or params.max_context, params.max_context)
+        self.eos = GPT2_EOS
+
+    def join(self, seq: Sequence) -> None:
+        seq.slot = 0
+        seq.sim_state = (sum(seq.ids) * 2654435761 + (seq.params.seed or 0)) % GPT2_EOS
+
+    def leave(self, seq: Sequence) -> None:
+        seq.slot = -1
+
+    def reset(self) -> None:
+        pass
+
+    def _wait(self, seconds: float) -> None:
+        if self.params.gil == "release":
+            time.sleep(seconds)
+            return
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    def step(self, decode: list[Sequence], chunks: list[tuple[Sequence, int]]) -> list[int]:
+        for seq, n in chunks:
+            seq.cached += n
+        joined = [seq for seq, _ in chunks if seq.cached == len(seq.ids)]
+        self._wait(((self.params.tpot_ms if decode else 0.0)
+                    + (self.params.ttft_ms if joined else 0.0)) / 1000)
+        out = []
+        for seq in (*decode, *joined):
+            seq.sim_state = (seq.sim_state * 1103515245 + 12345) % 10000  # as SimEngine
+            out.append(256 + seq.sim_state)
+        for seq in decode:
+            seq.cached += 1
+        return out
+
+
+def load_batch_model(engine: ModelEngine, max_batch: int = 64, max_len: int | None = None,
+                     backend: str = "onednn") -> BatchModel:
+    """The batching model for a loaded engine: sim stays sim, a transformers Llama runs on
+    `LlamaBatchModel`; anything else is a clear `ValueError`."""
+    if isinstance(engine, SimEngine):
+        return SimBatchModel(engine.params, max_batch, max_len)
+    if isinstance(engine, HFEngine):
+        from targets.engine_llama import LlamaBatchModel
+
+        return LlamaBatchModel(engine, max_batch, max_len, backend=backend)
+    raise ValueError(f"no batching model for {type(engine).__name__}")

@@ -1,0 +1,76 @@
+"""fastapi_batching — continuous (iteration-level) batching behind an asyncio server.
+
+The pattern: what vLLM, TGI and SGLang do. One engine thread owns the model and loops over
+*steps*. Each step is one forward pass over every running sequence: each decoding sequence gets
+its next token, and a request that arrived since the last step joins right away (its prompt is
+prefilled in the same pass, in chunks of at most `step_tokens` tokens so a long prompt does not
+stall the others' decoding). A sequence that ends — EOS, `max_tokens`, or its client gone — leaves
+the batch at once and its KV-cache slot goes to the next request. Tokens reach the event loop
+once per step (`call_soon_threadsafe`) and leave as SSE chunks as they are produced. See
+`targets/engine.py` (scheduler) and `targets/engine_llama.py` (the batched forward pass).
+
+Choose it when: many concurrent requests share one model — chat and API serving. A decode step
+for 32 sequences costs a few times one for a single sequence, so throughput grows almost with
+the batch while each request still streams from its first token, and short requests never wait
+for long ones (unlike request-level batching, `fastapi_dynamic_batching`).
+
+Pitfall: the engine, not the web server, is now the bottleneck and the scheduler: per-token
+latency (TPOT) grows with the batch, and every prompt that joins makes that step longer for
+everybody (prefill interference). Cap the batch (`max_batch`) and the per-step prompt tokens
+(`step_tokens`) for your latency goals; requests beyond `max_batch` queue, and beyond
+`max_queue` get 503. All Python work on the step path (scheduling, sampling, detokenizing) is paid
+by the whole batch at every step: keep it off the engine thread.
+
+Options: `max_batch` (sequences decoding together, each with a KV-cache slot; default 64),
+`step_tokens` (tokens per forward pass, decode + prompt chunks; default 512), `max_len` (tokens
+per slot, prompt included; default the model's context), `linear` (`onednn` or `torch` for the
+linear layers on CPU; default `onednn`), plus the shared `max_concurrency` (default `max_batch`)
+and `max_queue`. `/metrics` shows the running batch as `servebench_batch_size`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from targets.asgi import build_app, serve_app
+from targets.config import ServeConfig
+from targets.engine import ContinuousBatcher, load_batch_model
+from targets.model import GenParams, configure_threads, load_engine
+from targets.serving import Job, Stats
+
+OPTIONS = ("max_batch", "step_tokens", "max_len", "linear")
+
+
+def create_app(cfg: ServeConfig) -> FastAPI:
+    cfg.check_options(OPTIONS)
+    linear = cfg.opt("linear", "onednn")
+    if linear not in ("onednn", "torch"):
+        raise ValueError(f"target option linear must be onednn or torch, got {linear!r}")
+    configure_threads(cfg.torch_threads)
+    model = load_engine(cfg.model, cfg.device)
+    max_batch = cfg.int_opt("max_batch", 64)
+    max_len = cfg.int_opt("max_len", model.max_context)
+    engine = ContinuousBatcher(load_batch_model(model, max_batch, max_len, backend=linear),
+                               step_tokens=cfg.int_opt("step_tokens", 512))
+    stats = Stats(cfg.name)
+    stats.batch_size.set_function(lambda: engine.running)  # read at scrape time, no step cost
+
+    def start() -> None:
+        engine.start()
+        # Warm-up: the first passes build kernels and fault in cache pages; no client pays it.
+        list(engine.generate([model.eos_token_id] * 16, GenParams(max_tokens=4, ignore_eos=True)))
+
+    def generate(job: Job) -> AsyncIterator[int]:
+        # The engine's own async iterator: the serving layer closes it (and sets job.cancel)
+        # when the client goes away, and the sequence leaves the batch at the next step.
+        return engine.stream(job.ids, job.params, job.cancel)
+
+    return build_app(cfg, model, generate, stats=stats,
+                     max_concurrency=cfg.max_concurrency(max_batch), max_queue=cfg.max_queue(),
+                     on_startup=[start], on_shutdown=[engine.stop])
+
+
+def serve(cfg: ServeConfig) -> None:
+    serve_app(create_app(cfg), cfg)

@@ -1,0 +1,52 @@
+"""fastapi_blocking — an `async def` endpoint that calls the model inline: the anti-pattern.
+
+The pattern: the endpoint is `async def`, but the model call inside it is ordinary blocking code
+(a PyTorch forward pass, a `time.sleep`, a synchronous HTTP client). Nothing awaits while it runs,
+so the event loop — the only thread serving every connection — is stuck until it returns.
+Streaming "works" (each token is sent as it is produced) but every `next()` of the blocking
+generator holds the loop, and writing a chunk does not yield to it either.
+
+Choose it when: never on purpose. It is here because it is the most common asyncio serving bug
+and because it looks fine with one client: a single request gets normal latency.
+
+Pitfall: with a second client everything serializes behind the running generation — `/health`
+probes time out (an orchestrator may kill a busy, healthy server), `/metrics` stalls, a
+disconnect goes unseen until the generation ends (the loop cannot read the socket), 503s cannot
+be sent, and SIGTERM is handled only after the request in progress. Fix: `run_in_executor`
+(`fastapi_threadpool`) or a batching engine with its own thread.
+
+Options: the shared `max_concurrency` (default 64: the loop takes whatever it can read, one
+generation at a time) and `max_queue`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from targets.asgi import build_app, serve_app
+from targets.config import ServeConfig
+from targets.model import configure_threads, load_engine
+from targets.serving import Job, Stats
+
+DEFAULT_MAX_CONCURRENCY = 64
+
+
+def create_app(cfg: ServeConfig) -> FastAPI:
+    cfg.check_options(())
+    configure_threads(cfg.torch_threads)
+    engine = load_engine(cfg.model, cfg.device)
+
+    async def generate(job: Job) -> AsyncIterator[int]:
+        # The bug, on purpose: a blocking iterator driven from the event loop's thread.
+        for token in engine.generate(job.ids, job.params, job.cancel):
+            yield token
+
+    return build_app(cfg, engine, generate, stats=Stats(cfg.name),
+                     max_concurrency=cfg.max_concurrency(DEFAULT_MAX_CONCURRENCY),
+                     max_queue=cfg.max_queue())
+
+
+def serve(cfg: ServeConfig) -> None:
+    serve_app(create_app(cfg), cfg)

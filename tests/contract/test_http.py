@@ -1,0 +1,147 @@
+"""The HTTP contract every local target keeps: bodies, streams, usage, errors, limits, auth.
+
+Every target runs on the `tiny` model with `max_concurrency=4, max_queue=0`, an API key (not the
+proxy) and `--max-tokens-cap 1024` (see conftest).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.contract.client import Stream, metrics, request, token_payloads
+from tests.contract.conftest import API_KEY, MAX_TOKENS_CAP, Fleet, contract_targets
+
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("target", contract_targets())]
+
+
+def post(fleet: Fleet, target: str, body: bytes | dict[str, Any],
+         path: str = "/v1/completions") -> Any:
+    return request(fleet.get(target).url, "POST", path, body, fleet.auth(target))
+
+
+def test_completion_body_and_usage(fleet: Fleet, target: str) -> None:
+    reply = post(fleet, target, {"prompt": "Hello world", "max_tokens": 7, "ignore_eos": True})
+    assert reply.status == 200, reply.body
+    body = reply.json()
+    assert body["object"] == "text_completion"
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert isinstance(body["choices"][0]["text"], str) and body["choices"][0]["text"]
+    assert body["usage"] == {"prompt_tokens": 2, "completion_tokens": 7, "total_tokens": 9}
+
+    ids = post(fleet, target, {"prompt": [15496, 995], "max_tokens": 3}).json()
+    assert ids["usage"]["prompt_tokens"] == 2 and ids["usage"]["completion_tokens"] == 3
+
+    chat = post(fleet, target, {"messages": [{"role": "user", "content": "hi"}],
+                                "max_tokens": 5}, path="/v1/chat/completions")
+    assert chat.status == 200, chat.body
+    message = chat.json()["choices"][0]["message"]
+    assert chat.json()["object"] == "chat.completion" and message["role"] == "assistant"
+    assert chat.json()["usage"]["completion_tokens"] == 5
+
+
+def test_stream_chunks_usage_and_done(fleet: Fleet, target: str) -> None:
+    srv = fleet.get(target)
+    request_body = {"prompt": "Hello world", "max_tokens": 6,
+                    "stream_options": {"include_usage": True}}
+    stream = Stream(srv.url, request_body, fleet.auth(target))
+    assert stream.status == 200
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    assert stream.headers["cache-control"] == "no-cache"
+    assert stream.headers["x-accel-buffering"] == "no"
+    payloads = stream.rest()
+    assert payloads[-1] == "[DONE]" and payloads.count("[DONE]") == 1
+    chunks = [json.loads(p) for p in payloads[:-1]]
+    tokens = token_payloads(payloads)
+    assert len(tokens) == 6  # one chunk per token
+    finish = [c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
+    assert [c["choices"][0]["finish_reason"] for c in finish] == ["length"]
+    usage = [c for c in chunks if not c["choices"]]
+    assert usage and usage[-1]["usage"]["completion_tokens"] == 6
+    assert usage[-1]["usage"]["prompt_tokens"] == 2
+    whole = post(fleet, target, {"prompt": "Hello world", "max_tokens": 6}).json()
+    assert "".join(c["choices"][0]["text"] for c in tokens) == whole["choices"][0]["text"]
+
+    chat = Stream(srv.url, {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+                  fleet.auth(target), path="/v1/chat/completions")
+    chat_tokens = token_payloads(chat.rest())
+    assert len(chat_tokens) == 4
+    assert all(c["object"] == "chat.completion.chunk" for c in chat_tokens)
+    assert all("content" in c["choices"][0]["delta"] for c in chat_tokens)
+
+
+BAD_BODIES: list[tuple[str, bytes | dict[str, Any]]] = [
+    ("not json", b"{not json"),
+    ("empty body", b""),
+    ("not utf-8", b"\xff\xfe\x00"),
+    ("json array", b"[1, 2]"),
+    ("no prompt", {"max_tokens": 5}),
+    ("max_tokens a string", {"prompt": "x", "max_tokens": "many"}),
+    ("max_tokens zero", {"prompt": "x", "max_tokens": 0}),
+    ("temperature too high", {"prompt": "x", "temperature": 5}),
+    ("prompt a number", {"prompt": 12}),
+    ("prompt empty list", {"prompt": []}),
+    ("token id out of vocab", {"prompt": [-1]}),
+]
+
+
+def test_bad_input_is_400_never_500(fleet: Fleet, target: str) -> None:
+    for what, body in BAD_BODIES:
+        reply = post(fleet, target, body)
+        assert reply.status == 400, f"{what}: {reply.status} {reply.body!r}"
+        assert isinstance(reply.json()["error"]["message"], str), what
+    for what, chat_body in [("no messages", {"messages": []}),
+                            ("message without content", {"messages": [{"role": "user"}]})]:
+        reply = post(fleet, target, chat_body, path="/v1/chat/completions")
+        assert reply.status == 400, f"{what}: {reply.status} {reply.body!r}"
+
+
+def test_limits_413_and_400(fleet: Fleet, target: str) -> None:
+    over_context = post(fleet, target, {"prompt": [15496] * 2100, "max_tokens": 1})
+    assert over_context.status == 413, over_context.body
+    assert over_context.json()["error"]["code"] == "context_length_exceeded"
+    over_cap = post(fleet, target, {"prompt": "x", "max_tokens": MAX_TOKENS_CAP + 100})
+    assert over_cap.status == 400, over_cap.body
+    assert over_cap.json()["error"]["param"] == "max_tokens"
+    too_big = post(fleet, target, b'{"prompt": "' + b"x" * (1 << 20) + b'"}')
+    assert too_big.status == 413, too_big.body[:200]
+    assert "error" in too_big.json()
+
+
+def test_unknown_route_and_method(fleet: Fleet, target: str) -> None:
+    url = fleet.get(target).url
+    missing = request(url, "GET", "/v1/nope", headers=fleet.auth(target))
+    assert missing.status == 404 and "error" in missing.json()
+    wrong = request(url, "GET", "/v1/completions", headers=fleet.auth(target))
+    assert wrong.status == 405 and "error" in wrong.json()
+
+
+def test_api_key_401(fleet: Fleet, target: str) -> None:
+    if fleet.api_key(target) is None:
+        pytest.skip(f"{target} is started without an API key (the proxy launcher passes none)")
+    url = fleet.get(target).url
+    body = {"prompt": "x", "max_tokens": 1}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": API_KEY}):
+        reply = request(url, "POST", "/v1/completions", body, headers)
+        assert reply.status == 401, (headers, reply.body)
+        assert reply.json()["error"]["code"] == "invalid_api_key"
+    assert request(url, "GET", "/health").status == 200  # probes need no key
+
+
+def test_metrics_gauges(fleet: Fleet, target: str) -> None:
+    reply = request(fleet.get(target).url, "GET", "/metrics")
+    assert reply.status == 200 and reply.headers["content-type"].startswith("text/plain")
+    names = set(metrics(fleet.get(target).url))
+    for name in ("servebench_in_flight", "servebench_queue_depth", "servebench_batch_size",
+                 "servebench_generated_tokens_total", "servebench_rejections_total"):
+        assert name in names, f"{name} missing from /metrics"
+
+
+
+
+def test_ignore_eos_gives_exact_length(fleet: Fleet, target: str) -> None:
+    body = post(fleet, target, {"prompt": "Hello", "max_tokens": 20, "ignore_eos": True}).json()
+    assert body["usage"]["completion_tokens"] == 20
+    assert body["choices"][0]["finish_reason"] == "length"

@@ -1,0 +1,146 @@
+"""Lifecycle under load: /health during a generation, 503 backpressure, cancellation on
+disconnect, and graceful drain across SIGTERM.
+
+No sleeps: each test polls `/metrics` (or the socket) with a deadline. The drain test stops its
+server; the fleet restarts it if a later test needs it.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.contract.client import Stream, metrics, request, token_payloads, wait_for
+from tests.contract.conftest import (
+    MAX_CONCURRENCY,
+    SKIPS,
+    STALLS_HEALTH,
+    Fleet,
+    contract_targets,
+    skip_unless_supported,
+)
+
+LONG = 1000  # tokens: far longer than any deadline below, within the cap and the context
+
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("target", contract_targets())]
+
+
+def gauge(url: str, name: str) -> float:
+    return metrics(url).get(name, float("nan"))
+
+
+def idle(url: str) -> None:
+    """Wait until the previous test's requests have left the server."""
+    wait_for(lambda: gauge(url, "servebench_in_flight") == 0, 30, "in_flight == 0")
+
+
+def long_stream(fleet: Fleet, target: str, max_tokens: int = LONG) -> Stream:
+    return Stream(fleet.get(target).url, {"prompt": "hi", "max_tokens": max_tokens,
+                                          "ignore_eos": True}, fleet.auth(target))
+
+
+def test_health_while_generating(fleet: Fleet, target: str) -> None:
+    """/health answers during a long stream — except on fastapi_blocking, where it waits for it:
+    that stall is the pattern's documented behaviour."""
+    url = fleet.get(target).url
+    idle(url)
+    stalls = target in STALLS_HEALTH
+    stream = long_stream(fleet, target, 100 if stalls else LONG)
+    events = stream.events()
+    next(events)  # the generation is running on the server now
+    finished: list[float] = []
+
+    def read_to_end() -> None:
+        for _ in events:
+            pass
+        finished.append(time.monotonic())
+
+    reader = threading.Thread(target=read_to_end, daemon=True)
+    reader.start()
+    assert request(url, "GET", "/health", timeout=120).status == 200
+    answered = time.monotonic()
+    if stalls:
+        reader.join(timeout=120)
+        assert finished and answered >= finished[0], "/health answered mid-generation"
+    else:
+        assert not finished, "the long stream ended before /health answered"
+        stream.abort()
+        reader.join(timeout=30)
+
+
+def test_overload_503_with_retry_after(fleet: Fleet, target: str) -> None:
+    skip_unless_supported(target, "overload")
+    url = fleet.get(target).url
+    idle(url)
+    before = gauge(url, "servebench_rejections_total")
+    held: list[Stream] = []
+    try:
+        for _ in range(MAX_CONCURRENCY):
+            held.append(long_stream(fleet, target))
+        wait_for(lambda: gauge(url, "servebench_in_flight") == MAX_CONCURRENCY, 30,
+                 "every slot to be taken")  # and the queue holds 0
+        reply = request(url, "POST", "/v1/completions", {"prompt": "hi", "max_tokens": 2},
+                        fleet.auth(target))
+        assert reply.status == 503, reply.body
+        assert int(reply.headers["retry-after"]) >= 1
+        assert reply.json()["error"]["message"]
+        assert gauge(url, "servebench_rejections_total") == before + 1
+    finally:
+        for stream in held:
+            stream.close()
+
+
+def test_disconnect_cancels_generation(fleet: Fleet, target: str) -> None:
+    """A client leaving mid-stream frees its slot and stops its generation: the model-side token
+    counter stops (a short request afterwards adds only its own tokens)."""
+    skip_unless_supported(target, "disconnect")
+    url = fleet.get(target).url
+    idle(url)
+    before = gauge(url, "servebench_generated_tokens_total")
+    stream = long_stream(fleet, target)
+    events = stream.events()
+    for _ in range(3):
+        next(events)
+    stream.close()
+    idle(url)  # the slot is freed long before the generation could end on its own
+    at_cancel = gauge(url, "servebench_generated_tokens_total")
+    assert at_cancel - before < LONG / 2
+    reply = request(url, "POST", "/v1/completions",
+                    {"prompt": "hi", "max_tokens": 5, "ignore_eos": True}, fleet.auth(target))
+    assert reply.status == 200
+    extra = gauge(url, "servebench_generated_tokens_total") - at_cancel - 5
+    assert extra < 20, f"{extra:.0f} tokens generated for the departed client after it left"
+    assert metrics(url).get('servebench_requests_total{outcome="cancelled"}', 0) >= 1
+
+
+def _refused(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_drain_finishes_stream_across_sigterm(fleet: Fleet, target: str) -> None:
+    """SIGTERM with a stream in flight: new connections are refused at once, the stream still
+    ends with every token and [DONE], then the process exits 0."""
+    srv = fleet.get(target)
+    idle(srv.url)
+    n = 200
+    stream = long_stream(fleet, target, n)
+    events = stream.events()
+    first = next(events)
+    assert srv.process is not None
+    srv.process.send_signal(signal.SIGTERM)
+    if "drain_refuses_new" not in SKIPS.get(target, {}):
+        wait_for(lambda: _refused(srv.url), 10, "new connections to be refused")
+    payloads = [first, *events]
+    assert payloads[-1] == "[DONE]"
+    assert len(token_payloads(payloads)) == n
+    assert srv.process.wait(timeout=60) == 0

@@ -1,0 +1,117 @@
+"""Parsing `/metrics`: our targets' gauges and vLLM's, and the HTTP samplers on a real server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from harness.samples import Clock
+from harness.telemetry.probe import HealthSeries
+from harness.telemetry.scrape import MetricsScraper, parse_metrics, server_fields
+from targets.serving import Stats
+
+# The shape vLLM's OpenAI server exports (gauges with model/engine labels, a counter around
+# them); written for this test, values chosen so each mapping is visible.
+VLLM_TEXT = """\
+# HELP vllm:num_requests_running Number of requests in model execution batches.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0",model_name="tiny"} 5.0
+vllm:num_requests_running{engine="1",model_name="tiny"} 3.0
+# HELP vllm:num_requests_waiting Number of requests waiting to be processed.
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{engine="0",model_name="tiny"} 2.0
+# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.
+# TYPE vllm:kv_cache_usage_perc gauge
+vllm:kv_cache_usage_perc{engine="0",model_name="tiny"} 0.125
+vllm:kv_cache_usage_perc{engine="1",model_name="tiny"} 0.5
+# HELP vllm:generation_tokens_total Number of generation tokens processed.
+# TYPE vllm:generation_tokens_total counter
+vllm:generation_tokens_total{engine="0",model_name="tiny"} 4096.0
+"""
+OLD_VLLM_TEXT = """\
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{model_name="m"} 1.0
+# TYPE vllm:gpu_cache_usage_perc gauge
+vllm:gpu_cache_usage_perc{model_name="m"} 0.25
+"""
+
+
+def test_our_targets_gauges_map_to_in_flight_queue_and_batch() -> None:
+    stats = Stats("fastapi_batching")
+    stats.in_flight.set(7)
+    stats.queued.set(3)
+    stats.batch_size.set(4)
+    stats.tokens.inc(100)
+    fields = server_fields(parse_metrics(stats.render().decode()))
+    assert fields == {"in_flight": 7.0, "queue_depth": 3.0, "batch_size": 4.0,
+                      "kv_cache_pct": None, "source": "servebench"}
+
+
+def test_vllm_gauges_are_summed_over_engines_and_kv_cache_is_a_percentage() -> None:
+    values = parse_metrics(VLLM_TEXT)
+    assert "vllm:generation_tokens_total" not in values  # only the kept gauges
+    fields = server_fields(values)
+    assert fields == {"in_flight": 10.0, "queue_depth": 2.0, "batch_size": 8.0,
+                      "kv_cache_pct": 50.0, "source": "vllm"}
+    old = server_fields(parse_metrics(OLD_VLLM_TEXT))
+    assert (old["batch_size"], old["queue_depth"], old["in_flight"], old["kv_cache_pct"]) == (
+        1.0, None, None, 25.0)
+
+
+def test_unknown_metrics_give_no_source() -> None:
+    fields = server_fields(parse_metrics("# TYPE other gauge\nother 3\n"))
+    assert fields["source"] is None and fields["batch_size"] is None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body, status = {"/health": (b"ok", 200), "/metrics": (VLLM_TEXT.encode(), 200),
+                        "/v1/health": (b"busy", 503)}.get(self.path, (b"no", 404))
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def test_health_and_metrics_samplers_against_a_real_server(server: str) -> None:
+    clock = Clock()
+    (health,) = HealthSeries(clock, server).sample()
+    assert health["kind"] == "health" and health["status"] == 200 and health["error"] is None
+    assert health["latency_ms"] > 0
+    (busy,) = HealthSeries(clock, server + "/v1").sample()  # a base URL with a path
+    assert busy["status"] == 503 and busy["latency_ms"] is None and busy["error"] == "HTTP 503"
+    (scrape,) = MetricsScraper(clock, server).sample()
+    assert scrape["source"] == "vllm" and scrape["batch_size"] == 8.0 and scrape["error"] is None
+    (missing,) = MetricsScraper(clock, server + "/nothing").sample()
+    assert missing["error"] == "HTTP 404" and missing["batch_size"] is None
+
+
+def test_samplers_record_a_refused_connection() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (health,) = HealthSeries(Clock(), f"http://127.0.0.1:{port}").sample()
+    assert health["latency_ms"] is None and "ConnectionRefused" in health["error"]
+    (scrape,) = MetricsScraper(Clock(), f"http://127.0.0.1:{port}").sample()
+    assert scrape["source"] is None and "ConnectionRefused" in scrape["error"]
