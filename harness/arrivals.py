@@ -17,7 +17,8 @@ offsets, in seconds from the start of the load point, for the whole point (warm-
 Ramp and spike place arrivals on the rate curve r(t) by inverting its integral Λ(t): request n is
 due when Λ(t) = n (`process = "uniform"`, the default) or when Λ(t) equals the n-th partial sum of
 unit exponentials (`process = "poisson"`, a non-homogeneous Poisson process).
-`max_requests` (when > 0) keeps the first arrivals only.
+`max_requests` (when > 0) keeps the first arrivals only. Which extras each kind accepts is
+validated when the scenario is read (`harness.scenario.LOAD_EXTRAS`).
 
 Example::
 
@@ -40,16 +41,6 @@ from typing import Any
 from harness.scenario import LoadPoint, ScenarioError
 
 RateCurve = list[tuple[float, float]]  # (offset s, rate req/s) breakpoints, linear in between
-
-SHAPE_PARAMS: dict[str, frozenset[str]] = {
-    "constant": frozenset(),
-    "poisson": frozenset(),
-    "gamma": frozenset({"burstiness"}),
-    "ramp": frozenset({"end_rate_rps", "process"}),
-    "spike": frozenset({"spike_rate_rps", "spike_start_s", "spike_duration_s", "process"}),
-    "trace": frozenset({"path", "speed"}),
-}
-"""The `[load]` extras each open-loop kind reads (they land in `LoadPoint.params`)."""
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,13 @@ def _check_names(driver: str, targets: list[str]) -> None:
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         raise ScenarioError(f"unknown target(s) {unknown}; see `servebench list`")
+    if driver == "k6":  # a missing binary is a one-line message before anything starts
+        from harness.drivers.k6 import K6NotFound, k6_binary
+
+        try:
+            k6_binary()
+        except K6NotFound as exc:
+            raise ScenarioError(str(exc)) from None
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -77,6 +84,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     unknown = [d for d in drivers if d not in DRIVERS]
     if not drivers or unknown:
         raise ScenarioError(f"--drivers: unknown {unknown}; choose from {sorted(DRIVERS)}")
+    for driver in drivers:
+        _check_names(driver, ["echo"])
     if args.concurrency < 1 or args.tokens < 1 or args.duration <= 0:
         raise ScenarioError("--concurrency and --tokens must be >= 1, --duration > 0")
     opts = CalibrateOptions(drivers=tuple(drivers), concurrency=args.concurrency,

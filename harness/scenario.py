@@ -28,16 +28,11 @@ Nothing here reads command-line arguments: `cli.py` resolves overrides and passe
 
 from __future__ import annotations
 
-import sys
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10 (a GPU machine's system Python): the same parser, from PyPI's `tomli`
-    import tomli as tomllib
 
 ARRIVAL_KINDS = ("closed", "constant", "poisson", "gamma", "ramp", "spike", "trace")
 APIS = ("completions", "chat")
@@ -205,8 +200,8 @@ def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario",
         points = tuple(_resolve_trace(p, base_dir) for p in points)
     drivers = _parse_drivers(data.get("driver", "builtin"))
     targets = _parse_targets(data.get("targets", []))
-    slo = {str(k): float(v) for k, v in dict(data.get("slo", {})).items()}
-    gates = {str(k): str(v) for k, v in dict(data.get("gates", {})).items()}
+    slo = {str(k): _num(v, f"slo.{k}") for k, v in _table(data.get("slo", {}), "slo").items()}
+    gates = {str(k): str(v) for k, v in _table(data.get("gates", {}), "gates").items()}
     return Scenario(
         name=str(data.get("name", default_name)),
         description=str(data.get("description", "")),
@@ -219,7 +214,7 @@ def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario",
         workload=workload,
         points=points,
         targets=targets,
-        timeout_s=float(data.get("timeout_s", 300.0)),
+        timeout_s=_num(data.get("timeout_s", 300.0), "timeout_s", 0.001),
         slo=slo,
         gates=gates,
         device=str(data.get("device", "auto")),
@@ -235,6 +230,30 @@ def _int(value: Any, name: str, minimum: int = 0) -> int:
     return value
 
 
+def _table(value: Any, name: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ScenarioError(f"{name} must be a table (key = value pairs), got {value!r}")
+    return value
+
+
+def _bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ScenarioError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+# The [load] extras each arrival kind reads (they land in LoadPoint.params; see arrivals.py).
+LOAD_EXTRAS: dict[str, frozenset[str]] = {
+    "closed": frozenset(),
+    "constant": frozenset(),
+    "poisson": frozenset(),
+    "gamma": frozenset({"burstiness"}),
+    "ramp": frozenset({"end_rate_rps", "process"}),
+    "spike": frozenset({"spike_rate_rps", "spike_start_s", "spike_duration_s", "process"}),
+    "trace": frozenset({"path", "speed"}),
+}
+
+
 def _num(value: Any, name: str, minimum: float = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ScenarioError(f"{name} must be a number, got {value!r}")
@@ -244,6 +263,7 @@ def _num(value: Any, name: str, minimum: float = 0.0) -> float:
 
 
 def _parse_workload(raw: Mapping[str, Any]) -> Workload:
+    raw = _table(raw, "workload")
     fields = set(Workload.__dataclass_fields__)
     unknown = sorted(set(raw) - fields)
     if unknown:
@@ -251,16 +271,28 @@ def _parse_workload(raw: Mapping[str, Any]) -> Workload:
     wl = Workload(**dict(raw))
     _int(wl.prompt_tokens, "workload.prompt_tokens", 1)
     _int(wl.output_tokens, "workload.output_tokens", 1)
+    _bool(wl.stream, "workload.stream")
+    _bool(wl.ignore_eos, "workload.ignore_eos")
+    _num(wl.temperature, "workload.temperature")
+    _num(wl.prompt_tokens_stdev, "workload.prompt_tokens_stdev")
+    _num(wl.output_tokens_stdev, "workload.output_tokens_stdev")
     if wl.api not in APIS:
         raise ScenarioError(f"workload.api must be one of {APIS}, got {wl.api!r}")
     return wl
 
 
 def _parse_points(raw: Mapping[str, Any]) -> tuple[LoadPoint, ...]:
-    raw = dict(raw)
+    raw = dict(_table(raw, "load"))
     kind = str(raw.pop("kind", "closed"))
     if kind not in ARRIVAL_KINDS:
         raise ScenarioError(f"load.kind must be one of {ARRIVAL_KINDS}, got {kind!r}")
+    level_key = {"closed": "concurrency", "trace": None}.get(kind, "rate_rps")
+    allowed = {"duration_s", "warmup_s", "max_requests"} | LOAD_EXTRAS[kind]
+    allowed |= {level_key} if level_key else set()
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ScenarioError(f"unknown [load] keys {unknown} for kind {kind!r}; expected some "
+                            f"of {sorted(allowed)}")
     duration = _num(raw.pop("duration_s", 10.0), "load.duration_s", 0.1)
     warmup = _num(raw.pop("warmup_s", 2.0), "load.warmup_s")
     max_requests = _int(raw.pop("max_requests", 0), "load.max_requests")
@@ -298,9 +330,13 @@ def _parse_targets(raw: Sequence[Any]) -> tuple[TargetConfig, ...]:
             item = {"name": item}
         if not isinstance(item, Mapping) or "name" not in item:
             raise ScenarioError(f"targets[{i}] needs a name")
+        extra = sorted(set(item) - {"name", "label", "options", "workload"})
+        if extra:
+            raise ScenarioError(f"unknown keys {extra} in targets[{i}]; expected name, label, "
+                                "options, workload")
         name = str(item["name"])
         label = str(item.get("label", name))
-        workload = dict(item.get("workload", {}))
+        workload = dict(_table(item.get("workload", {}), f"targets[{i}].workload"))
         unknown = sorted(set(workload) - set(TARGET_WORKLOAD_FIELDS))
         if unknown:
             raise ScenarioError(f"targets[{i}].workload may set only {TARGET_WORKLOAD_FIELDS}, "
@@ -309,7 +345,8 @@ def _parse_targets(raw: Sequence[Any]) -> tuple[TargetConfig, ...]:
             raise ScenarioError(f"targets[{i}].workload.stream must be true or false")
         if workload.get("api", APIS[0]) not in APIS:
             raise ScenarioError(f"targets[{i}].workload.api must be one of {APIS}")
-        out.append(TargetConfig(name=name, label=label, options=dict(item.get("options", {})),
+        options = _table(item.get("options", {}), f"targets[{i}].options")
+        out.append(TargetConfig(name=name, label=label, options=dict(options),
                                 workload=workload))
     labels = [t.label for t in out]
     dupes = sorted({x for x in labels if labels.count(x) > 1})

@@ -17,6 +17,7 @@ ends. Both run in the calling thread.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -112,8 +113,8 @@ def _hold(gil: str, seconds: float) -> None:
 
 def _sim_batch(engine: SimEngine, jobs: Sequence[Job], emit: Emit, done: Done) -> None:
     # The sim's own token sequence, without its per-request waits: the batch pays them once.
-    untimed = SimEngine(engine.folder, replace(engine.params, ttft_ms=0.0, tpot_ms=0.0),
-                        name=engine.name)
+    untimed = copy.copy(engine)  # shares the loaded tokenizer
+    untimed.params = replace(engine.params, ttft_ms=0.0, tpot_ms=0.0)
     streams = [untimed.generate(job.ids, job.params, job.cancel) for job in jobs]
     rows = [_Row(job) for job in jobs]
     wait_ms = engine.params.ttft_ms

@@ -70,7 +70,7 @@ class ServeConfig:
         known = SHARED_OPTIONS | set(own)
         unknown = sorted(set(self.options) - known)
         if unknown:
-            raise ValueError(f"{self.name}: unknown option(s) {unknown}; "
+            raise ValueError(f"unknown option(s) {unknown}; "
                              f"this target takes {sorted(known)}")
 
     def options_json(self) -> str:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 Linear = Callable[[torch.Tensor], torch.Tensor]
 SUPPORTED = ("llama",)
 STATIC_ROPE = ("default", "linear", "llama3", "yarn")
+ARGMAX_BLOCK = 1024  # logit columns per block of the two-level argmax
 
 
 def _onednn_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> Linear | None:
@@ -114,7 +115,7 @@ class LlamaBatchModel:
             self.embed = model.model.embed_tokens.weight
             self.layers = [_Layer(layer, backend) for layer in model.model.layers]
             self.norm = model.model.norm.weight
-            self.lm_head = make_linear(model.lm_head.weight, model.lm_head.bias, backend)
+            self.lm_head = self._padded_lm_head(model.lm_head, backend)
             rot = model.model.rotary_emb  # the same float32 math as LlamaRotaryEmbedding.forward
             freqs = torch.arange(self.max_len, device=self.device, dtype=torch.float)[:, None]
             freqs = freqs * rot.inv_freq.to(device=self.device, dtype=torch.float)
@@ -128,6 +129,27 @@ class LlamaBatchModel:
                            for _ in self.layers]
             self.arange = torch.arange(max(self.max_len, max_batch), device=self.device)
         self.owner: list[Sequence | None] = [None] * max_batch
+
+    def _padded_lm_head(self, head: Any, backend: str) -> Linear:
+        """The LM head widened to whole `ARGMAX_BLOCK`s of columns; a -inf bias on the padding
+        and on ids past the tokenizer's vocabulary keeps them from ever being the argmax."""
+        rows, cols = head.weight.shape
+        blocks = -(-rows // ARGMAX_BLOCK)
+        weight = torch.cat([head.weight, head.weight.new_zeros(blocks * ARGMAX_BLOCK - rows, cols)])
+        bias = weight.new_zeros(blocks * ARGMAX_BLOCK)
+        if head.bias is not None:
+            bias[:rows] = head.bias
+        bias[self.vocab_limit:] = float("-inf")
+        return make_linear(weight, bias, backend)
+
+    def _argmax(self, logits: torch.Tensor) -> list[int]:
+        """Row-wise `argmax` (first index of the maximum), done in two levels because torch's
+        CPU argmax is a scalar loop: vectorized block maxima, then argmax inside one block."""
+        blocks = logits.view(logits.shape[0], -1, ARGMAX_BLOCK)
+        best = blocks.amax(-1).argmax(-1)
+        inner = blocks[self.arange[:logits.shape[0]], best].argmax(-1)
+        out: list[int] = (inner + best * ARGMAX_BLOCK).tolist()
+        return out
 
     # -- slots ----------------------------------------------------------------------------------
 
@@ -201,8 +223,8 @@ class LlamaBatchModel:
         x = F.embedding(ids, self.embed)
         for layer, kc, vc in zip(self.layers, self.kcache, self.vcache, strict=True):
             qkv = layer.qkv(self._rms(x, layer.ln1))
-            q = self._rope(qkv[:, :hq * d].view(-1, hq, d), cos, sin)
-            k = self._rope(qkv[:, hq * d:(hq + hk) * d].view(-1, hk, d), cos, sin)
+            qk = self._rope(qkv[:, :(hq + hk) * d].view(-1, hq + hk, d), cos, sin)
+            q, k = qk[:, :hq], qk[:, hq:]
             v = qkv[:, (hq + hk) * d:].view(-1, hk, d)
             outs = []
             if b:
@@ -237,10 +259,11 @@ class LlamaBatchModel:
         if not rows_out:
             return []
         h = x[:b] if len(rows_out) == b else x[torch.tensor(rows_out, device=self.device)]
-        logits = self.lm_head(self._rms(h, self.norm))[:, :self.vocab_limit]
-        out: list[int] = logits.argmax(dim=-1).tolist()
+        logits = self.lm_head(self._rms(h, self.norm))  # [rows, padded vocab]
+        out = self._argmax(logits)
         owners = [*decode, *(seq for seq, _ in chunks if seq.cached == len(seq.ids))]
         for i, seq in enumerate(owners):
             if seq.params.temperature > 0:
-                out[i] = self.engine.next_token(logits[i], seq.params, seq.gen)
+                out[i] = self.engine.next_token(logits[i, :self.vocab_limit], seq.params,
+                                                seq.gen)
         return out

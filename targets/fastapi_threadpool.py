@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,10 +35,25 @@ from targets.serving import Job, Stats
 OPTIONS = ("replicas", "workers")
 
 
-def produce(engine: ModelEngine, job: Job, out: TokenChannel, stats: Stats) -> None:
-    """In a worker thread: generate on `engine`, pushing each token into the loop."""
+class ReplicaPerThread:
+    """Each executor thread keeps the replica it first drew (round-robin): with as many workers
+    as replicas every thread owns one; with more, threads share one and contend for it."""
+
+    def __init__(self, engines: list[ModelEngine]) -> None:
+        self.next = itertools.cycle(engines).__next__
+        self.local = threading.local()
+
+    def get(self) -> ModelEngine:
+        if not hasattr(self.local, "engine"):
+            self.local.engine = self.next()
+        engine: ModelEngine = self.local.engine
+        return engine
+
+
+def produce(replicas: ReplicaPerThread, job: Job, out: TokenChannel, stats: Stats) -> None:
+    """In a worker thread: generate on this thread's replica, pushing each token into the loop."""
     try:
-        for token in engine.generate(job.ids, job.params, job.cancel):
+        for token in replicas.get().generate(job.ids, job.params, job.cancel):
             stats.tokens.inc()
             out.put(token)
     except BaseException as exc:  # surfaced on the loop side
@@ -54,12 +70,11 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     engines = [load_engine(cfg.model, cfg.device) for _ in range(replicas)]
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
     stats = Stats(cfg.name)
-    # Round-robin: with more workers than replicas, several threads share one model at once.
-    next_replica = itertools.cycle(engines).__next__
+    replicas_of = ReplicaPerThread(engines)
 
     async def generate(job: Job) -> AsyncIterator[int]:
         out = TokenChannel(asyncio.get_running_loop())
-        pool.submit(produce, next_replica(), job, out, stats)
+        pool.submit(produce, replicas_of, job, out, stats)
         async for token in out:  # on early close, job.cancel stops the worker at its next token
             yield token
 

@@ -126,7 +126,7 @@ class LocustDriver:
 
     def run(self, job: LoadJob, progress: Progress) -> list[Sample]:
         with tempfile.TemporaryDirectory(prefix="servebench-locust-") as tmp:
-            work = job.work_dir or Path(tmp)
+            work = (job.work_dir or Path(tmp)).resolve()  # the tool runs in another cwd
             work.mkdir(parents=True, exist_ok=True)
             return self._run(job, progress, work)
 

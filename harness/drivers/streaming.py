@@ -32,8 +32,8 @@ from typing import Any
 import aiohttp
 
 from harness.drivers import LoadJob, Progress
+from harness.drivers.event_scan import EventScanner, classify
 from harness.samples import Clock, Sample, Status, TokenSource
-from harness.sse import SSEParser, read_chunk
 from harness.workload import RequestSpec, request_body
 
 
@@ -187,14 +187,14 @@ def _timeout_text(phase: str, job: LoadJob) -> str:
 
 async def _read_stream(resp: aiohttp.ClientResponse, seen: _Seen, clock: Clock,
                        watchdog: Watchdog) -> tuple[Status, str | None]:
-    parser = SSEParser()
+    scanner = EventScanner()
     times = seen.token_times
     usage_tokens: int | None = None
     done = False
     async for raw in resp.content.iter_any():  # all bytes that arrived together
         now = clock.now()
-        for payload in parser.feed(raw):
-            chunk = read_chunk(payload)
+        for payload in scanner.feed(raw):
+            chunk = classify(payload)
             if chunk.error:
                 return "http_error", chunk.error
             if chunk.done:
@@ -205,8 +205,8 @@ async def _read_stream(resp: aiohttp.ClientResponse, seen: _Seen, clock: Clock,
                 usage_tokens = chunk.usage_completion_tokens
         if times:
             watchdog.token_seen()
-    for payload in parser.close():
-        done = done or read_chunk(payload).done
+    for payload in scanner.close():
+        done = done or classify(payload).done
     if usage_tokens is not None:
         seen.output_tokens, seen.source = usage_tokens, "usage"
     else:

@@ -99,7 +99,9 @@ def _start(name: str, log_dir: Path, api_key: str | None) -> TargetProcess:
     options: dict[str, Any] = {"max_concurrency": MAX_CONCURRENCY, "max_queue": 0,
                                "max_tokens_cap": MAX_TOKENS_CAP}
     if info.kind == "proxy":  # the gateway takes no flags through start_proxy: no API key
-        options["upstream_options"] = {"max_tokens_cap": MAX_TOKENS_CAP}
+        # An upstream running every admitted stream at once, so the gateway is what is tested.
+        options["upstream_options"] = {"max_tokens_cap": MAX_TOKENS_CAP,
+                                       "workers": MAX_CONCURRENCY}
         return start_proxy(name, name, model=MODEL, device="cpu", options=options,
                            log_path=log_path, ready_timeout_s=240)
     # One torch thread each: a fleet of servers on few cores must not oversubscribe them.

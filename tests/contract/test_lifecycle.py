@@ -140,6 +140,7 @@ def test_drain_finishes_stream_across_sigterm(fleet: Fleet, target: str) -> None
     srv.process.send_signal(signal.SIGTERM)
     if "drain_refuses_new" not in SKIPS.get(target, {}):
         wait_for(lambda: _refused(srv.url), 10, "new connections to be refused")
+        assert srv.process.poll() is None, "the server exited before its stream was done"
     payloads = [first, *events]
     assert payloads[-1] == "[DONE]"
     assert len(token_payloads(payloads)) == n
