@@ -18,7 +18,8 @@ event loop is woken once per step (`call_soon_threadsafe`), not once per token, 
 happens on the engine thread (detokenizing stays on the event loop side).
 
 The model is a `BatchModel`: `LlamaBatchModel` (engine_llama.py) for real models, `SimBatchModel`
-for `sim:` specs (one `tpot_ms` per step for the whole batch, one `ttft_ms` when sequences join).
+(engine_sim.py) for `sim:` specs (one `tpot_ms` per step for the whole batch, one `ttft_ms` when
+sequences join).
 """
 
 from __future__ import annotations
@@ -28,12 +29,11 @@ import collections
 import contextlib
 import queue
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from targets.model import GPT2_EOS, GenParams, HFEngine, ModelEngine, SimEngine, SimParams
+from targets.model import GenParams, HFEngine, ModelEngine, SimEngine
 
 Item = int | BaseException | None  # a token, a failure, or None: the end of the sequence
 
@@ -291,55 +291,13 @@ class _QueueSink:
 QUEUE_SINK: Sink = _QueueSink()
 
 
-class SimBatchModel:
-    """`sim:` as a batching model: a step costs one `tpot_ms` when any sequence decodes, plus one
-    `ttft_ms` when any prompt completes (joiners are prefilled together). Tokens equal
-    `SimEngine.generate`'s for the same prompt and seed."""
-
-    def __init__(self, params: SimParams, max_batch: int, max_len: int | None = None) -> None:
-        self.params = params
-        self.max_batch = max_batch
-        self.max_len = min(max_len or params.max_context, params.max_context)
-        self.eos = GPT2_EOS
-
-    def join(self, seq: Sequence) -> None:
-        seq.slot = 0
-        seq.sim_state = (sum(seq.ids) * 2654435761 + (seq.params.seed or 0)) % GPT2_EOS
-
-    def leave(self, seq: Sequence) -> None:
-        seq.slot = -1
-
-    def reset(self) -> None:
-        pass
-
-    def _wait(self, seconds: float) -> None:
-        if self.params.gil == "release":
-            time.sleep(seconds)
-            return
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            pass
-
-    def step(self, decode: list[Sequence], chunks: list[tuple[Sequence, int]]) -> list[int]:
-        for seq, n in chunks:
-            seq.cached += n
-        joined = [seq for seq, _ in chunks if seq.cached == len(seq.ids)]
-        self._wait(((self.params.tpot_ms if decode else 0.0)
-                    + (self.params.ttft_ms if joined else 0.0)) / 1000)
-        out = []
-        for seq in (*decode, *joined):
-            seq.sim_state = (seq.sim_state * 1103515245 + 12345) % 10000  # as SimEngine
-            out.append(256 + seq.sim_state)
-        for seq in decode:
-            seq.cached += 1
-        return out
-
-
 def load_batch_model(engine: ModelEngine, max_batch: int = 64, max_len: int | None = None,
                      backend: str = "onednn") -> BatchModel:
     """The batching model for a loaded engine: sim stays sim, a transformers Llama runs on
     `LlamaBatchModel`; anything else is a clear `ValueError`."""
     if isinstance(engine, SimEngine):
+        from targets.engine_sim import SimBatchModel
+
         return SimBatchModel(engine.params, max_batch, max_len)
     if isinstance(engine, HFEngine):
         from targets.engine_llama import LlamaBatchModel

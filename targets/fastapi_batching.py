@@ -24,8 +24,9 @@ by the whole batch at every step: keep it off the engine thread.
 Options: `max_batch` (sequences decoding together, each with a KV-cache slot; default 64),
 `step_tokens` (tokens per forward pass, decode + prompt chunks; default 512), `max_len` (tokens
 per slot, prompt included; default the model's context), `linear` (`onednn` or `torch` for the
-linear layers on CPU; default `onednn`), plus the shared `max_concurrency` (default `max_batch`)
-and `max_queue`. `/metrics` shows the running batch as `servebench_batch_size`.
+linear layers on CPU; default `onednn`), `torch_threads` (the engine's intra-op threads; default
+all cores), plus the shared `max_concurrency` (default `max_batch`) and `max_queue`. `/metrics`
+shows the running batch as `servebench_batch_size`.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from targets.engine import ContinuousBatcher, load_batch_model
 from targets.model import GenParams, configure_threads, load_engine
 from targets.serving import Job, Stats
 
-OPTIONS = ("max_batch", "step_tokens", "max_len", "linear")
+OPTIONS = ("max_batch", "step_tokens", "max_len", "linear", "torch_threads")
 
 
 def create_app(cfg: ServeConfig) -> FastAPI:
@@ -48,7 +49,8 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     linear = cfg.opt("linear", "onednn")
     if linear not in ("onednn", "torch"):
         raise ValueError(f"target option linear must be onednn or torch, got {linear!r}")
-    configure_threads(cfg.torch_threads)
+    configure_threads(cfg.int_opt("torch_threads", 1) if "torch_threads" in cfg.options
+                      else cfg.torch_threads)
     model = load_engine(cfg.model, cfg.device)
     max_batch = cfg.int_opt("max_batch", 64)
     max_len = cfg.int_opt("max_len", model.max_context)

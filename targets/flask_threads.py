@@ -188,7 +188,7 @@ def serve(cfg: ServeConfig) -> None:
                 "worker_class": DrainingWorker,
                 "workers": cfg.int_opt("workers", 1),
                 "threads": cfg.int_opt("threads", 8),
-                "graceful_timeout": max(1, round(cfg.drain_timeout_s)),
+                "graceful_timeout": max(1, round(cfg.drain_s())),
                 "timeout": 600,
                 "keepalive": 5,
                 "accesslog": None,

@@ -11,14 +11,8 @@ from typing import Any
 
 import pytest
 
-from targets.engine import (
-    ContinuousBatcher,
-    EngineStopped,
-    Item,
-    Sequence,
-    SimBatchModel,
-    load_batch_model,
-)
+from targets.engine import ContinuousBatcher, EngineStopped, Item, Sequence, load_batch_model
+from targets.engine_sim import SimBatchModel
 from targets.model import GenParams, HFEngine, SimEngine, SimParams, load_engine
 
 FAST = SimParams(ttft_ms=0.0, tpot_ms=0.0)

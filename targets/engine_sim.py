@@ -1,0 +1,56 @@
+"""`sim:` as a batching model, for fast tests of the continuous-batching engine and its target.
+
+A real batched step costs about the same for 1 or 32 sequences; this fake keeps that shape: one
+`tpot_ms` per step whatever the batch, plus one `ttft_ms` in a step where prompts complete.
+"""
+
+from __future__ import annotations
+
+import time
+
+from targets.engine import Sequence
+from targets.model import GPT2_EOS, SimParams
+
+
+class SimBatchModel:
+    """`sim:` as a batching model: a step costs one `tpot_ms` when any sequence decodes, plus one
+    `ttft_ms` when any prompt completes (joiners are prefilled together). Tokens equal
+    `SimEngine.generate`'s for the same prompt and seed."""
+
+    def __init__(self, params: SimParams, max_batch: int, max_len: int | None = None) -> None:
+        self.params = params
+        self.max_batch = max_batch
+        self.max_len = min(max_len or params.max_context, params.max_context)
+        self.eos = GPT2_EOS
+
+    def join(self, seq: Sequence) -> None:
+        seq.slot = 0
+        seq.sim_state = (sum(seq.ids) * 2654435761 + (seq.params.seed or 0)) % GPT2_EOS
+
+    def leave(self, seq: Sequence) -> None:
+        seq.slot = -1
+
+    def reset(self) -> None:
+        pass
+
+    def _wait(self, seconds: float) -> None:
+        if self.params.gil == "release":
+            time.sleep(seconds)
+            return
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    def step(self, decode: list[Sequence], chunks: list[tuple[Sequence, int]]) -> list[int]:
+        for seq, n in chunks:
+            seq.cached += n
+        joined = [seq for seq, _ in chunks if seq.cached == len(seq.ids)]
+        self._wait(((self.params.tpot_ms if decode else 0.0)
+                    + (self.params.ttft_ms if joined else 0.0)) / 1000)
+        out = []
+        for seq in (*decode, *joined):
+            seq.sim_state = (seq.sim_state * 1103515245 + 12345) % 10000  # as SimEngine
+            out.append(256 + seq.sim_state)
+        for seq in decode:
+            seq.cached += 1
+        return out
