@@ -28,13 +28,10 @@ from harness.telemetry.store import Record
 HEALTH_TIMEOUT_S = 5.0
 
 
-class HealthSeries:
-    """Probes `base_url + path` once per `sample()`."""
+class HttpSeries:
+    """A GET of `base_url + path` per sample, on a fresh connection (what a prober sees)."""
 
-    kind = "health"
-
-    def __init__(self, clock: Clock, base_url: str, path: str = "/health",
-                 timeout_s: float = HEALTH_TIMEOUT_S,
+    def __init__(self, clock: Clock, base_url: str, path: str, timeout_s: float,
                  headers: Mapping[str, str] | None = None) -> None:
         parts = urllib.parse.urlsplit(base_url)
         self.https = parts.scheme == "https"
@@ -44,26 +41,42 @@ class HealthSeries:
         self.clock, self.timeout_s = clock, timeout_s
         self.headers = dict(headers or {})
 
-    def sample(self) -> list[Record]:
-        sent = self.clock.now()
-        begin = time.perf_counter()
-        record: Record = {"kind": "health", "t": round(sent, 6), "latency_ms": None,
-                          "status": None, "error": None}
+    def get(self) -> tuple[int, bytes]:
+        """(status, body); raises TimeoutError, OSError or HTTPException."""
         cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
         conn = cls(self.host, self.port, timeout=self.timeout_s)
         try:
             conn.request("GET", self.path, headers=self.headers)
             resp = conn.getresponse()
-            resp.read()
-            record["status"] = resp.status
-            if resp.status == 200:
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+
+class HealthSeries(HttpSeries):
+    """Probes `base_url + path` once per `sample()`."""
+
+    kind = "health"
+
+    def __init__(self, clock: Clock, base_url: str, path: str = "/health",
+                 timeout_s: float = HEALTH_TIMEOUT_S,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(clock, base_url, path, timeout_s, headers)
+
+    def sample(self) -> list[Record]:
+        sent = self.clock.now()
+        begin = time.perf_counter()
+        record: Record = {"kind": "health", "t": round(sent, 6), "latency_ms": None,
+                          "status": None, "error": None}
+        try:
+            status, _ = self.get()
+            record["status"] = status
+            if status == 200:
                 record["latency_ms"] = round((time.perf_counter() - begin) * 1000, 3)
             else:
-                record["error"] = f"HTTP {resp.status}"
+                record["error"] = f"HTTP {status}"
         except TimeoutError:
             record["error"] = f"no answer within {self.timeout_s:g} s"
         except (OSError, http.client.HTTPException) as exc:
             record["error"] = f"{type(exc).__name__}: {exc}"
-        finally:
-            conn.close()
         return [record]

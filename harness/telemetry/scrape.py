@@ -17,12 +17,12 @@ usage is their maximum. A field the target does not export is null; a failed scr
 from __future__ import annotations
 
 import http.client
-import urllib.parse
 from collections.abc import Mapping
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.samples import Clock
+from harness.telemetry.probe import HttpSeries
 from harness.telemetry.store import Record
 
 SCRAPE_TIMEOUT_S = 5.0
@@ -78,7 +78,7 @@ def server_fields(values: Mapping[str, float]) -> Record:
     return fields
 
 
-class MetricsScraper:
+class MetricsScraper(HttpSeries):
     """Fetches and parses `base_url + path` once per `sample()`."""
 
     kind = "metrics"
@@ -86,33 +86,21 @@ class MetricsScraper:
     def __init__(self, clock: Clock, base_url: str, path: str = "/metrics",
                  timeout_s: float = SCRAPE_TIMEOUT_S,
                  headers: Mapping[str, str] | None = None) -> None:
-        parts = urllib.parse.urlsplit(base_url)
-        self.https = parts.scheme == "https"
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or (443 if self.https else 80)
-        self.path = (parts.path.rstrip("/") + path) or "/"
-        self.clock, self.timeout_s = clock, timeout_s
-        self.headers = dict(headers or {})
+        super().__init__(clock, base_url, path, timeout_s, headers)
 
     def sample(self) -> list[Record]:
         record: Record = {"kind": "metrics", "t": round(self.clock.now(), 6)}
         record |= server_fields({})
         record |= {"status": None, "error": None}
-        cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-        conn = cls(self.host, self.port, timeout=self.timeout_s)
         try:
-            conn.request("GET", self.path, headers=self.headers)
-            resp = conn.getresponse()
-            body = resp.read()
-            record["status"] = resp.status
-            if resp.status != 200:
-                record["error"] = f"HTTP {resp.status}"
+            status, body = self.get()
+            record["status"] = status
+            if status != 200:
+                record["error"] = f"HTTP {status}"
                 return [record]
             record |= server_fields(parse_metrics(body.decode("utf-8", errors="replace")))
         except TimeoutError:
             record["error"] = f"no answer within {self.timeout_s:g} s"
         except (OSError, http.client.HTTPException, ValueError) as exc:
             record["error"] = f"{type(exc).__name__}: {exc}"
-        finally:
-            conn.close()
         return [record]
