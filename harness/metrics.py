@@ -6,8 +6,13 @@ Definitions (the report's glossary maps them to vLLM / GuideLLM / AIPerf names):
 - TPOT: per request, (E2E − TTFT) / (output tokens − 1); requests with one token have none.
 - ITL: every gap between consecutive token arrivals, pooled over requests.
 - E2E: done − sent, and done − scheduled (`e2e_sched_ms`, queueing in the client included).
-- Throughput: completed requests and their output tokens over the measured window, which runs
-  from the end of warm-up to the last completion of a measured request.
+- Which requests count: those that finish (or fail) after warm-up ends. A request sent during
+  warm-up that is still running when it ends counts, so a slow pattern at high concurrency, whose
+  first wave outlasts the whole point, still yields latencies instead of nothing.
+- Throughput: completions per second over the measured window, which runs from the end of
+  warm-up to the last completion of a counted request; output tokens per second counts only the
+  tokens that arrived inside that window (streaming: by their arrival times; non-streaming:
+  pro rata over the request's time in the window).
 
 An empty metric is `None`, never a silent 0.
 """
@@ -87,9 +92,24 @@ def itl_s(s: Sample) -> list[float]:
     return [b - a for a, b in itertools.pairwise(t)]
 
 
+def finished_at(s: Sample) -> float:
+    """When a request ended: its completion, else (timeouts, connection errors) when sent."""
+    return s.done_at if s.done_at is not None else s.sent_at
+
+
 def measured(samples: Iterable[Sample], warmup_end: float) -> list[Sample]:
-    """Samples scheduled at or after the end of warm-up: the ones metrics count."""
-    return [s for s in samples if s.scheduled_at >= warmup_end]
+    """Samples that finished at or after the end of warm-up: the ones metrics count."""
+    return [s for s in samples if finished_at(s) >= warmup_end]
+
+
+def tokens_in_window(s: Sample, start: float) -> float:
+    """Output tokens of `s` that arrived at or after `start` (pro rata without token times)."""
+    if s.token_times:
+        return float(sum(1 for t in s.token_times if t >= start))
+    if s.done_at is None or s.done_at <= s.sent_at:
+        return float(s.output_tokens)
+    inside = (s.done_at - max(s.sent_at, start)) / (s.done_at - s.sent_at)
+    return s.output_tokens * min(1.0, max(0.0, inside))
 
 
 def meets_slo(s: Sample, slo: Mapping[str, float]) -> bool:
@@ -118,7 +138,7 @@ def summarize(
 ) -> dict[str, Any]:
     """Metrics of one target × load point, shaped as a `points[]` entry of summary.json.
 
-    `warmup_end` is on the run clock; samples scheduled before it are excluded.
+    `warmup_end` is on the run clock; samples that finished before it are excluded.
     """
     counted = measured(samples, warmup_end)
     ok = [s for s in counted if s.ok]
@@ -140,8 +160,8 @@ def summarize(
 
     ends = [s.done_at for s in ok if s.done_at is not None]
     window = (max(ends) - warmup_end) if ends else 0.0
-    out_tokens = sum(s.output_tokens for s in ok)
-    in_tokens = sum(s.prompt_tokens for s in ok)
+    out_tokens = sum(tokens_in_window(s, warmup_end) for s in ok)
+    in_tokens = sum(s.prompt_tokens for s in ok if s.sent_at >= warmup_end)
     throughput: dict[str, float | None] = {
         "window_s": round(window, 4) if window > 0 else None,
         "req_s": len(ok) / window if window > 0 else None,
@@ -157,7 +177,7 @@ def summarize(
             "req_s": len(good) / window if window > 0 else None,
             "fraction": len(good) / len(counted) if counted else None,
         }
-    busy = sum((s.done_at - s.sent_at) for s in ok if s.done_at is not None)
+    busy = sum((s.done_at - max(s.sent_at, warmup_end)) for s in ok if s.done_at is not None)
     return {
         "requests": requests,
         "http_errors": dict(http_codes),

@@ -29,7 +29,7 @@ import collections
 import contextlib
 import queue
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -122,7 +122,7 @@ class ContinuousBatcher:
         self._wake.set()
 
     async def stream(self, ids: list[int], params: GenParams,
-                     cancel: threading.Event | None = None) -> AsyncIterator[int]:
+                     cancel: threading.Event | None = None) -> AsyncGenerator[int, None]:
         """Tokens of one request on the running event loop. Closing the iterator early (`aclose`,
         `contextlib.aclosing`) cancels the request; so does setting `cancel`."""
         loop = asyncio.get_running_loop()

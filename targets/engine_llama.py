@@ -21,6 +21,7 @@ offers it: on this AMD CPU that is 2-3x faster than MKL's sgemm, which `nn.Linea
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -123,12 +124,24 @@ class LlamaBatchModel:
             self.cos = (emb.cos() * rot.attention_scaling).to(self.dtype)
             self.sin = (emb.sin() * rot.attention_scaling).to(self.dtype)
             shape = (max_batch, self.kv_heads, self.max_len, self.head_dim)
+            self._check_cache_fits(2 * len(self.layers) * math.prod(shape) * self.dtype.itemsize)
             self.kcache = [torch.empty(shape, dtype=self.dtype, device=self.device)
                            for _ in self.layers]
             self.vcache = [torch.empty(shape, dtype=self.dtype, device=self.device)
                            for _ in self.layers]
             self.arange = torch.arange(max(self.max_len, max_batch), device=self.device)
         self.owner: list[Sequence | None] = [None] * max_batch
+
+    def _check_cache_fits(self, nbytes: int) -> None:
+        """On a GPU the cache is allocated up front: refuse one that cannot fit, saying why.
+        (On CPU `torch.empty` pages are committed as slots fill, so nothing is checked.)"""
+        if self.device.type != "cuda":
+            return
+        free, _ = torch.cuda.mem_get_info(self.device)
+        if nbytes > 0.9 * free:
+            raise ValueError(f"the KV cache needs {nbytes / 2**30:.1f} GiB for {self.max_batch} "
+                             f"slots of {self.max_len} tokens, {free / 2**30:.1f} GiB is free: "
+                             "lower the max_batch or max_len option")
 
     def _padded_lm_head(self, head: Any, backend: str) -> Linear:
         """The LM head widened to whole `ARGMAX_BLOCK`s of columns; a -inf bias on the padding

@@ -32,16 +32,27 @@ shows the running batch as `servebench_batch_size`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
 from targets.asgi import build_app, serve_app
 from targets.config import ServeConfig
 from targets.engine import ContinuousBatcher, load_batch_model
-from targets.model import GenParams, configure_threads, load_engine
+from targets.model import GenParams, Tokenizer, configure_threads, load_engine
 from targets.serving import Job, Stats
 
 OPTIONS = ("max_batch", "step_tokens", "max_len", "linear", "torch_threads")
+
+
+@dataclass(frozen=True)
+class SlotLimited:
+    """The model as the API layer sees it, with the context cut to the engine's slot length."""
+
+    name: str
+    max_context: int
+    eos_token_id: int
+    tokenizer: Tokenizer
 
 
 def create_app(cfg: ServeConfig) -> FastAPI:
@@ -69,7 +80,9 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         # when the client goes away, and the sequence leaves the batch at the next step.
         return engine.stream(job.ids, job.params, job.cancel)
 
-    return build_app(cfg, model, generate, stats=stats,
+    # Prompts are checked against the slot length, so one too long for a slot gets a 413.
+    info = SlotLimited(model.name, engine.model.max_len, model.eos_token_id, model.tokenizer)
+    return build_app(cfg, info, generate, stats=stats,
                      max_concurrency=cfg.max_concurrency(max_batch), max_queue=cfg.max_queue(),
                      on_startup=[start], on_shutdown=[engine.stop])
 

@@ -233,3 +233,38 @@ def test_sampling_is_seeded_per_request(tiny: HFEngine) -> None:
     engine.stop()
     assert first == second and len(first) == 16
     assert first != other
+
+
+@pytest.mark.slow
+def test_target_streams_the_engines_greedy_tokens_and_413s_prompts_over_a_slot(
+        tiny: HFEngine, tmp_path: Any) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    from harness.launcher import start_target
+
+    def post(url: str, body: dict[str, Any]) -> tuple[int, bytes]:
+        req = urllib.request.Request(url + "/v1/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    server = start_target("fastapi_batching", "fastapi_batching", model="tiny", device="cpu",
+                          options={"max_len": 64, "max_batch": 4},
+                          log_path=tmp_path / "target.log", ready_timeout_s=240)
+    with server:
+        prompt = list(range(400, 440))
+        status, body = post(server.url, {"prompt": prompt, "max_tokens": 12, "temperature": 0,
+                                         "ignore_eos": True, "stream": True})
+        assert status == 200
+        chunks = [json.loads(line[6:]) for line in body.decode().split("\n\n")
+                  if line.startswith("data: {")]
+        text = "".join(c["choices"][0]["text"] for c in chunks if c["choices"])
+        expected = list(tiny.generate(prompt, GenParams(max_tokens=12, ignore_eos=True)))
+        assert text == tiny.tokenizer.decode(expected)
+        status, body = post(server.url, {"prompt": list(range(400, 470)), "max_tokens": 4})
+        assert status == 413 and b"context" in body

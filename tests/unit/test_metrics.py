@@ -33,9 +33,9 @@ def run() -> list[Sample]:
     The last measured completion is e at 15.0, so the window is 15.0 - 10.0 = 5 s.
     """
     return [
-        # Scheduled just before the end of warm-up, done last: it must change nothing.
-        sample("w", 9.9, 9.9, first_byte_at=9.95, first_token_at=12.0,
-               token_times=(12.0, 20.0), done_at=20.0, output_tokens=2, prompt_tokens=999,
+        # Finished just before the end of warm-up: it must change nothing.
+        sample("w", 9.0, 9.0, first_byte_at=9.05, first_token_at=9.1,
+               token_times=(9.1, 9.99), done_at=9.99, output_tokens=2, prompt_tokens=999,
                tokens_source="requested"),
         sample("a", 10.0, 10.1, first_byte_at=10.15, first_token_at=10.2,
                token_times=(10.2, 10.3, 10.5), done_at=10.5, output_tokens=3, prompt_tokens=100,
@@ -120,8 +120,29 @@ def test_requests_counted_by_status_after_warmup() -> None:
 
 def test_warmup_end_is_inclusive_and_earlier_samples_count_without_it() -> None:
     assert summarize(run(), warmup_end=WARMUP_END)["requests"]["total"] == 6
-    assert summarize(run(), warmup_end=10.0001)["requests"]["total"] == 5  # drops "a" at 10.0
+    assert summarize(run(), warmup_end=10.5)["requests"]["total"] == 6  # "a" done at 10.5
+    assert summarize(run(), warmup_end=10.5001)["requests"]["total"] == 5  # drops "a"
     assert summarize(run())["requests"]["total"] == 7
+
+
+def test_request_running_across_warmup_end_counts_with_only_its_later_tokens() -> None:
+    # Sent at 8, tokens at 9, 11, 12, 13; done at 13. Warm-up ends at 10.
+    spanning = sample("s", 8.0, 8.0, first_byte_at=8.5, first_token_at=9.0,
+                      token_times=(9.0, 11.0, 12.0, 13.0), done_at=13.0, output_tokens=4,
+                      prompt_tokens=50, tokens_source="usage")
+    s = summarize([spanning], warmup_end=10.0)
+    assert s["requests"]["ok"] == 1
+    assert s["e2e_ms"]["p50"] == close(5000.0)  # the whole request, not just its tail
+    # window 10 → 13 = 3 s; 3 of its 4 tokens arrived inside it; its prompt was sent before.
+    assert s["throughput"] == {"window_s": close(3.0), "req_s": close(1 / 3),
+                               "output_tok_s": close(1.0), "input_tok_s": 0.0}
+    assert s["achieved_concurrency"] == close(1.0)  # busy for the whole window
+
+
+def test_non_streaming_tokens_are_prorated_over_the_window() -> None:
+    whole = sample("n", 6.0, 6.0, done_at=14.0, output_tokens=80, stream=False)
+    s = summarize([whole], warmup_end=10.0)
+    assert s["throughput"]["output_tok_s"] == close(40 / 4)  # half its time, half its tokens
 
 
 def test_ttft_from_sent_and_from_scheduled() -> None:
