@@ -83,7 +83,7 @@ class EngineStopped(RuntimeError):
 class ContinuousBatcher:
     """The scheduler thread around a `BatchModel` (see the module doc). Thread-safe `submit`."""
 
-    def __init__(self, model: BatchModel, step_tokens: int = 512) -> None:
+    def __init__(self, model: BatchModel, step_tokens: int = 2048) -> None:
         self.model = model
         self.step_tokens = step_tokens
         self.inbox: collections.deque[Sequence] = collections.deque()

@@ -22,7 +22,9 @@ everybody (prefill interference). Cap the batch (`max_batch`) and the per-step p
 by the whole batch at every step: keep it off the engine thread.
 
 Options: `max_batch` (sequences decoding together, each with a KV-cache slot; default 64),
-`step_tokens` (tokens per forward pass, decode + prompt chunks; default 512), `max_len` (tokens
+`step_tokens` (tokens per forward pass, decode + prompt chunks; default 2048 as vLLM on CPU:
+smaller cuts TTFT p50 and decode stalls, larger clears a burst of prompts in fewer steps, which
+lowers TTFT p99 and raises throughput), `max_len` (tokens
 per slot, prompt included; default the model's context), `linear` (`onednn` or `torch` for the
 linear layers on CPU; default `onednn`), `torch_threads` (the engine's intra-op threads; default
 all cores), plus the shared `max_concurrency` (default `max_batch`) and `max_queue`. `/metrics`
@@ -66,7 +68,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     max_batch = cfg.int_opt("max_batch", 64)
     max_len = cfg.int_opt("max_len", model.max_context)
     engine = ContinuousBatcher(load_batch_model(model, max_batch, max_len, backend=linear),
-                               step_tokens=cfg.int_opt("step_tokens", 512))
+                               step_tokens=cfg.int_opt("step_tokens", 2048))
     stats = Stats(cfg.name)
     stats.batch_size.set_function(lambda: engine.running)  # read at scrape time, no step cost
 
