@@ -22,13 +22,13 @@ everybody (prefill interference). Cap the batch (`max_batch`) and the per-step p
 by the whole batch at every step: keep it off the engine thread.
 
 Options: `max_batch` (sequences decoding together, each with a KV-cache slot; default 64),
-`step_tokens` (tokens per forward pass, decode + prompt chunks; default 2048 as vLLM on CPU:
+`step_tokens` (tokens per forward pass, decode + prompt chunks; default 2048, as vLLM on CPU:
 smaller cuts TTFT p50 and decode stalls, larger clears a burst of prompts in fewer steps, which
-lowers TTFT p99 and raises throughput), `max_len` (tokens
-per slot, prompt included; default the model's context), `linear` (`onednn` or `torch` for the
-linear layers on CPU; default `onednn`), `torch_threads` (the engine's intra-op threads; default
-all cores), plus the shared `max_concurrency` (default `max_batch`) and `max_queue`. `/metrics`
-shows the running batch as `servebench_batch_size`.
+lowers TTFT p99 and raises throughput), `max_len` (tokens per slot, prompt included; default
+the model's context), `linear` (`onednn` or `torch` for the linear layers on CPU; default
+`onednn`), `torch_threads` (the engine's intra-op threads; default all cores the process may
+use), plus the shared `max_concurrency` (default `max_batch`) and `max_queue`. `/metrics` shows
+the running batch as `servebench_batch_size`.
 """
 
 from __future__ import annotations
