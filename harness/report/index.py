@@ -8,7 +8,7 @@ without the raw results. When a results folder is given, its files are read inst
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -77,7 +77,7 @@ def _newest_first_key(item: tuple[str, JSONDict]) -> tuple[datetime, str]:
     if when is None:
         when = parse_date(None, name)
     if when is not None and when.tzinfo is not None:
-        when = when.astimezone(timezone.utc).replace(tzinfo=None)
+        when = when.astimezone(UTC).replace(tzinfo=None)
     return (when or datetime.min, name)
 
 
