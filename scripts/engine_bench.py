@@ -59,7 +59,7 @@ class StepClock:
 def engine_step_ms(engine: HFEngine, batch: int, prompt: int, steps: int, backend: str) -> float:
     """Median ms per steady decode step; the first steps (prefill) are skipped."""
     model = load_batch_model(engine, max_batch=batch, max_len=prompt + steps + 8, backend=backend)
-    batcher = ContinuousBatcher(model, step_tokens=batch * prompt)  # all prompts in one step
+    batcher = ContinuousBatcher(model, prefill_tokens=batch * prompt)  # all prompts in one step
     clock = StepClock(limit=steps + 2)
     cancel = threading.Event()
     params = GenParams(max_tokens=steps + 4, ignore_eos=True)

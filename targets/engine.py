@@ -9,9 +9,10 @@
 The engine thread owns the model. Each iteration it admits waiting requests (up to `max_batch`
 sequences hold a cache slot), drops cancelled ones, and runs ONE forward pass that gives every
 decoding sequence its next token and feeds joining sequences a chunk of their prompt (at most
-`step_tokens` tokens per step in all, so a long prompt is spread over several steps instead of
-stalling everyone's decode). A sequence that finishes — EOS, `max_tokens`, its cache slot full,
-or cancelled — leaves at once and frees its slot for the next request.
+`prefill_tokens` prompt tokens per step, so a long prompt is spread over several steps instead
+of stalling everyone's decode; the decode rows come on top, so a burst of prompts is never split
+further because many sequences are decoding). A sequence that finishes — EOS, `max_tokens`, its
+cache slot full, or cancelled — leaves at once and frees its slot for the next request.
 
 Tokens go out once per step: the engine groups them by `Sink` and makes one `put` per sink, so an
 event loop is woken once per step (`call_soon_threadsafe`), not once per token, and no text work
@@ -83,9 +84,9 @@ class EngineStopped(RuntimeError):
 class ContinuousBatcher:
     """The scheduler thread around a `BatchModel` (see the module doc). Thread-safe `submit`."""
 
-    def __init__(self, model: BatchModel, step_tokens: int = 2048) -> None:
+    def __init__(self, model: BatchModel, prefill_tokens: int = 2048) -> None:
         self.model = model
-        self.step_tokens = step_tokens
+        self.prefill_tokens = prefill_tokens
         self.inbox: collections.deque[Sequence] = collections.deque()
         self.decode: list[Sequence] = []
         self.prefill: list[Sequence] = []
@@ -194,8 +195,8 @@ class ContinuousBatcher:
         self.running = len(self.decode) + len(self.prefill)
 
     def _plan(self) -> list[tuple[Sequence, int]]:
-        """Prompt chunks for this step, FIFO, within the step's token budget (never zero)."""
-        budget = max(self.step_tokens - len(self.decode), self.step_tokens // 4)
+        """Prompt chunks for this step, FIFO, at most `prefill_tokens` prompt tokens in all."""
+        budget = self.prefill_tokens
         chunks: list[tuple[Sequence, int]] = []
         for seq in self.prefill:
             if budget <= 0:

@@ -3,10 +3,10 @@
 The pattern: what vLLM, TGI and SGLang do. One engine thread owns the model and loops over
 *steps*. Each step is one forward pass over every running sequence: each decoding sequence gets
 its next token, and a request that arrived since the last step joins right away (its prompt is
-prefilled in the same pass, in chunks of at most `step_tokens` tokens so a long prompt does not
-stall the others' decoding). A sequence that ends — EOS, `max_tokens`, or its client gone — leaves
-the batch at once and its KV-cache slot goes to the next request. Tokens reach the event loop
-once per step (`call_soon_threadsafe`) and leave as SSE chunks as they are produced. See
+prefilled in the same pass, at most `prefill_tokens` prompt tokens a step, so a long prompt does
+not stall the others' decoding). A sequence that ends — EOS, `max_tokens`, or its client gone —
+leaves the batch at once and its KV-cache slot goes to the next request. Tokens reach the event
+loop once per step (`call_soon_threadsafe`) and leave as SSE chunks as they are produced. See
 `targets/engine.py` (scheduler) and `targets/engine_llama.py` (the batched forward pass).
 
 Choose it when: many concurrent requests share one model — chat and API serving. A decode step
@@ -17,18 +17,18 @@ for long ones (unlike request-level batching, `fastapi_dynamic_batching`).
 Pitfall: the engine, not the web server, is now the bottleneck and the scheduler: per-token
 latency (TPOT) grows with the batch, and every prompt that joins makes that step longer for
 everybody (prefill interference). Cap the batch (`max_batch`) and the per-step prompt tokens
-(`step_tokens`) for your latency goals; requests beyond `max_batch` queue, and beyond
+(`prefill_tokens`) for your latency goals; requests beyond `max_batch` queue, and beyond
 `max_queue` get 503. All Python work on the step path (scheduling, sampling, detokenizing) is paid
 by the whole batch at every step: keep it off the engine thread.
 
 Options: `max_batch` (sequences decoding together, each with a KV-cache slot; default 64),
-`step_tokens` (tokens per forward pass, decode + prompt chunks; default 2048, as vLLM on CPU:
-smaller cuts TTFT p50 and decode stalls, larger clears a burst of prompts in fewer steps, which
-lowers TTFT p99 and raises throughput), `max_len` (tokens per slot, prompt included; default
-the model's context), `linear` (`onednn` or `torch` for the linear layers on CPU; default
-`onednn`), `torch_threads` (the engine's intra-op threads; default all cores the process may
-use), plus the shared `max_concurrency` (default `max_batch`) and `max_queue`. `/metrics` shows
-the running batch as `servebench_batch_size`.
+`prefill_tokens` (prompt tokens per forward pass, beside one token per decoding sequence;
+default 2048, vLLM's per-step budget on CPU: smaller cuts TTFT p50 and decode stalls, larger
+clears a burst of prompts in fewer steps, which lowers TTFT p99 and raises throughput), `max_len`
+(tokens per slot, prompt included; default the model's context), `linear` (`onednn` or `torch`
+for the linear layers on CPU; default `onednn`), `torch_threads` (the engine's intra-op threads;
+default all cores the process may use), plus the shared `max_concurrency` (default `max_batch`)
+and `max_queue`. `/metrics` shows the running batch as `servebench_batch_size`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from targets.engine import ContinuousBatcher, load_batch_model
 from targets.model import GenParams, Tokenizer, configure_threads, load_engine
 from targets.serving import Job, Stats
 
-OPTIONS = ("max_batch", "step_tokens", "max_len", "linear", "torch_threads")
+OPTIONS = ("max_batch", "prefill_tokens", "max_len", "linear", "torch_threads")
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     max_batch = cfg.int_opt("max_batch", 64)
     max_len = cfg.int_opt("max_len", model.max_context)
     engine = ContinuousBatcher(load_batch_model(model, max_batch, max_len, backend=linear),
-                               step_tokens=cfg.int_opt("step_tokens", 2048))
+                               prefill_tokens=cfg.int_opt("prefill_tokens", 2048))
     stats = Stats(cfg.name)
     stats.batch_size.set_function(lambda: engine.running)  # read at scrape time, no step cost
 

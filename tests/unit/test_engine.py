@@ -95,14 +95,14 @@ def test_max_batch_bounds_the_running_batch_and_queued_requests_join_later() -> 
 
 
 def test_a_long_prompt_is_chunked_while_others_keep_decoding() -> None:
-    engine = ContinuousBatcher(SimBatchModel(FAST, max_batch=4), step_tokens=8)
+    engine = ContinuousBatcher(SimBatchModel(FAST, max_batch=4), prefill_tokens=8)
     sink = Recorder(engine)
     engine.submit([5, 6], GenParams(max_tokens=20), threading.Event(), sink, "short")
     engine.submit(list(range(1, 41)), GenParams(max_tokens=2), threading.Event(), sink, "long")
     engine.start()
     sink.wait(2)
     engine.stop()
-    # Step 1: "short"'s 2 prompt tokens + 6 of "long"; then 7 a step beside short's decode
+    # Step 1: "short"'s 2 prompt tokens + 6 of "long"; then 8 a step beside short's decode
     # token: "long"'s 40th prompt token goes in at step 6, and "short" got a token every step.
     assert sink.steps["long"][0] == 6
     assert sink.steps["short"][:7] == [1, 2, 3, 4, 5, 6, 7]
@@ -202,7 +202,7 @@ def test_greedy_tokens_equal_hfengine_with_joins_chunks_and_queueing(
     expected = {k: list(tiny.generate(ids, params[k])) for k, ids in prompts.items()}
     # 3 slots for 5 requests, prompts chunked at <= 48 tokens a step, "late" joins mid-decode.
     engine = ContinuousBatcher(load_batch_model(tiny, max_batch=3, backend=backend),
-                               step_tokens=48)
+                               prefill_tokens=48)
 
     class JoinLate(Recorder):
         def put(self, items: list[tuple[Any, Item]]) -> None:
