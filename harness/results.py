@@ -12,24 +12,20 @@ import os
 import platform
 import socket
 import subprocess
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from harness.atomic import write_text
+
 PACKAGES = ("torch", "transformers", "fastapi", "uvicorn", "flask", "gunicorn", "aiohttp",
             "k6", "locust", "servebench")
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=False, default=str)
-        fh.write("\n")
-    os.replace(tmp, path)
+    write_text(path, [json.dumps(data, indent=2, default=str), "\n"])
 
 
 def read_json(path: Path) -> Any:

@@ -7,15 +7,14 @@ never care which tool produced the load. All times are seconds since the run's c
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from harness.atomic import write_text
 
 Status = Literal["ok", "http_error", "refused", "timeout", "truncated", "conn_error"]
 STATUSES: tuple[Status, ...] = ("ok", "http_error", "refused", "timeout", "truncated", "conn_error")
@@ -88,18 +87,7 @@ class Sample:
 
 def write_samples(path: Path, samples: Iterable[Sample]) -> None:
     """Write samples as JSONL atomically: a temp file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for sample in samples:
-                fh.write(sample.to_json())
-                fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_text(path, (sample.to_json() + "\n" for sample in samples))
 
 
 def read_samples(path: Path) -> list[Sample]:

@@ -9,29 +9,18 @@ one target, all load points, in time order; the runner rewrites it after each po
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from harness.atomic import write_text
 
 Record = dict[str, Any]
 
 
 def write_records(path: Path, records: Iterable[Record]) -> None:
     """Write `records` as JSONL atomically: a temp file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for record in records:
-                fh.write(json.dumps(record, separators=(",", ":")))
-                fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text(path, (json.dumps(record, separators=(",", ":")) + "\n" for record in records))
 
 
 def read_records(path: Path) -> list[Record]:
