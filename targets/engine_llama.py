@@ -4,11 +4,13 @@
 through a Llama-architecture model: one new token for each decoding sequence plus a chunk of
 prompt for each joining one. Linear layers see all N tokens at once (one GEMM each); attention is
 done per kind: the decoding rows attend together over their cache slots with a per-row length
-mask, each prompt chunk attends causally over its own slot. Only rows that produce a token reach
-the LM head, and one `.tolist()` per step brings the greedy tokens back.
+mask, each prompt chunk attends causally over its own slot. Only rows that produce a token go
+through the last layer's attention and MLP and reach the LM head (a prompt's other rows need only
+their keys and values there), and one `.tolist()` per step brings the greedy tokens back.
 
 The KV cache is preallocated per layer as [max_batch, kv_heads, max_len, head_dim] with
-`torch.empty` (the OS commits pages only as they are written). Decoding sequences live in slots
+`torch.empty` (the OS commits pages only as they are written; a position that was never written
+is zeroed before a decode call reads it). Decoding sequences live in slots
 0..B-1, so the batch's keys are one strided view and nothing is gathered per step: when a sequence
 leaves, the one that takes its place in the decode list moves into its slot (one copy of its
 cached tokens).
@@ -122,7 +124,9 @@ class LlamaBatchModel:
             freqs = freqs * rot.inv_freq.to(device=self.device, dtype=torch.float)
             emb = torch.cat((freqs, freqs), dim=-1)
             self.cos = (emb.cos() * rot.attention_scaling).to(self.dtype)
-            self.sin = (emb.sin() * rot.attention_scaling).to(self.dtype)
+            sin = emb.sin() * rot.attention_scaling
+            half = sin.shape[-1] // 2  # rotate_half(x) = cat(-x2, x1): the sign goes in the table
+            self.sin = torch.cat((-sin[:, :half], sin[:, half:]), dim=-1).to(self.dtype)
             shape = (max_batch, self.kv_heads, self.max_len, self.head_dim)
             self._check_cache_fits(2 * len(self.layers) * math.prod(shape) * self.dtype.itemsize)
             self.kcache = [torch.empty(shape, dtype=self.dtype, device=self.device)
@@ -131,6 +135,10 @@ class LlamaBatchModel:
                            for _ in self.layers]
             self.arange = torch.arange(max(self.max_len, max_batch), device=self.device)
         self.owner: list[Sequence | None] = [None] * max_batch
+        # Per slot, how many leading positions hold written (or zeroed) values. The decode call
+        # reads every slot up to the longest row, masked; a masked NaN still poisons the row
+        # (0 * NaN), so memory `torch.empty` left uninitialized is zeroed before it is read.
+        self.clean = [0] * max_batch
 
     def _check_cache_fits(self, nbytes: int) -> None:
         """On a GPU the cache is allocated up front: refuse one that cannot fit, saying why.
@@ -192,6 +200,7 @@ class LlamaBatchModel:
                 cache[src, :, :m] = cache[dst, :, :m]
             cache[dst, :, :n] = mine
         self.owner[src], self.owner[dst] = other, seq
+        self.clean[dst], self.clean[src] = max(self.clean[dst], n), max(self.clean[src], m)
         seq.slot = dst
         if other is not None:
             other.slot = src
@@ -199,20 +208,35 @@ class LlamaBatchModel:
     # -- one step -------------------------------------------------------------------------------
 
     def _rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32:  # one fused kernel, bitwise LlamaRMSNorm's float32 result
+            return F.rms_norm(x, (x.shape[-1],), weight, self.eps)
         h = x.to(torch.float32)  # as LlamaRMSNorm: normalize in float32, scale in model dtype
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
         return weight * h.to(x.dtype)
 
     def _rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """`x * cos + rotate_half(x) * sin`, with rotate_half's minus sign kept in `sin`."""
         half = x.shape[-1] // 2
-        rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-        return (x * cos) + (rotated * sin)
+        return (x * cos) + (torch.cat((x[..., half:], x[..., :half]), dim=-1) * sin)
+
+    def _zero_unwritten(self, b: int, span: int) -> None:
+        """Zero what slots 0..b-1 have never held below `span` (the decode rows' key range)."""
+        for i in range(b):
+            if self.clean[i] < span:
+                for cache in (*self.kcache, *self.vcache):
+                    cache[i, :, self.clean[i]:span] = 0
+                self.clean[i] = span
 
     @torch.inference_mode()
     def step(self, decode: list[Sequence], chunks: list[tuple[Sequence, int]]) -> list[int]:
         """One forward pass: a token for each `decode` sequence (its `last` token goes in) and `n`
         more prompt tokens for each `(seq, n)` chunk. Returns the next token of every decode
-        sequence, then of every chunk that completes its prompt; advances `seq.cached`."""
+        sequence, then of every chunk that completes its prompt; advances `seq.cached`.
+
+        The last layer runs attention and MLP only for the rows that produce a token (each
+        decode row, the final row of each completed prompt): the other prompt rows only need
+        their keys and values there, which its q/k/v projection already gave. That skips about
+        a quarter of a layer's prefill work; each kept row's math is the same as before."""
         for i, seq in enumerate(decode):
             if seq.slot != i:
                 self._move(seq, i)
@@ -229,12 +253,21 @@ class LlamaBatchModel:
             span = max(positions[:b]) + 1
             rows, dpos = self.arange[:b], pos[:b]
             dmask = (self.arange[:span] <= dpos[:, None]).view(b, 1, 1, span)
+            self._zero_unwritten(b, span)
         cmasks = [None if seq.cached == 0 else
                   self.arange[:seq.cached + n] <= self.arange[seq.cached:seq.cached + n, None]
                   for seq, n in chunks]
+        completes = [seq.cached + n == len(seq.ids) for seq, n in chunks]
+        keep, start = list(range(b)), b  # the rows that produce a token
+        for (_, n), done in zip(chunks, completes, strict=True):
+            start += n
+            if done:
+                keep.append(start - 1)
         hq, hk, d = self.heads, self.kv_heads, self.head_dim
         x = F.embedding(ids, self.embed)
-        for layer, kc, vc in zip(self.layers, self.kcache, self.vcache, strict=True):
+        last = len(self.layers) - 1
+        for li, (layer, kc, vc) in enumerate(zip(self.layers, self.kcache, self.vcache,
+                                                 strict=True)):
             qkv = layer.qkv(self._rms(x, layer.ln1))
             qk = self._rope(qkv[:, :(hq + hk) * d].view(-1, hq + hk, d), cos, sin)
             q, k = qk[:, :hq], qk[:, hq:]
@@ -248,33 +281,42 @@ class LlamaBatchModel:
                     scale=self.scale, **self.gqa)
                 outs.append(o.view(b, hq * d))
             start = b
-            for (seq, n), cmask in zip(chunks, cmasks, strict=True):
+            for (seq, n), cmask, done in zip(chunks, cmasks, completes, strict=True):
                 s, c, end = seq.slot, seq.cached, start + n
                 kc[s, :, c:c + n] = k[start:end].transpose(0, 1)
                 vc[s, :, c:c + n] = v[start:end].transpose(0, 1)
-                o = F.scaled_dot_product_attention(
-                    q[start:end].transpose(0, 1).unsqueeze(0), kc[s:s + 1, :, :c + n],
-                    vc[s:s + 1, :, :c + n], attn_mask=cmask, is_causal=cmask is None,
-                    scale=self.scale, **self.gqa)
-                outs.append(o[0].transpose(0, 1).reshape(n, hq * d))
+                if li < last:
+                    o = F.scaled_dot_product_attention(
+                        q[start:end].transpose(0, 1).unsqueeze(0), kc[s:s + 1, :, :c + n],
+                        vc[s:s + 1, :, :c + n], attn_mask=cmask, is_causal=cmask is None,
+                        scale=self.scale, **self.gqa)
+                    outs.append(o[0].transpose(0, 1).reshape(n, hq * d))
+                elif done:  # the prompt's final row sees every cached position: no mask
+                    o = F.scaled_dot_product_attention(
+                        q[end - 1:end].transpose(0, 1).unsqueeze(0), kc[s:s + 1, :, :c + n],
+                        vc[s:s + 1, :, :c + n], attn_mask=None, scale=self.scale, **self.gqa)
+                    outs.append(o[0].transpose(0, 1).reshape(1, hq * d))
                 start = end
-            x = x + layer.o(outs[0] if len(outs) == 1 else torch.cat(outs))
+            if li == last:
+                if not keep:
+                    break
+                if len(keep) < x.shape[0]:
+                    x = x[torch.tensor(keep, device=self.device)]
+            x += layer.o(outs[0] if len(outs) == 1 else torch.cat(outs))
             gu = layer.gate_up(self._rms(x, layer.ln2))
-            x = x + layer.down(F.silu(gu[:, :self.inter]) * gu[:, self.inter:])
-        rows_out, start = list(range(b)), b
+            act = F.silu(gu[:, :self.inter])
+            x += layer.down(act.mul_(gu[:, self.inter:]))  # in place: one [N, inter] buffer
         for seq, n in chunks:
-            start += n
             seq.cached += n
-            if seq.cached == len(seq.ids):
-                rows_out.append(start - 1)
+            self.clean[seq.slot] = max(self.clean[seq.slot], seq.cached)
         for seq in decode:
-            seq.cached += 1
-        if not rows_out:
+            seq.cached += 1  # its new position is below `span`, already counted clean
+        if not keep:
             return []
-        h = x[:b] if len(rows_out) == b else x[torch.tensor(rows_out, device=self.device)]
-        logits = self.lm_head(self._rms(h, self.norm))  # [rows, padded vocab]
+        logits = self.lm_head(self._rms(x, self.norm))  # [len(keep), padded vocab]
         out = self._argmax(logits)
-        owners = [*decode, *(seq for seq, _ in chunks if seq.cached == len(seq.ids))]
+        owners = [*decode, *(seq for (seq, _), done in zip(chunks, completes, strict=True)
+                             if done)]
         for i, seq in enumerate(owners):
             if seq.params.temperature > 0:
                 out[i] = self.engine.next_token(logits[i, :self.vocab_limit], seq.params,

@@ -223,6 +223,33 @@ def test_greedy_tokens_equal_hfengine_with_joins_chunks_and_queueing(
 
 
 @pytest.mark.slow
+def test_a_burst_of_equal_prompts_on_a_nan_filled_cache_still_equals_hfengine(
+        tiny: HFEngine) -> None:
+    # Five prompts prefill in one step (the last layer runs only their final rows). The cache
+    # starts as NaN, what uninitialized memory may hold: a masked NaN would still poison a
+    # decode row (0 * NaN), so unwritten positions must be zeroed before they are read.
+    import torch
+
+    prompts = {i: [(37 * i + 11 * j) % 50000 + 256 for j in range(40)] for i in range(4)}
+    prompts[4] = list(range(900, 917))  # a shorter one: decode rows of unequal lengths
+    params = GenParams(max_tokens=24, ignore_eos=True)
+    expected = {k: list(tiny.generate(ids, params)) for k, ids in prompts.items()}
+    model = load_batch_model(tiny, max_batch=5, max_len=128)
+    with torch.inference_mode():
+        for cache in (*model.kcache, *model.vcache):  # type: ignore[attr-defined]  # Llama only
+            cache.fill_(float("nan"))
+    engine = ContinuousBatcher(model)
+    sink = Recorder(engine)
+    for key, ids in prompts.items():
+        engine.submit(ids, params, threading.Event(), sink, key)
+    engine.start()
+    sink.wait(len(prompts))
+    engine.stop()
+    assert {k: sink.tokens(k) for k in prompts} == expected
+    assert engine.steps == params.max_tokens  # all five prefilled in the first step
+
+
+@pytest.mark.slow
 def test_sampling_is_seeded_per_request(tiny: HFEngine) -> None:
     engine = ContinuousBatcher(load_batch_model(tiny, max_batch=4))
     engine.start()
