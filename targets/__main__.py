@@ -10,6 +10,7 @@ from typing import Any
 from targets import TARGETS
 from targets.api import Limits
 from targets.config import ServeConfig
+from targets.model import keep_freed_memory
 
 
 def parse_value(text: str) -> Any:
@@ -64,6 +65,7 @@ def config_from_args(argv: list[str] | None = None) -> ServeConfig:
 
 def main(argv: list[str] | None = None) -> None:
     cfg = config_from_args(argv)
+    keep_freed_memory()  # every pattern alike: no page faults on each step's temporaries
     module = importlib.import_module(TARGETS[cfg.name].module)
     try:
         module.serve(cfg)
