@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.telemetry.store import parse_records
+
 JSONDict = dict[str, Any]
 
 KNOWN_SCHEMA_VERSION = 1
@@ -94,25 +96,12 @@ def _read_telemetry(folder: Path, notices: list[str]) -> dict[str, list[JSONDict
     if not folder.is_dir():
         return out
     for path in sorted(folder.glob("*.jsonl")):
-        records: list[JSONDict] = []
-        bad = 0
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             notices.append(f"telemetry/{path.name} could not be read ({exc}).")
             continue
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                bad += 1
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-            else:
-                bad += 1
+        records, bad = parse_records(lines)
         if bad:
             notices.append(f"telemetry/{path.name}: {bad} line(s) were not JSON objects; skipped.")
         out[path.stem] = records

@@ -23,6 +23,26 @@ def write_records(path: Path, records: Iterable[Record]) -> None:
     write_text(path, (json.dumps(record, separators=(",", ":")) + "\n" for record in records))
 
 
+def parse_records(lines: Iterable[str]) -> tuple[list[Record], int]:
+    """The JSON objects among `lines`, in order, and how many non-blank lines were not one (a
+    torn last line, say)."""
+    out: list[Record] = []
+    bad = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+        else:
+            bad += 1
+    return out, bad
+
+
 def read_records(path: Path) -> list[Record]:
     """Every JSON object in `path`, one per line; a missing file or a torn last line (the
     collector was killed mid-write) yields what could be read, never an exception."""
@@ -30,17 +50,7 @@ def read_records(path: Path) -> list[Record]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return []
-    out: list[Record] = []
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            out.append(record)
-    return out
+    return parse_records(lines)[0]
 
 
 def by_time(records: Iterable[Record]) -> list[Record]:
