@@ -6,10 +6,8 @@ A real batched step costs about the same for 1 or 32 sequences; this fake keeps 
 
 from __future__ import annotations
 
-import time
-
 from targets.engine import Sequence
-from targets.model import GPT2_EOS, SimParams
+from targets.model import GPT2_EOS, SimParams, sim_state, sim_token, sim_wait
 
 
 class SimBatchModel:
@@ -25,7 +23,7 @@ class SimBatchModel:
 
     def join(self, seq: Sequence) -> None:
         seq.slot = 0
-        seq.sim_state = (sum(seq.ids) * 2654435761 + (seq.params.seed or 0)) % GPT2_EOS
+        seq.sim_state = sim_state(seq.ids, seq.params.seed)
 
     def leave(self, seq: Sequence) -> None:
         seq.slot = -1
@@ -33,24 +31,16 @@ class SimBatchModel:
     def reset(self) -> None:
         pass
 
-    def _wait(self, seconds: float) -> None:
-        if self.params.gil == "release":
-            time.sleep(seconds)
-            return
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            pass
-
     def step(self, decode: list[Sequence], chunks: list[tuple[Sequence, int]]) -> list[int]:
         for seq, n in chunks:
             seq.cached += n
         joined = [seq for seq, _ in chunks if seq.cached == len(seq.ids)]
-        self._wait(((self.params.tpot_ms if decode else 0.0)
-                    + (self.params.ttft_ms if joined else 0.0)) / 1000)
+        sim_wait(((self.params.tpot_ms if decode else 0.0)
+                  + (self.params.ttft_ms if joined else 0.0)) / 1000, self.params.gil)
         out = []
         for seq in (*decode, *joined):
-            seq.sim_state = (seq.sim_state * 1103515245 + 12345) % 10000  # as SimEngine
-            out.append(256 + seq.sim_state)
+            seq.sim_state, token = sim_token(seq.sim_state)
+            out.append(token)
         for seq in decode:
             seq.cached += 1
         return out

@@ -370,16 +370,40 @@ class SimEngine:
     def generate(
         self, prompt_ids: Sequence[int], params: GenParams, cancel: threading.Event | None = None
     ) -> Iterator[int]:
-        state = (sum(prompt_ids) * 2654435761 + (params.seed or 0)) % GPT2_EOS
-        self._wait(self.params.ttft_ms / 1000)
+        state = sim_state(prompt_ids, params.seed)
+        sim_wait(self.params.ttft_ms / 1000, self.params.gil)
         for i in range(params.max_tokens):
             if i:
-                self._wait(self.params.tpot_ms / 1000)
-            # Tokens 256..10255 are ordinary BPE pieces; never EOS, so lengths are exact.
-            state = (state * 1103515245 + 12345) % 10000
-            yield 256 + state
+                sim_wait(self.params.tpot_ms / 1000, self.params.gil)
+            state, token = sim_token(state)
+            yield token
             if cancel is not None and cancel.is_set():
                 return
+
+
+def sim_wait(seconds: float, gil: str) -> None:
+    """Spend `seconds` as the sim model does: asleep (`release`, like waiting on a GPU) or
+    spinning in Python, holding the GIL (`hold`, like Python-heavy work)."""
+    if seconds <= 0:
+        return
+    if gil == "release":
+        time.sleep(seconds)
+        return
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def sim_state(prompt_ids: Sequence[int], seed: int | None) -> int:
+    """The sim model's generator state for a prompt: its tokens depend on prompt and seed."""
+    return (sum(prompt_ids) * 2654435761 + (seed or 0)) % GPT2_EOS
+
+
+def sim_token(state: int) -> tuple[int, int]:
+    """The next state and token. Tokens 256..10255 are ordinary BPE pieces, never EOS, so
+    lengths are exact."""
+    state = (state * 1103515245 + 12345) % 10000
+    return state, 256 + state
 
 
 def load_engine(spec: ModelSpec | str, device: str = "auto") -> ModelEngine:
