@@ -40,6 +40,27 @@ def check_limits(max_concurrency: int, max_queue: int) -> None:
         raise ValueError(f"max_queue must be >= 0, got {max_queue}")
 
 
+class _Admission:
+    """The limits and counters both kinds share; subclasses decide how a request waits."""
+
+    def __init__(self, max_concurrency: int, max_queue: int, stats: Stats) -> None:
+        check_limits(max_concurrency, max_queue)
+        self.max_concurrency = max_concurrency
+        self.max_queue = max_queue
+        self.stats = stats
+        self.running = 0
+
+    def _refuse(self) -> APIError:
+        """Count a rejection; the 503 to raise."""
+        self.stats.rejections.inc()
+        self.stats.requests.labels("rejected").inc()
+        return overloaded(self.max_concurrency, self.max_queue)
+
+    def _take(self) -> None:
+        self.running += 1
+        self.stats.in_flight.inc()
+
+
 class Slot:
     """A taken slot. `release()` frees it once; later calls do nothing."""
 
@@ -52,15 +73,11 @@ class Slot:
             free()
 
 
-class AsyncAdmission:
+class AsyncAdmission(_Admission):
     """Slots for one asyncio event loop. Not thread-safe: call it from the loop only."""
 
     def __init__(self, max_concurrency: int, max_queue: int, stats: Stats) -> None:
-        check_limits(max_concurrency, max_queue)
-        self.max_concurrency = max_concurrency
-        self.max_queue = max_queue
-        self.stats = stats
-        self.running = 0
+        super().__init__(max_concurrency, max_queue, stats)
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     async def acquire(self) -> Slot:
@@ -69,9 +86,7 @@ class AsyncAdmission:
             self._take()
             return Slot(self._release)
         if len(self._waiters) >= self.max_queue:
-            self.stats.rejections.inc()
-            self.stats.requests.labels("rejected").inc()
-            raise overloaded(self.max_concurrency, self.max_queue)
+            raise self._refuse()
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         self.stats.queued.inc()
@@ -87,10 +102,6 @@ class AsyncAdmission:
             self.stats.queued.dec()
         return Slot(self._release)
 
-    def _take(self) -> None:
-        self.running += 1
-        self.stats.in_flight.inc()
-
     def _release(self) -> None:
         self.running -= 1
         self.stats.in_flight.dec()
@@ -102,15 +113,11 @@ class AsyncAdmission:
                 return
 
 
-class ThreadAdmission:
+class ThreadAdmission(_Admission):
     """Slots shared by the threads of one process (a gunicorn worker)."""
 
     def __init__(self, max_concurrency: int, max_queue: int, stats: Stats) -> None:
-        check_limits(max_concurrency, max_queue)
-        self.max_concurrency = max_concurrency
-        self.max_queue = max_queue
-        self.stats = stats
-        self.running = 0
+        super().__init__(max_concurrency, max_queue, stats)
         self.waiting = 0
         self._next_ticket = 0  # FIFO: tickets are served in the order they were drawn
         self._serving = 0
@@ -123,9 +130,7 @@ class ThreadAdmission:
                 self._take()
                 return Slot(self._release)
             if self.waiting >= self.max_queue:
-                self.stats.rejections.inc()
-                self.stats.requests.labels("rejected").inc()
-                raise overloaded(self.max_concurrency, self.max_queue)
+                raise self._refuse()
             ticket = self._next_ticket
             self._next_ticket += 1
             self.waiting += 1
@@ -140,10 +145,6 @@ class ThreadAdmission:
             self._take()
             self._cond.notify_all()  # the next ticket may fit too
             return Slot(self._release)
-
-    def _take(self) -> None:
-        self.running += 1
-        self.stats.in_flight.inc()
 
     def _release(self) -> None:
         with self._cond:
