@@ -33,6 +33,7 @@ import inspect
 import logging
 import math
 import signal
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -50,6 +51,7 @@ from targets.api import (
     Limits,
     check_api_key,
     error_event,
+    model_list,
     parse_request,
 )
 from targets.config import ServeConfig
@@ -215,6 +217,13 @@ def build_app(
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
         return await handle(request, "chat")
+
+    started = int(time.time())
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> dict[str, Any]:
+        check_api_key(request.headers.get("authorization"), cfg.api_key)
+        return model_list(model.name, model.max_context, started)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

@@ -23,6 +23,8 @@ socket and waits up to `graceful_timeout` (= the drain timeout) for in-flight re
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +38,7 @@ from targets.api import (
     Limits,
     check_api_key,
     error_event,
+    model_list,
     parse_request,
 )
 from targets.config import ServeConfig
@@ -131,6 +134,17 @@ def create_app(cfg: ServeConfig) -> Flask:
     @app.post("/v1/chat/completions")
     def chat() -> Response:
         return handle("chat")
+
+    started = int(time.time())
+
+    @app.get("/v1/models")
+    def models() -> Response:
+        try:
+            check_api_key(request.headers.get("Authorization"), cfg.api_key)
+        except APIError as exc:
+            return error(exc)
+        body = model_list(engine.name, engine.max_context, started)
+        return Response(json.dumps(body), mimetype="application/json")
 
     @app.get("/health")
     def health() -> Response:

@@ -110,6 +110,17 @@ def test_limits_413_and_400(fleet: Fleet, target: str) -> None:
     assert "error" in too_big.json()
 
 
+def test_models_lists_the_one_served_model(fleet: Fleet, target: str) -> None:
+    url = fleet.get(target).url
+    reply = request(url, "GET", "/v1/models", headers=fleet.auth(target))
+    assert reply.status == 200, reply.body
+    body = reply.json()
+    assert body["object"] == "list" and len(body["data"]) == 1
+    assert body["data"][0]["object"] == "model" and body["data"][0]["id"]
+    if fleet.api_key(target) is not None:
+        assert request(url, "GET", "/v1/models").status == 401
+
+
 def test_unknown_route_and_method(fleet: Fleet, target: str) -> None:
     url = fleet.get(target).url
     missing = request(url, "GET", "/v1/nope", headers=fleet.auth(target))

@@ -59,6 +59,12 @@ CHAT = [ChatMessage(role="user", content=PROMPT)]
 
 
 @pytest.mark.slow
+def test_models_list_names_the_served_model(client: openai.OpenAI) -> None:
+    models = client.models.list().data
+    assert [m.id for m in models] == [load_engine(MODEL).name]
+    assert models[0].object == "model"
+
+
 def test_completion(client: openai.OpenAI) -> None:
     prompt_n, text = expected(PROMPT)
     c = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=MAX_TOKENS,
