@@ -18,12 +18,11 @@ ends. Both run in the calling thread.
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from targets.model import GenParams, HFEngine, ModelEngine, SimEngine
+from targets.model import GenParams, HFEngine, ModelEngine, SimEngine, sim_wait
 from targets.serving import Job
 
 Emit = Callable[[int, int], None]
@@ -101,16 +100,6 @@ def _hf_batch(engine: HFEngine, jobs: Sequence[Job], emit: Emit, done: Done) -> 
             last = logits[:, -1]
 
 
-def _hold(gil: str, seconds: float) -> None:
-    """Wait like the sim model does: sleep (`release`) or spin holding the GIL (`hold`)."""
-    if gil == "release":
-        time.sleep(seconds)
-        return
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
-
-
 def _sim_batch(engine: SimEngine, jobs: Sequence[Job], emit: Emit, done: Done) -> None:
     # The sim's own token sequence, without its per-request waits: the batch pays them once.
     untimed = copy.copy(engine)  # shares the loaded tokenizer
@@ -119,7 +108,7 @@ def _sim_batch(engine: SimEngine, jobs: Sequence[Job], emit: Emit, done: Done) -
     rows = [_Row(job) for job in jobs]
     wait_ms = engine.params.ttft_ms
     while any(row.active for row in rows):
-        _hold(engine.params.gil, wait_ms / 1e3)
+        sim_wait(wait_ms / 1e3, engine.params.gil)
         wait_ms = engine.params.tpot_ms
         for i, row in enumerate(rows):
             if row.active:
