@@ -23,22 +23,8 @@ from harness.telemetry.summary import summarize_telemetry
 
 BOUND_S = 60  # every spawned process ends by itself after this, whatever the test does
 
-# A parent that starts one child; the child holds ~200 MiB resident and spins until stdin closes
-# (or BOUND_S), printing "ready" once its memory is touched.
-CHILD = f"""
-import sys, threading, time
-data = bytes(range(256)) * (200 * 1024 * 4)
-stop = threading.Event()
-threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-print("ready", flush=True)
-end = time.monotonic() + {BOUND_S}
-while not stop.is_set() and time.monotonic() < end:
-    pass
-"""
-PARENT = """
-import subprocess, sys
-sys.exit(subprocess.call([sys.executable, "-c", sys.argv[1]]))
-"""
+# A child that spins until stdin closes (or BOUND_S), printing "ready" first; CHILD also holds
+# ~200 MiB resident, touched before "ready". PARENT starts one child and waits for it.
 SPINNER = f"""
 import sys, threading, time
 stop = threading.Event()
@@ -47,6 +33,11 @@ print("ready", flush=True)
 end = time.monotonic() + {BOUND_S}
 while not stop.is_set() and time.monotonic() < end:
     pass
+"""
+CHILD = "data = bytes(range(256)) * (200 * 1024 * 4)\n" + SPINNER
+PARENT = """
+import subprocess, sys
+sys.exit(subprocess.call([sys.executable, "-c", sys.argv[1]]))
 """
 
 
