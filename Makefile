@@ -1,18 +1,18 @@
-# servebench: `make bench` runs the default scenario; `make test` runs lint, types and tests.
+# patternbench: `make bench` runs the default scenario; `make test` runs lint, types and tests.
 # Both create .venv on first use. torch==2.13.0 (a CPU wheel here) is installed first when the
 # venv has no torch, so pip never pulls a multi-GB CUDA build for the `torch` range.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.servebench-installed
+STAMP := $(VENV)/.patternbench-installed
 SCENARIO ?= scenarios/default.toml
 PYTEST_ARGS ?=
 
 .PHONY: bench test lint typecheck env clean-env vllm wheels
 
 bench: $(STAMP)
-	$(VENV)/bin/servebench run $(SCENARIO)
+	$(VENV)/bin/patternbench run $(SCENARIO)
 
 test: $(STAMP) lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -38,7 +38,7 @@ clean-env:
 # target and its contract tests. torch is pinned to the local CPU wheel by a constraint file;
 # torchvision/torchaudio/torchcodec are removed since their PyPI builds fail beside the CPU torch.
 VLLM_VENV ?= .venv-vllm
-VLLM_STAMP := $(VLLM_VENV)/.servebench-vllm-installed
+VLLM_STAMP := $(VLLM_VENV)/.patternbench-vllm-installed
 
 vllm: $(VLLM_STAMP)
 

@@ -1,3 +1,3 @@
-"""servebench harness: scenario → arrivals → drivers → samples → metrics → report → gate."""
+"""patternbench harness: scenario → arrivals → drivers → samples → metrics → report → gate."""
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""`servebench calibrate`: how fast each load driver is on this machine, against a zero-work target.
+"""`patternbench calibrate`: how fast each load driver is on this machine, against a zero-work
+target.
 
 Each driver runs one closed-loop point of `concurrency` (default 64) streams against the `echo`
 target (N tokens per request, no delay, no model). What it reaches there is the harness's own
@@ -14,7 +15,7 @@ overhead, the floor under every figure it reports:
   `target_cpu_ms_per_req` is the echo server's share.
 
 By default the echo target is pinned to core 0 and the driver to core 1 when the machine has two
-or more cores, so the two do not trade CPU. The run is an ordinary servebench run (its samples
+or more cores, so the two do not trade CPU. The run is an ordinary patternbench run (its samples
 and report are kept) and the figures go to `<results>/calibration.json`, which every later run
 copies into its manifest (`manifest["calibration"]`) and the report shows.
 """
@@ -69,7 +70,7 @@ def calibration_scenario(opts: CalibrateOptions) -> Scenario:
                         stream=True)
     drivers = tuple(opts.drivers)
     return Scenario(
-        name="calibrate", description="servebench calibrate: drivers against the echo target",
+        name="calibrate", description="patternbench calibrate: drivers against the echo target",
         model=SIM_TOKENIZER, seed=1, driver=drivers[0], drivers=drivers, workload=workload,
         points=(point,), targets=(TargetConfig(name="echo", label="echo"),), timeout_s=30.0,
         client=ClientSettings(probe_interval_s=0.0, max_dispatch_lag_ms=10.0),

@@ -1,4 +1,4 @@
-"""`servebench` command line: wiring only. Each subcommand resolves its arguments into plain
+"""`patternbench` command line: wiring only. Each subcommand resolves its arguments into plain
 values and calls one stage; no argument object reaches core code."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from pathlib import Path
 from harness.scenario import ScenarioError, load_scenario
 
 DESCRIPTION = """\
-servebench measures LLM serving patterns against one model with identical load.
+patternbench measures LLM serving patterns against one model with identical load.
 
-  servebench run scenarios/default.toml            run a scenario, write results and a report
-  servebench run S --targets flask_threads         only some targets of the scenario
-  servebench report results/<run>                  rebuild a run's HTML report
-  servebench list                                  targets, drivers and scenarios
-  servebench calibrate                             each driver's own overhead (echo target)
-  servebench serve fastapi_threadpool --port 8000  one target in the foreground (try curl)
+  patternbench run scenarios/default.toml            run a scenario, write results and a report
+  patternbench run S --targets flask_threads         only some targets of the scenario
+  patternbench report results/<run>                  rebuild a run's HTML report
+  patternbench list                                  targets, drivers and scenarios
+  patternbench calibrate                             each driver's own overhead (echo target)
+  patternbench serve fastapi_threadpool --port 8000  one target in the foreground (try curl)
 """
 
 
@@ -44,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         partial = _latest_run(opts.results_root)
         if partial is not None:
             report = build_report(partial, opts.reports_root)
-            print(f"servebench: partial report {report}", file=sys.stderr)
+            print(f"patternbench: partial report {report}", file=sys.stderr)
         return 130
     report = build_report(run_dir, opts.reports_root)
     print(f"results: {run_dir}")
@@ -66,7 +66,7 @@ def _check_names(driver: str, targets: list[str]) -> None:
         raise ScenarioError(f"unknown driver {driver!r}; choose one of {sorted(DRIVERS)}")
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
-        raise ScenarioError(f"unknown target(s) {unknown}; see `servebench list`")
+        raise ScenarioError(f"unknown target(s) {unknown}; see `patternbench list`")
     if driver == "k6":  # a missing binary is a one-line message before anything starts
         from harness.drivers.k6 import K6NotFound, k6_binary
 
@@ -112,7 +112,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run)
     if not (run_dir / "summary.json").exists():
-        print(f"servebench: {run_dir} has no summary.json (is it a results/<run> folder?)",
+        print(f"patternbench: {run_dir} has no summary.json (is it a results/<run> folder?)",
               file=sys.stderr)
         return 2
     print(build_report(run_dir, Path(args.reports)))
@@ -147,7 +147,7 @@ def cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="servebench", description=DESCRIPTION,
+    parser = argparse.ArgumentParser(prog="patternbench", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv = sub.add_parser("serve", help="run one target in the foreground",
                          description="Run one target; other flags go to `python -m targets` "
                                      "(--port, --model, -o key=value, --api-key ...).")
-    srv.add_argument("target", help="target name (see `servebench list`)")
+    srv.add_argument("target", help="target name (see `patternbench list`)")
     return parser
 
 
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(args)
         return cmd_serve(args, extra)
     except ScenarioError as exc:
-        print(f"servebench: {exc}", file=sys.stderr)
+        print(f"patternbench: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -21,9 +21,9 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-POOL_WAIT = "servebench_proxy_pool_wait_seconds"
-UPSTREAM = "servebench_proxy_upstream_seconds"
-POOL_SIZE = "servebench_proxy_pool_size"
+POOL_WAIT = "patternbench_proxy_pool_wait_seconds"
+UPSTREAM = "patternbench_proxy_upstream_seconds"
+POOL_SIZE = "patternbench_proxy_pool_size"
 
 
 @dataclass(frozen=True)

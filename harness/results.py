@@ -21,7 +21,7 @@ import psutil
 from harness.atomic import write_text
 
 PACKAGES = ("torch", "transformers", "fastapi", "uvicorn", "flask", "gunicorn", "aiohttp",
-            "k6", "locust", "servebench")
+            "k6", "locust", "patternbench")
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -78,7 +78,7 @@ def build_manifest(scenario: Scenario, run_dir: Path, opts: RunOptions, device: 
     return {
         "run": run_dir.name,
         "created": now_iso(),
-        "servebench": __version__,
+        "patternbench": __version__,
         "scenario": dict(scenario.raw) | {"resolved": _resolved(scenario)},
         "scenario_file": opts.scenario_file,
         "git": git,
@@ -92,7 +92,7 @@ def build_manifest(scenario: Scenario, run_dir: Path, opts: RunOptions, device: 
 
 
 def _calibration(results_root: Path) -> dict[str, Any]:
-    """The harness's own overhead from `servebench calibrate`, when it was run here."""
+    """The harness's own overhead from `patternbench calibrate`, when it was run here."""
     from harness.calibrate import read_calibration
 
     calibration = read_calibration(results_root)
@@ -171,7 +171,7 @@ def open_registry_target(tc: TargetConfig, scenario: Scenario, run_dir: Path,
 
     info = TARGETS.get(tc.name)
     if info is None:
-        raise LaunchError(f"unknown target {tc.name!r}; see `servebench list`")
+        raise LaunchError(f"unknown target {tc.name!r}; see `patternbench list`")
     log_path = run_dir / "logs" / f"{tc.label}.log"
     ready_s = max(opts.ready_timeout_s, info.ready_timeout_s or 0.0)
     if info.kind == "external":
@@ -255,7 +255,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions,
     out = opts.out
     git = git_info()
     run_dir = new_run_dir(opts.results_root, scenario.name, git.get("sha"))
-    print(f"servebench: run {run_dir}", file=out, flush=True)
+    print(f"patternbench: run {run_dir}", file=out, flush=True)
     device = resolve_device(scenario.device)
     model, tokenizer = prepare_model(scenario.model)
     write_json(run_dir / "manifest.json",
@@ -265,13 +265,13 @@ def run_scenario(scenario: Scenario, opts: RunOptions,
     clock = Clock()
     try:
         for tc in scenario.targets:
-            print(f"servebench: starting {tc.label} ({tc.name}) with model {scenario.model}",
+            print(f"patternbench: starting {tc.label} ({tc.name}) with model {scenario.model}",
                   file=out, flush=True)
             try:
                 with pinned(scenario.cpu_affinity.get("target")):  # the target tree inherits it
                     target = open_target(tc, scenario, run_dir, opts)
             except LaunchError as exc:
-                print(f"servebench: {tc.label} failed to start: {exc}", file=out, flush=True)
+                print(f"patternbench: {tc.label} failed to start: {exc}", file=out, flush=True)
                 state.targets[tc.label] = {"name": tc.name, "options": dict(tc.options),
                                            "status": "failed", "error": str(exc)[-2000:]}
                 state.write_summary()
@@ -291,7 +291,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions,
     except KeyboardInterrupt:
         state.interrupted = True
         state.write_summary()
-        print(f"servebench: interrupted; kept what was measured in {run_dir}", file=out)
+        print(f"patternbench: interrupted; kept what was measured in {run_dir}", file=out)
         raise
     state.write_summary()
     return run_dir

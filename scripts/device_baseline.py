@@ -99,7 +99,7 @@ def main() -> int:
     page = report_page(args.run_dir, args.reports)
     if page is None:
         print("device_baseline: matplotlib is missing here; build the report elsewhere with "
-              f"`servebench report {args.run_dir}` and copy it to {args.dest}/report.html")
+              f"`patternbench report {args.run_dir}` and copy it to {args.dest}/report.html")
     else:
         shutil.copyfile(page, args.dest / "report.html")
     print(f"device_baseline: wrote {args.dest}")

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/device_standin.py /tmp/x/standin   # prints the folder to add
 
-The GPU machine has torch and transformers (and what they depend on) but none of servebench's
+The GPU machine has torch and transformers (and what they depend on) but none of patternbench's
 other packages. This links exactly those distributions — torch, transformers and their
 dependency closure, markers evaluated, extras ignored — from the running environment into one
 folder, so a fresh venv that adds it to `sys.path` (a .pth file) sees what the GPU machine

@@ -2,7 +2,7 @@
 
 A request first takes a slot. When every slot is taken it waits in a FIFO queue; when the queue is
 full too it is refused at once with `503 Service Unavailable` and `Retry-After`, and counted in
-`servebench_rejections`. A bounded queue keeps latency bounded under overload: the client learns
+`patternbench_rejections`. A bounded queue keeps latency bounded under overload: the client learns
 right away that it should come back, instead of waiting behind an unbounded backlog.
 
 `AsyncAdmission` is for asyncio servers (one event loop), `ThreadAdmission` for threaded ones

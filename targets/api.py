@@ -206,7 +206,7 @@ def model_list(name: str, max_context: int, created: int) -> dict[str, Any]:
     """`GET /v1/models`: the one model this server serves, as OpenAI lists models (clients and
     benchmark tools ask it for the model name to send)."""
     return {"object": "list", "data": [{"id": name, "object": "model", "created": created,
-                                        "owned_by": "servebench", "max_model_len": max_context}]}
+                                        "owned_by": "patternbench", "max_model_len": max_context}]}
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

@@ -67,7 +67,7 @@ Hook = Callable[[], "Awaitable[None] | None"]
 DISCARD_LIMIT_BYTES = 16 << 20  # an oversized body up to this size is read and dropped, so
 # the client reads its 413 instead of a connection reset
 
-log = logging.getLogger("servebench.target")
+log = logging.getLogger("patternbench.target")
 
 
 def error_response(exc: APIError) -> JSONResponse:

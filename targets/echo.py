@@ -1,6 +1,6 @@
 """echo — a zero-work target: streams N tokens with no delay and no model.
 
-The pattern it shows is none at all: it is the yardstick `servebench calibrate` drives each load
+The pattern it shows is none at all: it is the yardstick `patternbench calibrate` drives each load
 driver against, so whatever latency and request-rate ceiling a driver reaches here is the
 harness's own overhead, not the serving pattern's.
 
@@ -69,8 +69,8 @@ class EchoApp:
         if method == "GET" and path == "/health":
             await self._reply(send, 200, b'{"status":"ok"}')
         elif method == "GET" and path == "/metrics":
-            text = (f"servebench_echo_requests_total {self.requests}\n"
-                    f"servebench_generated_tokens_total {self.tokens}\n")
+            text = (f"patternbench_echo_requests_total {self.requests}\n"
+                    f"patternbench_generated_tokens_total {self.tokens}\n")
             await self._reply(send, 200, text.encode(), [(b"content-type", b"text/plain")])
         elif method == "POST" and path in ("/v1/completions", "/v1/chat/completions"):
             kind = "completions" if path == "/v1/completions" else "chat"

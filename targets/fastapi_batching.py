@@ -28,7 +28,7 @@ clears a burst of prompts in fewer steps, which lowers TTFT p99 and raises throu
 (tokens per slot, prompt included; default the model's context), `linear` (`onednn` or `torch`
 for the linear layers on CPU; default `onednn`), `torch_threads` (the engine's intra-op threads;
 default all cores the process may use), plus the shared `max_concurrency` (default `max_batch`)
-and `max_queue`. `/metrics` shows the running batch as `servebench_batch_size`.
+and `max_queue`. `/metrics` shows the running batch as `patternbench_batch_size`.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ new requests join at the next step instead.
 
 Options: `max_batch` (sequences per batch, default 16), `window_ms` (gathering window, default
 20), plus the shared `max_concurrency` (default 2 × max_batch: one batch running, one gathering)
-and `max_queue`. `/metrics` shows `servebench_batch_size` (the running batch) and counts requests
-waiting for the next batch in `servebench_queue_depth`.
+and `max_queue`. `/metrics` shows `patternbench_batch_size` (the running batch) and counts requests
+waiting for the next batch in `patternbench_queue_depth`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from targets.model import ModelEngine, configure_threads, load_engine
 from targets.serving import Job, Stats
 
 OPTIONS = ("max_batch", "window_ms")
-log = logging.getLogger("servebench.target")
+log = logging.getLogger("patternbench.target")
 
 
 @dataclass

@@ -16,7 +16,7 @@ multiply them: past the core count, replicas only add contention. There is no ba
 replica runs one sequence at a time.
 
 Options: `replicas` (processes, default 1), plus the shared `max_concurrency` (default = replicas:
-a request runs only when a replica is free; the rest wait as `servebench_queue_depth`) and
+a request runs only when a replica is free; the rest wait as `patternbench_queue_depth`) and
 `max_queue`. `--torch-threads` overrides the per-replica thread count.
 """
 
@@ -44,7 +44,7 @@ from targets.serving import Job, Stats
 
 OPTIONS = ("replicas",)
 READY_TIMEOUT_S = 300.0
-log = logging.getLogger("servebench.target")
+log = logging.getLogger("patternbench.target")
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ Choose it when: you add auth, routing, quotas or logging in front of a model ser
 Pitfall: the pool, not the upstream, becomes the binding constraint. aiohttp's default (100) or a
 small hand-set value (`limit=4`) caps concurrent upstream streams; everything beyond it queues
 inside the gateway, invisible to the upstream's own metrics. `/metrics` here shows it:
-`servebench_proxy_pool_wait_seconds` (time waiting for a pooled connection) beside
-`servebench_proxy_upstream_seconds` (time holding one: upstream TTFT, generation and streaming),
-and the gauges `servebench_proxy_pool_in_use` / `servebench_proxy_pool_waiting`.
+`patternbench_proxy_pool_wait_seconds` (time waiting for a pooled connection) beside
+`patternbench_proxy_upstream_seconds` (time holding one: upstream TTFT, generation and streaming),
+and the gauges `patternbench_proxy_pool_in_use` / `patternbench_proxy_pool_waiting`.
 
 It uses the shared FastAPI layer's parts (`targets.asgi`: body limit, API key, OpenAI-shaped
 errors, backpressure with 503, drain on SIGTERM) but not its `build_app`, which is built around a
@@ -55,17 +55,17 @@ class PoolMetrics:
 
     def __init__(self, stats: Stats, pool_size: int) -> None:
         reg = stats.registry
-        self.wait = Histogram("servebench_proxy_pool_wait_seconds",
+        self.wait = Histogram("patternbench_proxy_pool_wait_seconds",
                               "time a request waited for a pooled upstream connection",
                               buckets=BUCKETS, registry=reg)
-        self.upstream = Histogram("servebench_proxy_upstream_seconds",
+        self.upstream = Histogram("patternbench_proxy_upstream_seconds",
                                   "time a request held an upstream connection (send to last byte)",
                                   buckets=BUCKETS, registry=reg)
-        self.in_use = Gauge("servebench_proxy_pool_in_use", "pooled connections held by requests",
+        self.in_use = Gauge("patternbench_proxy_pool_in_use", "pooled connections held by requests",
                             registry=reg)
-        self.waiting = Gauge("servebench_proxy_pool_waiting",
+        self.waiting = Gauge("patternbench_proxy_pool_waiting",
                              "requests waiting for a pooled connection", registry=reg)
-        Gauge("servebench_proxy_pool_size", "connection pool limit",
+        Gauge("patternbench_proxy_pool_size", "connection pool limit",
               registry=reg).set(pool_size)
 
 

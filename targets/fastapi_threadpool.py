@@ -13,7 +13,7 @@ costs its full memory.
 
 Options: `replicas` (model copies, default 1), `workers` (executor threads, default = replicas),
 plus the shared `max_concurrency` (default = workers: a request runs only when a worker is free,
-so waiting requests are visible as `servebench_queue_depth`) and `max_queue`.
+so waiting requests are visible as `patternbench_queue_depth`) and `max_queue`.
 """
 
 from __future__ import annotations

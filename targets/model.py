@@ -122,7 +122,7 @@ def parse_model_spec(text: str) -> ModelSpec:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("SERVEBENCH_CACHE") or Path.home() / ".cache" / "servebench"
+    root = os.environ.get("PATTERNBENCH_CACHE") or Path.home() / ".cache" / "patternbench"
     return Path(root) / "models"
 
 

@@ -99,19 +99,19 @@ class Stats:
     def __init__(self, target: str) -> None:
         self.registry = CollectorRegistry()
         labels = {"target": target}
-        self.in_flight = Gauge("servebench_in_flight", "requests admitted and not finished",
+        self.in_flight = Gauge("patternbench_in_flight", "requests admitted and not finished",
                                registry=self.registry)
-        self.queued = Gauge("servebench_queue_depth", "requests waiting for a model slot",
+        self.queued = Gauge("patternbench_queue_depth", "requests waiting for a model slot",
                             registry=self.registry)
-        self.batch_size = Gauge("servebench_batch_size", "sequences in the running batch",
+        self.batch_size = Gauge("patternbench_batch_size", "sequences in the running batch",
                                 registry=self.registry)
-        self.tokens = Counter("servebench_generated_tokens", "output tokens generated",
+        self.tokens = Counter("patternbench_generated_tokens", "output tokens generated",
                               registry=self.registry)
-        self.requests = Counter("servebench_requests", "requests finished by outcome",
+        self.requests = Counter("patternbench_requests", "requests finished by outcome",
                                 ["outcome"], registry=self.registry)
-        self.rejections = Counter("servebench_rejections", "requests refused with 503",
+        self.rejections = Counter("patternbench_rejections", "requests refused with 503",
                                   registry=self.registry)
-        self.info = Gauge("servebench_target_info", "target identity", list(labels),
+        self.info = Gauge("patternbench_target_info", "target identity", list(labels),
                           registry=self.registry)
         self.info.labels(**labels).set(1)
 

@@ -26,7 +26,7 @@ context length) decide what fits.
 
 Options: `kv_cache_gb` (default 1), `max_model_len` (default 1024), `max_num_seqs` (vLLM's
 default when unset), `served_model_name` (default: the model spec), `venv` (default `.venv-vllm`
-at the repository root, or `$SERVEBENCH_VLLM_VENV`), `extra_args` (a list of more vLLM flags).
+at the repository root, or `$PATTERNBENCH_VLLM_VENV`), `extra_args` (a list of more vLLM flags).
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def venv_dir(options: Mapping[str, Any] | None = None) -> Path:
-    """The venv vLLM runs from: option `venv`, else `$SERVEBENCH_VLLM_VENV`, else `.venv-vllm`."""
-    configured = (options or {}).get("venv") or os.environ.get("SERVEBENCH_VLLM_VENV")
+    """The venv vLLM runs from: option `venv`, else `$PATTERNBENCH_VLLM_VENV`, else `.venv-vllm`."""
+    configured = (options or {}).get("venv") or os.environ.get("PATTERNBENCH_VLLM_VENV")
     return Path(configured).expanduser() if configured else REPO_ROOT / ".venv-vllm"
 
 

@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tokenizer() -> Any:
-    """The GPT-2 BPE tokenizer every target model uses (built once into ~/.cache/servebench)."""
+    """The GPT-2 BPE tokenizer every target model uses (built once into ~/.cache/patternbench)."""
     from targets.model import load_tokenizer, materialize
 
     return load_tokenizer(materialize("sim:ttft_ms=1,tpot_ms=1"))

@@ -164,7 +164,7 @@ class K6Driver:
 
     def run(self, job: LoadJob, progress: Progress) -> list[Sample]:
         binary = k6_binary()
-        with tempfile.TemporaryDirectory(prefix="servebench-k6-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="patternbench-k6-") as tmp:
             work = (job.work_dir or Path(tmp)).resolve()  # the tool runs in another cwd
             work.mkdir(parents=True, exist_ok=True)
             return self._run(binary, job, progress, work)

@@ -43,7 +43,7 @@ from harness.samples import STATUSES, Sample, TokenSource
 from harness.workload import RequestSpec
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
-PLAN_ENV = "SERVEBENCH_LOCUST_PLAN"  # the locustfile reads the same names
+PLAN_ENV = "PATTERNBENCH_LOCUST_PLAN"  # the locustfile reads the same names
 START_FILE = "start.json"
 
 
@@ -125,7 +125,7 @@ class LocustDriver:
     ready_timeout_s = 120.0  # for every locust process to boot and (workers) connect
 
     def run(self, job: LoadJob, progress: Progress) -> list[Sample]:
-        with tempfile.TemporaryDirectory(prefix="servebench-locust-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="patternbench-locust-") as tmp:
             work = (job.work_dir or Path(tmp)).resolve()  # the tool runs in another cwd
             work.mkdir(parents=True, exist_ok=True)
             return self._run(job, progress, work)

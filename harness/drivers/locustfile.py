@@ -45,7 +45,7 @@ SPAWN_RATE = 100  # users per second (locust warns above 100)
 START_FILE = "start.json"
 RECORD_KEYS = ("i", "sched", "sent", "fb", "tok", "done", "status", "http", "n", "src", "err",
                "timeout")
-PLAN_ENV = "SERVEBENCH_LOCUST_PLAN"
+PLAN_ENV = "PATTERNBENCH_LOCUST_PLAN"
 
 
 class _Expired(BaseException):
@@ -160,7 +160,7 @@ def process() -> _Process:
 
 
 def _on_request(context: dict[str, Any] | None = None, **_: Any) -> None:
-    record = (context or {}).get("servebench")
+    record = (context or {}).get("patternbench")
     if record is not None:
         process().record(record)
 
@@ -237,7 +237,7 @@ class StreamingUser(FastHttpUser):
                 self._read(resp, rec, phases)
                 end = rec["done"] or proc.now()
                 resp.request_meta["response_time"] = (end - rec["sent"]) * 1000
-                resp.request_meta["context"] = {"servebench": rec}
+                resp.request_meta["context"] = {"patternbench": rec}
                 if rec["status"] == "ok":
                     resp.success()
                 else:
@@ -308,7 +308,7 @@ class StreamingUser(FastHttpUser):
         self.environment.events.request.fire(
             request_type="POST", name=process().plan["name"], response_time=0,
             response_length=0, exception=RuntimeError(rec["err"] or rec["status"]),
-            context={"servebench": rec}, response=None, url=process().plan["path"])
+            context={"patternbench": rec}, response=None, url=process().plan["path"])
 
 
 class PlanShape(LoadTestShape):

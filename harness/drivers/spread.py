@@ -51,9 +51,9 @@ def run_spread(job: LoadJob, progress: Progress, processes: int,
     """Run `run_share` in `processes` forked processes; merge their samples and progress."""
     ctx = mp.get_context("fork")
     counters = [ctx.Array("q", len(_COUNTERS), lock=False) for _ in range(processes)]
-    with tempfile.TemporaryDirectory(prefix="servebench-spread-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="patternbench-spread-") as tmp:
         paths = [Path(tmp) / f"share{k}.jsonl" for k in range(processes)]
-        children = [ctx.Process(target=_child, name=f"servebench-driver-{k}",
+        children = [ctx.Process(target=_child, name=f"patternbench-driver-{k}",
                                 args=(run_share, job, Share(k, processes), counters[k],
                                       paths[k]))
                     for k in range(processes)]

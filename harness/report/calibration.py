@@ -1,4 +1,4 @@
-"""The harness's own overhead, from `servebench calibrate` (`manifest["calibration"]`).
+"""The harness's own overhead, from `patternbench calibrate` (`manifest["calibration"]`).
 
 Each driver was run against the zero-work `echo` target; its highest sustained request rate and
 TTFT floor bound what this run's numbers can mean: a target measured near a driver's floor is
@@ -26,7 +26,7 @@ def calibration_section(run: RunData) -> str:
                     f"</td><td>{fmt_ms(f.get('driver_cpu_ms_per_req'))}</td>"
                     f"<td>{fmt_rate(f.get('req_s_per_core'))}</td><td>{esc(timing)}</td></tr>")
     return ("<h2 id='calibration'>Harness overhead</h2>"
-            f"<p class='muted'>From <code>servebench calibrate</code> ({esc(cal.get('created'))}"
+            f"<p class='muted'>From <code>patternbench calibrate</code> ({esc(cal.get('created'))}"
             f", run {esc(cal.get('run'))}): each driver against the zero-work echo target at "
             f"{esc(cal.get('concurrency'))} concurrent streams of "
             f"{esc(cal.get('tokens_per_request'))} tokens{_load(cal)}. Figures near these are "

@@ -1,4 +1,4 @@
-"""The metric glossary: each servebench metric, its definition, and what other tools call it.
+"""The metric glossary: each patternbench metric, its definition, and what other tools call it.
 
 Names are the result keys each tool writes: `vllm bench serve` (its --save-result JSON and
 console lines), GuideLLM (benchmark report metrics) and AIPerf (metric tags). "—" means the tool

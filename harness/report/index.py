@@ -87,9 +87,9 @@ def index_html(runs: list[tuple[str, JSONDict]]) -> str:
     rows = "".join(_row(name, meta) for name, meta in runs)
     table = (f"<div class='scroll'><table class='runs'>{head}<tbody>{rows}</tbody></table></div>"
              if runs else "<p class='muted'>No run reports yet.</p>")
-    body = ("<header><h1>servebench runs</h1><p class='description'>Every stored run, newest "
+    body = ("<header><h1>patternbench runs</h1><p class='description'>Every stored run, newest "
             f"first ({len(runs)}).</p></header>{table}")
-    return html_document("servebench runs", body)
+    return html_document("patternbench runs", body)
 
 
 def _row(name: str, meta: JSONDict) -> str:

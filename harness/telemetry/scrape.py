@@ -1,11 +1,11 @@
 """Scrape a target's `GET /metrics` (Prometheus text) about once a second.
 
-Our targets export `servebench_in_flight`, `servebench_queue_depth` and `servebench_batch_size`
-(and a proxy its pool gauges); vLLM exports `vllm:num_requests_running`,
+Our targets export `patternbench_in_flight`, `patternbench_queue_depth` and
+`patternbench_batch_size` (and a proxy its pool gauges); vLLM exports `vllm:num_requests_running`,
 `vllm:num_requests_waiting` and its KV-cache usage (`vllm:kv_cache_usage_perc`, older releases
 `vllm:gpu_cache_usage_perc`, a 0–1 fraction). Both map onto one `metrics` record:
 
-    {"kind": "metrics", "t": 13.0, "source": "servebench", "in_flight": 32, "queue_depth": 0,
+    {"kind": "metrics", "t": 13.0, "source": "patternbench", "in_flight": 32, "queue_depth": 0,
      "batch_size": 32, "kv_cache_pct": null, "status": 200, "error": null}
 
 For vLLM, `batch_size` is its running requests, `queue_depth` its waiting ones and `in_flight`
@@ -27,11 +27,11 @@ from harness.telemetry.store import Record
 
 SCRAPE_TIMEOUT_S = 5.0
 OURS = {
-    "servebench_in_flight": "in_flight",
-    "servebench_queue_depth": "queue_depth",
-    "servebench_batch_size": "batch_size",
-    "servebench_proxy_pool_in_use": "pool_in_use",
-    "servebench_proxy_pool_waiting": "pool_waiting",
+    "patternbench_in_flight": "in_flight",
+    "patternbench_queue_depth": "queue_depth",
+    "patternbench_batch_size": "batch_size",
+    "patternbench_proxy_pool_in_use": "pool_in_use",
+    "patternbench_proxy_pool_waiting": "pool_waiting",
 }
 VLLM_RUNNING = "vllm:num_requests_running"
 VLLM_WAITING = "vllm:num_requests_waiting"
@@ -41,7 +41,7 @@ FIELDS = ("in_flight", "queue_depth", "batch_size", "kv_cache_pct")
 
 
 def parse_metrics(text: str) -> dict[str, float]:
-    """The gauges servebench keeps, by metric name; a name with several label sets is summed
+    """The gauges patternbench keeps, by metric name; a name with several label sets is summed
     (KV-cache usage: the maximum). Raises ValueError on text that is not Prometheus format."""
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
@@ -62,7 +62,7 @@ def server_fields(values: Mapping[str, float]) -> Record:
     fields["source"] = None
     ours = {field: values[name] for name, field in OURS.items() if name in values}
     if ours:
-        fields["source"] = "servebench"
+        fields["source"] = "patternbench"
         fields |= ours
         return fields
     running, waiting = values.get(VLLM_RUNNING), values.get(VLLM_WAITING)

@@ -14,7 +14,7 @@ distribution is a `harness.metrics.Distribution`, null when there was no sample)
                 "procs_max": 3},
      "driver": {"samples": 16, "cpu_pct": {dist}, "rss_peak_mb": 96.3, "procs_max": 1},
      "health": {"count": 8, "failed": 0, "latency_ms": {dist}},
-     "server": {"source": "servebench", "scrapes": 8, "failed": 0, "in_flight_max": 32,
+     "server": {"source": "patternbench", "scrapes": 8, "failed": 0, "in_flight_max": 32,
                 "queue_depth_max": 0, "batch_size_max": 32, "batch_size_mean": 30.9,
                 "kv_cache_pct_max": null}}
 

@@ -145,8 +145,8 @@ def test_metrics_gauges(fleet: Fleet, target: str) -> None:
     reply = request(fleet.get(target).url, "GET", "/metrics")
     assert reply.status == 200 and reply.headers["content-type"].startswith("text/plain")
     names = set(metrics(fleet.get(target).url))
-    for name in ("servebench_in_flight", "servebench_queue_depth", "servebench_batch_size",
-                 "servebench_generated_tokens_total", "servebench_rejections_total"):
+    for name in ("patternbench_in_flight", "patternbench_queue_depth", "patternbench_batch_size",
+                 "patternbench_generated_tokens_total", "patternbench_rejections_total"):
         assert name in names, f"{name} missing from /metrics"
 
 

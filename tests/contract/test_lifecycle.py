@@ -36,7 +36,7 @@ def gauge(url: str, name: str) -> float:
 
 def idle(url: str) -> None:
     """Wait until the previous test's requests have left the server."""
-    wait_for(lambda: gauge(url, "servebench_in_flight") == 0, 30, "in_flight == 0")
+    wait_for(lambda: gauge(url, "patternbench_in_flight") == 0, 30, "in_flight == 0")
 
 
 def long_stream(fleet: Fleet, target: str, max_tokens: int = LONG) -> Stream:
@@ -77,19 +77,19 @@ def test_overload_503_with_retry_after(fleet: Fleet, target: str) -> None:
     skip_unless_supported(target, "overload")
     url = fleet.get(target).url
     idle(url)
-    before = gauge(url, "servebench_rejections_total")
+    before = gauge(url, "patternbench_rejections_total")
     held: list[Stream] = []
     try:
         for _ in range(MAX_CONCURRENCY):
             held.append(long_stream(fleet, target))
-        wait_for(lambda: gauge(url, "servebench_in_flight") == MAX_CONCURRENCY, 30,
+        wait_for(lambda: gauge(url, "patternbench_in_flight") == MAX_CONCURRENCY, 30,
                  "every slot to be taken")  # and the queue holds 0
         reply = request(url, "POST", "/v1/completions", {"prompt": "hi", "max_tokens": 2},
                         fleet.auth(target))
         assert reply.status == 503, reply.body
         assert int(reply.headers["retry-after"]) >= 1
         assert reply.json()["error"]["message"]
-        assert gauge(url, "servebench_rejections_total") == before + 1
+        assert gauge(url, "patternbench_rejections_total") == before + 1
     finally:
         for stream in held:
             stream.close()
@@ -101,21 +101,21 @@ def test_disconnect_cancels_generation(fleet: Fleet, target: str) -> None:
     skip_unless_supported(target, "disconnect")
     url = fleet.get(target).url
     idle(url)
-    before = gauge(url, "servebench_generated_tokens_total")
+    before = gauge(url, "patternbench_generated_tokens_total")
     stream = long_stream(fleet, target)
     events = stream.events()
     for _ in range(3):
         next(events)
     stream.close()
     idle(url)  # the slot is freed long before the generation could end on its own
-    at_cancel = gauge(url, "servebench_generated_tokens_total")
+    at_cancel = gauge(url, "patternbench_generated_tokens_total")
     assert at_cancel - before < LONG / 2
     reply = request(url, "POST", "/v1/completions",
                     {"prompt": "hi", "max_tokens": 5, "ignore_eos": True}, fleet.auth(target))
     assert reply.status == 200
-    extra = gauge(url, "servebench_generated_tokens_total") - at_cancel - 5
+    extra = gauge(url, "patternbench_generated_tokens_total") - at_cancel - 5
     assert extra < 20, f"{extra:.0f} tokens generated for the departed client after it left"
-    assert metrics(url).get('servebench_requests_total{outcome="cancelled"}', 0) >= 1
+    assert metrics(url).get('patternbench_requests_total{outcome="cancelled"}', 0) >= 1
 
 
 def _refused(url: str) -> bool:

@@ -7,7 +7,7 @@ during a stream, cancellation on disconnect, and that vLLM serves the *same mode
 every target loads, the same prompt token counts, the same greedy output as our `HFEngine`.
 
 Checks of `test_http.py` vLLM is excused from — they test our own extensions:
-- `servebench_*` gauges in /metrics (vLLM exports its own `vllm:*` names; the disconnect check
+- `patternbench_*` gauges in /metrics (vLLM exports its own `vllm:*` names; the disconnect check
   here reads those instead);
 - 503 + Retry-After backpressure (vLLM queues every request; it has no admission limit);
 - drain semantics on SIGTERM (finishing in-flight streams, refusing new connections, exit 0);

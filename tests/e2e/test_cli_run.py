@@ -1,4 +1,4 @@
-"""End to end: `servebench run` on a small scenario with the sim model, through the real CLI,
+"""End to end: `patternbench run` on a small scenario with the sim model, through the real CLI,
 real target processes and the real driver; then the stored results and the report are checked."""
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def test_unknown_target_is_a_one_line_error(tmp_path: Path) -> None:
     scenario.write_text(SCENARIO.replace('name = "fastapi_threadpool"', 'name = "nope"'))
     proc = run_cli("run", str(scenario), "--results", str(tmp_path / "r"), cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip().startswith("servebench: unknown target(s) ['nope']")
+    assert proc.stderr.strip().startswith("patternbench: unknown target(s) ['nope']")
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "r").exists()
 

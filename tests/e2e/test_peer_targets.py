@@ -42,7 +42,7 @@ def gauge(text: str, name: str) -> float:
 
 
 def tokens_generated(url: str) -> float:
-    return gauge(metrics(url), "servebench_generated_tokens_total")
+    return gauge(metrics(url), "patternbench_generated_tokens_total")
 
 
 def concurrent_completions(url: str, n: int) -> list[dict[str, Any]]:
@@ -82,8 +82,8 @@ def test_proxy_accounts_pool_wait(sim_server: TargetProcess, tmp_path: Path,
     else:
         assert totals.wait_s == 0
     assert totals.upstream_s > 0
-    assert gauge(text, "servebench_proxy_pool_in_use") == 0
-    assert gauge(text, "servebench_proxy_pool_waiting") == 0
+    assert gauge(text, "patternbench_proxy_pool_in_use") == 0
+    assert gauge(text, "patternbench_proxy_pool_waiting") == 0
 
 
 @pytest.mark.slow

@@ -35,17 +35,17 @@ def test_async_admits_queues_in_order_then_refuses() -> None:
 
         waiters = [asyncio.create_task(wait(i)) for i in (1, 2)]
         await asyncio.sleep(0)  # let both reach the queue
-        assert value(stats, "servebench_queue_depth") == 2
+        assert value(stats, "patternbench_queue_depth") == 2
         with pytest.raises(APIError) as refused:
             await adm.acquire()
         assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "1"
-        assert value(stats, "servebench_rejections_total") == 1
+        assert value(stats, "patternbench_rejections_total") == 1
         first.release()
         first.release()  # idempotent: must not free a second slot
         await asyncio.gather(*waiters)
         assert order == [1, 2]
-        assert value(stats, "servebench_in_flight") == 0
-        assert value(stats, "servebench_queue_depth") == 0
+        assert value(stats, "patternbench_in_flight") == 0
+        assert value(stats, "patternbench_queue_depth") == 0
         assert adm.running == 0
 
     asyncio.run(scenario())
@@ -61,7 +61,7 @@ def test_async_cancelled_waiter_leaves_the_queue() -> None:
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
-        assert value(stats, "servebench_queue_depth") == 0
+        assert value(stats, "patternbench_queue_depth") == 0
         held.release()
         again = await adm.acquire()  # the slot was not lost to the cancelled waiter
         again.release()
@@ -83,7 +83,7 @@ def test_thread_admission_blocks_then_refuses() -> None:
     thread = threading.Thread(target=waiter)
     thread.start()
     deadline = time.monotonic() + 10
-    while value(stats, "servebench_queue_depth") != 1:  # poll until the waiter is queued
+    while value(stats, "patternbench_queue_depth") != 1:  # poll until the waiter is queued
         assert time.monotonic() < deadline, "the waiter never queued"
         time.sleep(0.01)
     with pytest.raises(APIError) as refused:
@@ -93,7 +93,7 @@ def test_thread_admission_blocks_then_refuses() -> None:
     held.release()
     thread.join(timeout=10)
     assert got.is_set() and adm.running == 0
-    assert value(stats, "servebench_in_flight") == 0
+    assert value(stats, "patternbench_in_flight") == 0
 
 
 @pytest.mark.parametrize("kind", [AsyncAdmission, ThreadAdmission])

@@ -1,4 +1,4 @@
-"""`servebench calibrate`: figures per driver from a run's points, storage, and the report table."""
+"""`patternbench calibrate`: figures per driver from a run's points, storage, the report table."""
 
 from __future__ import annotations
 

@@ -79,7 +79,7 @@ def make_run(results: Path, run_id: str, created: str, description: str = "A tes
                      "load": {"kind": "closed", "concurrency": [1, 8, 32]}},
         "scenario_file": "scenarios/default.toml",
         "git": {"sha": "abc1234def5678", "dirty": False},
-        "versions": {"python": "3.11.7", "torch": "2.13.0+cpu", "servebench": "0.1.0"},
+        "versions": {"python": "3.11.7", "torch": "2.13.0+cpu", "patternbench": "0.1.0"},
         "machine": {"hostname": "bench-1", "platform": "Linux", "cpu": "Xeon", "cores": 2,
                     "memory_gb": 24.0},
         "device": "cpu", "model": {"spec": "tiny", "folder": "/m", "hash": "feedbeef" * 8},

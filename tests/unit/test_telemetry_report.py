@@ -33,7 +33,7 @@ def records(gpu: bool) -> list[Record]:
             out.append({"kind": "host", "t": t, "point": point, "target_cpu_pct": 100.0 + i,
                         "target_rss_mb": 900.0, "target_procs": 1, "driver_cpu_pct": 20.0,
                         "driver_rss_mb": 80.0, "driver_procs": 1})
-            out.append({"kind": "metrics", "t": t, "point": point, "source": "servebench",
+            out.append({"kind": "metrics", "t": t, "point": point, "source": "patternbench",
                         "in_flight": 8.0 if point == "c8" else 1.0, "queue_depth": 0.0,
                         "batch_size": 8.0 if point == "c8" else 1.0, "kv_cache_pct": None,
                         "error": None})

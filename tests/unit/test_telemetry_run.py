@@ -52,7 +52,7 @@ def test_short_run_stores_telemetry_and_summarizes_each_point(tmp_path: Path) ->
         assert tel["target"]["cpu_pct"]["count"] >= 1
         assert tel["driver"]["cpu_pct"]["count"] >= 1
         assert tel["health"]["count"] >= 1 and tel["health"]["failed"] == 0
-        assert tel["server"]["source"] == "servebench" and tel["server"]["failed"] == 0
+        assert tel["server"]["source"] == "patternbench" and tel["server"]["failed"] == 0
     # four closed-loop streams keep requests in flight whenever /metrics is scraped
     assert points["c4"]["telemetry"]["server"]["in_flight_max"] >= 1
 

@@ -47,7 +47,7 @@ def test_our_targets_gauges_map_to_in_flight_queue_and_batch() -> None:
     stats.tokens.inc(100)
     fields = server_fields(parse_metrics(stats.render().decode()))
     assert fields == {"in_flight": 7.0, "queue_depth": 3.0, "batch_size": 4.0,
-                      "kv_cache_pct": None, "source": "servebench"}
+                      "kv_cache_pct": None, "source": "patternbench"}
 
 
 def test_vllm_gauges_are_summed_over_engines_and_kv_cache_is_a_percentage() -> None:
