@@ -1,26 +1,26 @@
-"""Continuous (iteration-level) batching: one engine thread steps every running sequence at once.
+"""Continuous (iteration-level) batching: one scheduler thread steps every running sequence at once.
 
-    engine = ContinuousBatcher(load_batch_model(load_engine("tiny"), max_batch=64))
-    engine.start()
-    async for token in engine.stream(prompt_ids, params, cancel):   # from any event loop
+    batcher = ContinuousBatcher(load_batch_model(load_engine("tiny"), max_batch=64))
+    batcher.start()
+    async for token in batcher.stream(prompt_ids, params, cancel):   # from any event loop
         ...
-    engine.stop()
+    batcher.stop()
 
-The engine thread owns the model. Each iteration it admits waiting requests (up to `max_batch`
-sequences hold a cache slot), drops cancelled ones, and runs ONE forward pass that gives every
+The scheduler thread owns the model. Each iteration it admits waiting requests (up to
+`max_batch` sequences at once), drops cancelled ones, and runs ONE forward pass that gives every
 decoding sequence its next token and feeds joining sequences a chunk of their prompt (at most
 `prefill_tokens` prompt tokens per step, so a long prompt is spread over several steps instead
 of stalling everyone's decode; the decode rows come on top, so a burst of prompts is never split
-further because many sequences are decoding). A sequence that finishes — EOS, `max_tokens`, its
-cache slot full, or cancelled — leaves at once and frees its slot for the next request.
+further because many sequences are decoding). A sequence that finishes — EOS, `max_tokens`, the
+model's `max_len` reached, or cancelled — leaves at once and frees its place for the next request.
 
-Tokens go out once per step: the engine groups them by `Sink` and makes one `put` per sink, so an
-event loop is woken once per step (`call_soon_threadsafe`), not once per token, and no text work
-happens on the engine thread (detokenizing stays on the event loop side).
+Tokens go out once per step: the scheduler groups them by `Sink` and makes one `put` per sink, so
+an event loop is woken once per step (`call_soon_threadsafe`), not once per token, and no text
+work happens on the scheduler thread (detokenizing stays on the event loop side).
 
-The model is a `BatchModel`: `LlamaBatchModel` (engine_llama.py) for real models, `SimBatchModel`
-(engine_sim.py) for `sim:` specs (one `tpot_ms` per step for the whole batch, one `ttft_ms` when
-sequences join).
+The model is any `BatchModel` (this module defines what the scheduler needs and imports no
+model): `targets.batching.llama` for real models, `targets.batching.sim` for `sim:` specs;
+`targets.batching.load.load_batch_model` picks one for a loaded engine.
 """
 
 from __future__ import annotations
@@ -34,38 +34,45 @@ from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from targets.model import GenParams, HFEngine, ModelEngine, SimEngine
+from targets.model.engine import GenParams
 
 Item = int | BaseException | None  # a token, a failure, or None: the end of the sequence
 
 
 class Sink(Protocol):
-    """Where a step's outputs go. Called on the engine thread with `(key, item)` pairs in order."""
+    """Where a step's outputs go. Called on the scheduler thread with `(key, item)` pairs in
+    order, once per step for all of that step's items bound for this sink."""
 
     def put(self, items: list[tuple[Any, Item]]) -> None: ...
 
 
 @dataclass(eq=False)
 class Sequence:
-    """One request inside the engine. `cached`: tokens whose K/V are in its slot (prompt first);
-    `last`: the latest output token, the input of its next decode step."""
+    """One request inside the scheduler, compared and hashed by identity (models key their own
+    per-sequence state by it). `cached`: tokens the model has consumed (prompt first; the model
+    advances it in `step`); `last`: the latest output token, the input of its next decode step;
+    `produced`: output tokens so far."""
 
     ids: list[int]
     params: GenParams
     cancel: threading.Event
     sink: Sink
     key: Any
-    slot: int = -1
     cached: int = 0
     last: int = -1
     produced: int = 0
-    gen: Any = None  # a torch.Generator when sampling
-    sim_state: int = 0
 
 
 class BatchModel(Protocol):
-    """What the scheduler needs from a model. `step` returns the next token of each decode
-    sequence, then of each chunk that completes its prompt, and advances `seq.cached`."""
+    """What the scheduler needs from a model.
+
+    `max_batch`: the most sequences joined at once; `max_len`: tokens per sequence, prompt included;
+    `eos`: the end-of-sequence token id. `join(seq)` before a sequence's first step, `leave(seq)`
+    once it is done (the model drops whatever it keeps for it), `reset()` after a failed step
+    (every sequence is gone at once). `step(decode, chunks)` feeds each decode sequence its
+    `last` token and each `(seq, n)` chunk its next `n` prompt tokens, advances `seq.cached`, and
+    returns the next token of each decode sequence, then of each chunk that completes its prompt.
+    """
 
     max_batch: int
     max_len: int
@@ -77,8 +84,8 @@ class BatchModel(Protocol):
     def step(self, decode: list[Sequence], chunks: list[tuple[Sequence, int]]) -> list[int]: ...
 
 
-class EngineStopped(RuntimeError):
-    """The engine stopped before this sequence finished."""
+class BatcherStopped(RuntimeError):
+    """The batcher stopped before this sequence finished."""
 
 
 class ContinuousBatcher:
@@ -90,7 +97,7 @@ class ContinuousBatcher:
         self.inbox: collections.deque[Sequence] = collections.deque()
         self.decode: list[Sequence] = []
         self.prefill: list[Sequence] = []
-        self.running = 0  # sequences holding a slot: the running batch size
+        self.running = 0  # sequences joined to the model: the running batch size
         self.steps = 0
         self._wake = threading.Event()
         self._stop = False
@@ -101,11 +108,11 @@ class ContinuousBatcher:
 
     def start(self) -> None:
         self._stop = False
-        self._thread = threading.Thread(target=self._run, name="batch-engine", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float | None = 10.0) -> None:
-        """Stop after the current step; unfinished sequences end with `EngineStopped`."""
+        """Stop after the current step; unfinished sequences end with `BatcherStopped`."""
         self._stop = True
         self._wake.set()
         if self._thread is not None:
@@ -137,7 +144,7 @@ class ContinuousBatcher:
                     raise item
                 yield item
         finally:
-            cancel.set()  # a no-op when finished; otherwise frees the slot at the next step
+            cancel.set()  # a no-op when finished; otherwise it leaves at the next step
 
     def generate(self, ids: list[int], params: GenParams,
                  cancel: threading.Event | None = None) -> Iterator[int]:
@@ -153,7 +160,7 @@ class ContinuousBatcher:
         finally:
             cancel.set()
 
-    # -- the engine thread ----------------------------------------------------------------------
+    # -- the scheduler thread -------------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
@@ -174,10 +181,10 @@ class ContinuousBatcher:
                 self._deliver(tokens, chunks)
             except Exception as exc:  # the batch is lost; every sequence in it learns why
                 self._fail_all(exc)
-        self._fail_all(EngineStopped("the batching engine stopped"))
+        self._fail_all(BatcherStopped("the batcher stopped"))
         while self.inbox:
             seq = self.inbox.popleft()
-            seq.sink.put([(seq.key, EngineStopped("the batching engine stopped"))])
+            seq.sink.put([(seq.key, BatcherStopped("the batcher stopped"))])
 
     def _admit(self) -> None:
         while self.inbox and len(self.decode) + len(self.prefill) < self.model.max_batch:
@@ -187,7 +194,7 @@ class ContinuousBatcher:
                 continue
             if len(seq.ids) >= self.model.max_len:
                 seq.sink.put([(seq.key, ValueError(
-                    f"prompt of {len(seq.ids)} tokens does not fit the engine's "
+                    f"prompt of {len(seq.ids)} tokens does not fit the model's "
                     f"{self.model.max_len}-token slots"))])
                 continue
             self.model.join(seq)
@@ -226,7 +233,7 @@ class ContinuousBatcher:
     def _deliver(self, tokens: list[int], chunks: list[tuple[Sequence, int]]) -> None:
         out: dict[Sink, list[tuple[Any, Item]]] = {}
         done = [i for i, seq in enumerate(self.decode) if self._emit(seq, tokens[i], out)]
-        for i in reversed(done):  # swap-remove: at most one sequence changes slot per removal
+        for i in reversed(done):  # swap-remove: one sequence per removal changes place
             last = self.decode.pop()
             if i < len(self.decode):
                 self.decode[i] = last
@@ -291,17 +298,3 @@ class _QueueSink:
 
 QUEUE_SINK: Sink = _QueueSink()
 
-
-def load_batch_model(engine: ModelEngine, max_batch: int = 64, max_len: int | None = None,
-                     backend: str = "onednn") -> BatchModel:
-    """The batching model for a loaded engine: sim stays sim, a transformers Llama runs on
-    `LlamaBatchModel`; anything else is a clear `ValueError`."""
-    if isinstance(engine, SimEngine):
-        from targets.engine_sim import SimBatchModel
-
-        return SimBatchModel(engine.params, max_batch, max_len)
-    if isinstance(engine, HFEngine):
-        from targets.engine_llama import LlamaBatchModel
-
-        return LlamaBatchModel(engine, max_batch, max_len, backend=backend)
-    raise ValueError(f"no batching model for {type(engine).__name__}")

@@ -1,37 +1,53 @@
-"""Run a fixed batch of requests to completion: one padded forward pass per decode step.
+"""Static (request-level) batching: run a fixed batch of requests to completion together.
 
-`generate_batch(engine, seqs, emit)` is request-level (static) batching: every sequence of the
-batch advances one token per step, and the batch runs until its last sequence ends. A sequence
-that ends early (EOS, its `max_tokens`, a cancel) stops emitting, but its row stays in the batch
-until then — that idle row and the new arrivals waiting outside are the pattern's cost.
+`generate_batch(engine, jobs, emit, done)` advances every sequence of the batch one token per
+step, with one padded forward pass per step, and runs until the batch's last sequence ends. A
+sequence that ends early (EOS, its `max_tokens`, a cancel) stops emitting, but its row stays in
+the batch until then — that idle row and the new arrivals waiting outside are the pattern's
+cost. (`fastapi_dynamic_batching` gathers the batches; continuous batching, the rest of this
+package, lets sequences leave and join at every step instead.)
 
 For a transformers model the prompts are left-padded to one length with an attention mask, and
 `position_ids` count only real tokens, so each row computes what `HFEngine.generate` computes
 for it alone: greedy output is the same token for token (sampling too, given the same seed,
 barring float ties). For the `sim:` model one batch step costs one `tpot_ms` (and the prefill
-one `ttft_ms`) whatever the batch size — the idealized accelerator the sim stands for.
+one `ttft_ms`) whatever the batch size — the idealized accelerator the sim stands for — and each
+row's tokens are `SimEngine.generate`'s.
 
 `emit(i, token)` is called for each new token of row `i` in order; `done(i)` once when row `i`
-ends. Both run in the calling thread.
+ends. Both run in the calling thread. A row ends after the token that reaches its `max_tokens`
+or is EOS (unless `ignore_eos`), or after the first token emitted once its `cancel` is set.
 """
 
 from __future__ import annotations
 
-import copy
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Protocol
 
-from targets.model import GenParams, HFEngine, ModelEngine, SimEngine, sim_wait
-from targets.serving import Job
+from targets.model.engine import GenParams, ModelEngine
+from targets.model.hf import HFEngine
+from targets.model.sim import SimEngine, sim_state, sim_token, sim_wait
 
 Emit = Callable[[int, int], None]
 Done = Callable[[int], None]
 
 
+class BatchJob(Protocol):
+    """What a static batch needs of one request: its prompt ids, parameters and cancel flag."""
+
+    @property
+    def ids(self) -> Sequence[int]: ...
+    @property
+    def params(self) -> GenParams: ...
+    @property
+    def cancel(self) -> threading.Event: ...
+
+
 @dataclass
 class _Row:
-    job: Job
+    job: BatchJob
     count: int = 0
     active: bool = True
 
@@ -43,7 +59,7 @@ class _Row:
                 or (not params.ignore_eos and token == eos))
 
 
-def generate_batch(engine: ModelEngine, jobs: Sequence[Job], emit: Emit, done: Done) -> None:
+def generate_batch(engine: ModelEngine, jobs: Sequence[BatchJob], emit: Emit, done: Done) -> None:
     """Generate every job of the batch to its end; see the module docstring."""
     if isinstance(engine, HFEngine):
         _hf_batch(engine, jobs, emit, done)
@@ -53,22 +69,11 @@ def generate_batch(engine: ModelEngine, jobs: Sequence[Job], emit: Emit, done: D
         raise TypeError(f"batched generation needs an HFEngine or SimEngine, got {type(engine)}")
 
 
-def _generator(engine: HFEngine, params: GenParams) -> Any:
-    """A sampling generator seeded exactly as `HFEngine.generate` seeds it (None if greedy)."""
-    import torch
-
-    if params.temperature <= 0:
-        return None
-    gen = torch.Generator(device=engine.device)
-    gen.manual_seed(params.seed if params.seed is not None else 0)
-    return gen
-
-
-def _hf_batch(engine: HFEngine, jobs: Sequence[Job], emit: Emit, done: Done) -> None:
+def _hf_batch(engine: HFEngine, jobs: Sequence[BatchJob], emit: Emit, done: Done) -> None:
     import torch
 
     rows = [_Row(job) for job in jobs]
-    gens = [_generator(engine, job.params) for job in jobs]
+    gens = [engine.generator(job.params) for job in jobs]
     pad = engine.eos_token_id  # any valid id: padded positions are masked out
     width = max(len(job.ids) for job in jobs)
     dev = engine.device
@@ -100,21 +105,18 @@ def _hf_batch(engine: HFEngine, jobs: Sequence[Job], emit: Emit, done: Done) -> 
             last = logits[:, -1]
 
 
-def _sim_batch(engine: SimEngine, jobs: Sequence[Job], emit: Emit, done: Done) -> None:
-    # The sim's own token sequence, without its per-request waits: the batch pays them once.
-    untimed = copy.copy(engine)  # shares the loaded tokenizer
-    untimed.params = replace(engine.params, ttft_ms=0.0, tpot_ms=0.0)
-    streams = [untimed.generate(job.ids, job.params, job.cancel) for job in jobs]
+def _sim_batch(engine: SimEngine, jobs: Sequence[BatchJob], emit: Emit, done: Done) -> None:
+    # The sim's own token sequence per row; the batch pays its waits once per step.
     rows = [_Row(job) for job in jobs]
+    states = [sim_state(job.ids, job.params.seed) for job in jobs]
     wait_ms = engine.params.ttft_ms
     while any(row.active for row in rows):
         sim_wait(wait_ms / 1e3, engine.params.gil)
         wait_ms = engine.params.tpot_ms
         for i, row in enumerate(rows):
             if row.active:
-                token = next(streams[i], None)  # None: cancelled since its last token
-                if token is not None:
-                    emit(i, token)
-                if token is None or row.finished_by(token, engine.eos_token_id):
+                states[i], token = sim_token(states[i])
+                emit(i, token)
+                if row.finished_by(token, engine.eos_token_id):
                     row.active = False
                     done(i)

@@ -1,4 +1,4 @@
-"""The continuous-batching engine: batched steps, joins, leaves, cancellation, greedy parity."""
+"""Continuous batching: batched steps, joins, leaves, cancellation, greedy parity."""
 
 from __future__ import annotations
 
@@ -6,42 +6,39 @@ import asyncio
 import contextlib
 import dataclasses
 import threading
-import time
 from typing import Any
 
 import pytest
 
-from targets.engine import ContinuousBatcher, EngineStopped, Item, Sequence, load_batch_model
-from targets.engine_sim import SimBatchModel
-from targets.model import GenParams, HFEngine, SimEngine, SimParams, load_engine
+from targets.batching.load import load_batch_model
+from targets.batching.scheduler import QUEUE_SINK, BatcherStopped, ContinuousBatcher, Item, Sequence
+from targets.batching.sim import SimBatchModel
+from targets.model.engine import GenParams
+from targets.model.hf import HFEngine
+from targets.model.load import load_engine
+from targets.model.sim import SimEngine
+from targets.model.spec import SimParams
+from tests.waiting import wait_for
 
 FAST = SimParams(ttft_ms=0.0, tpot_ms=0.0)
-
-
-def wait_for(predicate: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached before the deadline")
-        time.sleep(0.001)
 
 
 class Recorder:
     """A sink that keeps every item per key, the step it came in, and the batch size then."""
 
-    def __init__(self, engine: ContinuousBatcher | None = None) -> None:
-        self.engine = engine
+    def __init__(self, batcher: ContinuousBatcher | None = None) -> None:
+        self.batcher = batcher
         self.items: dict[Any, list[Item]] = {}
         self.steps: dict[Any, list[int]] = {}
         self.running: list[int] = []
         self.finished = threading.Semaphore(0)
 
     def put(self, items: list[tuple[Any, Item]]) -> None:
-        if self.engine is not None:
-            self.running.append(self.engine.running)
+        if self.batcher is not None:
+            self.running.append(self.batcher.running)
         for key, item in items:
             self.items.setdefault(key, []).append(item)
-            self.steps.setdefault(key, []).append(self.engine.steps if self.engine else 0)
+            self.steps.setdefault(key, []).append(self.batcher.steps if self.batcher else 0)
             if item is None or isinstance(item, BaseException):
                 self.finished.release()
 
@@ -57,37 +54,37 @@ class Recorder:
 
 @pytest.fixture
 def sim_engine(tokenizer: Any) -> SimEngine:
-    from targets.model import materialize
+    from targets.model.store import materialize
 
     return SimEngine(materialize("sim:ttft_ms=1,tpot_ms=1"), FAST)
 
 
 def test_sim_tokens_match_simengine_and_steps_are_batched(sim_engine: SimEngine) -> None:
-    engine = ContinuousBatcher(SimBatchModel(FAST, max_batch=8))
-    sink = Recorder(engine)
+    batcher = ContinuousBatcher(SimBatchModel(FAST, max_batch=8))
+    sink = Recorder(batcher)
     prompts = [[1, 2, 3], [7] * 20, [300, 5]]
     params = GenParams(max_tokens=12, seed=3)
     for i, ids in enumerate(prompts):
-        engine.submit(ids, params, threading.Event(), sink, i)
-    engine.start()
+        batcher.submit(ids, params, threading.Event(), sink, i)
+    batcher.start()
     sink.wait(len(prompts))
-    engine.stop()
+    batcher.stop()
     for i, ids in enumerate(prompts):
         assert sink.tokens(i) == list(sim_engine.generate(ids, params))
     # All three joined in one step, then decoded together: 12 steps, not 3 x 12.
-    assert engine.steps == 12
+    assert batcher.steps == 12
     assert max(sink.running) == 3
 
 
 def test_max_batch_bounds_the_running_batch_and_queued_requests_join_later() -> None:
-    engine = ContinuousBatcher(SimBatchModel(FAST, max_batch=2))
-    sink = Recorder(engine)
+    batcher = ContinuousBatcher(SimBatchModel(FAST, max_batch=2))
+    sink = Recorder(batcher)
     params = GenParams(max_tokens=5)
     for i in range(5):
-        engine.submit([i + 1, 2, 3], params, threading.Event(), sink, i)
-    engine.start()
+        batcher.submit([i + 1, 2, 3], params, threading.Event(), sink, i)
+    batcher.start()
     sink.wait(5)
-    engine.stop()
+    batcher.stop()
     assert max(sink.running) == 2
     assert all(len(sink.tokens(i)) == 5 for i in range(5))
     # The last request started only after earlier ones left.
@@ -95,13 +92,13 @@ def test_max_batch_bounds_the_running_batch_and_queued_requests_join_later() -> 
 
 
 def test_a_long_prompt_is_chunked_while_others_keep_decoding() -> None:
-    engine = ContinuousBatcher(SimBatchModel(FAST, max_batch=4), prefill_tokens=8)
-    sink = Recorder(engine)
-    engine.submit([5, 6], GenParams(max_tokens=20), threading.Event(), sink, "short")
-    engine.submit(list(range(1, 41)), GenParams(max_tokens=2), threading.Event(), sink, "long")
-    engine.start()
+    batcher = ContinuousBatcher(SimBatchModel(FAST, max_batch=4), prefill_tokens=8)
+    sink = Recorder(batcher)
+    batcher.submit([5, 6], GenParams(max_tokens=20), threading.Event(), sink, "short")
+    batcher.submit(list(range(1, 41)), GenParams(max_tokens=2), threading.Event(), sink, "long")
+    batcher.start()
     sink.wait(2)
-    engine.stop()
+    batcher.stop()
     # Step 1: "short"'s 2 prompt tokens + 6 of "long"; then 8 a step beside short's decode
     # token: "long"'s 40th prompt token goes in at step 6, and "short" got a token every step.
     assert sink.steps["long"][0] == 6
@@ -109,30 +106,33 @@ def test_a_long_prompt_is_chunked_while_others_keep_decoding() -> None:
 
 
 def test_cancel_frees_the_slot_and_others_finish() -> None:
-    engine = ContinuousBatcher(SimBatchModel(SimParams(ttft_ms=0, tpot_ms=1), max_batch=4))
-    sink = Recorder(engine)
+    model = SimBatchModel(SimParams(ttft_ms=0, tpot_ms=1), max_batch=4)
+    batcher = ContinuousBatcher(model)
+    sink = Recorder(batcher)
     stop = threading.Event()
-    engine.submit([1], GenParams(max_tokens=10**6), stop, sink, "endless")
-    engine.submit([2], GenParams(max_tokens=30), threading.Event(), sink, "short")
-    engine.start()
-    wait_for(lambda: len(sink.items.get("endless", [])) >= 3)
+    batcher.submit([1], GenParams(max_tokens=10**6), stop, sink, "endless")
+    batcher.submit([2], GenParams(max_tokens=30), threading.Event(), sink, "short")
+    batcher.start()
+    wait_for(lambda: len(sink.items.get("endless", [])) >= 3, 30, 0.001,
+             "3 tokens of the endless sequence")
     stop.set()
     sink.wait(2)
-    wait_for(lambda: engine.running == 0)
-    engine.stop()
+    wait_for(lambda: batcher.running == 0, 30, 0.001, "an empty batch")
+    batcher.stop()
     assert sink.items["endless"][-1] is None
     assert len(sink.tokens("short")) == 30
+    assert model.states == {}  # both left: the model keeps nothing for them
 
 
 def test_stream_on_an_event_loop_and_leaving_early_cancels() -> None:
-    engine = ContinuousBatcher(SimBatchModel(SimParams(ttft_ms=0, tpot_ms=1), max_batch=4))
-    engine.start()
+    batcher = ContinuousBatcher(SimBatchModel(SimParams(ttft_ms=0, tpot_ms=1), max_batch=4))
+    batcher.start()
 
     async def main() -> tuple[list[int], list[int]]:
-        full = [t async for t in engine.stream([1, 2], GenParams(max_tokens=6))]
+        full = [t async for t in batcher.stream([1, 2], GenParams(max_tokens=6))]
         cancel = threading.Event()
         part = []
-        tokens = engine.stream([3], GenParams(max_tokens=10**6), cancel)
+        tokens = batcher.stream([3], GenParams(max_tokens=10**6), cancel)
         async with contextlib.aclosing(tokens):
             async for token in tokens:
                 part.append(token)
@@ -142,12 +142,12 @@ def test_stream_on_an_event_loop_and_leaving_early_cancels() -> None:
         return full, part
 
     full, part = asyncio.run(main())
-    wait_for(lambda: engine.running == 0)
-    engine.stop()
+    wait_for(lambda: batcher.running == 0, 30, 0.001, "the cancelled stream to leave the batch")
+    batcher.stop()
     assert len(full) == 6 and len(part) == 3
 
 
-def test_errors_reach_every_sequence_and_the_engine_goes_on() -> None:
+def test_errors_reach_every_sequence_and_the_batcher_goes_on() -> None:
     class Failing(SimBatchModel):
         fail = True
 
@@ -157,33 +157,65 @@ def test_errors_reach_every_sequence_and_the_engine_goes_on() -> None:
                 raise RuntimeError("boom")
             return super().step(decode, chunks)
 
-    engine = ContinuousBatcher(Failing(FAST, max_batch=4))
-    sink = Recorder(engine)
-    engine.submit([1], GenParams(max_tokens=3), threading.Event(), sink, "a")
-    engine.submit([1] * 5000, GenParams(max_tokens=3), threading.Event(), sink, "too-long")
-    engine.start()
+    model = Failing(FAST, max_batch=4)
+    batcher = ContinuousBatcher(model)
+    sink = Recorder(batcher)
+    batcher.submit([1], GenParams(max_tokens=3), threading.Event(), sink, "a")
+    batcher.submit([1] * 5000, GenParams(max_tokens=3), threading.Event(), sink, "too-long")
+    batcher.start()
     sink.wait(2)
     assert isinstance(sink.items["a"][-1], RuntimeError)
     assert isinstance(sink.items["too-long"][-1], ValueError)  # over the 2048-token slot
-    assert list(engine.generate([4, 5], GenParams(max_tokens=3))) != []
-    engine.stop()
+    assert model.states == {}  # the failed step reset the model
+    assert list(batcher.generate([4, 5], GenParams(max_tokens=3))) != []
+    batcher.stop()
 
 
 def test_stop_ends_unfinished_sequences() -> None:
-    engine = ContinuousBatcher(SimBatchModel(SimParams(ttft_ms=0, tpot_ms=1), max_batch=1))
-    sink = Recorder(engine)
-    engine.submit([1], GenParams(max_tokens=10**6), threading.Event(), sink, "running")
-    engine.submit([2], GenParams(max_tokens=10**6), threading.Event(), sink, "queued")
-    engine.start()
-    wait_for(lambda: len(sink.items.get("running", [])) >= 2)
-    engine.stop()
-    assert isinstance(sink.items["running"][-1], EngineStopped)
-    assert isinstance(sink.items["queued"][-1], EngineStopped)
+    batcher = ContinuousBatcher(SimBatchModel(SimParams(ttft_ms=0, tpot_ms=1), max_batch=1))
+    sink = Recorder(batcher)
+    batcher.submit([1], GenParams(max_tokens=10**6), threading.Event(), sink, "running")
+    batcher.submit([2], GenParams(max_tokens=10**6), threading.Event(), sink, "queued")
+    batcher.start()
+    wait_for(lambda: len(sink.items.get("running", [])) >= 2, 30, 0.001,
+             "2 tokens of the running sequence")
+    batcher.stop()
+    assert isinstance(sink.items["running"][-1], BatcherStopped)
+    assert isinstance(sink.items["queued"][-1], BatcherStopped)
+
+
+def test_slot_cache_moves_swap_cached_tokens_and_freed_slots_are_reused() -> None:
+    import torch
+
+    from targets.batching.slot_cache import SlotCache
+
+    cache = SlotCache(layers=2, slots=3, kv_heads=1, max_len=4, head_dim=1, dtype=torch.float32,
+                      device=torch.device("cpu"))
+    a, b, c = (Sequence([1, 2, 3], GenParams(max_tokens=1), threading.Event(), QUEUE_SINK, key)
+               for key in "abc")
+    assert (cache.assign(a), cache.assign(b)) == (0, 1)
+    a.cached, b.cached = 3, 2
+    for layer in (*cache.k, *cache.v):
+        layer.zero_()
+        layer[0, 0, :3, 0] = torch.tensor([1.0, 2.0, 3.0])
+        layer[1, 0, :2, 0] = torch.tensor([7.0, 8.0])
+    cache.written(0, 3)
+    cache.written(1, 2)
+    cache.move(a, 1)
+    assert cache.slot_of == {a: 1, b: 0} and cache.owner == [b, a, None]
+    for layer in (*cache.k, *cache.v):
+        assert layer[1, 0, :3, 0].tolist() == [1.0, 2.0, 3.0]
+        assert layer[0, 0, :2, 0].tolist() == [7.0, 8.0]
+    assert cache.clean[:2] == [3, 3]
+    cache.release(b)
+    assert cache.assign(c) == 0 and cache.slot_of == {a: 1, c: 0}
+    cache.clear()
+    assert cache.slot_of == {} and cache.owner == [None] * 3
 
 
 @pytest.fixture(scope="module")
 def tiny() -> HFEngine:
-    from targets.model import configure_threads
+    from targets.model.tuning import configure_threads
 
     configure_threads()
     engine = load_engine("tiny")
@@ -201,7 +233,7 @@ def test_greedy_tokens_equal_hfengine_with_joins_chunks_and_queueing(
     params["one"] = GenParams(max_tokens=12)  # may stop at EOS like HFEngine
     expected = {k: list(tiny.generate(ids, params[k])) for k, ids in prompts.items()}
     # 3 slots for 5 requests, prompts chunked at <= 48 tokens a step, "late" joins mid-decode.
-    engine = ContinuousBatcher(load_batch_model(tiny, max_batch=3, backend=backend),
+    batcher = ContinuousBatcher(load_batch_model(tiny, max_batch=3, backend=backend),
                                prefill_tokens=48)
 
     class JoinLate(Recorder):
@@ -209,15 +241,15 @@ def test_greedy_tokens_equal_hfengine_with_joins_chunks_and_queueing(
             super().put(items)
             if len(self.items.get("a", [])) == 6 and "late" not in submitted:
                 submitted.add("late")
-                engine.submit(prompts["late"], params["late"], threading.Event(), self, "late")
+                batcher.submit(prompts["late"], params["late"], threading.Event(), self, "late")
 
     submitted: set[str] = set()
-    sink = JoinLate(engine)
+    sink = JoinLate(batcher)
     for key in ("a", "b", "c", "one"):
-        engine.submit(prompts[key], params[key], threading.Event(), sink, key)
-    engine.start()
+        batcher.submit(prompts[key], params[key], threading.Event(), sink, key)
+    batcher.start()
     sink.wait(len(prompts))
-    engine.stop()
+    batcher.stop()
     assert {k: sink.tokens(k) for k in prompts} == expected
     assert max(sink.running) == 3
 
@@ -230,40 +262,46 @@ def test_a_burst_of_equal_prompts_on_a_nan_filled_cache_still_equals_hfengine(
     # decode row (0 * NaN), so unwritten positions must be zeroed before they are read.
     import torch
 
+    from targets.batching.llama import LlamaBatchModel
+
     prompts = {i: [(37 * i + 11 * j) % 50000 + 256 for j in range(40)] for i in range(4)}
     prompts[4] = list(range(900, 917))  # a shorter one: decode rows of unequal lengths
     params = GenParams(max_tokens=24, ignore_eos=True)
     expected = {k: list(tiny.generate(ids, params)) for k, ids in prompts.items()}
-    model = load_batch_model(tiny, max_batch=5, max_len=128)
+    model = LlamaBatchModel(tiny, max_batch=5, max_len=128)
     with torch.inference_mode():
-        for cache in (*model.kcache, *model.vcache):  # type: ignore[attr-defined]  # Llama only
+        for cache in (*model.cache.k, *model.cache.v):
             cache.fill_(float("nan"))
-    engine = ContinuousBatcher(model)
-    sink = Recorder(engine)
+    batcher = ContinuousBatcher(model)
+    sink = Recorder(batcher)
     for key, ids in prompts.items():
-        engine.submit(ids, params, threading.Event(), sink, key)
-    engine.start()
+        batcher.submit(ids, params, threading.Event(), sink, key)
+    batcher.start()
     sink.wait(len(prompts))
-    engine.stop()
+    batcher.stop()
     assert {k: sink.tokens(k) for k in prompts} == expected
-    assert engine.steps == params.max_tokens  # all five prefilled in the first step
+    assert batcher.steps == params.max_tokens  # all five prefilled in the first step
 
 
 @pytest.mark.slow
 def test_sampling_is_seeded_per_request(tiny: HFEngine) -> None:
-    engine = ContinuousBatcher(load_batch_model(tiny, max_batch=4))
-    engine.start()
+    from targets.batching.llama import LlamaBatchModel
+
+    model = LlamaBatchModel(tiny, max_batch=4)
+    batcher = ContinuousBatcher(model)
+    batcher.start()
     sampled = GenParams(max_tokens=16, temperature=1.0, top_p=0.9, seed=7, ignore_eos=True)
-    first = list(engine.generate([1, 2, 3], sampled))
-    second = list(engine.generate([1, 2, 3], sampled))
-    other = list(engine.generate([1, 2, 3], dataclasses.replace(sampled, seed=8)))
-    engine.stop()
+    first = list(batcher.generate([1, 2, 3], sampled))
+    second = list(batcher.generate([1, 2, 3], sampled))
+    other = list(batcher.generate([1, 2, 3], dataclasses.replace(sampled, seed=8)))
+    batcher.stop()
     assert first == second and len(first) == 16
     assert first != other
+    assert model.generators == {} and model.cache.slot_of == {}  # dropped as each one left
 
 
 @pytest.mark.slow
-def test_target_streams_the_engines_greedy_tokens_and_413s_prompts_over_a_slot(
+def test_target_streams_the_batchers_greedy_tokens_and_413s_prompts_over_a_slot(
         tiny: HFEngine, tmp_path: Any) -> None:
     import json
     import urllib.error

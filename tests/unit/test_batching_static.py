@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 
 from targets.api import CompletionRequest, Limits
-from targets.batch_generate import generate_batch
-from targets.model import ModelEngine, configure_threads, load_engine
+from targets.batching.static import generate_batch
+from targets.model.engine import ModelEngine
+from targets.model.load import load_engine
+from targets.model.tuning import configure_threads
 from targets.serving import Job
 
 

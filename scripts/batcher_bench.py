@@ -1,14 +1,14 @@
-"""Per-step time of the continuous-batching engine vs a plain batched `model.generate`.
+"""Per-step time of the continuous batcher vs a plain batched `model.generate`.
 
-    .venv/bin/python scripts/engine_bench.py [--model tiny] [--batches 1,8,32,64] [--steps 24]
+    .venv/bin/python scripts/batcher_bench.py [--model tiny] [--batches 1,8,32,64] [--steps 24]
 
 For each batch size B, in one process and side by side:
-- engine: B sequences with `--prompt`-token prompts decode together in `ContinuousBatcher`; the
+- batcher: B sequences with `--prompt`-token prompts decode together in `ContinuousBatcher`; the
   time between consecutive steps' token deliveries in steady decode (scheduler included).
 - generate: transformers `model.generate` on the same B prompts, greedy, KV cache; the time
   between consecutive decode steps (a stopping criterion timestamps each step).
 Both are the median over `--steps` steps, so a step slowed by another process does not count.
-The ratio engine / generate is the serving overhead (below 1: the engine is faster). Both use the
+The ratio batcher / generate is the serving overhead (below 1: the batcher is faster). Both use the
 same torch threads; other processes on the machine add noise: compare the columns of one run.
 """
 
@@ -24,8 +24,12 @@ from typing import Any
 
 import torch
 
-from targets.engine import ContinuousBatcher, Item, load_batch_model
-from targets.model import GenParams, HFEngine, configure_threads, load_engine
+from targets.batching.load import load_batch_model
+from targets.batching.scheduler import ContinuousBatcher, Item
+from targets.model.engine import GenParams
+from targets.model.hf import HFEngine
+from targets.model.load import load_engine
+from targets.model.tuning import configure_threads
 
 
 def prompts(batch: int, length: int, seed: int = 0) -> list[list[int]]:
@@ -34,7 +38,7 @@ def prompts(batch: int, length: int, seed: int = 0) -> list[list[int]]:
 
 
 class StepClock:
-    """A sink (one `put` per engine step) and a stopping criterion (one call per generate step)
+    """A sink (one `put` per batcher step) and a stopping criterion (one call per generate step)
     that keeps when each step ended, and stops generate after `limit` steps."""
 
     def __init__(self, limit: int) -> None:
@@ -56,7 +60,7 @@ class StepClock:
         return statistics.median(b - a for a, b in itertools.pairwise(times)) * 1000
 
 
-def engine_step_ms(engine: HFEngine, batch: int, prompt: int, steps: int, backend: str) -> float:
+def batcher_step_ms(engine: HFEngine, batch: int, prompt: int, steps: int, backend: str) -> float:
     """Median ms per steady decode step; the first steps (prefill) are skipped."""
     model = load_batch_model(engine, max_batch=batch, max_len=prompt + steps + 8, backend=backend)
     batcher = ContinuousBatcher(model, prefill_tokens=batch * prompt)  # all prompts in one step
@@ -68,7 +72,7 @@ def engine_step_ms(engine: HFEngine, batch: int, prompt: int, steps: int, backen
     batcher.start()
     try:
         if not clock.done.wait(300):
-            raise TimeoutError("the engine made no progress")
+            raise TimeoutError("the batcher made no progress")
     finally:
         cancel.set()
         batcher.stop()
@@ -98,16 +102,16 @@ def main() -> None:
     threads = configure_threads(args.threads)
     engine = load_engine(args.model)
     if not isinstance(engine, HFEngine):
-        parser.error("engine_bench needs a transformers model, not sim:")
+        parser.error("batcher_bench needs a transformers model, not sim:")
     print(f"model {args.model}, {threads} torch threads, prompt {args.prompt} tokens, linear "
           f"backend {args.backend}; median ms per decode step over {args.steps} steps")
-    print(f"{'batch':>5} {'engine ms':>10} {'generate ms':>12} {'ratio':>6} "
-          f"{'engine tok/s':>13} {'generate tok/s':>15}")
+    print(f"{'batch':>5} {'batcher ms':>10} {'generate ms':>12} {'ratio':>6} "
+          f"{'batcher tok/s':>13} {'generate tok/s':>15}")
     for batch in (int(b) for b in args.batches.split(",")):
-        eng = engine_step_ms(engine, batch, args.prompt, args.steps, args.backend)
+        bat = batcher_step_ms(engine, batch, args.prompt, args.steps, args.backend)
         gen = generate_step_ms(engine, batch, args.prompt, args.steps)
-        print(f"{batch:>5} {eng:>10.2f} {gen:>12.2f} {eng / gen:>6.2f} "
-              f"{batch / eng * 1000:>13.0f} {batch / gen * 1000:>15.0f}", flush=True)
+        print(f"{batch:>5} {bat:>10.2f} {gen:>12.2f} {bat / gen:>6.2f} "
+              f"{batch / bat * 1000:>13.0f} {batch / gen * 1000:>15.0f}", flush=True)
 
 
 if __name__ == "__main__":
