@@ -9,8 +9,8 @@ from typing import Any
 
 from targets import TARGETS
 from targets.api import Limits
-from targets.config import ServeConfig
-from targets.model import keep_freed_memory
+from targets.config import ServeConfig, split_options
+from targets.model.tuning import keep_freed_memory
 
 
 def parse_value(text: str) -> Any:
@@ -42,35 +42,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(argv: list[str] | None = None) -> ServeConfig:
-    args = build_parser().parse_args(argv)
+def config_from_args(args: argparse.Namespace) -> ServeConfig:
+    """The target's config from its flags; `ValueError` naming a bad shared option.
+
+    `--option`s win over `--options-json`; a shared option given as an option wins over the
+    `--drain-timeout` and `--max-tokens-cap` flags, and `--max-concurrency` / `--max-queue` win
+    over the options.
+    """
     options: dict[str, Any] = json.loads(args.options_json) if args.options_json else {}
+    if not isinstance(options, dict):
+        raise ValueError(f"--options-json must be a JSON object, got {args.options_json!r}")
     for item in args.option:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--option expects KEY=VALUE, got {item!r}")
+            raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
         options[key] = parse_value(value)
-    if args.max_concurrency is not None:
-        options["max_concurrency"] = args.max_concurrency
-    if args.max_queue is not None:
-        options["max_queue"] = args.max_queue
-    cap = options.get("max_tokens_cap", args.max_tokens_cap)
-    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-        raise SystemExit(f"max_tokens_cap must be a positive integer, got {cap!r}")
+    flags = {"drain_timeout_s": args.drain_timeout, "max_tokens_cap": args.max_tokens_cap}
+    for key in ("max_concurrency", "max_queue"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    shared, own = split_options({**flags, **options})
     return ServeConfig(name=args.name, host=args.host, port=args.port, model=args.model,
-                       device=args.device, options=options, api_key=args.api_key,
-                       drain_timeout_s=args.drain_timeout, torch_threads=args.torch_threads,
-                       limits=Limits(max_tokens_cap=cap))
+                       device=args.device, options=own, shared=shared, api_key=args.api_key,
+                       torch_threads=args.torch_threads)
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = config_from_args(argv)
+    args = build_parser().parse_args(argv)
     keep_freed_memory()  # every pattern alike: no page faults on each step's temporaries
-    module = importlib.import_module(TARGETS[cfg.name].module)
+    module = importlib.import_module(TARGETS[args.name].module)
     try:
-        module.serve(cfg)
+        module.serve(config_from_args(args))
     except ValueError as exc:  # a bad option or model spec: one line, not a traceback
-        raise SystemExit(f"{cfg.name}: {exc}") from None
+        raise SystemExit(f"{args.name}: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -1,28 +1,59 @@
 """How a target is started: address, model, device, the shared serving options and its own.
 
-Shared options every local target understands (in `options`, so a scenario can set them):
-`max_concurrency` (requests running at once; default: the pattern's natural parallelism),
-`max_queue` (requests waiting for a slot before 503s; default `DEFAULT_MAX_QUEUE`),
-`drain_timeout_s` and `max_tokens_cap` (both override their flags). Each pattern adds its own
-(`threads`, `replicas`, ...).
+The shared options every local target understands (`SharedOptions`, so a scenario can set them
+like any other): `max_concurrency` (requests running at once; default: the pattern's natural
+parallelism), `max_queue` (requests waiting for a slot before 503s), `drain_timeout_s` and
+`max_tokens_cap` (both override their `python -m targets` flags). Each pattern adds its own
+(`threads`, `replicas`, ...) as a dataclass of its own, read with `ServeConfig.pattern_options`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from targets.api import Limits
+from targets.options import nonneg, parse_options, positive
 
-DEFAULT_MAX_QUEUE = 256
-SHARED_OPTIONS = frozenset({"max_concurrency", "max_queue", "drain_timeout_s", "max_tokens_cap"})
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
+
+
+@dataclass(frozen=True)
+class SharedOptions:
+    """The serving options every local target takes, beside its own."""
+
+    max_concurrency: int | None = positive(None)  # None: the pattern's natural parallelism
+    max_queue: int = nonneg(256)
+    drain_timeout_s: float = nonneg(30.0)
+    max_tokens_cap: int = positive(Limits.max_tokens_cap)
+
+    def concurrency(self, natural: int) -> int:
+        """Requests allowed to run at once: `max_concurrency`, else the pattern's `natural` one."""
+        return self.max_concurrency if self.max_concurrency is not None else natural
+
+
+SHARED_OPTIONS = frozenset(f.name for f in dataclasses.fields(SharedOptions))
+
+
+def split_options(options: Mapping[str, Any]) -> tuple[SharedOptions, dict[str, Any]]:
+    """The shared options, parsed (`ValueError` naming a bad one), and the pattern's own, raw."""
+    shared = {k: v for k, v in options.items() if k in SHARED_OPTIONS}
+    own = {k: v for k, v in options.items() if k not in SHARED_OPTIONS}
+    return parse_options(SharedOptions, shared), own
 
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Everything a target's `serve()` needs. `options` are the pattern's own knobs."""
+    """Everything a target's `serve()` needs.
+
+    `options` are the pattern's own, as given (parse them with `pattern_options`); the shared
+    ones are already parsed into `shared`.
+    """
 
     name: str
     host: str = "127.0.0.1"
@@ -30,48 +61,15 @@ class ServeConfig:
     model: str = "tiny"
     device: str = "auto"
     options: Mapping[str, Any] = field(default_factory=dict)
+    shared: SharedOptions = field(default_factory=SharedOptions)
     api_key: str | None = None
-    limits: Limits = field(default_factory=Limits)
-    drain_timeout_s: float = 30.0
     torch_threads: int | None = None
 
-    def opt(self, key: str, default: Any) -> Any:
-        return self.options.get(key, default)
+    @property
+    def limits(self) -> Limits:
+        """Per-request limits: the shared `max_tokens_cap` and the default body size."""
+        return Limits(max_tokens_cap=self.shared.max_tokens_cap)
 
-    def int_opt(self, key: str, default: int) -> int:
-        value = self.options.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"target option {key} must be a positive integer, got {value!r}")
-        return value
-
-    def nonneg_int_opt(self, key: str, default: int) -> int:
-        value = self.options.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"target option {key} must be an integer >= 0, got {value!r}")
-        return value
-
-    def max_concurrency(self, default: int) -> int:
-        """Requests allowed to run at once; `default` is the pattern's natural parallelism."""
-        return self.int_opt("max_concurrency", default)
-
-    def max_queue(self) -> int:
-        """Requests allowed to wait for a slot; beyond it the server answers 503."""
-        return self.nonneg_int_opt("max_queue", DEFAULT_MAX_QUEUE)
-
-    def drain_s(self) -> float:
-        """Seconds in-flight requests may take after SIGTERM (option, else the flag)."""
-        value = self.options.get("drain_timeout_s", self.drain_timeout_s)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"drain_timeout_s must be a number >= 0, got {value!r}")
-        return float(value)
-
-    def check_options(self, own: Iterable[str]) -> None:
-        """Raise `ValueError` naming any option neither shared nor in `own` (catches typos)."""
-        known = SHARED_OPTIONS | set(own)
-        unknown = sorted(set(self.options) - known)
-        if unknown:
-            raise ValueError(f"unknown option(s) {unknown}; "
-                             f"this target takes {sorted(known)}")
-
-    def options_json(self) -> str:
-        return json.dumps(dict(self.options))
+    def pattern_options(self, schema: type[T]) -> T:
+        """The pattern's own options as `schema` (`ValueError` naming any unknown or bad one)."""
+        return parse_options(schema, self.options, shared=SHARED_OPTIONS)

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from targets.api import sse
 from targets.config import ServeConfig
+from targets.options import nonneg
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -140,15 +142,17 @@ def _error(message: str, code: str) -> bytes:
                                  "param": None, "code": code}}).encode()
 
 
+@dataclass(frozen=True)
+class EchoOptions:
+    tokens: int = nonneg(0)  # tokens per answer; 0: the request's max_tokens
+
+
 def create_app(cfg: ServeConfig) -> EchoApp:
-    tokens = cfg.options.get("tokens", 0)
-    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
-        raise ValueError(f"target option tokens must be an integer >= 0, got {tokens!r}")
-    return EchoApp(tokens, cfg.limits.max_tokens_cap)
+    return EchoApp(cfg.pattern_options(EchoOptions).tokens, cfg.limits.max_tokens_cap)
 
 
 def serve(cfg: ServeConfig) -> None:
     import uvicorn
 
     uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="warning",
-                access_log=False, timeout_graceful_shutdown=int(cfg.drain_timeout_s))
+                access_log=False, timeout_graceful_shutdown=int(cfg.shared.drain_timeout_s))

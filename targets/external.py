@@ -23,17 +23,16 @@ tokenizer; output counts come from the server's `usage` when it sends one.
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from targets.config import ServeConfig
+from targets.options import parse_options
 
-APIS = ("completions", "chat")
 PROBE_PATHS = ("/health", "/v1/models")
 
 
@@ -43,28 +42,27 @@ class ExternalError(ValueError):
 
 @dataclass(frozen=True)
 class ExternalConfig:
+    """The external target's options, parsed by `from_options`."""
+
     url: str
     api_key: str | None = None
-    api: str | None = None
+    api: Literal["completions", "chat"] | None = None
     model: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"target option url must be an http(s) base URL, got {self.url!r}")
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> ExternalConfig:
-        known = {"url", "api_key", "api", "model"}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ExternalError(f"external: unknown options {unknown}; expected {sorted(known)}")
-        url = options.get("url")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ExternalError(f"external: option url must be an http(s) base URL, got {url!r}")
-        url = url.rstrip("/")
-        url = url.removesuffix("/v1")
-        api = options.get("api")
-        if api is not None and api not in APIS:
-            raise ExternalError(f"external: option api must be one of {APIS}, got {api!r}")
-        key, model = options.get("api_key"), options.get("model")
-        return cls(url=url, api_key=str(key) if key else None, api=api,
-                   model=str(model) if model else None)
+        """The options, with the url's trailing `/` or `/v1` dropped; `ExternalError` (one
+        line) for an unknown, missing or ill-typed option."""
+        try:
+            cfg = parse_options(cls, options)
+        except ValueError as exc:
+            raise ExternalError(f"external: {exc}") from None
+        return replace(cfg, url=cfg.url.rstrip("/").removesuffix("/v1"),
+                       api_key=cfg.api_key or None, model=cfg.model or None)
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -92,18 +90,6 @@ def probe(cfg: ExternalConfig, timeout_s: float = 10.0) -> str:
             raise ExternalError(f"external: {cfg.url} is not reachable ({'; '.join(seen)}); "
                                 "is the server running, and is the url right?")
         time.sleep(0.5)
-
-
-def served_models(cfg: ExternalConfig, timeout_s: float = 5.0) -> list[str]:
-    """The model ids `GET /v1/models` lists, or [] when the server has no such endpoint."""
-    request = urllib.request.Request(cfg.url + "/v1/models", headers=cfg.headers())
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
-            data = json.loads(resp.read())
-    except (urllib.error.URLError, OSError, json.JSONDecodeError):
-        return []
-    items = data.get("data") if isinstance(data, dict) else None
-    return [str(m["id"]) for m in items or [] if isinstance(m, dict) and "id" in m]
 
 
 def serve(cfg: ServeConfig) -> None:

@@ -7,7 +7,7 @@ prefilled in the same pass, at most `prefill_tokens` prompt tokens a step, so a 
 not stall the others' decoding). A sequence that ends — EOS, `max_tokens`, or its client gone —
 leaves the batch at once and its KV-cache slot goes to the next request. Tokens reach the event
 loop once per step (`call_soon_threadsafe`) and leave as SSE chunks as they are produced. See
-`targets/engine.py` (scheduler) and `targets/engine_llama.py` (the batched forward pass).
+`targets/batching/scheduler.py` and `targets/batching/llama.py` (the batched forward pass).
 
 Choose it when: many concurrent requests share one model — chat and API serving. A decode step
 for 32 sequences costs a few times one for a single sequence, so throughput grows almost with
@@ -35,16 +35,28 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Literal
 
 from fastapi import FastAPI
 
-from targets.asgi import build_app, serve_app
+from targets.asgi import model_app, serve_app
+from targets.batching.load import load_batch_model
+from targets.batching.scheduler import ContinuousBatcher
 from targets.config import ServeConfig
-from targets.engine import ContinuousBatcher, load_batch_model
-from targets.model import GenParams, Tokenizer, configure_threads, load_engine
+from targets.model.engine import GenParams, Tokenizer
+from targets.model.load import load_engine
+from targets.model.tuning import configure_threads
+from targets.options import positive
 from targets.serving import Job, Stats
 
-OPTIONS = ("max_batch", "prefill_tokens", "max_len", "linear", "torch_threads")
+
+@dataclass(frozen=True)
+class BatchingOptions:
+    max_batch: int = positive(64)  # sequences decoding together, a KV-cache slot each
+    prefill_tokens: int = positive(2048)  # prompt tokens per forward pass
+    max_len: int | None = positive(None)  # tokens per slot; None: the model's context
+    linear: Literal["onednn", "torch"] = "onednn"
+    torch_threads: int | None = positive(None)  # None: the --torch-threads flag
 
 
 @dataclass(frozen=True)
@@ -58,17 +70,13 @@ class SlotLimited:
 
 
 def create_app(cfg: ServeConfig) -> FastAPI:
-    cfg.check_options(OPTIONS)
-    linear = cfg.opt("linear", "onednn")
-    if linear not in ("onednn", "torch"):
-        raise ValueError(f"target option linear must be onednn or torch, got {linear!r}")
-    configure_threads(cfg.int_opt("torch_threads", 1) if "torch_threads" in cfg.options
-                      else cfg.torch_threads)
+    opts = cfg.pattern_options(BatchingOptions)
+    configure_threads(opts.torch_threads or cfg.torch_threads)
     model = load_engine(cfg.model, cfg.device)
-    max_batch = cfg.int_opt("max_batch", 64)
-    max_len = cfg.int_opt("max_len", model.max_context)
-    engine = ContinuousBatcher(load_batch_model(model, max_batch, max_len, backend=linear),
-                               prefill_tokens=cfg.int_opt("prefill_tokens", 2048))
+    max_len = opts.max_len or model.max_context
+    engine = ContinuousBatcher(load_batch_model(model, opts.max_batch, max_len,
+                                                backend=opts.linear),
+                               prefill_tokens=opts.prefill_tokens)
     stats = Stats(cfg.name)
     stats.batch_size.set_function(lambda: engine.running)  # read at scrape time, no step cost
 
@@ -84,8 +92,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
 
     # Prompts are checked against the slot length, so one too long for a slot gets a 413.
     info = SlotLimited(model.name, engine.model.max_len, model.eos_token_id, model.tokenizer)
-    return build_app(cfg, info, generate, stats=stats,
-                     max_concurrency=cfg.max_concurrency(max_batch), max_queue=cfg.max_queue(),
+    return model_app(cfg, info, generate, stats=stats, concurrency=opts.max_batch,
                      on_startup=[start], on_shutdown=[engine.stop])
 
 

@@ -22,19 +22,26 @@ generation at a time) and `max_queue`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from targets.asgi import build_app, serve_app
+from targets.asgi import model_app, serve_app
 from targets.config import ServeConfig
-from targets.model import configure_threads, load_engine
+from targets.model.load import load_engine
+from targets.model.tuning import configure_threads
 from targets.serving import Job, Stats
 
 DEFAULT_MAX_CONCURRENCY = 64
 
 
+@dataclass(frozen=True)
+class BlockingOptions:
+    """None of its own: only the shared ones."""
+
+
 def create_app(cfg: ServeConfig) -> FastAPI:
-    cfg.check_options(())
+    cfg.pattern_options(BlockingOptions)
     configure_threads(cfg.torch_threads)
     engine = load_engine(cfg.model, cfg.device)
 
@@ -43,9 +50,8 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         for token in engine.generate(job.ids, job.params, job.cancel):
             yield token
 
-    return build_app(cfg, engine, generate, stats=Stats(cfg.name),
-                     max_concurrency=cfg.max_concurrency(DEFAULT_MAX_CONCURRENCY),
-                     max_queue=cfg.max_queue())
+    return model_app(cfg, engine, generate, stats=Stats(cfg.name),
+                     concurrency=DEFAULT_MAX_CONCURRENCY)
 
 
 def serve(cfg: ServeConfig) -> None:

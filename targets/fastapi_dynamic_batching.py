@@ -3,7 +3,7 @@
 The pattern: request-level ("dynamic" or "static") batching, as in Triton's dynamic batcher or a
 hand-written collector. Arriving requests wait until `window_ms` has passed since the oldest of
 them or `max_batch` are waiting; then one model thread runs the whole group as ONE batch — a
-padded forward pass per decode step (`batch_generate`) — to completion, streaming each
+padded forward pass per decode step (`batching.static`) — to completion, streaming each
 sequence's tokens as they are produced. One forward pass for B sequences costs far less than B
 passes, so throughput rises with the batch.
 
@@ -34,15 +34,23 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
-from targets.asgi import build_app, serve_app
-from targets.batch_generate import generate_batch
+from targets.asgi import model_app, serve_app
+from targets.batching.static import generate_batch
 from targets.channel import TokenChannel
 from targets.config import ServeConfig
-from targets.model import ModelEngine, configure_threads, load_engine
+from targets.model.engine import ModelEngine
+from targets.model.load import load_engine
+from targets.model.tuning import configure_threads
+from targets.options import nonneg, positive
 from targets.serving import Job, Stats
 
-OPTIONS = ("max_batch", "window_ms")
 log = logging.getLogger("patternbench.target")
+
+
+@dataclass(frozen=True)
+class DynamicBatchingOptions:
+    max_batch: int = positive(16)  # sequences per batch
+    window_ms: float = nonneg(20.0)  # how long the oldest waiting request waits for company
 
 
 @dataclass
@@ -120,15 +128,11 @@ class Batcher:
 
 
 def create_app(cfg: ServeConfig) -> FastAPI:
-    cfg.check_options(OPTIONS)
+    opts = cfg.pattern_options(DynamicBatchingOptions)
     configure_threads(cfg.torch_threads)
     engine = load_engine(cfg.model, cfg.device)
-    max_batch = cfg.int_opt("max_batch", 16)
-    window_ms = cfg.opt("window_ms", 20)
-    if isinstance(window_ms, bool) or not isinstance(window_ms, (int, float)) or window_ms < 0:
-        raise ValueError(f"target option window_ms must be a number >= 0, got {window_ms!r}")
     stats = Stats(cfg.name)
-    batcher = Batcher(engine, max_batch, window_ms / 1000, stats)
+    batcher = Batcher(engine, opts.max_batch, opts.window_ms / 1000, stats)
 
     async def generate(job: Job) -> AsyncIterator[int]:
         out = TokenChannel(asyncio.get_running_loop())
@@ -136,10 +140,9 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         async for token in out:  # an early close sets job.cancel: its row stops emitting
             yield token
 
-    return build_app(cfg, engine, generate, stats=stats,
-                     max_concurrency=cfg.max_concurrency(2 * max_batch),
-                     max_queue=cfg.max_queue(), on_startup=[batcher.thread.start],
-                     on_shutdown=[batcher.stop], counts_tokens=True)
+    return model_app(cfg, engine, generate, stats=stats, concurrency=2 * opts.max_batch,
+                     on_startup=[batcher.thread.start], on_shutdown=[batcher.stop],
+                     counts_tokens=True)
 
 
 def serve(cfg: ServeConfig) -> None:

@@ -2,10 +2,11 @@
 
 The pattern: the event loop parses, validates and streams; `replicas` worker processes
 (`multiprocessing`, spawn) each load their own copy of the model and generate one request at a
-time (`targets.replica`). A request borrows a free replica, sends it the prompt's token ids, and
-token ids flow back one by one through a queue that a reader thread drains into the loop — so
-streaming works and nothing blocks the loop. Each replica has its own interpreter: no GIL is
-shared, and CPU cores are split between replicas (torch threads = cores / replicas).
+time. A request borrows a free replica, sends it the prompt's token ids, and token ids flow back
+one by one through a queue that a reader thread drains into the loop — so streaming works and
+nothing blocks the loop (the process plumbing is `targets.replica`). Each replica has its own
+interpreter: no GIL is shared, and CPU cores are split between replicas (torch threads = cores /
+replicas).
 
 Choose it when: the model is CPU-bound Python/PyTorch, one replica cannot use all cores well,
 and memory allows N copies — or to isolate a crash-prone library from the server.
@@ -22,29 +23,24 @@ a request runs only when a replica is free; the rest wait as `patternbench_queue
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import logging
-import multiprocessing
 import os
-import queue
-import threading
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from targets.asgi import build_app, serve_app
-from targets.channel import TokenChannel
+from targets.asgi import model_app, serve_app
 from targets.config import ServeConfig
-from targets.model import Tokenizer, load_tokenizer, materialize
-from targets.replica import END, replica_main
+from targets.model.engine import Tokenizer
+from targets.model.store import load_tokenizer, materialize
+from targets.options import positive
+from targets.replica import ReplicaPool
 from targets.serving import Job, Stats
 
-OPTIONS = ("replicas",)
-READY_TIMEOUT_S = 300.0
-log = logging.getLogger("patternbench.target")
+
+@dataclass(frozen=True)
+class ProcessPoolOptions:
+    replicas: int = positive(1)  # worker processes, each with its own model
 
 
 @dataclass(frozen=True)
@@ -57,102 +53,26 @@ class FrontModel:
     tokenizer: Tokenizer
 
 
-class ReplicaPool:
-    """Replica processes, the request each one runs, and the thread that reads their tokens."""
-
-    def __init__(self, model: str, device: str, replicas: int, threads: int,
-                 stats: Stats) -> None:
-        self.stats = stats
-        ctx = multiprocessing.get_context("spawn")  # fork after torch threads start is unsafe
-        self.outbox: Any = ctx.Queue()
-        self.inboxes: list[Any] = [ctx.Queue() for _ in range(replicas)]
-        self.procs = [ctx.Process(target=replica_main, name=f"replica-{i}", daemon=True,
-                                  args=(i, model, device, threads, self.inboxes[i], self.outbox))
-                      for i in range(replicas)]
-        for proc in self.procs:
-            proc.start()
-        self.info = self._wait_ready()
-        self.free: asyncio.Queue[int] = asyncio.Queue()
-        for i in range(replicas):
-            self.free.put_nowait(i)
-        self.running: dict[int, tuple[int, TokenChannel]] = {}  # request id → (replica, out)
-        self.ids = itertools.count()
-        self.stopping = False
-        self.reader = threading.Thread(target=self._read, name="replica-reader", daemon=True)
-
-    def _wait_ready(self) -> dict[str, Any]:
-        info: dict[str, Any] = {}
-        for _ in self.procs:
-            try:
-                _, _, info = self.outbox.get(timeout=READY_TIMEOUT_S)
-            except queue.Empty:
-                self.stop()
-                raise RuntimeError("a model replica did not start; see the log above") from None
-        return info
-
-    def _read(self) -> None:
-        """Reader thread: route each (request id, token) to its channel in the loop."""
-        while not self.stopping:
-            try:
-                rid, item = self.outbox.get(timeout=1.0)
-            except queue.Empty:
-                self._fail_dead()
-                continue
-            replica, out = self.running.get(rid, (-1, None))
-            if out is None:
-                continue
-            if isinstance(item, int) and item != END:
-                self.stats.tokens.inc()  # produced by the replica, read or not
-                out.put(item)
-                continue
-            if isinstance(item, tuple):
-                out.fail(RuntimeError(f"replica {replica}: {item[1]}"))
-            out.close()
-            del self.running[rid]
-            out.loop.call_soon_threadsafe(self.free.put_nowait, replica)  # replica is free
-
-    def _fail_dead(self) -> None:
-        for rid, (replica, out) in list(self.running.items()):
-            if not self.procs[replica].is_alive():
-                log.error("replica %d died (exit code %s)", replica, self.procs[replica].exitcode)
-                out.fail(RuntimeError(f"replica {replica} died"))
-                del self.running[rid]
-
-    async def generate(self, job: Job) -> AsyncIterator[int]:
-        replica = await self.free.get()
-        rid = next(self.ids)
-        out = TokenChannel(asyncio.get_running_loop())
-        self.running[rid] = (replica, out)
-        self.inboxes[replica].put(("run", rid, list(job.ids), asdict(job.params)))
-        try:
-            async for token in out:
-                yield token
-        finally:
-            if rid in self.running:  # closed early: stop the replica; it is freed at its END
-                self.inboxes[replica].put(("cancel", rid))
-
-    def stop(self) -> None:
-        """After the drain: ask each replica to exit, then make sure it has."""
-        self.stopping = True
-        for inbox in self.inboxes:
-            inbox.put(None)
-        for proc in self.procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.terminate()
+async def generate(pool: ReplicaPool, job: Job) -> AsyncIterator[int]:
+    """Borrow a free replica, send it the prompt's ids, relay its tokens as they come back."""
+    replica = await pool.free.get()  # waits while every replica is busy
+    rid, out = pool.send(replica, job)
+    try:
+        async for token in out:  # a reader thread puts them here, one IPC message each
+            yield token
+    finally:
+        pool.cancel(rid)  # closed early: stop the replica; it is freed at its END
 
 
 def create_app(cfg: ServeConfig) -> FastAPI:
-    cfg.check_options(OPTIONS)
-    replicas = cfg.int_opt("replicas", 1)
-    threads = cfg.torch_threads or max(1, len(os.sched_getaffinity(0)) // replicas)
+    opts = cfg.pattern_options(ProcessPoolOptions)
+    threads = cfg.torch_threads or max(1, len(os.sched_getaffinity(0)) // opts.replicas)
     stats = Stats(cfg.name)
-    pool = ReplicaPool(cfg.model, cfg.device, replicas, threads, stats)
+    pool = ReplicaPool(cfg.model, cfg.device, opts.replicas, threads, stats)
     model = FrontModel(tokenizer=load_tokenizer(materialize(cfg.model)), **pool.info)
-    return build_app(cfg, model, pool.generate, stats=stats,
-                     max_concurrency=cfg.max_concurrency(replicas), max_queue=cfg.max_queue(),
-                     on_startup=[pool.reader.start], on_shutdown=[pool.stop],
-                     counts_tokens=True)
+    return model_app(cfg, model, lambda job: generate(pool, job), stats=stats,
+                     concurrency=opts.replicas, on_startup=[pool.reader.start],
+                     on_shutdown=[pool.stop], counts_tokens=True)
 
 
 def serve(cfg: ServeConfig) -> None:

