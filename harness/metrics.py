@@ -20,61 +20,11 @@ An empty metric is `None`, never a silent 0.
 from __future__ import annotations
 
 import itertools
-import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
 
-from harness.samples import STATUSES, Sample
-
-SCHEMA_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Distribution:
-    """Summary of one metric, in the unit its name states (`ttft_ms` → milliseconds)."""
-
-    count: int
-    mean: float
-    p50: float
-    p90: float
-    p95: float
-    p99: float
-    max: float
-
-    @classmethod
-    def of(cls, values: Iterable[float]) -> Distribution | None:
-        data = sorted(v for v in values if v is not None and math.isfinite(v))
-        if not data:
-            return None
-        return cls(
-            count=len(data),
-            mean=sum(data) / len(data),
-            p50=percentile(data, 50),
-            p90=percentile(data, 90),
-            p95=percentile(data, 95),
-            p99=percentile(data, 99),
-            max=data[-1],
-        )
-
-    def to_dict(self) -> dict[str, float | int]:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default method) of already sorted values."""
-    if not sorted_values:
-        raise ValueError("percentile of no values")
-    pos = (len(sorted_values) - 1) * q / 100
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
-def _dist(values: Iterable[float]) -> dict[str, Any] | None:
-    d = Distribution.of(values)
-    return d.to_dict() if d else None
+from harness.samples import Sample
+from harness.summary import Distribution, Goodput, PointMetrics, Requests, Throughput
 
 
 def ttft_s(s: Sample) -> float | None:
@@ -135,64 +85,64 @@ def summarize(
     *,
     warmup_end: float = 0.0,
     slo: Mapping[str, float] | None = None,
-) -> dict[str, Any]:
-    """Metrics of one target × load point, shaped as a `points[]` entry of summary.json.
+) -> PointMetrics:
+    """Metrics of one target × load point (`harness.summary.PointMetrics`).
 
     `warmup_end` is on the run clock; samples that finished before it are excluded.
     """
     counted = measured(samples, warmup_end)
     ok = [s for s in counted if s.ok]
     statuses = Counter(s.status for s in counted)
-    requests: dict[str, int] = {status: statuses.get(status, 0) for status in STATUSES}
-    requests["total"] = len(counted)
     http_codes = Counter(str(s.http_status) for s in counted if s.status == "http_error")
-
-    ms = 1000.0
-    ttft = [v * ms for s in ok if (v := ttft_s(s)) is not None]
-    ttft_sched = [(s.first_token_at - s.scheduled_at) * ms for s in ok
-                  if s.first_token_at is not None]
-    ttfb = [(s.first_byte_at - s.sent_at) * ms for s in ok if s.first_byte_at is not None]
-    tpot = [v * ms for s in ok if (v := tpot_s(s)) is not None]
-    itl = [g * ms for s in ok for g in itl_s(s)]
-    e2e = [(s.done_at - s.sent_at) * ms for s in ok if s.done_at is not None]
-    e2e_sched = [(s.done_at - s.scheduled_at) * ms for s in ok if s.done_at is not None]
-    lag = [(s.sent_at - s.scheduled_at) * ms for s in counted]
-
     ends = [s.done_at for s in ok if s.done_at is not None]
     window = (max(ends) - warmup_end) if ends else 0.0
+    busy = sum((s.done_at - max(s.sent_at, warmup_end)) for s in ok if s.done_at is not None)
+    return PointMetrics(
+        requests=Requests(ok=statuses["ok"], http_error=statuses["http_error"],
+                          refused=statuses["refused"], timeout=statuses["timeout"],
+                          truncated=statuses["truncated"], conn_error=statuses["conn_error"],
+                          total=len(counted)),
+        http_errors=dict(http_codes),
+        **_latencies(ok, counted),
+        output_tokens=Distribution.of(float(s.output_tokens) for s in ok),
+        throughput=_throughput(ok, warmup_end, window),
+        goodput=_goodput(ok, counted, slo, window) if slo else None,
+        achieved_concurrency=busy / window if window > 0 else None,
+        token_counts_from=tuple(sorted({s.tokens_source for s in ok})),
+    )
+
+
+def _latencies(ok: Sequence[Sample], counted: Sequence[Sample]) -> dict[str, Distribution | None]:
+    """The latency distributions of a point, in ms, keyed by their `PointMetrics` field."""
+    ms = 1000.0
+    return {
+        "ttft_ms": Distribution.of(v * ms for s in ok if (v := ttft_s(s)) is not None),
+        "ttft_sched_ms": Distribution.of((s.first_token_at - s.scheduled_at) * ms for s in ok
+                                         if s.first_token_at is not None),
+        "ttfb_ms": Distribution.of((s.first_byte_at - s.sent_at) * ms for s in ok
+                                   if s.first_byte_at is not None),
+        "tpot_ms": Distribution.of(v * ms for s in ok if (v := tpot_s(s)) is not None),
+        "itl_ms": Distribution.of(g * ms for s in ok for g in itl_s(s)),
+        "e2e_ms": Distribution.of((s.done_at - s.sent_at) * ms for s in ok
+                                  if s.done_at is not None),
+        "e2e_sched_ms": Distribution.of((s.done_at - s.scheduled_at) * ms for s in ok
+                                        if s.done_at is not None),
+        "dispatch_lag_ms": Distribution.of((s.sent_at - s.scheduled_at) * ms for s in counted),
+    }
+
+
+def _throughput(ok: Sequence[Sample], warmup_end: float, window: float) -> Throughput:
+    if window <= 0:
+        return Throughput(window_s=None, req_s=None, output_tok_s=None, input_tok_s=None)
     out_tokens = sum(tokens_in_window(s, warmup_end) for s in ok)
     in_tokens = sum(s.prompt_tokens for s in ok if s.sent_at >= warmup_end)
-    throughput: dict[str, float | None] = {
-        "window_s": round(window, 4) if window > 0 else None,
-        "req_s": len(ok) / window if window > 0 else None,
-        "output_tok_s": out_tokens / window if window > 0 else None,
-        "input_tok_s": in_tokens / window if window > 0 else None,
-    }
-    goodput = None
-    if slo:
-        good = [s for s in ok if meets_slo(s, slo)]
-        goodput = {
-            "slo": dict(slo),
-            "good_requests": len(good),
-            "req_s": len(good) / window if window > 0 else None,
-            "fraction": len(good) / len(counted) if counted else None,
-        }
-    busy = sum((s.done_at - max(s.sent_at, warmup_end)) for s in ok if s.done_at is not None)
-    return {
-        "requests": requests,
-        "http_errors": dict(http_codes),
-        "ttft_ms": _dist(ttft),
-        "ttft_sched_ms": _dist(ttft_sched),
-        "ttfb_ms": _dist(ttfb),
-        "tpot_ms": _dist(tpot),
-        "itl_ms": _dist(itl),
-        "e2e_ms": _dist(e2e),
-        "e2e_sched_ms": _dist(e2e_sched),
-        "dispatch_lag_ms": _dist(lag),
-        "output_tokens": _dist(float(s.output_tokens) for s in ok),
-        "throughput": {k: (round(v, 4) if isinstance(v, float) else v)
-                       for k, v in throughput.items()},
-        "goodput": goodput,
-        "achieved_concurrency": round(busy / window, 3) if window > 0 else None,
-        "token_counts_from": sorted({s.tokens_source for s in ok}),
-    }
+    return Throughput(window_s=window, req_s=len(ok) / window,
+                      output_tok_s=out_tokens / window, input_tok_s=in_tokens / window)
+
+
+def _goodput(ok: Sequence[Sample], counted: Sequence[Sample], slo: Mapping[str, float],
+             window: float) -> Goodput:
+    good = [s for s in ok if meets_slo(s, slo)]
+    return Goodput(slo=dict(slo), good_requests=len(good),
+                   req_s=len(good) / window if window > 0 else None,
+                   fraction=len(good) / len(counted) if counted else None)

@@ -14,55 +14,52 @@ qualify exits 3 and writes nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+
+from harness.summary import Distribution, PointSummary, SummaryError, read_summary
 
 BATCHING = "fastapi_batching"
 
 
-def _get(data: Any, *keys: str) -> Any:
-    for key in keys:
-        data = data.get(key) if isinstance(data, dict) else None
-    return data
+def _fmt(value: float | None, spec: str = ".0f") -> str:
+    return "-" if value is None else format(value, spec)
 
 
-def _fmt(value: Any, spec: str = ".0f") -> str:
-    return "-" if not isinstance(value, (int, float)) else format(value, spec)
+def _stat(dist: Distribution | None, name: str) -> float | None:
+    return None if dist is None else float(getattr(dist, name))
 
 
-def headline(point: dict[str, Any]) -> str:
-    tel = point.get("telemetry") or {}
-    gpu = tel.get("gpu") or {}
-    gpu_text = (f"GPU util mean {_fmt(_get(gpu, 'util_pct', 'mean'))}% "
-                f"max {_fmt(_get(gpu, 'util_pct', 'max'))}% "
-                f"mem {_fmt(gpu.get('mem_used_peak_mb'))} MiB "
-                f"energy {_fmt(gpu.get('energy_j'))} J "
-                f"{_fmt(gpu.get('tokens_per_j'), '.2f')} tok/J"
-                if gpu.get("available") else f"no GPU ({gpu.get('reason')})")
-    return (f"{point.get('target')} {point.get('point')}: "
-            f"ok {_get(point, 'requests', 'ok')}/{_get(point, 'requests', 'total')} "
-            f"{_fmt(_get(point, 'throughput', 'output_tok_s'))} tok/s "
-            f"TTFT p50 {_fmt(_get(point, 'ttft_ms', 'p50'))} p99 "
-            f"{_fmt(_get(point, 'ttft_ms', 'p99'))} ms | {gpu_text} | "
-            f"target CPU {_fmt(_get(tel, 'target', 'cpu_pct', 'mean'))}% "
-            f"/health p99 {_fmt(_get(tel, 'health', 'latency_ms', 'p99'), '.1f')} ms")
+def headline(point: PointSummary) -> str:
+    tel = point.telemetry
+    gpu = tel.gpu if tel else None
+    gpu_text = (f"GPU util mean {_fmt(_stat(gpu.util_pct, 'mean'))}% "
+                f"max {_fmt(_stat(gpu.util_pct, 'max'))}% "
+                f"mem {_fmt(gpu.mem_used_peak_mb)} MiB energy {_fmt(gpu.energy_j)} J "
+                f"{_fmt(gpu.tokens_per_j, '.2f')} tok/J"
+                if gpu and gpu.available else f"no GPU ({gpu.reason if gpu else 'no telemetry'})")
+    return (f"{point.target} {point.point}: ok {point.requests.ok}/{point.requests.total} "
+            f"{_fmt(point.throughput.output_tok_s)} tok/s "
+            f"TTFT p50 {_fmt(_stat(point.ttft_ms, 'p50'))} p99 "
+            f"{_fmt(_stat(point.ttft_ms, 'p99'))} ms | {gpu_text} | "
+            f"target CPU {_fmt(_stat(tel.target.cpu_pct, 'mean') if tel else None)}% "
+            f"/health p99 {_fmt(_stat(tel.health.latency_ms, 'p99') if tel else None, '.1f')} ms")
 
 
-def qualifies(points: list[dict[str, Any]]) -> tuple[bool, str]:
+def qualifies(points: tuple[PointSummary, ...]) -> tuple[bool, str]:
     """Whether the run is a GPU baseline: fastapi_batching ran, answered, and used the GPU."""
-    batching = [p for p in points if p.get("target_name", p.get("target")) == BATCHING]
+    batching = [p for p in points if p.target_name == BATCHING]
     if not batching:
         return False, f"{BATCHING} has no load point in this run"
-    if any(not _get(p, "requests", "ok") for p in batching):
+    if any(not p.requests.ok for p in batching):
         return False, f"a {BATCHING} point answered no request"
-    utils = [_get(p, "telemetry", "gpu", "util_pct", "max") for p in batching]
-    if not any(isinstance(u, (int, float)) and u > 0 for u in utils):
-        reason = _get(batching[0], "telemetry", "gpu", "reason")
+    utils = [u for p in batching if p.telemetry and (u := _stat(p.telemetry.gpu.util_pct, "max"))]
+    if not utils:
+        tel = batching[0].telemetry
+        reason = tel.gpu.reason if tel else None
         return False, f"{BATCHING} shows no GPU utilization ({reason or 'util 0'})"
-    return True, f"{BATCHING} GPU utilization max {max(u for u in utils if u is not None):.0f}%"
+    return True, f"{BATCHING} GPU utilization max {max(utils):.0f}%"
 
 
 def report_page(run_dir: Path, reports: Path) -> Path | None:
@@ -85,11 +82,14 @@ def main() -> int:
     parser.add_argument("--dest", type=Path, default=Path("results/baselines/gpu"))
     parser.add_argument("--require-gpu", action="store_true")
     args = parser.parse_args()
-    summary = json.loads((args.run_dir / "summary.json").read_text())
-    points = [p for p in summary.get("points", []) if isinstance(p, dict)]
-    for point in points:
+    try:
+        summary = read_summary(args.run_dir / "summary.json")
+    except SummaryError as exc:
+        print(f"device_baseline: {exc}", file=sys.stderr)
+        return 2
+    for point in summary.points:
         print(headline(point))
-    ok, why = qualifies(points)
+    ok, why = qualifies(summary.points)
     print(f"device_baseline: {'qualifies' if ok else 'does not qualify'}: {why}")
     if args.require_gpu and not ok:
         return 3

@@ -10,19 +10,19 @@ viewed. Reports are always rebuilt from stored results (`manifest.json`, `summar
 
 Modules, in the order a page is made: `run_data` (read the folder), `charts` (matplotlib),
 `tables` and `telemetry` (per-target HTML; `timeline` draws each target's telemetry over time),
-`glossary`, `page` (assembly), `index`, `output` (atomic writes), with `formatting` and `style`
-shared.
+`glossary`, `page` (assembly) and `index`, with `formatting` and `style` shared.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from harness.atomic import write_text
 from harness.report.charts import headline_charts
 from harness.report.index import REPORT_NAME, write_index, write_meta
-from harness.report.output import write_atomic
 from harness.report.page import report_html
 from harness.report.run_data import load_run
+from harness.rundir import RunDir
 
 __all__ = ["build_index", "build_report"]
 
@@ -36,8 +36,8 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
     run_dir = Path(run_dir)
     reports_root = Path(reports_root)
     run = load_run(run_dir)
-    report_dir = reports_root / run_dir.name
-    page = write_atomic(report_dir / REPORT_NAME, report_html(run, headline_charts(run)))
+    report_dir = RunDir(run_dir).report_dir(reports_root)
+    page = write_text(report_dir / REPORT_NAME, report_html(run, headline_charts(run)))
     write_meta(report_dir, run)
     build_index(reports_root)
     return page

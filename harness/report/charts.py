@@ -11,18 +11,17 @@ import base64
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.report.run_data import (
     ERROR_STATUSES,
     RunData,
-    as_dict,
     dist_stat,
     error_counts,
     load_kind,
     load_level,
-    point_target,
 )
+from harness.summary import PointSummary
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -90,17 +89,17 @@ def headline_charts(run: RunData) -> list[Chart]:
     return charts
 
 
-def _lines(points: Sequence[dict[str, Any]], metric: str, stat: str,
+def _lines(points: Sequence[PointSummary], metric: str, stat: str,
            style: str = "-") -> list[Line]:
     by_target: dict[str, list[tuple[float, float]]] = {}
     for point in points:
         x = load_level(point)
         if metric == "throughput":
-            y = as_dict(point.get("throughput")).get(stat)
+            y = getattr(point.throughput, stat)
         else:
             y = dist_stat(point, metric, stat)
-        if x is not None and isinstance(y, (int, float)) and not isinstance(y, bool):
-            by_target.setdefault(point_target(point), []).append((x, float(y)))
+        if x is not None and y is not None:
+            by_target.setdefault(point.target, []).append((x, float(y)))
     return [Line(t, tuple(sorted(xy)), style) for t, xy in by_target.items()]
 
 
@@ -143,40 +142,23 @@ def _error_chart(run: RunData, styles: dict[str, tuple[str, str]]) -> Chart:
     targets = list(run.targets)
     if not targets:
         return Chart(title, None, "No targets in this run.")
-    totals: dict[str, dict[str, int]] = {t: {} for t in targets}
-    requests: dict[str, int] = dict.fromkeys(targets, 0)
-    for point in run.points:
-        target = point_target(point)
-        for status, n in error_counts(point).items():
-            totals[target][status] = totals[target].get(status, 0) + n
-        total = as_dict(point.get("requests")).get("total")
-        if isinstance(total, int):
-            requests[target] += total
+    totals, requests = _error_totals(run, targets)
     if not any(totals.values()):
         return Chart(title, None, f"No request failed ({sum(requests.values()):,} requests "
                                   "across all targets and load points).")
-    statuses = list(ERROR_STATUSES) + sorted(
-        {s for counts in totals.values() for s in counts} - set(ERROR_STATUSES))
     from matplotlib.ticker import MaxNLocator
 
     fig, ax = _figure()
-    xs = list(range(len(targets)))
-    bottom = [0.0] * len(targets)
-    for status in statuses:
-        heights = [float(totals[t].get(status, 0)) for t in targets]
-        if any(heights):
-            ax.bar(xs, heights, bottom=bottom, label=_text(status), width=0.6,
-                   color=STATUS_COLORS.get(status, "#999999"))
-            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    bottom = _stacked_bars(ax, targets, totals)
     top = max(bottom) if max(bottom) > 0 else 1.0
     for i, target in enumerate(targets):
-        status = str(run.targets[target].get("status") or "ok")
+        status = run.targets[target].status
         if status != "ok" and not requests[target]:
             note = f"not run ({status})"
         else:
             note = f"{int(bottom[i])} / {requests[target]}"
         ax.text(i, bottom[i] + top * 0.02, _text(note), ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(xs)
+    ax.set_xticks(range(len(targets)))
     ax.set_xticklabels([_text(t) for t in targets], rotation=20 if len(targets) > 3 else 0,
                        ha="right" if len(targets) > 3 else "center", fontsize=8)
     for label, target in zip(ax.get_xticklabels(), targets, strict=True):
@@ -192,6 +174,33 @@ def _error_chart(run: RunData, styles: dict[str, tuple[str, str]]) -> Chart:
                    frameon=False, fontsize=8)
     return Chart(title, _png(fig), "Non-ok requests by status, summed over load points; "
                  "above each bar: errors / requests.")
+
+
+def _error_totals(run: RunData,
+                  targets: list[str]) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """Per target: non-ok requests by status, and all counted requests, over every point."""
+    totals: dict[str, dict[str, int]] = {t: {} for t in targets}
+    requests: dict[str, int] = dict.fromkeys(targets, 0)
+    for point in run.points:
+        for status, n in error_counts(point).items():
+            totals[point.target][status] = totals[point.target].get(status, 0) + n
+        requests[point.target] += point.requests.total
+    return totals, requests
+
+
+def _stacked_bars(ax: Axes, targets: list[str], totals: dict[str, dict[str, int]]) -> list[float]:
+    """One bar per target, stacked by status in a fixed order; returns each bar's height."""
+    statuses = list(ERROR_STATUSES) + sorted(
+        {s for counts in totals.values() for s in counts} - set(ERROR_STATUSES))
+    xs = list(range(len(targets)))
+    bottom = [0.0] * len(targets)
+    for status in statuses:
+        heights = [float(totals[t].get(status, 0)) for t in targets]
+        if any(heights):
+            ax.bar(xs, heights, bottom=bottom, label=_text(status), width=0.6,
+                   color=STATUS_COLORS.get(status, "#999999"))
+            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    return bottom
 
 
 # --- matplotlib plumbing ---------------------------------------------------------------------

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from harness.atomic import write_text
 from harness.report.formatting import MISSING, esc, fmt_date, parse_date
-from harness.report.output import write_atomic
 from harness.report.page import html_document
 from harness.report.run_data import JSONDict, RunData, as_dict, as_list, load_run
 
@@ -25,26 +25,25 @@ REPORT_NAME = "index.html"
 def run_meta(run: RunData) -> JSONDict:
     """What the index shows about one run, as JSON-ready values."""
     model = as_dict(run.manifest.get("model"))
-    drivers = sorted({str(p["driver"]) for p in run.points if p.get("driver")})
+    drivers = sorted({p.driver for p in run.points if p.driver})
     return {
         "run": run.run_id,
         "scenario": run.scenario_name,
         "created": run.manifest.get("created"),
         "targets": list(run.targets),
-        "failed_targets": [t for t, info in run.targets.items()
-                           if info and str(info.get("status")) != "ok"],
+        "failed_targets": [t for t, info in run.targets.items() if info.status != "ok"],
         "device": run.manifest.get("device"),
         "model": model.get("spec"),
         "model_hash": model.get("hash"),
         "driver": run.manifest.get("driver") or (", ".join(drivers) or None),
         "points": len(run.points),
-        "flagged_points": sum(1 for p in run.points if as_list(p.get("flags"))),
+        "flagged_points": sum(1 for p in run.points if p.flags),
     }
 
 
 def write_meta(report_dir: Path, run: RunData) -> Path:
     text = json.dumps(run_meta(run), indent=2, sort_keys=True, default=str) + "\n"
-    return write_atomic(report_dir / META_NAME, text)
+    return write_text(report_dir / META_NAME, text)
 
 
 def read_meta(report_dir: Path, results_root: Path | None) -> JSONDict:
@@ -113,5 +112,5 @@ def _row(name: str, meta: JSONDict) -> str:
 
 
 def write_index(reports_root: Path, results_root: Path | None = None) -> Path:
-    return write_atomic(reports_root / REPORT_NAME,
-                        index_html(collect(reports_root, results_root)))
+    return write_text(reports_root / REPORT_NAME,
+                      index_html(collect(reports_root, results_root)))

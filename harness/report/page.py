@@ -18,7 +18,7 @@ from harness.report.formatting import (
     short_hash,
 )
 from harness.report.glossary import glossary_html
-from harness.report.run_data import JSONDict, RunData, as_dict, point_target
+from harness.report.run_data import JSONDict, RunData, as_dict
 from harness.report.style import CSS
 from harness.report.tables import target_section
 from harness.report.telemetry import telemetry_section
@@ -54,7 +54,7 @@ def report_html(run: RunData, charts: list[Chart]) -> str:
         "the measured window; conc. = achieved concurrency.</p>",
     ]
     for target, info in run.targets.items():
-        points = [p for p in run.points if point_target(p) == target]
+        points = [p for p in run.points if p.target == target]
         body.append(target_section(target, info, points, styles[target][0], anchors[target]))
     if not run.targets:
         body.append("<p class='muted'>This run has no targets and no load points.</p>")
@@ -76,7 +76,7 @@ def _header(run: RunData) -> str:
     model = as_dict(m.get("model"))
     git = as_dict(m.get("git"))
     machine = as_dict(m.get("machine"))
-    drivers = sorted({str(p["driver"]) for p in run.points if p.get("driver")})
+    drivers = sorted({p.driver for p in run.points if p.driver})
     driver = m.get("driver") or (", ".join(drivers) if drivers else None)
     sha = short_hash(git.get("sha"), 10)
     if git.get("dirty") is True:
@@ -111,12 +111,12 @@ def _notices(run: RunData) -> str:
 
 
 def _failed_targets(run: RunData, anchors: dict[str, str]) -> str:
-    failed = {t: i for t, i in run.targets.items() if i and str(i.get("status")) != "ok"}
+    failed = {t: i for t, i in run.targets.items() if i.status != "ok"}
     if not failed:
         return ""
     items = "".join(
-        f"<li><a href='#{anchors[t]}'>{esc(t)}</a> — <strong>{esc(i.get('status'))}</strong>: "
-        f"{esc(i.get('error') or 'no error message recorded')}</li>" for t, i in failed.items())
+        f"<li><a href='#{anchors[t]}'>{esc(t)}</a> — <strong>{esc(i.status)}</strong>: "
+        f"{esc(i.error or 'no error message recorded')}</li>" for t, i in failed.items())
     return ("<div class='callout error'><strong>Targets that did not run cleanly</strong>"
             f"<ul>{items}</ul></div>")
 

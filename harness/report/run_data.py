@@ -1,26 +1,41 @@
-"""Reading a stored run folder into plain data the report renders.
+"""Reading a stored run folder into what the report renders: the typed summary, and the rest.
 
-A run folder holds `manifest.json`, `summary.json` and optionally `telemetry/<target>.jsonl`.
-Reading is forgiving: a missing or unreadable file, or a missing key, becomes an empty value
-and a notice on the page, never an exception, so an interrupted run still gets a report.
-Only a `run_dir` that does not exist raises.
+A run folder holds `manifest.json`, `summary.json` (a `harness.summary.RunSummary`) and
+optionally `telemetry/<target>.jsonl`. Reading is forgiving: a missing or unreadable file, or a
+summary written by another version of patternbench, becomes an empty value and a notice on the
+page, never an exception, so an interrupted run still gets a report. Only a `run_dir` that does
+not exist raises.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from harness.rundir import RunDir
+from harness.summary import (
+    SCHEMA_VERSION,
+    Distribution,
+    PointSummary,
+    RunSummary,
+    SummaryError,
+    TargetRun,
+    read_summary,
+)
 from harness.telemetry.store import parse_records
 
 JSONDict = dict[str, Any]
 
-KNOWN_SCHEMA_VERSION = 1
-DIST_KEYS = ("count", "mean", "p50", "p90", "p95", "p99", "max")
+DIST_KEYS = tuple(f.name for f in fields(Distribution))
 ERROR_STATUSES = ("http_error", "refused", "timeout", "truncated", "conn_error")
+
+
+def empty_summary(run_id: str) -> RunSummary:
+    return RunSummary(schema_version=SCHEMA_VERSION, run=run_id, scenario="", interrupted=False,
+                      targets={}, points=())
 
 
 @dataclass(frozen=True)
@@ -29,22 +44,21 @@ class RunData:
 
     run_id: str
     manifest: JSONDict
-    summary: JSONDict
+    summary: RunSummary
     telemetry: dict[str, list[JSONDict]] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
 
     @property
-    def points(self) -> list[JSONDict]:
-        return [p for p in as_list(self.summary.get("points")) if isinstance(p, dict)]
+    def points(self) -> tuple[PointSummary, ...]:
+        return self.summary.points
 
     @property
-    def targets(self) -> dict[str, JSONDict]:
-        """Target id → its entry in `summary.targets` (empty for targets seen only in points)."""
-        out: dict[str, JSONDict] = {}
-        for key, value in as_dict(self.summary.get("targets")).items():
-            out[str(key)] = as_dict(value)
+    def targets(self) -> dict[str, TargetRun]:
+        """Series label → its `TargetRun` (a bare one for a label seen only in points)."""
+        out = dict(self.summary.targets)
         for point in self.points:
-            out.setdefault(point_target(point), {})
+            out.setdefault(point.target, TargetRun(name=point.target_name, options={},
+                                                   status="ok"))
         return out
 
     @property
@@ -53,7 +67,7 @@ class RunData:
 
     @property
     def scenario_name(self) -> str:
-        name = self.scenario.get("name") or self.summary.get("scenario")
+        name = self.scenario.get("name") or self.summary.scenario
         return str(name) if name not in (None, "") else "(unnamed scenario)"
 
 
@@ -61,17 +75,16 @@ def load_run(run_dir: Path) -> RunData:
     """Read `run_dir`; raise FileNotFoundError only when the folder itself is missing."""
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder not found: {run_dir}")
+    folder = RunDir(run_dir)
     notices: list[str] = []
-    manifest = _read_json_object(run_dir / "manifest.json", notices)
-    summary = _read_json_object(run_dir / "summary.json", notices)
-    version = summary.get("schema_version")
-    if isinstance(version, int) and version > KNOWN_SCHEMA_VERSION:
-        notices.append(
-            f"summary.json has schema_version {version}; this report knows version "
-            f"{KNOWN_SCHEMA_VERSION} and shows keys it does not know generically."
-        )
-    run_id = str(summary.get("run") or manifest.get("run") or run_dir.name)
-    telemetry = _read_telemetry(run_dir / "telemetry", notices)
+    manifest = _read_json_object(folder.manifest, notices)
+    try:
+        summary = read_summary(folder.summary)
+    except SummaryError as exc:
+        notices.append(f"{exc}; the page shows what the other files hold.")
+        summary = empty_summary(folder.name)
+    run_id = str(summary.run or manifest.get("run") or folder.name)
+    telemetry = _read_telemetry(folder.telemetry_dir, notices)
     return RunData(run_id, manifest, summary, telemetry, tuple(notices))
 
 
@@ -108,7 +121,53 @@ def _read_telemetry(folder: Path, notices: list[str]) -> dict[str, list[JSONDict
     return out
 
 
-# --- tolerant accessors: JSON in, typed values out -------------------------------------------
+# --- accessors on the typed point ------------------------------------------------------------
+
+def stat(dist: Distribution | None, name: str) -> float | None:
+    """One statistic of a distribution (`p50`, `mean`, ...), None when there is none."""
+    return None if dist is None else float(getattr(dist, name))
+
+
+def dist_stat(point: PointSummary, metric: str, name: str) -> float | None:
+    """`point.<metric>.<name>`: e.g. `dist_stat(p, "ttft_ms", "p99")`."""
+    value = getattr(point, metric)
+    return stat(value, name) if isinstance(value, Distribution) or value is None else None
+
+
+def load_kind(point: PointSummary) -> str:
+    """'closed' for fixed concurrency, 'open' for an arrival rate."""
+    if point.load.concurrency is not None:
+        return "closed"
+    if point.load.rate_rps is not None:
+        return "open"
+    return point.load.kind or "?"
+
+
+def load_level(point: PointSummary) -> float | None:
+    """The x value of a point: concurrency (closed loop) or rate in req/s (open loop)."""
+    if point.load.concurrency is not None:
+        return float(point.load.concurrency)
+    return point.load.rate_rps
+
+
+def load_label(point: PointSummary, with_kind: bool = True) -> str:
+    """Human label of a point's load, e.g. 'c=8 (closed)' or '2.5 req/s (poisson)'."""
+    load = point.load
+    if load.concurrency is not None:
+        text = f"c={load.concurrency:g}"
+    elif load.rate_rps is not None:
+        text = f"{load.rate_rps:g} req/s"
+    else:
+        text = point.point or "?"
+    return f"{text} ({load.kind})" if load.kind and with_kind else text
+
+
+def error_counts(point: PointSummary) -> dict[str, int]:
+    """Non-ok request counts by status, zeros dropped."""
+    return {s: n for s in ERROR_STATUSES if (n := getattr(point.requests, s))}
+
+
+# --- tolerant accessors for the untyped parts: the manifest and telemetry records -------------
 
 def as_dict(value: object) -> JSONDict:
     return value if isinstance(value, dict) else {}
@@ -127,60 +186,5 @@ def as_float(value: object) -> float | None:
 
 
 def is_distribution(value: object) -> bool:
-    """Whether `value` looks like a Distribution: a dict with at least count, p50 and p99."""
+    """Whether `value` looks like an encoded Distribution: a dict with count, p50 and p99."""
     return isinstance(value, dict) and {"count", "p50", "p99"} <= value.keys()
-
-
-def dist_stat(point: JSONDict, metric: str, stat: str) -> float | None:
-    """`point[metric][stat]` as a float, or None when the metric is null or malformed."""
-    value = point.get(metric)
-    return as_float(value.get(stat)) if isinstance(value, dict) else None
-
-
-def point_target(point: JSONDict) -> str:
-    return str(point.get("target") or point.get("target_name") or "(unknown target)")
-
-
-def load_kind(point: JSONDict) -> str:
-    """'closed' for fixed concurrency, 'open' for an arrival rate, else the raw kind or '?'."""
-    load = as_dict(point.get("load"))
-    if as_float(load.get("concurrency")) is not None:
-        return "closed"
-    if as_float(load.get("rate_rps")) is not None:
-        return "open"
-    return str(load.get("kind") or "?")
-
-
-def load_level(point: JSONDict) -> float | None:
-    """The x value of a point: concurrency (closed loop) or rate in req/s (open loop)."""
-    load = as_dict(point.get("load"))
-    concurrency = as_float(load.get("concurrency"))
-    return concurrency if concurrency is not None else as_float(load.get("rate_rps"))
-
-
-def load_label(point: JSONDict, with_kind: bool = True) -> str:
-    """Human label of a point's load, e.g. 'c=8 (closed)' or '2.5 req/s (poisson)'."""
-    load = as_dict(point.get("load"))
-    kind = str(load.get("kind") or "")
-    concurrency = as_float(load.get("concurrency"))
-    rate = as_float(load.get("rate_rps"))
-    if concurrency is not None:
-        text = f"c={concurrency:g}"
-    elif rate is not None:
-        text = f"{rate:g} req/s"
-    else:
-        text = str(point.get("point") or "?")
-    return f"{text} ({kind})" if kind and with_kind else text
-
-
-def error_counts(point: JSONDict) -> dict[str, int]:
-    """Non-ok request counts by status, zeros dropped."""
-    requests = as_dict(point.get("requests"))
-    out: dict[str, int] = {}
-    for status, value in requests.items():
-        if status in ("ok", "total"):
-            continue
-        number = as_float(value)
-        if number:
-            out[str(status)] = int(number)
-    return out

@@ -24,35 +24,33 @@ from harness.report.formatting import (
 from harness.report.run_data import (
     DIST_KEYS,
     JSONDict,
-    as_dict,
-    as_float,
-    as_list,
     dist_stat,
     error_counts,
     is_distribution,
     load_label,
     load_level,
-    point_target,
 )
+from harness.summary import Goodput, PointSummary, TargetRun
+from harness.typed_json import encode
 
 SHOWN_ELSEWHERE = ("target", "target_name", "point", "load")
 MAX_DEPTH = 4
 
 
-def target_section(target: str, info: JSONDict, points: list[JSONDict], color: str,
+def target_section(target: str, info: TargetRun, points: list[PointSummary], color: str,
                    anchor: str) -> str:
     """One target's section: header, error if it did not run, warnings, table and details."""
     points = sorted(points, key=lambda p: (load_level(p) is None, load_level(p) or 0.0))
-    status = str(info.get("status") or ("ok" if points else "unknown"))
+    status = info.status
     parts = [
         f"<section class='target' id='{anchor}'>",
         f"<h3><span class='swatch' style='background:{color}'></span>{esc(target)} "
         f"<span class='status {'ok' if status == 'ok' else 'bad'}'>{esc(status)}</span></h3>",
         _target_facts(info, points),
     ]
-    if status != "ok" or info.get("error"):
+    if status != "ok" or info.error:
         parts.append(f"<div class='callout error'><strong>{esc(target)} did not run cleanly."
-                     f"</strong> {esc(info.get('error') or 'No error message was recorded.')}"
+                     f"</strong> {esc(info.error or 'No error message was recorded.')}"
                      "</div>")
     parts.append(_flag_callout(points))
     parts.append(_missing_ttft_note(points))
@@ -66,32 +64,29 @@ def target_section(target: str, info: JSONDict, points: list[JSONDict], color: s
     return "".join(p for p in parts if p)
 
 
-def _target_facts(info: JSONDict, points: list[JSONDict]) -> str:
+def _target_facts(info: TargetRun, points: list[PointSummary]) -> str:
     facts: list[str] = []
-    name = info.get("name")
-    if name not in (None, ""):
-        facts.append(f"pattern <code>{esc(name)}</code>")
-    options = as_dict(info.get("options"))
-    if options:
+    if info.name:
+        facts.append(f"pattern <code>{esc(info.name)}</code>")
+    if info.options:
         facts.append("options " + ", ".join(
-            f"<code>{esc(k)}={fmt_value(v)}</code>" for k, v in options.items()))
-    startup = as_float(info.get("startup_s"))
-    if startup is not None:
-        facts.append(f"started in {startup:.1f} s")
-    drivers = sorted({str(p["driver"]) for p in points if p.get("driver")})
+            f"<code>{esc(k)}={fmt_value(v)}</code>" for k, v in info.options.items()))
+    if info.startup_s is not None:
+        facts.append(f"started in {info.startup_s:.1f} s")
+    drivers = sorted({p.driver for p in points if p.driver})
     if drivers:
         facts.append("driver " + esc(", ".join(drivers)))
-    kinds = sorted({str(as_dict(p.get("load")).get("kind") or "?") for p in points})
+    kinds = sorted({p.load.kind or "?" for p in points})
     if kinds:
         facts.append("load " + esc(", ".join(kinds)))
-    streams = {p.get("stream") for p in points if isinstance(p.get("stream"), bool)}
+    streams = {p.stream for p in points}
     if streams:
         facts.append("streaming" if streams == {True} else
                      "not streaming" if streams == {False} else "streaming and not")
     return f"<p class='facts'>{' · '.join(facts)}</p>" if facts else ""
 
 
-def _flag_callout(points: list[JSONDict]) -> str:
+def _flag_callout(points: list[PointSummary]) -> str:
     items = [f"<li><strong>{esc(load_label(p))}</strong>: {_badges(p)}</li>"
              for p in points if _flags(p)]
     if not items:
@@ -100,8 +95,8 @@ def _flag_callout(points: list[JSONDict]) -> str:
             "— their numbers may not mean what they seem:<ul>" + "".join(items) + "</ul></div>")
 
 
-def _missing_ttft_note(points: list[JSONDict]) -> str:
-    missing = [p for p in points if p.get("ttft_ms") is None and _ok(p) > 0]
+def _missing_ttft_note(points: list[PointSummary]) -> str:
+    missing = [p for p in points if p.ttft_ms is None and p.requests.ok > 0]
     if not missing:
         return ""
     where = ", ".join(
@@ -113,7 +108,7 @@ def _missing_ttft_note(points: list[JSONDict]) -> str:
             "not streamed).</p>")
 
 
-def _points_table(points: list[JSONDict]) -> str:
+def _points_table(points: list[PointSummary]) -> str:
     head = (
         "<thead><tr><th rowspan='2'>load</th><th colspan='2'>requests</th>"
         "<th colspan='2'>TTFT ms</th><th colspan='2'>TPOT ms</th><th colspan='2'>ITL ms</th>"
@@ -130,30 +125,30 @@ def _points_table(points: list[JSONDict]) -> str:
         _point_row(p) for p in points) + "</tbody></table></div>"
 
 
-def _point_row(p: JSONDict) -> str:
-    throughput = as_dict(p.get("throughput"))
+def _point_row(p: PointSummary) -> str:
+    throughput = p.throughput
     cells = [
         f"<th scope='row'>{esc(load_label(p, with_kind=False))}</th>",
-        _num(fmt_count(as_dict(p.get("requests")).get("ok"))),
+        _num(fmt_count(p.requests.ok)),
         f"<td class='errs'>{_errors_cell(p)}</td>",
         *(_num(fmt_ms(dist_stat(p, metric, stat)))
           for metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms") for stat in ("p50", "p99")),
         _num(fmt_ms(dist_stat(p, "e2e_sched_ms", "p99"))),
-        _num(fmt_rate(throughput.get("req_s"))),
-        _num(fmt_tok_s(throughput.get("output_tok_s"))),
-        _goodput_cell(p.get("goodput")),
-        _num(fmt_number(p.get("achieved_concurrency"))),
+        _num(fmt_rate(throughput.req_s)),
+        _num(fmt_tok_s(throughput.output_tok_s)),
+        _goodput_cell(p.goodput),
+        _num(fmt_number(p.achieved_concurrency)),
         _num(fmt_ms(dist_stat(p, "dispatch_lag_ms", "p99"))),
         f"<td>{_badges(p)}</td>",
     ]
     return f"<tr{' class=flagged' if _flags(p) else ''}>{''.join(cells)}</tr>"
 
 
-def _errors_cell(p: JSONDict) -> str:
+def _errors_cell(p: PointSummary) -> str:
     counts = error_counts(p)
     if not counts:
-        return "0" if as_dict(p.get("requests")) else MISSING
-    codes = {str(code): as_float(v) for code, v in as_dict(p.get("http_errors")).items()}
+        return "0"
+    codes = p.http_errors
     parts = []
     for status, n in counts.items():
         text = f"{status} {n:,}"
@@ -164,13 +159,13 @@ def _errors_cell(p: JSONDict) -> str:
     return "<br>".join(parts)
 
 
-def _goodput_cell(goodput: Any) -> str:
-    if not isinstance(goodput, dict):
+def _goodput_cell(goodput: Goodput | None) -> str:
+    if goodput is None:
         return _num(MISSING)
-    slo = esc(json.dumps(goodput.get("slo"), sort_keys=True))
-    text = fmt_rate(goodput.get("req_s"))
-    if as_float(goodput.get("fraction")) is not None:
-        text += f" · {fmt_fraction(goodput.get('fraction'))}"
+    slo = esc(json.dumps(goodput.slo, sort_keys=True))
+    text = fmt_rate(goodput.req_s)
+    if goodput.fraction is not None:
+        text += f" · {fmt_fraction(goodput.fraction)}"
     return f"<td class='num' title='SLO {slo}'>{text}</td>"
 
 
@@ -178,26 +173,22 @@ def _num(text: str) -> str:
     return f"<td class='num'>{text}</td>"
 
 
-def _flags(p: JSONDict) -> list[str]:
-    return [str(f) for f in as_list(p.get("flags")) if f not in (None, "")]
+def _flags(p: PointSummary) -> list[str]:
+    return [f for f in p.flags if f]
 
 
-def _badges(p: JSONDict) -> str:
+def _badges(p: PointSummary) -> str:
     return " ".join(f"<span class='badge'>⚠ {esc(f)}</span>" for f in _flags(p))
 
 
-def _ok(p: JSONDict) -> float:
-    return as_float(as_dict(p.get("requests")).get("ok")) or 0.0
-
-
-def point_details(p: JSONDict) -> str:
-    """Every key of one point: distributions as a table, everything else as name → value."""
+def point_details(p: PointSummary) -> str:
+    """Every field of one point: distributions as a table, everything else as name → value."""
     dists: list[tuple[str, JSONDict]] = []
     values: list[tuple[str, Any]] = []
-    for key, value in p.items():
+    for key, value in encode(p).items():
         if key not in SHOWN_ELSEWHERE:
             _flatten(str(key), value, dists, values, 0)
-    label = f"{load_label(p)} · point {p.get('point') or '?'} · target {point_target(p)}"
+    label = f"{load_label(p)} · point {p.point or '?'} · target {p.target}"
     out = [f"<h4>{esc(label)}</h4>"]
     if dists:
         head = "".join(f"<th>{k}</th>" for k in DIST_KEYS)

@@ -18,14 +18,13 @@ from harness.report.formatting import MISSING, esc, fmt_count, fmt_ms, fmt_numbe
 from harness.report.run_data import (
     JSONDict,
     RunData,
-    as_dict,
     as_float,
-    dist_stat,
     load_label,
     load_level,
-    point_target,
+    stat,
 )
 from harness.report.timeline import timeline_chart
+from harness.summary import PointSummary
 
 CLOCK_KEYS = frozenset({"t", "ts", "time", "timestamp", "at", "t_s", "elapsed_s", "start", "end",
                         "warmup_end", "gpu"})
@@ -88,7 +87,7 @@ def telemetry_section(run: RunData, figure: Callable[[Chart], str]) -> str:
 
     `figure` renders a chart the way the page renders its other figures."""
     targets = [t for t in run.targets
-               if t in run.telemetry or any(_telemetry(p) for p in _points(run, t))]
+               if t in run.telemetry or any(p.telemetry for p in _points(run, t))]
     targets += [t for t in run.telemetry if t not in targets]
     parts: list[str] = []
     for target in targets:
@@ -97,7 +96,7 @@ def telemetry_section(run: RunData, figure: Callable[[Chart], str]) -> str:
         if records:
             parts.append(f"<div class='charts'>{figure(timeline_chart(target, records))}</div>")
         points = _points(run, target)
-        if any(_telemetry(p) for p in points):
+        if any(p.telemetry for p in points):
             parts.append(_point_table(points))
         if records:
             parts.append("<details><summary>Every telemetry field "
@@ -106,19 +105,15 @@ def telemetry_section(run: RunData, figure: Callable[[Chart], str]) -> str:
     return "".join(parts)
 
 
-def _points(run: RunData, target: str) -> list[JSONDict]:
-    points = [p for p in run.points if point_target(p) == target]
+def _points(run: RunData, target: str) -> list[PointSummary]:
+    points = [p for p in run.points if p.target == target]
     return sorted(points, key=lambda p: (load_level(p) is None, load_level(p) or 0.0))
 
 
-def _telemetry(point: JSONDict) -> JSONDict:
-    return as_dict(point.get("telemetry"))
-
-
-def _point_table(points: list[JSONDict]) -> str:
-    reasons = sorted({str(g.get("reason")) for p in points
-                      if (g := as_dict(_telemetry(p).get("gpu")))
-                      and g.get("available") is False and g.get("reason")})
+def _point_table(points: list[PointSummary]) -> str:
+    reasons = sorted({p.telemetry.gpu.reason for p in points
+                      if p.telemetry and not p.telemetry.gpu.available
+                      and p.telemetry.gpu.reason})
     note = (f"<p class='muted'>No GPU telemetry: {esc('; '.join(reasons))}.</p>"
             if reasons else "")
     head = ("<thead><tr><th rowspan='2'>load</th><th colspan='5'>GPU</th>"
@@ -135,24 +130,23 @@ def _point_table(points: list[JSONDict]) -> str:
             "process). Energy integrates board power; tokens / J = output tokens / energy.</p>")
 
 
-def _point_row(point: JSONDict) -> str:
-    tel = _telemetry(point)
-    gpu, target, driver = (as_dict(tel.get(k)) for k in ("gpu", "target", "driver"))
-    health, server = as_dict(tel.get("health")), as_dict(tel.get("server"))
+def _point_row(point: PointSummary) -> str:
+    tel = point.telemetry
+    if tel is None:
+        return (f"<tr><th scope='row'>{esc(load_label(point, with_kind=False))}</th>"
+                + f"<td class='num'>{MISSING}</td>" * 14 + "</tr>")
+    gpu, target, driver, health, server = tel.gpu, tel.target, tel.driver, tel.health, tel.server
     cells = [
-        dist_stat(gpu, "util_pct", "mean"), dist_stat(gpu, "util_pct", "max"),
-        gpu.get("mem_used_peak_mb"), gpu.get("energy_j"), None,
-        dist_stat(target, "cpu_pct", "mean"), dist_stat(target, "cpu_pct", "max"),
-        target.get("rss_peak_mb"), dist_stat(driver, "cpu_pct", "mean"),
+        stat(gpu.util_pct, "mean"), stat(gpu.util_pct, "max"), gpu.mem_used_peak_mb,
+        gpu.energy_j, None, stat(target.cpu_pct, "mean"), stat(target.cpu_pct, "max"),
+        target.rss_peak_mb, stat(driver.cpu_pct, "mean"),
     ]
     text = [fmt_number(None if v is None else round(float(v), 1)) for v in cells]
-    text[4] = fmt_number(gpu.get("tokens_per_j"))  # often below 1: keep fmt_number's 3 decimals
-    text += [fmt_ms(dist_stat(health, "latency_ms", "p50")),
-             fmt_ms(dist_stat(health, "latency_ms", "p99"))]
-    text += [fmt_number(server.get(k)) for k in ("in_flight_max", "queue_depth_max",
-                                                   "batch_size_max")]
-    failed = as_float(health.get("failed"))
-    if failed:
-        text[10] += f" <span class='err'>({failed:g} failed)</span>"
+    text[4] = fmt_number(gpu.tokens_per_j)  # often below 1: keep fmt_number's 3 decimals
+    text += [fmt_ms(stat(health.latency_ms, "p50")), fmt_ms(stat(health.latency_ms, "p99"))]
+    text += [fmt_number(v) for v in (server.in_flight_max, server.queue_depth_max,
+                                     server.batch_size_max)]
+    if health.failed:
+        text[10] += f" <span class='err'>({health.failed:g} failed)</span>"
     return (f"<tr><th scope='row'>{esc(load_label(point, with_kind=False))}</th>"
             + "".join(f"<td class='num'>{t or MISSING}</td>" for t in text) + "</tr>")

@@ -2,8 +2,9 @@
 
 Only records sampled inside the measured window `[start, end]` count (the same window as the
 point's throughput: from the end of warm-up to the last completion), except that energy is
-integrated over exactly that window from the power samples around it. Shape (every
-distribution is a `harness.metrics.Distribution`, null when there was no sample):
+integrated over exactly that window from the power samples around it. The result is a
+`harness.summary.PointTelemetry`; as JSON (every distribution a `Distribution`, null when there
+was no sample):
 
     {"window_s": 8.02,
      "gpu": {"available": true, "devices": 1, "names": ["NVIDIA H100 80GB HBM3"],
@@ -32,33 +33,39 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from harness.metrics import Distribution
+from harness.summary import (
+    Distribution,
+    GpuTelemetry,
+    HealthTelemetry,
+    PointTelemetry,
+    ProcessTree,
+    ServerTelemetry,
+)
 from harness.telemetry.store import Record
 
 
 def summarize_telemetry(records: Sequence[Record], *, start: float, end: float,
-                        output_tokens: int | None = None) -> dict[str, Any]:
-    """The `telemetry` object of one point from its records (see the module docstring)."""
+                        output_tokens: int | None = None) -> PointTelemetry:
+    """The `telemetry` part of one point from its records (see the module docstring)."""
     inside = [r for r in records if _in(r.get("t"), start, end)]
-    return {
-        "window_s": round(end - start, 4) if end > start else None,
-        "gpu": gpu_summary(records, start, end, output_tokens),
-        "target": _tree(inside, "target"),
-        "driver": _tree(inside, "driver"),
-        "health": _health(inside),
-        "server": _server(inside),
-    }
+    return PointTelemetry(
+        window_s=end - start if end > start else None,
+        gpu=gpu_summary(records, start, end, output_tokens),
+        target=_tree(inside, "target"),
+        driver=_tree(inside, "driver"),
+        health=_health(inside),
+        server=_server(inside),
+    )
 
 
 def gpu_summary(records: Sequence[Record], start: float, end: float,
-                output_tokens: int | None) -> dict[str, Any]:
+                output_tokens: int | None) -> GpuTelemetry:
     status = next((r for r in records if r.get("kind") == "gpu_status"), None)
     if status is None:
-        return {"available": False, "reason": "no GPU status was recorded"}
+        return GpuTelemetry(available=False, reason="no GPU status was recorded")
     if not status.get("available"):
-        return {"available": False, "reason": str(status.get("reason") or "unknown")}
+        return GpuTelemetry(available=False, reason=str(status.get("reason") or "unknown"))
     devices = [d for d in status.get("devices") or () if isinstance(d, dict)]
     by_gpu: dict[int, list[Record]] = {}
     for r in records:
@@ -72,20 +79,20 @@ def gpu_summary(records: Sequence[Record], start: float, end: float,
     peaks = [max(v) for rs in by_gpu.values()
              if (v := [x for r in rs if _in(r.get("t"), start, end)
                        and (x := _num(r.get("mem_used_mb"))) is not None])]
-    return {
-        "available": True,
-        "devices": len(devices) or len(by_gpu),
-        "names": [str(d.get("name")) for d in devices],
-        "samples": len(inside),
-        "util_pct": _dist(inside, "util_pct"),
-        "mem_used_peak_mb": round(sum(peaks), 1) if peaks else None,
-        "power_w": _dist(inside, "power_w"),
-        "sm_clock_mhz": _dist(inside, "sm_clock_mhz"),
-        "energy_j": _round(energy),
-        "energy_j_counter": _round(counter),
-        "tokens_per_j": (_round(output_tokens / energy, 4)
-                         if energy and energy > 0 and output_tokens is not None else None),
-    }
+    return GpuTelemetry(
+        available=True,
+        devices=len(devices) or len(by_gpu),
+        names=tuple(str(d.get("name")) for d in devices),
+        samples=len(inside),
+        util_pct=_dist(inside, "util_pct"),
+        mem_used_peak_mb=round(sum(peaks), 1) if peaks else None,
+        power_w=_dist(inside, "power_w"),
+        sm_clock_mhz=_dist(inside, "sm_clock_mhz"),
+        energy_j=_round(energy),
+        energy_j_counter=_round(counter),
+        tokens_per_j=(_round(output_tokens / energy, 4)
+                      if energy and energy > 0 and output_tokens is not None else None),
+    )
 
 
 def integrate(ts: Sequence[float], vs: Sequence[float], a: float, b: float) -> float | None:
@@ -126,46 +133,45 @@ def _series(records: Iterable[Record], field: str) -> tuple[list[float], list[fl
     return [t for t, _ in pairs], [v for _, v in pairs]
 
 
-def _tree(records: Sequence[Record], prefix: str) -> dict[str, Any]:
+def _tree(records: Sequence[Record], prefix: str) -> ProcessTree:
     host = [r for r in records if r.get("kind") == "host"]
     procs = [n for r in host if (n := _num(r.get(f"{prefix}_procs"))) is not None]
-    return {
-        "samples": len(host),
-        "cpu_pct": _dist(host, f"{prefix}_cpu_pct"),
-        "rss_peak_mb": _max(host, f"{prefix}_rss_mb"),
-        "pss_peak_mb": _max(host, f"{prefix}_pss_mb"),
-        "procs_max": int(max(procs)) if procs else None,
-    }
+    return ProcessTree(
+        samples=len(host),
+        cpu_pct=_dist(host, f"{prefix}_cpu_pct"),
+        rss_peak_mb=_max(host, f"{prefix}_rss_mb"),
+        pss_peak_mb=_max(host, f"{prefix}_pss_mb"),
+        procs_max=int(max(procs)) if procs else None,
+    )
 
 
-def _health(records: Sequence[Record]) -> dict[str, Any]:
+def _health(records: Sequence[Record]) -> HealthTelemetry:
     probes = [r for r in records if r.get("kind") == "health"]
-    return {
-        "count": len(probes),
-        "failed": sum(1 for r in probes if _num(r.get("latency_ms")) is None),
-        "latency_ms": _dist(probes, "latency_ms"),
-    }
+    return HealthTelemetry(
+        count=len(probes),
+        failed=sum(1 for r in probes if _num(r.get("latency_ms")) is None),
+        latency_ms=_dist(probes, "latency_ms"),
+    )
 
 
-def _server(records: Sequence[Record]) -> dict[str, Any]:
+def _server(records: Sequence[Record]) -> ServerTelemetry:
     scrapes = [r for r in records if r.get("kind") == "metrics"]
     sources = sorted({str(r["source"]) for r in scrapes if r.get("source")})
     batch = [v for r in scrapes if (v := _num(r.get("batch_size"))) is not None]
-    return {
-        "source": ", ".join(sources) or None,
-        "scrapes": len(scrapes),
-        "failed": sum(1 for r in scrapes if r.get("error")),
-        "in_flight_max": _max(scrapes, "in_flight"),
-        "queue_depth_max": _max(scrapes, "queue_depth"),
-        "batch_size_max": max(batch) if batch else None,
-        "batch_size_mean": round(sum(batch) / len(batch), 3) if batch else None,
-        "kv_cache_pct_max": _max(scrapes, "kv_cache_pct"),
-    }
+    return ServerTelemetry(
+        source=", ".join(sources) or None,
+        scrapes=len(scrapes),
+        failed=sum(1 for r in scrapes if r.get("error")),
+        in_flight_max=_max(scrapes, "in_flight"),
+        queue_depth_max=_max(scrapes, "queue_depth"),
+        batch_size_max=max(batch) if batch else None,
+        batch_size_mean=round(sum(batch) / len(batch), 3) if batch else None,
+        kv_cache_pct_max=_max(scrapes, "kv_cache_pct"),
+    )
 
 
-def _dist(records: Iterable[Record], field: str) -> dict[str, Any] | None:
-    dist = Distribution.of(v for r in records if (v := _num(r.get(field))) is not None)
-    return dist.to_dict() if dist else None
+def _dist(records: Iterable[Record], field: str) -> Distribution | None:
+    return Distribution.of(v for r in records if (v := _num(r.get(field))) is not None)
 
 
 def _max(records: Iterable[Record], field: str) -> float | None:

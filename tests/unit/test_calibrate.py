@@ -4,29 +4,35 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-from harness.calibrate import (
-    CalibrateOptions,
-    calibration_scenario,
-    figures,
-    read_calibration,
-    table,
-)
+from harness.calibrate import CalibrateOptions, calibration_scenario, figures, table
+from harness.manifest import read_calibration
 from harness.report.calibration import calibration_section
-from harness.report.run_data import RunData
+from harness.report.run_data import RunData, empty_summary
+from harness.summary import Distribution, Load, PointSummary, Requests, Throughput
+from harness.telemetry.summary import summarize_telemetry
+from tests.summaries import typed_point
 
 
-def point(driver: str, ttft: dict[str, Any] | None, ttfb: dict[str, Any]) -> dict[str, Any]:
-    return {"driver": driver, "ttft_ms": ttft, "ttfb_ms": ttfb,
-            "throughput": {"req_s": 812.345}, "requests": {"ok": 90, "total": 100},
-            "dispatch_lag_ms": {"p99": 0.5},
-            "telemetry": {"driver": {"cpu_pct": {"mean": 50.0}}, "target": {"cpu_pct": None}}}
+def dist(p50: float, p99: float) -> Distribution:
+    return Distribution(count=100, mean=p50, p50=p50, p90=p99, p95=p99, p99=p99, max=p99)
+
+
+def point(driver: str, ttft: Distribution | None, ttfb: Distribution) -> PointSummary:
+    """A calibration point: 90 of 100 requests ok at 812.345 req/s, the driver at half a core."""
+    host = [{"kind": "host", "t": 1.0, "driver_cpu_pct": 50.0, "target_procs": 1}]
+    return typed_point(f"echo@{driver}", "c64", Load(kind="closed", concurrency=64),
+                       driver=driver, telemetry=summarize_telemetry(host, start=0.0, end=2.0),
+                       ttft_ms=ttft, ttfb_ms=ttfb, dispatch_lag_ms=dist(0.2, 0.5),
+                       requests=Requests(ok=90, http_error=0, refused=0, timeout=10,
+                                         truncated=0, conn_error=0, total=100),
+                       throughput=Throughput(window_s=6.0, req_s=812.345, output_tok_s=None,
+                                             input_tok_s=None))
 
 
 def test_figures_take_ttft_or_first_byte_for_a_driver_without_token_timing() -> None:
-    got = figures([point("builtin", {"p50": 3.0, "p99": 9.876}, {"p50": 1.0, "p99": 2.0}),
-                   point("k6", None, {"p50": 2.5, "p99": 7.0})])
+    got = figures([point("builtin", dist(3.0, 9.876), dist(1.0, 2.0)),
+                   point("k6", None, dist(2.5, 7.0))])
     # half a core for 812.345 req/s: 0.6155 ms of driver CPU per request, 1624.7 req/s a core
     assert got["builtin"] == {"max_req_s": 812.35, "ttft_p99_ms": 9.88, "ttft_p50_ms": 3.0,
                               "driver_cpu_ms_per_req": 0.616, "req_s_per_core": 1624.69,
@@ -56,8 +62,8 @@ def test_the_calibration_run_is_one_closed_point_per_driver_on_echo() -> None:
 
 def test_the_report_shows_the_calibration_as_a_table() -> None:
     cal = {"created": "2026-11-27", "run": "r1", "concurrency": 64, "tokens_per_request": 16,
-           "drivers": figures([point("k6", None, {"p50": 2.5, "p99": 7.25})])}
-    html = calibration_section(RunData("r", {"calibration": cal}, {}))
+           "drivers": figures([point("k6", None, dist(2.5, 7.25))])}
+    html = calibration_section(RunData("r", {"calibration": cal}, empty_summary("r")))
     assert "Harness overhead" in html and "<td>k6</td><td>812.4</td>" in html
     assert "no token timing" in html
-    assert calibration_section(RunData("r", {}, {})) == ""
+    assert calibration_section(RunData("r", {}, empty_summary("r"))) == ""

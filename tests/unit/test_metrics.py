@@ -11,8 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.metrics import Distribution, percentile, summarize
+from harness.metrics import summarize
 from harness.samples import Sample
+from harness.summary import Distribution, PointMetrics, percentile
+from harness.typed_json import encode
 
 WARMUP_END = 10.0
 
@@ -102,27 +104,34 @@ def test_distribution_sorts_and_skips_non_finite() -> None:
     assert [d.p90, d.p95, d.p99] == pytest.approx([4.6, 4.8, 4.96])
 
 
-def test_distribution_to_dict_rounds_floats_only() -> None:
+def test_distribution_json_rounds_floats_only() -> None:
     d = Distribution.of([1.0, 2.0, 2.0])
     assert d is not None
-    assert d.to_dict() == {"count": 3, "mean": 1.6667, "p50": 2.0, "p90": 2.0, "p95": 2.0,
+    assert encode(d) == {"count": 3, "mean": 1.6667, "p50": 2.0, "p90": 2.0, "p95": 2.0,
                            "p99": 2.0, "max": 2.0}
+
+
+def point_json(*args: Any, **kwargs: Any) -> Any:
+    """`summarize`'s result as the JSON a point carries in summary.json."""
+    metrics = summarize(*args, **kwargs)
+    assert isinstance(metrics, PointMetrics)
+    return encode(metrics)
 
 
 # --- summarize ------------------------------------------------------------------------------------
 
 def test_requests_counted_by_status_after_warmup() -> None:
-    s = summarize(run(), warmup_end=WARMUP_END)
+    s = point_json(run(), warmup_end=WARMUP_END)
     assert s["requests"] == {"ok": 3, "http_error": 2, "refused": 0, "timeout": 1,
                              "truncated": 0, "conn_error": 0, "total": 6}
     assert s["http_errors"] == {"503": 1, "500": 1}
 
 
 def test_warmup_end_is_inclusive_and_earlier_samples_count_without_it() -> None:
-    assert summarize(run(), warmup_end=WARMUP_END)["requests"]["total"] == 6
-    assert summarize(run(), warmup_end=10.5)["requests"]["total"] == 6  # "a" done at 10.5
-    assert summarize(run(), warmup_end=10.5001)["requests"]["total"] == 5  # drops "a"
-    assert summarize(run())["requests"]["total"] == 7
+    assert point_json(run(), warmup_end=WARMUP_END)["requests"]["total"] == 6
+    assert point_json(run(), warmup_end=10.5)["requests"]["total"] == 6  # "a" done at 10.5
+    assert point_json(run(), warmup_end=10.5001)["requests"]["total"] == 5  # drops "a"
+    assert point_json(run())["requests"]["total"] == 7
 
 
 def test_request_running_across_warmup_end_counts_with_only_its_later_tokens() -> None:
@@ -130,7 +139,7 @@ def test_request_running_across_warmup_end_counts_with_only_its_later_tokens() -
     spanning = sample("s", 8.0, 8.0, first_byte_at=8.5, first_token_at=9.0,
                       token_times=(9.0, 11.0, 12.0, 13.0), done_at=13.0, output_tokens=4,
                       prompt_tokens=50, tokens_source="usage")
-    s = summarize([spanning], warmup_end=10.0)
+    s = point_json([spanning], warmup_end=10.0)
     assert s["requests"]["ok"] == 1
     assert s["e2e_ms"]["p50"] == close(5000.0)  # the whole request, not just its tail
     # window 10 → 13 = 3 s; 3 of its 4 tokens arrived inside it; its prompt was sent before.
@@ -141,12 +150,12 @@ def test_request_running_across_warmup_end_counts_with_only_its_later_tokens() -
 
 def test_non_streaming_tokens_are_prorated_over_the_window() -> None:
     whole = sample("n", 6.0, 6.0, done_at=14.0, output_tokens=80, stream=False)
-    s = summarize([whole], warmup_end=10.0)
+    s = point_json([whole], warmup_end=10.0)
     assert s["throughput"]["output_tok_s"] == close(40 / 4)  # half its time, half its tokens
 
 
 def test_ttft_from_sent_and_from_scheduled() -> None:
-    s = summarize(run(), warmup_end=WARMUP_END)
+    s = point_json(run(), warmup_end=WARMUP_END)
     ttft = s["ttft_ms"]
     assert ttft["count"] == 3
     assert (ttft["p50"], ttft["mean"], ttft["max"]) == (close(100), close(133.3333), close(200))
@@ -158,14 +167,14 @@ def test_ttft_from_sent_and_from_scheduled() -> None:
 
 
 def test_tpot_per_request_and_none_for_one_token() -> None:
-    tpot = summarize(run(), warmup_end=WARMUP_END)["tpot_ms"]
+    tpot = point_json(run(), warmup_end=WARMUP_END)["tpot_ms"]
     # a: 150, e: 300; b has one token and no TPOT.
     assert tpot["count"] == 2
     assert (tpot["mean"], tpot["p50"], tpot["max"]) == (close(225), close(225), close(300))
 
 
 def test_itl_pools_every_gap() -> None:
-    itl = summarize(run(), warmup_end=WARMUP_END)["itl_ms"]
+    itl = point_json(run(), warmup_end=WARMUP_END)["itl_ms"]
     # gaps 100, 200 (a) and 300, 300, 300 (e)
     assert itl["count"] == 5
     assert (itl["mean"], itl["p50"], itl["max"]) == (close(240), close(300), close(300))
@@ -173,7 +182,7 @@ def test_itl_pools_every_gap() -> None:
 
 
 def test_e2e_from_sent_and_from_scheduled() -> None:
-    s = summarize(run(), warmup_end=WARMUP_END)
+    s = point_json(run(), warmup_end=WARMUP_END)
     e2e = s["e2e_ms"]
     assert (e2e["count"], e2e["p50"], e2e["max"]) == (3, close(400), close(1000))
     assert e2e["mean"] == close(1600 / 3)
@@ -183,14 +192,14 @@ def test_e2e_from_sent_and_from_scheduled() -> None:
 
 
 def test_dispatch_lag_counts_every_measured_request() -> None:
-    lag = summarize(run(), warmup_end=WARMUP_END)["dispatch_lag_ms"]
+    lag = point_json(run(), warmup_end=WARMUP_END)["dispatch_lag_ms"]
     # a 100, c 500, and 0 for b, d, e, f
     assert (lag["count"], lag["p50"], lag["max"]) == (6, close(0), close(500))
     assert lag["mean"] == close(100)
 
 
 def test_throughput_window_runs_from_warmup_end_to_last_completion() -> None:
-    s = summarize(run(), warmup_end=WARMUP_END)
+    s = point_json(run(), warmup_end=WARMUP_END)
     assert s["throughput"] == {"window_s": close(5.0), "req_s": close(0.6),
                                "output_tok_s": close(1.6), "input_tok_s": close(60.0)}
     assert s["achieved_concurrency"] == close(0.32)  # (0.4 + 0.2 + 1.0) s busy over 5 s
@@ -200,7 +209,7 @@ def test_throughput_window_runs_from_warmup_end_to_last_completion() -> None:
 
 
 def test_goodput_fraction_over_all_measured_requests() -> None:
-    s = summarize(run(), warmup_end=WARMUP_END, slo={"ttft_ms": 250, "tpot_ms": 200})
+    s = point_json(run(), warmup_end=WARMUP_END, slo={"ttft_ms": 250, "tpot_ms": 200})
     # a and b meet both; e's TPOT is 300 ms; the three failures never count.
     assert s["goodput"] == {"slo": {"ttft_ms": 250, "tpot_ms": 200}, "good_requests": 2,
                             "req_s": close(0.4), "fraction": close(2 / 6)}
@@ -208,27 +217,27 @@ def test_goodput_fraction_over_all_measured_requests() -> None:
 
 def test_goodput_ttft_slo_is_measured_from_scheduled() -> None:
     # TTFT from scheduled: a 200, b 200, e 100. From sent, a (100) would pass 150 too.
-    goodput = summarize(run(), warmup_end=WARMUP_END, slo={"ttft_ms": 150})["goodput"]
+    goodput = point_json(run(), warmup_end=WARMUP_END, slo={"ttft_ms": 150})["goodput"]
     assert goodput["good_requests"] == 1
 
 
 def test_goodput_one_token_request_meets_a_tpot_slo() -> None:
-    goodput = summarize(run(), warmup_end=WARMUP_END, slo={"tpot_ms": 200})["goodput"]
+    goodput = point_json(run(), warmup_end=WARMUP_END, slo={"tpot_ms": 200})["goodput"]
     assert goodput["good_requests"] == 2  # a (150 ms) and b (no TPOT); not e (300 ms)
 
 
 def test_goodput_e2e_slo_is_measured_from_scheduled() -> None:
     # e2e from scheduled: a 500, b 200, e 1000. From sent, a would be 400 and pass 450.
-    goodput = summarize(run(), warmup_end=WARMUP_END, slo={"e2e_ms": 450})["goodput"]
+    goodput = point_json(run(), warmup_end=WARMUP_END, slo={"e2e_ms": 450})["goodput"]
     assert goodput["good_requests"] == 1
 
 
 def test_no_slo_no_goodput() -> None:
-    assert summarize(run(), warmup_end=WARMUP_END)["goodput"] is None
+    assert point_json(run(), warmup_end=WARMUP_END)["goodput"] is None
 
 
 def test_empty_run_gives_none_not_zero() -> None:
-    s = summarize([], slo={"ttft_ms": 100})
+    s = point_json([], slo={"ttft_ms": 100})
     assert s["requests"]["total"] == 0
     for key in ("ttft_ms", "ttft_sched_ms", "ttfb_ms", "tpot_ms", "itl_ms", "e2e_ms",
                 "e2e_sched_ms", "dispatch_lag_ms", "output_tokens", "achieved_concurrency"):
@@ -241,7 +250,7 @@ def test_empty_run_gives_none_not_zero() -> None:
 
 def test_only_failures_give_no_latencies_but_a_zero_goodput_fraction() -> None:
     failed = [s for s in run() if s.request_id in ("c", "d", "f")]
-    s = summarize(failed, warmup_end=WARMUP_END, slo={"ttft_ms": 100})
+    s = point_json(failed, warmup_end=WARMUP_END, slo={"ttft_ms": 100})
     assert s["requests"]["total"] == 3
     assert s["ttft_ms"] is None and s["e2e_ms"] is None
     assert s["throughput"]["req_s"] is None

@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 
 from harness.report import build_index, build_report
+from harness.summary import SCHEMA_VERSION
+from harness.telemetry.summary import summarize_telemetry
+from harness.typed_json import encode
 
 HOSTILE = "<script>alert(1)</script>"
 FAILED_ERROR = "startup timed out after 60 s: /health never answered"
@@ -40,9 +43,20 @@ def point(target: str, concurrency: int, scale: float, **overrides: Any) -> dict
         "goodput": {"slo": {"ttft_ms": 500}, "good_requests": 30, "req_s": 3.7, "fraction": 0.75},
         "achieved_concurrency": concurrency * 0.98,
         "token_counts_from": ["usage"],
+        "flags": [], "max_dispatch_lag_ms": 50.0, "driver_stats": None, "probe_ms": None,
+        "telemetry": None, "proxy": None,
     }
     p.update(overrides)
     return p
+
+
+def telemetry() -> dict[str, Any]:
+    """A point's telemetry as the telemetry stage writes it: two host samples in the window."""
+    records = [{"kind": "host", "t": t, "target_cpu_pct": cpu, "target_rss_mb": 812.0,
+                "target_procs": 1, "driver_cpu_pct": 20.0, "driver_rss_mb": 60.0}
+               for t, cpu in ((1.0, 181.25), (2.0, 181.25))]
+    out: dict[str, Any] = encode(summarize_telemetry(records, start=0.5, end=2.5))
+    return out
 
 
 def make_run(results: Path, run_id: str, created: str, description: str = "A test run") -> Path:
@@ -54,15 +68,14 @@ def make_run(results: Path, run_id: str, created: str, description: str = "A tes
         "flask_threads", 32, 6.0, ttft_ms=None, ttft_sched_ms=None, flags=["driver_bound"],
         requests={"ok": 33, "http_error": 2, "refused": 5, "timeout": 0, "truncated": 0,
                   "conn_error": 0, "total": 40},
-        http_errors={"503": 2},
-        telemetry={"cpu_pct": 181.25, "rss": {"max_mb": 812.0}},
-        probe_ms=dist(3.0, 41.5)))
+        http_errors={"503": 2}, telemetry=telemetry(), probe_ms=dist(3.0, 41.5)))
     points += [point("fastapi_batching", c, s) for c, s in ((1, 0.9), (8, 1.1), (32, 1.4))]
     points[0]["ttft_ms"].update(p50=123.456, p99=150.0)
     points[0]["throughput"]["output_tok_s"] = 316.0
     points[3]["e2e_ms"]["p99"] = 1234.56
     summary = {
-        "schema_version": 1, "run": run_id, "scenario": "default",
+        "schema_version": SCHEMA_VERSION, "run": run_id, "scenario": "default",
+        "interrupted": False,
         "targets": {
             "flask_threads": {"name": "flask_threads", "options": {"threads": 8},
                               "status": "ok", "startup_s": 3.2, "error": None},
@@ -150,10 +163,11 @@ def test_every_data_string_is_escaped(tmp_path: Path) -> None:
     evil = "<b id=pwn>'\"&"
     run_dir = make_run(tmp_path / "results", "20261127-173500-evil-abc1234", "bad date")
     summary = json.loads((run_dir / "summary.json").read_text())
-    summary["targets"][evil] = {"name": evil, "options": {evil: evil}, "status": evil,
+    summary["targets"][evil] = {"name": evil, "options": {evil: evil}, "status": "failed",
                                 "error": evil}
     summary["points"].append(point(evil, 2, 1.0, flags=[evil], http_errors={evil: 1},
-                                   load={"kind": evil, "concurrency": 2}, **{evil: {evil: 1}}))
+                                   load={"kind": evil, "concurrency": 2},
+                                   driver_stats={evil: {evil: 1}}))
     summary["points"][-1]["requests"]["http_error"] = 1
     (run_dir / "summary.json").write_text(json.dumps(summary))
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -181,28 +195,49 @@ def test_report_shows_failed_target_flags_and_dashes(report: tuple[Path, str]) -
     assert "TTFT shows — for c=32 (closed)" in html
 
 
-def test_report_renders_unknown_keys_and_telemetry(report: tuple[Path, str]) -> None:
+def test_report_renders_every_field_and_telemetry(report: tuple[Path, str]) -> None:
     _, html = report
     assert "<code>probe_ms</code>" in html
-    assert "<code>telemetry.cpu_pct</code>" in html and "181.25" in html
-    assert "<code>telemetry.rss.max_mb</code>" in html
+    assert "<code>telemetry.target.cpu_pct</code>" in html and "181.25" in html
+    assert "<code>telemetry.target.rss_peak_mb</code>" in html and "812" in html
     assert "<code>cpu_pct</code>" in html  # telemetry/flask_threads.jsonl summarized
     assert "1 line(s) were not JSON objects" in html
 
 
-def test_summary_missing_optional_keys_still_renders(tmp_path: Path) -> None:
+def bare_run(tmp_path: Path, summary: Any) -> str:
     run_dir = tmp_path / "results" / "20260101-000000-bare-0000000"
     run_dir.mkdir(parents=True)
-    bare_point = {"target": "t1", "point": "r2.5", "load": {"kind": "poisson", "rate_rps": 2.5},
-                  "requests": {"ok": 3, "total": 3}, "ttft_ms": None,
-                  "future_metric": {"nested": {"deep": [1, 2]}}}
-    (run_dir / "summary.json").write_text(json.dumps({"points": [bare_point, {"x": 1}, 7]}))
+    (run_dir / "summary.json").write_text(json.dumps(summary))
     (run_dir / "manifest.json").write_text(json.dumps({"scenario": "not a dict"}))
-    html = build_report(run_dir, tmp_path / "reports").read_text(encoding="utf-8")
+    return build_report(run_dir, tmp_path / "reports").read_text(encoding="utf-8")
+
+
+def test_a_point_with_empty_metrics_renders_dashes(tmp_path: Path) -> None:
+    empty = point("t1", 1, 1.0, point="r2.5", load={"kind": "poisson", "rate_rps": 2.5},
+                  requests={"ok": 0, "http_error": 0, "refused": 0, "timeout": 3,
+                            "truncated": 0, "conn_error": 0, "total": 3},
+                  **{m: None for m in ("ttft_ms", "ttft_sched_ms", "ttfb_ms", "tpot_ms",
+                                       "itl_ms", "e2e_ms", "e2e_sched_ms", "output_tokens")},
+                  throughput={"window_s": None, "req_s": None, "output_tok_s": None,
+                              "input_tok_s": None}, goodput=None)
+    html = bare_run(tmp_path, {"schema_version": SCHEMA_VERSION, "run": "r", "scenario": "s",
+                               "interrupted": True, "targets": {}, "points": [empty]})
     assert "2.5 req/s (poisson)" in html
-    assert "future_metric.nested.deep" in html
     assert html.count("<figure>") == 4  # placeholders where there is nothing to plot
-    assert "—" in point_row(html, "2.5 req/s")
+    assert "—" in point_row(html, "2.5 req/s") and "timeout 3" in point_row(html, "2.5 req/s")
+
+
+def test_a_summary_of_an_older_version_is_a_notice_not_a_crash(tmp_path: Path) -> None:
+    html = bare_run(tmp_path, {"schema_version": 1, "points": [{"target": "t1"}]})
+    assert "written by an older version of patternbench (schema 1" in html
+
+
+def test_a_summary_that_does_not_fit_names_the_field(tmp_path: Path) -> None:
+    bad = point("t1", 1, 1.0)
+    bad["requests"]["ok"] = "many"
+    html = bare_run(tmp_path, {"schema_version": SCHEMA_VERSION, "run": "r", "scenario": "s",
+                               "interrupted": False, "targets": {}, "points": [bad]})
+    assert "points[0].requests.ok: expected int, got &#x27;many&#x27;" in html
 
 
 def test_points_without_first_token_data(tmp_path: Path) -> None:
@@ -211,7 +246,9 @@ def test_points_without_first_token_data(tmp_path: Path) -> None:
     run_dir.mkdir(parents=True)
     points = [point("flask_threads", c, 1.0, driver="k6", ttft_ms=None, ttft_sched_ms=None,
                     tpot_ms=None, itl_ms=None) for c in (1, 4)]
-    (run_dir / "summary.json").write_text(json.dumps({"run": run_dir.name, "points": points}))
+    (run_dir / "summary.json").write_text(json.dumps({
+        "schema_version": SCHEMA_VERSION, "run": run_dir.name, "scenario": "k6",
+        "interrupted": False, "targets": {}, "points": points}))
     html = build_report(run_dir, tmp_path / "reports").read_text(encoding="utf-8")
     assert html.count("data:image/png;base64,") == 2  # tokens/s and E2E
     assert "No data for this chart" in html  # TTFT

@@ -9,8 +9,10 @@ from pathlib import Path
 from harness.report import build_report
 from harness.report.run_data import load_run
 from harness.report.timeline import series, spans, timeline_chart
+from harness.summary import Load
 from harness.telemetry import summarize_telemetry, write_records
 from harness.telemetry.store import Record
+from tests.summaries import typed_point, write_summary
 
 
 def records(gpu: bool) -> list[Record]:
@@ -48,13 +50,12 @@ def make_run(root: Path, gpu: bool) -> Path:
     points = []
     for name, level, start in (("c1", 1, 0.0), ("c8", 8, 5.0)):
         mine = [r for r in recs if r["point"] == name]
-        points.append({"target": "fastapi_batching", "point": name,
-                       "load": {"kind": "closed", "concurrency": level},
-                       "requests": {"ok": 10, "total": 10},
-                       "telemetry": summarize_telemetry(mine, start=start + 1.0, end=start + 4.0,
-                                                        output_tokens=600)})
+        points.append(typed_point(
+            "fastapi_batching", name, Load(kind="closed", concurrency=level),
+            telemetry=summarize_telemetry(mine, start=start + 1.0, end=start + 4.0,
+                                          output_tokens=600)))
     run_dir.mkdir(parents=True)
-    (run_dir / "summary.json").write_text(json.dumps({"schema_version": 1, "points": points}))
+    write_summary(run_dir, points)
     (run_dir / "manifest.json").write_text(json.dumps({"scenario": {"name": "tel"}}))
     write_records(run_dir / "telemetry" / "fastapi_batching.jsonl", recs)
     return run_dir

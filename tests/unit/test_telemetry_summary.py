@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from harness.telemetry.store import Record
 from harness.telemetry.summary import integrate, summarize_telemetry
+from harness.typed_json import encode
 
 H100 = {"kind": "gpu_status", "t": 0.0, "available": True, "reason": None,
         "devices": [{"index": 0, "name": "GPU-A", "mem_total_mb": 81559.0}]}
+
+
+def telemetry_json(*args: Any, **kwargs: Any) -> Any:
+    """The telemetry part of a point as summary.json carries it."""
+    return encode(summarize_telemetry(*args, **kwargs))
 
 
 def gpu(t: float, power: float | None, util: float = 50.0, index: int = 0,
@@ -21,7 +29,7 @@ def gpu(t: float, power: float | None, util: float = 50.0, index: int = 0,
 def test_energy_integrates_a_power_ramp_and_gives_tokens_per_joule() -> None:
     # power = 100 + 10·t W sampled every second; ∫ from 0.5 to 4.5 = 400 + 5·(4.5² − 0.5²) = 500
     records = [H100] + [gpu(float(t), 100.0 + 10 * t) for t in range(7)]
-    out = summarize_telemetry(records, start=0.5, end=4.5, output_tokens=1250)["gpu"]
+    out = telemetry_json(records, start=0.5, end=4.5, output_tokens=1250)["gpu"]
     assert out["energy_j"] == pytest.approx(500.0)
     assert out["tokens_per_j"] == pytest.approx(2.5)
     assert out["power_w"]["count"] == 4  # samples at t = 1, 2, 3, 4 lie inside the window
@@ -34,12 +42,12 @@ def test_energy_holds_the_edge_samples_and_sums_gpus_and_checks_the_counter() ->
     for t in (1.0, 2.0, 3.0):
         records.append(gpu(t, 100.0, index=0, counter=1000.0 + 100.0 * t, mem=500.0 * t))
         records.append(gpu(t, 300.0, index=1, util=0.0, counter=50.0 + 300.0 * t, mem=200.0))
-    out = summarize_telemetry(records, start=0.0, end=4.0, output_tokens=None)["gpu"]
+    out = telemetry_json(records, start=0.0, end=4.0, output_tokens=None)["gpu"]
     # held constant before t=1 and after t=3: (100 + 300) W × 4 s
     assert out["energy_j"] == pytest.approx(1600.0)
     assert out["tokens_per_j"] is None  # no token count given
     assert out["energy_j_counter"] is None  # the counter does not cover the window's edges
-    inner = summarize_telemetry(records, start=1.5, end=2.5, output_tokens=40)["gpu"]
+    inner = telemetry_json(records, start=1.5, end=2.5, output_tokens=40)["gpu"]
     assert inner["energy_j_counter"] == pytest.approx(400.0)
     assert inner["energy_j"] == pytest.approx(400.0)
     assert inner["tokens_per_j"] == pytest.approx(0.1)
@@ -51,7 +59,7 @@ def test_energy_holds_the_edge_samples_and_sums_gpus_and_checks_the_counter() ->
 def test_energy_is_null_when_any_gpu_has_no_power_reading() -> None:
     records = [H100, gpu(1.0, 100.0), gpu(2.0, 100.0), gpu(1.0, None, index=1),
                gpu(2.0, None, index=1)]
-    out = summarize_telemetry(records, start=1.0, end=2.0, output_tokens=100)["gpu"]
+    out = telemetry_json(records, start=1.0, end=2.0, output_tokens=100)["gpu"]
     assert out["energy_j"] is None and out["tokens_per_j"] is None
     assert out["util_pct"]["count"] == 4
 
@@ -59,10 +67,13 @@ def test_energy_is_null_when_any_gpu_has_no_power_reading() -> None:
 def test_no_gpu_is_recorded_as_unavailable_with_its_reason() -> None:
     status = {"kind": "gpu_status", "t": 0.0, "available": False,
               "reason": "NVML could not start: NVMLError_LibraryNotFound", "devices": []}
-    out = summarize_telemetry([status], start=0.0, end=5.0, output_tokens=100)
-    assert out["gpu"] == {"available": False,
-                          "reason": "NVML could not start: NVMLError_LibraryNotFound"}
-    assert summarize_telemetry([], start=0.0, end=5.0)["gpu"]["available"] is False
+    out = telemetry_json([status], start=0.0, end=5.0, output_tokens=100)
+    gpu = out["gpu"]
+    assert (gpu["available"], gpu["reason"]) == (
+        False, "NVML could not start: NVMLError_LibraryNotFound")
+    measured = {k: v for k, v in gpu.items() if k not in ("available", "reason")}
+    assert all(v in (None, 0, []) for v in measured.values()), "nothing is invented"
+    assert telemetry_json([], start=0.0, end=5.0)["gpu"]["available"] is False
 
 
 def test_host_health_and_server_are_summarized_over_the_window_only() -> None:
@@ -85,7 +96,7 @@ def test_host_health_and_server_are_summarized_over_the_window_only() -> None:
         {"kind": "metrics", "t": 2.5, "source": None, "in_flight": None, "queue_depth": None,
          "batch_size": None, "kv_cache_pct": None, "error": "HTTP 500"},
     ]
-    out = summarize_telemetry(records, start=1.0, end=3.0)
+    out = telemetry_json(records, start=1.0, end=3.0)
     assert out["window_s"] == 2.0
     target, driver = out["target"], out["driver"]
     assert target["cpu_pct"]["count"] == 2 and target["cpu_pct"]["mean"] == 100.0
@@ -104,7 +115,7 @@ def test_host_health_and_server_are_summarized_over_the_window_only() -> None:
 
 
 def test_empty_window_gives_nulls_not_zeros() -> None:
-    out = summarize_telemetry([{"kind": "host", "t": 9.0, "target_cpu_pct": 5.0}],
+    out = telemetry_json([{"kind": "host", "t": 9.0, "target_cpu_pct": 5.0}],
                               start=0.0, end=1.0)
     assert out["target"]["cpu_pct"] is None and out["target"]["rss_peak_mb"] is None
     assert out["health"]["latency_ms"] is None and out["server"]["batch_size_max"] is None

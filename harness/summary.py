@@ -1,0 +1,308 @@
+"""`summary.json`: the typed, versioned record of what a run measured.
+
+The report, the gate, `compare` and other tools read this file, so it is one set of frozen
+types, each part built by the stage that computes it and read back through the same types:
+
+    RunSummary                       the runner (`harness.runner`), after every point
+      targets: {label: TargetRun}    the runner: started or failed, and why
+      points: (PointSummary, ...)    one per target × driver × load point (`harness.point`):
+        PointMetrics fields            `harness.metrics.summarize(samples)`
+        flags, driver_stats, probe_ms  the point's watch (driver truth, /health probe)
+        telemetry: PointTelemetry      `harness.telemetry.summary.summarize_telemetry`
+        proxy: ProxyPool               a gateway's pool accounting (`harness.telemetry.pool`)
+
+Every metric is a `Distribution` (None when there was no value, never a silent 0), in the unit its
+name states (`_ms` milliseconds, `_s` seconds, `_pct` percent, `_mb` MiB, `_j` joules).
+`docs/results.md` lists every field and `docs/summary.schema.json` is the JSON Schema, both
+generated from these types (`python -m harness.summary_docs`).
+
+`read_summary(path)` raises `SummaryError` with a one-line reason for a file it cannot read,
+including one written by an older or newer version of patternbench.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.typed_json import RecordError, decode, encode
+
+SCHEMA_VERSION = 2
+"""Bumped whenever a field is added, removed or changes meaning. 2: typed record (this module);
+`load.params` nested; 1: the untyped dict of the first releases."""
+
+
+def doc(text: str, default: Any = MISSING) -> Any:
+    """A dataclass field documented for the schema and docs/results.md."""
+    if default is MISSING:
+        return field(metadata={"doc": text})
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": text})
+    return field(default=default, metadata={"doc": text})
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default method) of already sorted values."""
+    if not sorted_values:
+        raise ValueError("percentile of no values")
+    pos = (len(sorted_values) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Summary of one metric's values, in the unit its field name states."""
+
+    count: int = doc("number of values")
+    mean: float = doc("arithmetic mean")
+    p50: float = doc("median (linear interpolation between order statistics)")
+    p90: float = doc("90th percentile")
+    p95: float = doc("95th percentile")
+    p99: float = doc("99th percentile")
+    max: float = doc("largest value")
+
+    @classmethod
+    def of(cls, values: Iterable[float | None]) -> Distribution | None:
+        """The distribution of the finite values; None when there is none."""
+        data = sorted(v for v in values if v is not None and math.isfinite(v))
+        if not data:
+            return None
+        return cls(count=len(data), mean=sum(data) / len(data), p50=percentile(data, 50),
+                   p90=percentile(data, 90), p95=percentile(data, 95),
+                   p99=percentile(data, 99), max=data[-1])
+
+
+@dataclass(frozen=True)
+class Requests:
+    """Counted requests of a point by outcome (`harness.samples.Status`)."""
+
+    ok: int = doc("completed with every token")
+    http_error: int = doc("answered with an HTTP error status other than 503")
+    refused: int = doc("refused by backpressure: HTTP 503")
+    timeout: int = doc("a connect, first-token, between-tokens or total timeout fired")
+    truncated: int = doc("the stream ended early (no [DONE], fewer tokens than asked)")
+    conn_error: int = doc("the connection failed or was reset")
+    total: int = doc("all counted requests")
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Rates over the measured window; None when the window is empty."""
+
+    window_s: float | None = doc("length of the measured window, s")
+    req_s: float | None = doc("completed requests per second")
+    output_tok_s: float | None = doc("output tokens per second (all requests)")
+    input_tok_s: float | None = doc("prompt tokens per second of requests sent in the window")
+
+
+@dataclass(frozen=True)
+class Goodput:
+    """Requests that met every SLO of the scenario."""
+
+    slo: dict[str, float] = doc("the SLO limits, e.g. {\"ttft_ms\": 500}")
+    good_requests: int = doc("ok requests that met every limit")
+    req_s: float | None = doc("good requests per second over the measured window")
+    fraction: float | None = doc("good requests / counted requests (0..1)")
+
+
+@dataclass(frozen=True)
+class Load:
+    """The load of a point, as the scenario set it."""
+
+    kind: str = doc("arrival kind: closed, constant, poisson, gamma, ramp, spike, trace")
+    concurrency: int | None = doc("closed loop: requests in flight", None)
+    rate_rps: float | None = doc("open loop: arrival rate, requests per second", None)
+    params: dict[str, Any] = doc("arrival-shape extras (burstiness, ramp end, ...)", {})
+
+
+@dataclass(frozen=True, kw_only=True)
+class PointMetrics:
+    """What `harness.metrics.summarize` computes from one point's samples."""
+
+    requests: Requests = doc("counted requests by outcome")
+    http_errors: dict[str, int] = doc("http_error requests by HTTP status code")
+    ttft_ms: Distribution | None = doc("time to first token from sent, ms")
+    ttft_sched_ms: Distribution | None = doc("time to first token from scheduled, ms")
+    ttfb_ms: Distribution | None = doc("time to first byte from sent, ms")
+    tpot_ms: Distribution | None = doc("per request (E2E − TTFT) / (tokens − 1), ms")
+    itl_ms: Distribution | None = doc("gaps between consecutive tokens, pooled, ms")
+    e2e_ms: Distribution | None = doc("sent to last byte, ms")
+    e2e_sched_ms: Distribution | None = doc("scheduled to last byte (client queueing in), ms")
+    dispatch_lag_ms: Distribution | None = doc("sent − scheduled: the driver's own lag, ms")
+    output_tokens: Distribution | None = doc("output tokens per ok request")
+    throughput: Throughput = doc("rates over the measured window")
+    goodput: Goodput | None = doc("requests within the SLO; null when the scenario sets none")
+    achieved_concurrency: float | None = doc("mean requests in flight over the window")
+    token_counts_from: tuple[str, ...] = doc("where output counts came from: usage, counted, "
+                                             "requested, unknown")
+
+
+@dataclass(frozen=True)
+class ProcessTree:
+    """CPU and memory of one process tree (the target's or the driver's)."""
+
+    samples: int = doc("host samples in the window")
+    cpu_pct: Distribution | None = doc("CPU, 100 per busy core, %")
+    rss_peak_mb: float | None = doc("peak resident set size, MiB")
+    pss_peak_mb: float | None = doc("peak proportional set size, MiB")
+    procs_max: int | None = doc("most processes seen in the tree")
+
+
+@dataclass(frozen=True)
+class GpuTelemetry:
+    """GPU utilization, memory, power and energy through NVML over the window."""
+
+    available: bool = doc("whether NVML answered")
+    reason: str | None = doc("why not, when unavailable", None)
+    devices: int = doc("GPUs sampled", 0)
+    names: tuple[str, ...] = doc("their names", ())
+    samples: int = doc("GPU samples in the window", 0)
+    util_pct: Distribution | None = doc("utilization, %", None)
+    mem_used_peak_mb: float | None = doc("peak memory in use, summed over GPUs, MiB", None)
+    power_w: Distribution | None = doc("board power, W", None)
+    sm_clock_mhz: Distribution | None = doc("SM clock, MHz", None)
+    energy_j: float | None = doc("power integrated over the window, J", None)
+    energy_j_counter: float | None = doc("the same from NVML's energy counter, J", None)
+    tokens_per_j: float | None = doc("output tokens / energy_j", None)
+
+
+@dataclass(frozen=True)
+class HealthTelemetry:
+    """The telemetry /health series (about 1 Hz, a fresh connection each)."""
+
+    count: int = doc("probes sent in the window")
+    failed: int = doc("probes without a 200 answer")
+    latency_ms: Distribution | None = doc("latency of answered probes, ms")
+
+
+@dataclass(frozen=True)
+class ServerTelemetry:
+    """What the target's Prometheus /metrics said during the window."""
+
+    source: str | None = doc("whose metric names: patternbench, vllm")
+    scrapes: int = doc("scrapes in the window")
+    failed: int = doc("scrapes that failed")
+    in_flight_max: float | None = doc("most requests in flight")
+    queue_depth_max: float | None = doc("most requests waiting")
+    batch_size_max: float | None = doc("largest running batch")
+    batch_size_mean: float | None = doc("mean running batch")
+    kv_cache_pct_max: float | None = doc("highest KV-cache use, %")
+
+
+@dataclass(frozen=True)
+class PointTelemetry:
+    """Machine and target telemetry of one point's measured window."""
+
+    window_s: float | None = doc("the window the telemetry covers, s")
+    gpu: GpuTelemetry = doc("GPU through NVML")
+    target: ProcessTree = doc("the target's process tree")
+    driver: ProcessTree = doc("the load driver's process tree")
+    health: HealthTelemetry = doc("the /health series")
+    server: ServerTelemetry = doc("the target's /metrics")
+
+
+@dataclass(frozen=True)
+class ProxyPool:
+    """A gateway's connection-pool accounting between two /metrics scrapes around the point."""
+
+    requests: int = doc("requests the gateway finished during the point")
+    pool_size: int | None = doc("connection pool limit")
+    pool_wait_ms_mean: float | None = doc("mean wait for a pooled connection, ms")
+    upstream_ms_mean: float | None = doc("mean time holding one (upstream work), ms")
+    pool_wait_share: float | None = doc("wait / (wait + upstream), 0..1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PointSummary(PointMetrics):
+    """One target × driver × load point: its identity, metrics, flags and telemetry."""
+
+    target: str = doc("series label: the target's label, `label@driver` with several drivers")
+    target_name: str = doc("registry name of the serving pattern")
+    driver: str = doc("load driver: builtin, k6, locust")
+    point: str = doc("load point name")
+    load: Load = doc("the load as the scenario set it")
+    stream: bool = doc("whether requests streamed (SSE)")
+    flags: tuple[str, ...] = doc("what the numbers must not hide: driver_bound, "
+                                 "no_token_timing, ...")
+    max_dispatch_lag_ms: float = doc("dispatch lag p99 above which the point is driver_bound")
+    driver_stats: dict[str, Any] | None = doc("the load tool's own counters", None)
+    probe_ms: Distribution | None = doc("event-loop /health probe latency, ms", None)
+    telemetry: PointTelemetry | None = doc("telemetry of the measured window", None)
+    proxy: ProxyPool | None = doc("gateway pool accounting", None)
+
+    @classmethod
+    def of(cls, metrics: PointMetrics, **rest: Any) -> PointSummary:
+        """`metrics` with the point's identity, watch notes and telemetry (`rest`)."""
+        own = {f.name: getattr(metrics, f.name) for f in fields(PointMetrics)}
+        return cls(**own, **rest)
+
+
+@dataclass(frozen=True)
+class TargetRun:
+    """A target of the run: whether it started, and how."""
+
+    name: str = doc("registry name")
+    options: dict[str, Any] = doc("the scenario's options for it")
+    status: Literal["ok", "failed"] = doc("ok: started and measured; failed: did not start")
+    startup_s: float | None = doc("seconds until it answered /health", None)
+    error: str | None = doc("why it failed (the log's tail)", None)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Everything a run measured, point by point. Written after every point."""
+
+    schema_version: int = doc("version of this record's shape")
+    run: str = doc("run folder name")
+    scenario: str = doc("scenario name")
+    interrupted: bool = doc("the run was stopped before its end (^C)")
+    targets: dict[str, TargetRun] = doc("targets by series label")
+    points: tuple[PointSummary, ...] = doc("one per target × driver × load point")
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = encode(self)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunSummary:
+        """Decode a parsed summary.json; `SummaryError` (one line) when it does not fit."""
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if version != SCHEMA_VERSION:
+            raise SummaryError(_version_message(version))
+        try:
+            return decode(cls, data)
+        except RecordError as exc:
+            raise SummaryError(f"summary.json does not fit schema {SCHEMA_VERSION}: "
+                               f"{exc}") from None
+
+
+class SummaryError(ValueError):
+    """summary.json cannot be read as a `RunSummary`; the message says why in one line."""
+
+
+def _version_message(version: object) -> str:
+    if isinstance(version, int) and not isinstance(version, bool) and version < SCHEMA_VERSION:
+        return (f"summary.json was written by an older version of patternbench (schema "
+                f"{version}; this one reads {SCHEMA_VERSION}): rerun the scenario, or read it "
+                "with the version that wrote it")
+    if isinstance(version, int) and not isinstance(version, bool):
+        return (f"summary.json was written by a newer version of patternbench (schema "
+                f"{version}; this one reads {SCHEMA_VERSION}): upgrade patternbench")
+    return "summary.json has no schema_version: it was not written by patternbench"
+
+
+def read_summary(path: Path) -> RunSummary:
+    """Read and decode `path`; `SummaryError` for a file that is unreadable or does not fit."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SummaryError(f"{path} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SummaryError(f"{path} could not be read ({type(exc).__name__}: {exc})") from None
+    return RunSummary.from_json(data)
