@@ -29,10 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness.results import machine, now_iso, read_json, versions, write_json
+from harness.atomic import write_json
+from harness.manifest import machine, now_iso, versions
+from harness.rundir import RunDir, calibration_path
 from harness.scenario import ClientSettings, LoadPoint, Scenario, TargetConfig, Workload
+from harness.summary import PointSummary, read_summary
 
-CALIBRATION_FILE = "calibration.json"
 SIM_TOKENIZER = "sim:ttft_ms=0,tpot_ms=0"  # prompts only need the tokenizer; echo loads no model
 
 
@@ -47,16 +49,6 @@ class CalibrateOptions:
     results_root: Path = Path("results")
     reports_root: Path = Path("reports")
     pin: bool = True
-
-
-def read_calibration(results_root: Path) -> dict[str, Any] | None:
-    """The stored calibration under `results_root`, or None when there is none (or unreadable)."""
-    path = results_root / CALIBRATION_FILE
-    try:
-        data = read_json(path)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def calibration_scenario(opts: CalibrateOptions) -> Scenario:
@@ -79,40 +71,36 @@ def calibration_scenario(opts: CalibrateOptions) -> Scenario:
              {k: list(v) for k, v in affinity.items()}})
 
 
-def figures(points: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def figures(points: Sequence[PointSummary]) -> dict[str, dict[str, Any]]:
     """Per driver: `max_req_s`, `ttft_p99_ms` (or first byte for k6), and what else bounds them."""
     out: dict[str, dict[str, Any]] = {}
     for p in points:
-        ttft = p.get("ttft_ms") or {}
-        ttfb = p.get("ttfb_ms") or {}
-        timing = "token" if ttft else "first_byte"
-        floor = ttft if ttft else ttfb
-        req = p.get("requests") or {}
-        req_s = (p.get("throughput") or {}).get("req_s")
+        floor = p.ttft_ms or p.ttfb_ms
+        req_s = p.throughput.req_s
         cpu_ms = _cpu_ms_per_request(p, "driver", req_s)
-        out[str(p.get("driver"))] = {
+        lag = p.dispatch_lag_ms
+        out[p.driver] = {
             "max_req_s": _round(req_s),
             "driver_cpu_ms_per_req": _round(cpu_ms, 3),
             "req_s_per_core": _round(1000 / cpu_ms) if cpu_ms else None,
             "target_cpu_ms_per_req": _round(_cpu_ms_per_request(p, "target", req_s), 3),
-            "ttft_p99_ms": _round(floor.get("p99")),
-            "ttft_p50_ms": _round(floor.get("p50")),
-            "timing": timing,
-            "ok": req.get("ok"), "errors": (req.get("total") or 0) - (req.get("ok") or 0),
-            "dispatch_lag_p99_ms": _round((p.get("dispatch_lag_ms") or {}).get("p99")),
+            "ttft_p99_ms": _round(floor.p99 if floor else None),
+            "ttft_p50_ms": _round(floor.p50 if floor else None),
+            "timing": "token" if p.ttft_ms else "first_byte",
+            "ok": p.requests.ok, "errors": p.requests.total - p.requests.ok,
+            "dispatch_lag_p99_ms": _round(lag.p99 if lag else None),
         }
     return out
 
 
-def _cpu_ms_per_request(point: dict[str, Any], role: str, req_s: Any) -> float | None:
+def _cpu_ms_per_request(point: PointSummary, role: str, req_s: float | None) -> float | None:
     """CPU ms one request cost `role` (driver or target process tree), from the point's
     telemetry: mean CPU % over the measured window ÷ completed requests per second. Unlike
     `max_req_s` it holds when other work shares the cores."""
-    tree = ((point.get("telemetry") or {}).get(role) or {})
-    mean = (tree.get("cpu_pct") or {}).get("mean")
-    if not isinstance(mean, (int, float)) or not isinstance(req_s, (int, float)) or req_s <= 0:
+    if point.telemetry is None or not req_s or req_s <= 0:
         return None
-    return float(mean) / 100 * 1000 / float(req_s)
+    cpu = (point.telemetry.driver if role == "driver" else point.telemetry.target).cpu_pct
+    return None if cpu is None else cpu.mean / 100 * 1000 / req_s
 
 
 def _round(value: Any, digits: int = 2) -> float | None:
@@ -128,7 +116,7 @@ def calibrate(opts: CalibrateOptions, out: TextIO = sys.stderr) -> dict[str, Any
     run_dir = run_scenario(scenario, RunOptions(results_root=opts.results_root,
                                                 reports_root=opts.reports_root,
                                                 scenario_file=None, out=out))
-    summary = read_json(run_dir / "summary.json")
+    summary = read_summary(RunDir(run_dir).summary)
     data = {
         "created": now_iso(), "run": run_dir.name, "target": "echo",
         "concurrency": opts.concurrency, "tokens_per_request": opts.tokens,
@@ -138,9 +126,9 @@ def calibrate(opts: CalibrateOptions, out: TextIO = sys.stderr) -> dict[str, Any
         "cpu_affinity": {k: list(v) for k, v in scenario.cpu_affinity.items()},
         "machine": machine(), "versions": {k: v for k, v in versions().items()
                                            if k in ("python", "aiohttp", "k6", "locust")},
-        "drivers": figures(summary.get("points", [])),
+        "drivers": figures(summary.points),
     }
-    write_json(opts.results_root / CALIBRATION_FILE, data)
+    write_json(calibration_path(opts.results_root), data)
     return data
 
 

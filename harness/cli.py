@@ -9,6 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from harness.rundir import RunDir, calibration_path
 from harness.scenario import ScenarioError, load_scenario
 
 DESCRIPTION = """\
@@ -53,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _latest_run(root: Path) -> Path | None:
-    runs = sorted((p for p in root.iterdir() if (p / "manifest.json").exists()),
+    runs = sorted((p for p in root.iterdir() if RunDir(p).manifest.exists()),
                   key=lambda p: p.stat().st_mtime) if root.exists() else []
     return runs[-1] if runs else None
 
@@ -68,7 +69,7 @@ def _check_names(driver: str, targets: list[str]) -> None:
     if unknown:
         raise ScenarioError(f"unknown target(s) {unknown}; see `patternbench list`")
     if driver == "k6":  # a missing binary is a one-line message before anything starts
-        from harness.drivers.k6 import K6NotFound, k6_binary
+        from harness.drivers.k6.driver import K6NotFound, k6_binary
 
         try:
             k6_binary()
@@ -94,7 +95,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                             pin=not args.no_pin)
     data = calibrate(opts)
     print(table(data))
-    print(f"calibration: {opts.results_root / 'calibration.json'}")
+    print(f"calibration: {calibration_path(opts.results_root)}")
     return 0
 
 
@@ -109,11 +110,17 @@ def _check_cores(affinity: Mapping[str, Sequence[int]]) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import build_report
+    from harness.summary import SummaryError, read_summary
 
     run_dir = Path(args.run)
-    if not (run_dir / "summary.json").exists():
+    if not RunDir(run_dir).summary.exists():
         print(f"patternbench: {run_dir} has no summary.json (is it a results/<run> folder?)",
               file=sys.stderr)
+        return 2
+    try:
+        read_summary(RunDir(run_dir).summary)
+    except SummaryError as exc:
+        print(f"patternbench: {run_dir}: {exc}", file=sys.stderr)
         return 2
     print(build_report(run_dir, Path(args.reports)))
     return 0

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.summary import Load
+
 ARRIVAL_KINDS = ("closed", "constant", "poisson", "gamma", "ramp", "spike", "trace")
 APIS = ("completions", "chat")
 
@@ -73,15 +75,10 @@ class LoadPoint:
     max_requests: int = 0
     params: Mapping[str, Any] = field(default_factory=dict)
 
-    def describe(self) -> dict[str, Any]:
-        """The `load` object of summary.json."""
-        out: dict[str, Any] = {"kind": self.kind}
-        if self.concurrency is not None:
-            out["concurrency"] = self.concurrency
-        if self.rate_rps is not None:
-            out["rate_rps"] = self.rate_rps
-        out.update(dict(self.params))
-        return out
+    def load(self) -> Load:
+        """The `load` part of this point's summary.json entry."""
+        return Load(kind=self.kind, concurrency=self.concurrency, rate_rps=self.rate_rps,
+                    params=dict(self.params))
 
 
 @dataclass(frozen=True)

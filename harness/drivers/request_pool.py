@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Sequence
 
 from harness.arrivals import Arrival
-from harness.drivers import LoadJob
+from harness.drivers.job import LoadJob
 from harness.workload import PromptFactory, RequestSpec, request_body
 
 POOL_SIZE = 256

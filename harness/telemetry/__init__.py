@@ -7,7 +7,7 @@ run in a collector process around every load point (`TelemetryRecorder`):
 |---|---|---|---|
 | GPU through NVML: utilization, memory, power, SM clock, energy per GPU | `gpu` | ~10 Hz | `gpu` |
 | CPU % and RSS/PSS of the target's process tree and of the driver's | `host` | 2 Hz | `host` |
-| `GET /health` latency | `probe` | ~1 Hz | `health` |
+| `GET /health` latency | `health` | ~1 Hz | `health` |
 | `GET /metrics`: in-flight, queue depth, batch size (ours, vLLM's) | `scrape` | ~1 Hz | `metrics` |
 
 plus `gpu_status` (once per point: NVML available, or why not), `point` (the point's span) and

@@ -1,19 +1,31 @@
-"""`python -m harness.telemetry --origin-ns N --out FILE [--url U] [--target-pid P ...]
-[--driver-pid D]`: sample until SIGTERM, appending JSON lines to FILE (see `collector`)."""
+"""The telemetry processes, each sampling until SIGTERM and appending JSON lines to FILE:
+
+- `python -m harness.telemetry --origin-ns N --out FILE [--url U] [--target-pid P ...]
+  [--driver-pid D]`: the collector (see `collector`), started by `TelemetryRecorder`;
+- `python -m harness.telemetry health BASE_URL --interval S --origin-ns N --out FILE`: the
+  event-loop /health probe (see `health`), started by `HealthProbe`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import signal
+import sys
 import threading
 
 from harness.samples import Clock
 from harness.telemetry.collector import Rates, Sink, collect
+from harness.telemetry.health import probe_main
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m harness.telemetry", description=__doc__)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["health"]:
+        probe_main(argv[1:])
+        return
+    parser = argparse.ArgumentParser(prog="python -m harness.telemetry",
+                                     description="the telemetry collector (see collector)")
     parser.add_argument("--origin-ns", type=int, required=True, help="the run clock's origin")
     parser.add_argument("--out", required=True, help="JSONL file to append records to")
     parser.add_argument("--url", default=None, help="target base URL (/health, /metrics)")

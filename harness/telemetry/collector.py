@@ -18,8 +18,8 @@ from typing import Any, Protocol, TextIO
 
 from harness.samples import Clock
 from harness.telemetry.gpu import GpuSampler
+from harness.telemetry.health import HealthSeries
 from harness.telemetry.host import HostSampler
-from harness.telemetry.probe import HealthSeries
 from harness.telemetry.scrape import MetricsScraper
 from harness.telemetry.store import Record
 

@@ -26,11 +26,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from harness.launcher import log_tail
 from harness.metrics import measured
 from harness.samples import Clock, Sample
+from harness.summary import PointTelemetry
 from harness.telemetry.collector import DEFAULT_RATES, Rates
 from harness.telemetry.store import Record, by_time, read_records
 from harness.telemetry.summary import summarize_telemetry
@@ -123,7 +123,7 @@ class TelemetryRecorder:
         return {"kind": "error", "t": round(self.clock.now(), 6), "source": "collector",
                 "error": text[-1000:]}
 
-    def summary(self, samples: Sequence[Sample], warmup_end: float) -> dict[str, Any]:
+    def summary(self, samples: Sequence[Sample], warmup_end: float) -> PointTelemetry:
         """The point's `telemetry` object over the throughput window: from `warmup_end` to the
         last completion of a measured request (or the end of the point when none finished)."""
         ok = [s for s in measured(samples, warmup_end) if s.ok]

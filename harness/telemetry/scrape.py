@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.samples import Clock
-from harness.telemetry.probe import HttpSeries
+from harness.telemetry.endpoint import Endpoint
 from harness.telemetry.store import Record
 
 SCRAPE_TIMEOUT_S = 5.0
@@ -40,13 +40,14 @@ KEPT = frozenset({*OURS, VLLM_RUNNING, VLLM_WAITING, *VLLM_KV_CACHE})
 FIELDS = ("in_flight", "queue_depth", "batch_size", "kv_cache_pct")
 
 
-def parse_metrics(text: str) -> dict[str, float]:
-    """The gauges patternbench keeps, by metric name; a name with several label sets is summed
-    (KV-cache usage: the maximum). Raises ValueError on text that is not Prometheus format."""
+def parse_metrics(text: str, kept: frozenset[str] = KEPT) -> dict[str, float]:
+    """The samples named in `kept` (default: the gauges the `metrics` record maps), by sample
+    name; a name with several label sets is summed (KV-cache usage: the maximum). Raises
+    ValueError on text that is not Prometheus format."""
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name not in KEPT:
+            if sample.name not in kept:
                 continue
             value = float(sample.value)
             if sample.name in out:
@@ -78,29 +79,30 @@ def server_fields(values: Mapping[str, float]) -> Record:
     return fields
 
 
-class MetricsScraper(HttpSeries):
-    """Fetches and parses `base_url + path` once per `sample()`."""
+class MetricsScraper:
+    """Fetches and parses `base_url + path` once per `sample()`, on a fresh connection."""
 
     kind = "metrics"
 
     def __init__(self, clock: Clock, base_url: str, path: str = "/metrics",
                  timeout_s: float = SCRAPE_TIMEOUT_S,
                  headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(clock, base_url, path, timeout_s, headers)
+        self.clock = clock
+        self.endpoint = Endpoint(base_url, path, timeout_s, headers=headers)
 
     def sample(self) -> list[Record]:
         record: Record = {"kind": "metrics", "t": round(self.clock.now(), 6)}
         record |= server_fields({})
         record |= {"status": None, "error": None}
         try:
-            status, body = self.get()
+            status, body = self.endpoint.get()
             record["status"] = status
             if status != 200:
                 record["error"] = f"HTTP {status}"
                 return [record]
             record |= server_fields(parse_metrics(body.decode("utf-8", errors="replace")))
         except TimeoutError:
-            record["error"] = f"no answer within {self.timeout_s:g} s"
+            record["error"] = f"no answer within {self.endpoint.timeout_s:g} s"
         except (OSError, http.client.HTTPException, ValueError) as exc:
             record["error"] = f"{type(exc).__name__}: {exc}"
         return [record]

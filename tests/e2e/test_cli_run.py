@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+import jsonschema
 
 from harness.samples import read_samples
+from harness.summary import read_summary
+
+SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "summary.schema.json"
 
 SCENARIO = """
 name = "e2e"
@@ -47,7 +50,6 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.slow
 def test_run_writes_results_and_report(tmp_path: Path) -> None:
     scenario = tmp_path / "e2e.toml"
     scenario.write_text(SCENARIO)
@@ -65,6 +67,9 @@ def test_run_writes_results_and_report(tmp_path: Path) -> None:
     assert manifest["versions"]["torch"]
 
     summary = json.loads((run_dir / "summary.json").read_text())
+    jsonschema.validate(summary, json.loads(SCHEMA.read_text()))  # the committed schema
+    typed = read_summary(run_dir / "summary.json")  # and the types it was generated from
+    assert [p.target for p in typed.points] == [p["target"] for p in summary["points"]]
     points = {(p["target"], p["point"]): p for p in summary["points"]}
     assert set(points) == {(t, c) for t in ("flask_threads", "fastapi_threadpool")
                            for c in ("c1", "c3")}
@@ -74,7 +79,8 @@ def test_run_writes_results_and_report(tmp_path: Path) -> None:
         assert entry["ttft_ms"]["p50"] >= 15  # the sim's TTFT is a floor
         assert entry["output_tokens"]["max"] == 12
         assert entry["throughput"]["output_tok_s"] > 0
-        assert entry["load"] == {"kind": "closed", "concurrency": int(point[1:])}
+        assert entry["load"] == {"kind": "closed", "concurrency": int(point[1:]),
+                                 "rate_rps": None, "params": {}}
         samples = read_samples(run_dir / "samples" / target / f"{point}.jsonl")
         assert len(samples) >= entry["requests"]["total"]
         ok = [s for s in samples if s.ok]

@@ -19,7 +19,9 @@ import pytest
 
 from harness.calibrate import CalibrateOptions, calibrate
 from harness.launcher import TargetProcess
-from harness.runner import RunOptions, build_manifest, open_registry_target, run_scenario
+from harness.manifest import build_manifest
+from harness.rundir import RunDir
+from harness.runner import RunOptions, open_registry_target, run_scenario
 from harness.samples import read_samples
 from harness.scenario import Scenario, TargetConfig, parse_scenario
 
@@ -50,7 +52,6 @@ def run(sc: Scenario, tmp_path: Path, affinity: dict[str, Any] | None = None) ->
     return run_scenario(sc, opts, open_target=opener)
 
 
-@pytest.mark.slow
 def test_each_driver_runs_the_same_load(tmp_path: Path) -> None:
     cores = sorted(os.sched_getaffinity(0))
     pin = {"target": cores[:1], "driver": cores[1:2]} if len(cores) > 1 else {}
@@ -85,7 +86,6 @@ def test_each_driver_runs_the_same_load(tmp_path: Path) -> None:
     assert os.sched_getaffinity(0) == set(cores)  # the harness got its cores back
 
 
-@pytest.mark.slow
 def test_builtin_replays_a_trace_with_its_token_counts(tmp_path: Path) -> None:
     rows = [{"offset_s": i * 0.1, "prompt_tokens": 8 + i, "output_tokens": 2 + i % 3}
             for i in range(10)]
@@ -102,7 +102,6 @@ def test_builtin_replays_a_trace_with_its_token_counts(tmp_path: Path) -> None:
     assert gaps == pytest.approx([0.1] * 9)
 
 
-@pytest.mark.slow
 def test_calibrate_stores_figures_that_later_runs_carry(tmp_path: Path) -> None:
     opts = CalibrateOptions(drivers=("builtin",), concurrency=4, tokens=4, duration_s=1.0,
                             warmup_s=0.3, results_root=tmp_path / "results",
@@ -113,12 +112,12 @@ def test_calibrate_stores_figures_that_later_runs_carry(tmp_path: Path) -> None:
     assert figures["timing"] == "token" and figures["ttft_p99_ms"] >= figures["ttft_p50_ms"]
     stored = json.loads((tmp_path / "results" / "calibration.json").read_text())
     assert stored == data
-    manifest = build_manifest(scenario(), tmp_path / "results" / "next", RunOptions(
-        results_root=tmp_path / "results"), "cpu", {}, {})
+    manifest = build_manifest(scenario(), RunDir(tmp_path / "results" / "next"),
+                              results_root=tmp_path / "results", scenario_file=None,
+                              device="cpu", model={}, git={})
     assert manifest["calibration"] == data
 
 
-@pytest.mark.slow
 def test_builtin_spread_over_processes_numbers_every_request_once(tmp_path: Path) -> None:
     # Closed loop against echo: hundreds of requests through a pool of 256 prompts, split over
     # two driver processes (slots 0, 2, 4, ... and 1, 3, 5, ...).

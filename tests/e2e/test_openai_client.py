@@ -16,7 +16,8 @@ import pytest
 
 from harness.launcher import TargetProcess, start_proxy, start_target
 from targets.api import ChatMessage, chat_prompt
-from targets.model import GenParams, load_engine
+from targets.model.engine import GenParams
+from targets.model.load import load_engine
 
 MODEL = "sim:ttft_ms=5,tpot_ms=1,gil=release"
 MAX_TOKENS = 8
@@ -58,7 +59,6 @@ def expected(text: str) -> tuple[int, str]:
 CHAT = [ChatMessage(role="user", content=PROMPT)]
 
 
-@pytest.mark.slow
 def test_models_list_names_the_served_model(client: openai.OpenAI) -> None:
     models = client.models.list().data
     assert [m.id for m in models] == [load_engine(MODEL).name]
@@ -79,7 +79,6 @@ def test_completion(client: openai.OpenAI) -> None:
     assert c.usage.total_tokens == prompt_n + MAX_TOKENS
 
 
-@pytest.mark.slow
 def test_completion_stream(client: openai.OpenAI) -> None:
     prompt_n, text = expected(PROMPT)
     chunks = list(client.completions.create(
@@ -97,7 +96,6 @@ def test_completion_stream(client: openai.OpenAI) -> None:
     assert (usage.prompt_tokens, usage.completion_tokens) == (prompt_n, MAX_TOKENS)
 
 
-@pytest.mark.slow
 def test_chat(client: openai.OpenAI) -> None:
     prompt_n, text = expected(chat_prompt(CHAT))
     c = client.chat.completions.create(model=MODEL, max_tokens=MAX_TOKENS, temperature=0,
@@ -111,7 +109,6 @@ def test_chat(client: openai.OpenAI) -> None:
     assert (c.usage.prompt_tokens, c.usage.completion_tokens) == (prompt_n, MAX_TOKENS)
 
 
-@pytest.mark.slow
 def test_chat_stream(client: openai.OpenAI) -> None:
     prompt_n, text = expected(chat_prompt(CHAT))
     chunks = list(client.chat.completions.create(
@@ -127,7 +124,6 @@ def test_chat_stream(client: openai.OpenAI) -> None:
     assert usage.prompt_tokens == prompt_n
 
 
-@pytest.mark.slow
 def test_bad_request_is_a_parsed_openai_error(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=10**6)

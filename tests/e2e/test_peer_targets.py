@@ -11,14 +11,14 @@ import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from harness.launcher import LaunchError, TargetProcess, connect_external, start_proxy, start_target
-from harness.pool_probe import parse_pool_totals
 from harness.runner import RunOptions, run_scenario
 from harness.scenario import parse_scenario
+from harness.telemetry.pool import parse_pool_totals
 
 MODEL = "sim:ttft_ms=40,tpot_ms=2,gil=release"
 
@@ -33,7 +33,7 @@ def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
 
 def metrics(url: str) -> str:
     with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
-        return resp.read().decode()
+        return cast(bytes, resp.read()).decode()
 
 
 def gauge(text: str, name: str) -> float:
@@ -64,7 +64,6 @@ def sim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TargetProce
         yield server
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("pool_size", [1, 8])
 def test_proxy_accounts_pool_wait(sim_server: TargetProcess, tmp_path: Path,
                                   pool_size: int) -> None:
@@ -86,7 +85,6 @@ def test_proxy_accounts_pool_wait(sim_server: TargetProcess, tmp_path: Path,
     assert gauge(text, "patternbench_proxy_pool_waiting") == 0
 
 
-@pytest.mark.slow
 def test_proxy_stops_the_upstream_it_started(tmp_path: Path) -> None:
     proxy = start_proxy("proxy", "fastapi_proxy", model=MODEL, device="cpu",
                         options={"upstream": "fastapi_threadpool"}, log_path=tmp_path / "p.log")
@@ -110,7 +108,7 @@ def test_external_unreachable_is_one_line(tmp_path: Path) -> None:
     ({}, "url must be"),
     ({"url": "127.0.0.1:8000"}, "url must be"),
     ({"url": "http://x", "api": "embeddings"}, "api must be"),
-    ({"url": "http://x", "token": "k"}, "unknown options"),
+    ({"url": "http://x", "token": "k"}, "unknown target option token"),
 ])
 def test_external_bad_options(tmp_path: Path, options: dict[str, Any], message: str) -> None:
     with pytest.raises(LaunchError, match=message):
@@ -124,7 +122,6 @@ SCENARIO: dict[str, Any] = {
 }
 
 
-@pytest.mark.slow
 def test_run_measures_external_and_records_missing_vllm(sim_server: TargetProcess,
                                                          tmp_path: Path) -> None:
     targets = [

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from harness.arrivals import Arrival, plan, rate_curve, schedule
-from harness.drivers import LoadJob
+from harness.drivers.job import LoadJob
 from harness.drivers.request_pool import RequestPool
 from harness.samples import Clock
 from harness.scenario import LoadPoint, ScenarioError, Workload, load_scenario

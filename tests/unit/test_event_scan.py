@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.drivers.event_scan import EventScanner, classify
+from harness.drivers.builtin.event_scan import EventScanner, classify
 from harness.sse import SSEParser, read_chunk
 from targets.api import Formatter
 

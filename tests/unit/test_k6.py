@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from harness.drivers.k6 import WallMap, k6_binary, read_records, samples_from_k6
-from harness.drivers.k6_script import executor, render
+from harness.drivers.k6.driver import WallMap, k6_binary, read_records, samples_from_k6
+from harness.drivers.k6.script import executor, render
 from harness.samples import Clock
 from harness.scenario import LoadPoint
 from harness.workload import RequestSpec

@@ -1,7 +1,7 @@
 """locust driver: the locustfile's per-request records as samples, and the user pool it sizes.
 
 `fixtures/locust_records.json` holds records captured from real locust 2.47 runs of
-`harness/drivers/locustfile.py` (local runner, 2 users): against the echo target streaming
+`harness/drivers/locust/locustfile.py` (local runner, 2 users): against the echo target streaming
 4 tokens (ok), a server answering 503 (busy), one that never answers with a 1 s timeout
 (stall), and a closed port (refused).
 """
@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from harness.arrivals import plan
-from harness.drivers import LoadJob
-from harness.drivers.locust import read_records, samples_from_locust, user_steps
-from harness.samples import Clock
+from harness.drivers.job import LoadJob
+from harness.drivers.locust.driver import read_records, samples_from_locust, user_steps
+from harness.samples import Clock, Sample
 from harness.scenario import LoadPoint, Workload
 from harness.workload import RequestSpec
 
@@ -25,7 +24,7 @@ FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "locust_records.json
 SPECS = [RequestSpec(index=i, prompt="x", prompt_tokens=8 + i, max_tokens=4) for i in range(2)]
 
 
-def convert(case: str) -> list[Any]:
+def convert(case: str) -> list[Sample]:
     return samples_from_locust(FIXTURES[case], target="t", point="p", specs=SPECS, stream=True)
 
 
@@ -40,7 +39,8 @@ def test_ok_records_carry_per_token_times_on_the_run_clock() -> None:
     assert [s.status for s in samples] == ["ok"] * 3
     assert [s.scheduled_at for s in samples] == sorted(s.scheduled_at for s in samples)
     for s in samples:
-        assert s.scheduled_at <= s.sent_at <= s.first_byte_at <= s.first_token_at  # type: ignore[operator]  # all set for ok
+        assert s.first_byte_at is not None and s.first_token_at is not None  # ok: all set
+        assert s.scheduled_at <= s.sent_at <= s.first_byte_at <= s.first_token_at
         assert len(s.token_times) == s.output_tokens == 4
         assert s.first_token_at == s.token_times[0]
         assert s.done_at is not None and s.done_at >= s.token_times[-1]

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.pool_probe import parse_pool_totals, pool_point
+from harness.summary import ProxyPool
+from harness.telemetry.pool import parse_pool_totals, pool_point
 from targets.config import ServeConfig
-from targets.fastapi_proxy import PoolMetrics
+from targets.options import parse_options
+from targets.proxy_pool import PoolMetrics
 from targets.serving import Stats
-from targets.vllm import command, environment, install_error
+from targets.vllm import VllmOptions, command, environment, install_error
 
 
 def test_vllm_command_serves_the_folder_under_the_spec_name(tmp_path: Path) -> None:
@@ -34,17 +36,21 @@ def test_vllm_command_serves_the_folder_under_the_spec_name(tmp_path: Path) -> N
 
 
 def test_vllm_environment_is_offline_with_a_small_kv_cache() -> None:
-    env = environment({"kv_cache_gb": 2})
+    env = environment(parse_options(VllmOptions, {"kv_cache_gb": 2}))
     assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_CPU_KVCACHE_SPACE"] == "2"
-    assert environment({})["VLLM_CPU_KVCACHE_SPACE"] == "1"
-    with pytest.raises(ValueError, match="kv_cache_gb"):
-        environment({"kv_cache_gb": "lots"})
+    assert environment(VllmOptions())["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    with pytest.raises(ValueError, match="kv_cache_gb must be a positive number"):
+        parse_options(VllmOptions, {"kv_cache_gb": "lots"})
 
 
 def test_missing_vllm_venv_says_make_vllm(tmp_path: Path) -> None:
-    options = {"venv": str(tmp_path / "absent")}
-    message = install_error(options)
-    assert message is not None and "make vllm" in message
+    message = install_error({"venv": str(tmp_path / "absent")})
+    assert message is not None and "make vllm" in message and "\n" not in message
+
+
+@pytest.mark.slow  # spawns `python -m targets`
+def test_vllm_target_without_its_venv_exits_with_that_one_line(tmp_path: Path) -> None:
+    message = install_error({"venv": str(tmp_path / "absent")})
     proc = subprocess.run(
         [sys.executable, "-m", "targets", "vllm", "--options-json",
          f'{{"venv": "{tmp_path / "absent"}"}}'], capture_output=True, text=True, timeout=60)
@@ -63,9 +69,9 @@ def test_pool_totals_from_the_proxy_metrics() -> None:
     assert before is not None and after is not None
     assert (after.count, after.pool_size) == (2, 4)
     point = pool_point(before, after)
-    assert point == {"requests": 2, "pool_size": 4, "pool_wait_ms_mean": 750.0,
-                     "upstream_ms_mean": 500.0, "pool_wait_share": 0.6}
-    assert pool_point(after, after)["pool_wait_ms_mean"] is None
+    assert point == ProxyPool(requests=2, pool_size=4, pool_wait_ms_mean=750.0,
+                              upstream_ms_mean=500.0, pool_wait_share=0.6)
+    assert pool_point(after, after).pool_wait_ms_mean is None
 
 
 def test_no_pool_totals_in_other_targets_metrics() -> None:

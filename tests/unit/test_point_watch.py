@@ -6,12 +6,14 @@ import json
 import socket
 from pathlib import Path
 
-from harness.drivers import LoadJob, Progress
-from harness.drivers.probe import HealthProbe, probe_summary, read_probes
-from harness.drivers.spread import Share
-from harness.drivers.watch import PointWatch, run_label
-from harness.samples import Clock
+from harness.drivers.builtin.shares import Share
+from harness.drivers.job import LoadJob, Progress
+from harness.metrics import summarize
+from harness.point import PointWatch, WatchNotes, run_label
+from harness.samples import Clock, Sample
 from harness.scenario import ClientSettings, LoadPoint, Workload
+from harness.summary import PointMetrics
+from harness.telemetry.health import HealthProbe, probe_summary, read_probes
 
 POINT = LoadPoint("r5", "constant", duration_s=4, warmup_s=1, rate_rps=5)
 
@@ -22,16 +24,26 @@ def job() -> LoadJob:
                    clock=Clock(), point_start=10.0, seed=1)
 
 
+def sent_late(lag_ms: float) -> PointMetrics:
+    """The metrics of open-loop requests each sent `lag_ms` after it was due (a busy driver)."""
+    samples = [Sample(request_id=str(i), target="t", point="r5", scheduled_at=11.0 + 0.2 * i,
+                      sent_at=11.0 + 0.2 * i + lag_ms / 1000, status="ok",
+                      first_byte_at=11.1 + 0.2 * i, done_at=11.15 + 0.2 * i, output_tokens=4)
+               for i in range(10)]
+    return summarize(samples, warmup_end=11.0)
+
+
 def test_a_point_over_the_dispatch_lag_bound_is_flagged_driver_bound(tmp_path: Path) -> None:
     watch = PointWatch(job(), ClientSettings(max_dispatch_lag_ms=10, probe_interval_s=0),
                        tmp_path / "p.jsonl")
     progress = Progress(flags=["no_token_timing"], stats={"dropped_iterations": 3})
-    slow = watch.notes({"dispatch_lag_ms": {"p99": 12.5}}, progress)
-    assert slow == {"flags": ["no_token_timing", "driver_bound"], "max_dispatch_lag_ms": 10,
-                    "driver_stats": {"dropped_iterations": 3}}
-    fine = watch.notes({"dispatch_lag_ms": {"p99": 9.9}}, Progress())
-    assert fine == {"flags": [], "max_dispatch_lag_ms": 10}
-    assert watch.notes({"dispatch_lag_ms": None}, Progress())["flags"] == []
+    slow = watch.notes(sent_late(12.5), progress)
+    assert slow == WatchNotes(flags=("no_token_timing", "driver_bound"), max_dispatch_lag_ms=10,
+                              driver_stats={"dropped_iterations": 3}, probe_ms=None)
+    fine = watch.notes(sent_late(9.9), Progress())
+    assert fine == WatchNotes(flags=(), max_dispatch_lag_ms=10, driver_stats=None,
+                              probe_ms=None)
+    assert watch.notes(summarize([]), Progress()).flags == ()
 
 
 def test_warm_up_counts_from_when_the_driver_really_started(tmp_path: Path) -> None:
@@ -48,10 +60,10 @@ def test_probe_ms_counts_answered_probes_of_the_measured_window(tmp_path: Path) 
     path = tmp_path / "p.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     summary = probe_summary(read_probes(path), since=11.0)
-    assert summary is not None and (summary["count"], summary["max"]) == (2, 4.0)
+    assert summary is not None and (summary.count, summary.max) == (2, 4.0)
     assert probe_summary([], since=0.0) is None
     watch = PointWatch(job(), ClientSettings(probe_interval_s=0.5), path)
-    assert watch.notes({}, Progress())["probe_ms"] == summary
+    assert watch.notes(summarize([]), Progress()).probe_ms == summary
 
 
 def test_labels_and_shares() -> None:

@@ -17,6 +17,7 @@ from harness.scenario import (
     load_scenario,
     parse_scenario,
 )
+from harness.summary import Load
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,7 +96,7 @@ def test_full_file(tmp_path: Path) -> None:
     )
     assert sc.slo == {"ttft_ms": 500.0, "tpot_ms": 50.0}
     assert sc.gates == {"ttft.p99_ms": "< 500"}
-    assert sc.points[1].describe() == {"kind": "closed", "concurrency": 8}
+    assert sc.points[1].load() == Load(kind="closed", concurrency=8)
 
 
 def test_shipped_default_scenario_loads() -> None:
@@ -130,14 +131,14 @@ def test_rates_produce_r_names() -> None:
     assert [p.rate_rps for p in sc.points] == [0.5, 2.0, 12.5]
     assert {p.concurrency for p in sc.points} == {None}
     assert {p.kind for p in sc.points} == {"poisson"}
-    assert sc.points[0].describe() == {"kind": "poisson", "rate_rps": 0.5}
+    assert sc.points[0].load() == Load(kind="poisson", rate_rps=0.5)
 
 
 def test_arrival_shape_extras_go_to_params() -> None:
     sc = parse_scenario(minimal(load={"kind": "gamma", "rate_rps": 4, "burstiness": 2.0}))
     (point,) = sc.points
     assert (point.name, point.params) == ("r4", {"burstiness": 2.0})
-    assert point.describe() == {"kind": "gamma", "rate_rps": 4.0, "burstiness": 2.0}
+    assert point.load() == Load(kind="gamma", rate_rps=4.0, params={"burstiness": 2.0})
 
 
 def test_trace_is_one_point() -> None:

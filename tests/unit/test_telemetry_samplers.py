@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,6 +19,7 @@ from harness.telemetry.gpu import GpuSampler
 from harness.telemetry.host import HostSampler
 from harness.telemetry.store import Record, read_records, write_records
 from harness.telemetry.summary import summarize_telemetry
+from tests.waiting import wait_for
 
 BOUND_S = 60  # every spawned process ends by itself after this, whatever the test does
 
@@ -79,22 +79,16 @@ def driver_proc() -> Iterator[subprocess.Popen[str]]:
         end(proc)
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        time.sleep(0.05)
-
-
-def run_collector(clock: Clock, until: Callable[[list[Record]], bool],
+def run_collector(clock: Clock, until: Callable[[list[Record]], bool], what: str,
                   **kwargs: Any) -> list[Record]:
-    """Run `collect` in a thread until `until(records)` holds; return the records."""
+    """Run `collect` in a thread until `until(records)` holds (`what` it waits for); return the
+    records."""
     records: list[Record] = []
     stop = threading.Event()
     thread = threading.Thread(target=collect, args=(clock, records.append, stop), kwargs=kwargs)
     thread.start()
     try:
-        wait_for(lambda: until(list(records)))
+        wait_for(lambda: until(list(records)), 30, 0.05, what)
     finally:
         stop.set()
         thread.join(timeout=30)
@@ -111,16 +105,16 @@ def test_host_sampler_measures_the_target_tree_and_the_driver_apart(
         host.extend(sampler.sample())
         return sum(1 for r in host if r["target_cpu_pct"] is not None) >= 4
 
-    wait_for(enough)
+    wait_for(enough, 30, 0.05, "4 host samples with a target CPU reading")
     summary = summarize_telemetry(host, start=0.0, end=clock.now())
-    target, driver = summary["target"], summary["driver"]
-    assert target["procs_max"] == 2  # the parent and its child
-    assert target["rss_peak_mb"] > 150  # the child's ~200 MiB; two idle interpreters are ~20
-    assert target["pss_peak_mb"] > 150
-    assert target["cpu_pct"]["max"] > 20  # a spinning child; an idle tree stays near 0
-    assert driver["procs_max"] == 1
-    assert driver["cpu_pct"]["max"] > 20
-    assert driver["rss_peak_mb"] < 100  # the target's memory is not counted for the driver
+    target, driver = summary.target, summary.driver
+    assert target.procs_max == 2  # the parent and its child
+    assert target.rss_peak_mb is not None and target.rss_peak_mb > 150  # the child's ~200 MiB
+    assert target.pss_peak_mb is not None and target.pss_peak_mb > 150
+    assert target.cpu_pct is not None and target.cpu_pct.max > 20  # a spinning child
+    assert driver.procs_max == 1
+    assert driver.cpu_pct is not None and driver.cpu_pct.max > 20
+    assert driver.rss_peak_mb is not None and driver.rss_peak_mb < 100  # the target's not counted
 
 
 def test_driver_tree_leaves_out_target_processes_and_excluded_ones(
@@ -158,7 +152,7 @@ def test_collector_without_nvml_records_no_gpu_and_keeps_sampling(
     assert "NVML" in status["reason"] or "nvidia-ml-py" in status["reason"]
     clock = Clock()
     records = run_collector(
-        clock, lambda rs: sum(r["kind"] == "host" for r in rs) >= 3, url=None,
+        clock, lambda rs: sum(r["kind"] == "host" for r in rs) >= 3, "3 host records", url=None,
         target_pids=[target_tree.pid], driver_pid=None, rates=Rates(host_s=0.1))
     assert records[0]["kind"] == "gpu_status" and records[0]["available"] is False
     assert not [r for r in records if r["kind"] == "gpu"]
@@ -166,8 +160,8 @@ def test_collector_without_nvml_records_no_gpu_and_keeps_sampling(
     stored = read_records(tmp_path / "t.jsonl")
     assert stored == records
     summary = summarize_telemetry(stored, start=0.0, end=clock.now(), output_tokens=10)
-    assert summary["gpu"] == {"available": False, "reason": records[0]["reason"]}
-    assert summary["target"]["rss_peak_mb"] > 150
+    assert (summary.gpu.available, summary.gpu.reason) == (False, records[0]["reason"])
+    assert summary.target.rss_peak_mb is not None and summary.target.rss_peak_mb > 150
 
 
 class FakeNVMLError(Exception):

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from harness.samples import Clock
-from harness.telemetry.probe import HealthSeries
+from harness.telemetry.health import HealthSeries
 from harness.telemetry.scrape import MetricsScraper, parse_metrics, server_fields
 from targets.serving import Stats
 

@@ -8,33 +8,33 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 
-from harness.drivers import LoadJob, Progress
-from harness.drivers.streaming import client_timeout, fetch
+from harness.drivers.builtin.streaming import client_timeout, fetch
+from harness.drivers.job import LoadJob, Progress
 from harness.samples import Clock, Sample
 from harness.scenario import LoadPoint, Workload
 from harness.workload import RequestSpec
+from tests.waiting import wait_for
 
 TOKEN = b'data: {"choices":[{"index":0,"text":" a","finish_reason":null}]}\n\n'
 SPEC = RequestSpec(index=0, prompt="hi", prompt_tokens=1, max_tokens=4)
 Handler = Callable[[web.Request, asyncio.Event], Awaitable[web.StreamResponse]]
 
 
-def make_job(url: str, **timeouts: float) -> LoadJob:
-    limits = {"connect_timeout_s": 5.0, "first_token_timeout_s": 5.0,
-              "between_tokens_timeout_s": 5.0, "timeout_s": 10.0} | timeouts
+def make_job(url: str, connect_timeout_s: float = 5.0, first_token_timeout_s: float = 5.0,
+             between_tokens_timeout_s: float = 5.0, timeout_s: float = 10.0) -> LoadJob:
     return LoadJob(target="t", base_url=url, model_name="m",
                    point=LoadPoint("p", "closed", 1, 0, concurrency=1), workload=Workload(),
                    prompts=None,  # type: ignore[arg-type]  # fetch takes the spec directly
-                   clock=Clock(), point_start=0.0, seed=1, **limits)
+                   clock=Clock(), point_start=0.0, seed=1, connect_timeout_s=connect_timeout_s,
+                   first_token_timeout_s=first_token_timeout_s,
+                   between_tokens_timeout_s=between_tokens_timeout_s, timeout_s=timeout_s)
 
 
 @asynccontextmanager
@@ -156,18 +156,20 @@ def fill_accept_queue(listener: socket.socket, deadline_s: float = 5.0) -> list[
     """Connect until a SYN is dropped (the accept queue is full): then connects stall."""
     held: list[socket.socket] = []
     port = listener.getsockname()[1]
-    give_up = time.monotonic() + deadline_s
-    while True:
+
+    def one_more_stalls() -> bool:
         client = socket.socket()
         client.settimeout(0.2)
         try:
             client.connect(("127.0.0.1", port))
         except TimeoutError:
             client.close()
-            return held
+            return True
         held.append(client)
-        if time.monotonic() > give_up:
-            pytest.fail("the accept queue never filled")
+        return False
+
+    wait_for(one_more_stalls, deadline_s, 0, "a connect to stall on the full accept queue")
+    return held
 
 
 def test_a_connect_that_never_completes_is_a_connect_timeout() -> None:

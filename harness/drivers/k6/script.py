@@ -9,7 +9,7 @@ so a rate of r req/s is written as round(1000·r) per 1000 s.
 
 The script reads the request bodies as JSON (`open()` in the init context, shared by every VU via
 `SharedArray`); iteration i sends body i mod n. Each request logs one JSON line (k6 `console.log`,
-`--log-format raw`) with its timings, which `harness.drivers.k6` turns into samples:
+`--log-format raw`) with its timings, which `harness.drivers.k6.driver` turns into samples:
 `{"i": iteration, "t0": ms wall clock at iteration start, "end": ms wall clock after the response,
 "st": scenario start ms, "s": HTTP status, "e": k6 error_code, "err": error text,
 "t": [blocked, looking_up, connecting, tls, sending, waiting, receiving] in ms, "n": completion

@@ -1,4 +1,4 @@
-"""Where a gateway's time goes per load point, read from its Prometheus `/metrics`.
+"""A gateway's connection pool per load point: where its time went, from its `/metrics`.
 
 The `fastapi_proxy` target exports two histograms: time a request waited for a pooled upstream
 connection, and time it held one (upstream TTFT, generation and streaming). Scraped before and
@@ -9,21 +9,23 @@ the scrape brackets the whole point — which the runner stores in the summary p
               "upstream_ms_mean": 611.2, "pool_wait_share": 0.75}
 
 `pool_wait_share` is wait ÷ (wait + upstream): the part of the gateway's time spent queueing for a
-connection rather than being served.
+connection rather than being served. The scrape and the parse are the telemetry scraper's
+(`harness.telemetry.scrape`); only the totals kept differ.
 """
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
+import http.client
 from dataclasses import dataclass
-from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
+from harness.summary import ProxyPool
+from harness.telemetry.endpoint import Endpoint
+from harness.telemetry.scrape import SCRAPE_TIMEOUT_S, parse_metrics
 
 POOL_WAIT = "patternbench_proxy_pool_wait_seconds"
 UPSTREAM = "patternbench_proxy_upstream_seconds"
 POOL_SIZE = "patternbench_proxy_pool_size"
+TOTALS = frozenset({f"{POOL_WAIT}_sum", f"{UPSTREAM}_sum", f"{UPSTREAM}_count", POOL_SIZE})
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,9 @@ class PoolTotals:
 
 
 def parse_pool_totals(text: str) -> PoolTotals | None:
-    """The pool totals in a Prometheus text exposition, or None if it has none."""
-    values: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            values[sample.name] = float(sample.value)
+    """The pool totals in a Prometheus text exposition, or None if it has none. Raises
+    ValueError on text that is not Prometheus format."""
+    values = parse_metrics(text, TOTALS)
     needed = (f"{POOL_WAIT}_sum", f"{UPSTREAM}_sum", f"{UPSTREAM}_count")
     if not all(name in values for name in needed):
         return None
@@ -51,26 +51,27 @@ def parse_pool_totals(text: str) -> PoolTotals | None:
                       pool_size=int(size) if size is not None else None)
 
 
-def read_pool_totals(base_url: str, timeout_s: float = 5.0) -> PoolTotals | None:
+def read_pool_totals(base_url: str, timeout_s: float = SCRAPE_TIMEOUT_S) -> PoolTotals | None:
     """Scrape `base_url/metrics`; None when it cannot be read or has no pool metrics."""
     try:
-        with urllib.request.urlopen(base_url + "/metrics", timeout=timeout_s) as resp:
-            text = resp.read().decode("utf-8", errors="replace")
-    except (urllib.error.URLError, OSError):
+        status, body = Endpoint(base_url, "/metrics", timeout_s).get()
+        if status != 200:
+            return None
+        return parse_pool_totals(body.decode("utf-8", errors="replace"))
+    except (OSError, http.client.HTTPException, ValueError):
         return None
-    return parse_pool_totals(text)
 
 
-def pool_point(before: PoolTotals, after: PoolTotals) -> dict[str, Any]:
+def pool_point(before: PoolTotals, after: PoolTotals) -> ProxyPool:
     """Means (ms) over the requests finished between two scrapes; None where none finished."""
     n = after.count - before.count
     wait = after.wait_s - before.wait_s
     upstream = after.upstream_s - before.upstream_s
     total = wait + upstream
-    return {
-        "requests": n,
-        "pool_size": after.pool_size,
-        "pool_wait_ms_mean": round(wait / n * 1000, 3) if n > 0 else None,
-        "upstream_ms_mean": round(upstream / n * 1000, 3) if n > 0 else None,
-        "pool_wait_share": round(wait / total, 4) if n > 0 and total > 0 else None,
-    }
+    return ProxyPool(
+        requests=n,
+        pool_size=after.pool_size,
+        pool_wait_ms_mean=wait / n * 1000 if n > 0 else None,
+        upstream_ms_mean=upstream / n * 1000 if n > 0 else None,
+        pool_wait_share=wait / total if n > 0 and total > 0 else None,
+    )

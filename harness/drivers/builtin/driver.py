@@ -7,7 +7,7 @@ not earlier requests finished, so latency is measured from `scheduled_at`.
 Connections are capped at `job.connections` (0 = sized to the load: the concurrency, or the
 schedule's length up to 1024). A request stamps `sent_at` once it holds a connection slot, so a
 cap that binds shows as dispatch lag (sent − scheduled), never as hidden service time.
-With `job.processes` > 1 the load is split over that many driver processes (see `spread`).
+With `job.processes` > 1 the load is split over that many driver processes (see `shares`).
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ from typing import Any
 import aiohttp
 
 from harness.arrivals import Arrival, plan
-from harness.drivers import DriverInterrupted, LoadJob, Progress
+from harness.drivers.builtin.shares import Share, run_shares
+from harness.drivers.builtin.streaming import client_timeout, fetch
+from harness.drivers.job import MAX_AUTO_CONNECTIONS, DriverInterrupted, LoadJob, Progress
 from harness.drivers.request_pool import RequestPool
-from harness.drivers.spread import Share, run_spread
-from harness.drivers.streaming import client_timeout, fetch
 from harness.samples import Sample
-
-MAX_AUTO_CONNECTIONS = 1024
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -58,7 +56,7 @@ class BuiltinDriver:
         job = replace(job, point_start=start)
         progress.started_at = start
         if job.processes > 1:
-            return run_spread(job, progress, job.processes, self.run_share)
+            return run_shares(job, progress, job.processes, self.run_share)
         return self.run_share(job, Share(0, 1), progress)
 
     def run_share(self, job: LoadJob, share: Share, progress: Progress) -> list[Sample]:

@@ -1,4 +1,4 @@
-"""The locust driver: real locust, headless, running `harness/drivers/locustfile.py`.
+"""The locust driver: real locust, headless, running `harness/drivers/locust/locustfile.py`.
 
 One process (locust's local runner) when `job.processes` is 1; otherwise a master and
 `job.processes` worker processes on this machine (`--master` / `--worker`, over 127.0.0.1), which
@@ -36,8 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.arrivals import Arrival, plan, rate_curve
-from harness.drivers import DriverInterrupted, LoadJob, Progress
-from harness.drivers.builtin import MAX_AUTO_CONNECTIONS
+from harness.drivers.job import MAX_AUTO_CONNECTIONS, DriverInterrupted, LoadJob, Progress
 from harness.drivers.request_pool import RequestPool
 from harness.samples import STATUSES, Sample, TokenSource
 from harness.workload import RequestSpec

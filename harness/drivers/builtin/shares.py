@@ -1,4 +1,5 @@
-"""Spread one load point over several driver processes on this machine.
+"""The builtin driver's shares: one load point split over several driver processes on this
+machine (`[client] processes = P`).
 
 Process k of P runs slots k, k+P, ... of the point: `part(concurrency)` of the closed-loop
 loops with request indices k, k+P, k+2P, ..., or arrivals k, k+P, ... of the schedule. Every
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.drivers import DriverInterrupted, LoadJob, Progress
+from harness.drivers.job import DriverInterrupted, LoadJob, Progress
 from harness.samples import Sample, read_samples, write_samples
 
 _COUNTERS = ("sent", "done", "errors", "tokens")
@@ -46,12 +47,12 @@ class Share:
 RunShare = Callable[[LoadJob, Share, Progress], list[Sample]]
 
 
-def run_spread(job: LoadJob, progress: Progress, processes: int,
+def run_shares(job: LoadJob, progress: Progress, processes: int,
                run_share: RunShare) -> list[Sample]:
     """Run `run_share` in `processes` forked processes; merge their samples and progress."""
     ctx = mp.get_context("fork")
     counters = [ctx.Array("q", len(_COUNTERS), lock=False) for _ in range(processes)]
-    with tempfile.TemporaryDirectory(prefix="patternbench-spread-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="patternbench-shares-") as tmp:
         paths = [Path(tmp) / f"share{k}.jsonl" for k in range(processes)]
         children = [ctx.Process(target=_child, name=f"patternbench-driver-{k}",
                                 args=(run_share, job, Share(k, processes), counters[k],

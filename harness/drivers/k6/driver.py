@@ -34,9 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.arrivals import plan
-from harness.drivers import DriverInterrupted, LoadJob, Progress
-from harness.drivers.builtin import MAX_AUTO_CONNECTIONS
-from harness.drivers.k6_script import APPROXIMATED, render
+from harness.drivers.job import MAX_AUTO_CONNECTIONS, DriverInterrupted, LoadJob, Progress
+from harness.drivers.k6.script import APPROXIMATED, render
 from harness.drivers.request_pool import RequestPool
 from harness.samples import Clock, Sample, Status
 from harness.workload import RequestSpec
@@ -90,7 +89,7 @@ class WallMap:
 
 def sample_from_k6(record: dict[str, Any], *, target: str, point: str, spec: RequestSpec,
                    wall: WallMap, stream: bool) -> Sample:
-    """One k6 console record (see `k6_script`) as a `Sample` on the run clock."""
+    """One k6 console record (see `script`) as a `Sample` on the run clock."""
     blocked, dns, connect, tls, sending, waiting, receiving = (float(x) for x in record["t"])
     scheduled = wall.at(float(record["t0"]))
     end = wall.at(float(record["end"]))

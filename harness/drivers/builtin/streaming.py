@@ -31,8 +31,8 @@ from typing import Any
 
 import aiohttp
 
-from harness.drivers import LoadJob, Progress
-from harness.drivers.event_scan import EventScanner, classify
+from harness.drivers.builtin.event_scan import EventScanner, classify
+from harness.drivers.job import LoadJob, Progress
 from harness.samples import Clock, Sample, Status, TokenSource
 from harness.workload import RequestSpec, request_body
 
@@ -81,13 +81,17 @@ class Watchdog:
 
 @dataclass
 class _Seen:
-    """What arrived so far for one request (filled while it streams)."""
+    """What happened to one request so far (filled while it streams)."""
 
     http_status: int | None = None
     first_byte_at: float | None = None
     token_times: list[float] = field(default_factory=list)
     output_tokens: int = 0
     source: TokenSource = "counted"
+    status: Status = "ok"
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    done_at: float | None = None
 
 
 def client_timeout(job: LoadJob) -> aiohttp.ClientTimeout:
@@ -109,32 +113,13 @@ async def fetch(session: aiohttp.ClientSession, job: LoadJob, spec: RequestSpec,
     path = "/v1/chat/completions" if job.workload.api == "chat" else "/v1/completions"
     if body is None:
         body = json.dumps(request_body(spec, job.workload, job.model_name)).encode()
-    clock = job.clock
     seen = _Seen()
-    status: Status = "ok"
-    error: str | None = None
-    extra: dict[str, Any] = {}
-    done_at: float | None = None
     progress.sent += 1
     watchdog = Watchdog(job)
     try:
         async with session.post(job.base_url + path, data=body, headers=JSON_HEADERS) as resp:
-            seen.first_byte_at = clock.now()  # the response head: what k6 and locust see too
-            seen.http_status = resp.status
-            if resp.status != 200:
-                text = await resp.text()
-                status = "refused" if resp.status == 503 else "http_error"
-                error = text[:300]
-            elif job.workload.stream:
-                status, error = await _read_stream(resp, seen, clock, watchdog)
-            else:
-                data = await resp.json()
-                usage = data.get("usage") or {}
-                seen.output_tokens = int(usage.get("completion_tokens", 0))
-                seen.source = "usage" if usage else "unknown"
-        done_at = clock.now()
-    except aiohttp.ConnectionTimeoutError:
-        status, error, extra = "timeout", _timeout_text("connect", job), {"timeout": "connect"}
+            await _read_response(resp, job, seen, watchdog)
+        seen.done_at = job.clock.now()
     except asyncio.CancelledError:
         if watchdog.expired is None:
             raise  # cancelled from outside: not ours to swallow
@@ -142,40 +127,73 @@ async def fetch(session: aiohttp.ClientSession, job: LoadJob, spec: RequestSpec,
         if task is not None:
             task.uncancel()
         phase = watchdog.expired
-        status, error = "timeout", _timeout_text(phase, job)
-        extra = {"timeout": phase, "after_s": round(clock.now() - sent_at, 4)}
-    except aiohttp.ClientPayloadError as exc:
-        status, error = "truncated", f"{type(exc).__name__}: {exc}"
-    except aiohttp.ClientConnectionError as exc:
-        status, error = "conn_error", f"{type(exc).__name__}: {exc}"
+        seen.status, seen.error = "timeout", _timeout_text(phase, job)
+        seen.extra = {"timeout": phase, "after_s": round(job.clock.now() - sent_at, 4)}
     except aiohttp.ClientError as exc:
-        status, error = "http_error", f"{type(exc).__name__}: {exc}"
+        seen.status, seen.error, seen.extra = _client_error(exc, job)
     finally:
         watchdog.close()
     progress.done += 1
-    if status != "ok":
+    if seen.status != "ok":
         progress.errors += 1
     progress.tokens += seen.output_tokens
+    request_id = f"{job.target}-{job.point.name}-{spec.index if index is None else index}"
+    return _sample(job, spec, request_id, scheduled_at, sent_at, seen, driver)
+
+
+async def _read_response(resp: aiohttp.ClientResponse, job: LoadJob, seen: _Seen,
+                         watchdog: Watchdog) -> None:
+    """Read the answer: an error body, a stream token by token, or one JSON body."""
+    seen.first_byte_at = job.clock.now()  # the response head: what k6 and locust see too
+    seen.http_status = resp.status
+    if resp.status != 200:
+        text = await resp.text()
+        seen.status = "refused" if resp.status == 503 else "http_error"
+        seen.error = text[:300]
+    elif job.workload.stream:
+        seen.status, seen.error = await _read_stream(resp, seen, job.clock, watchdog)
+    else:
+        data = await resp.json()
+        usage = data.get("usage") or {}
+        seen.output_tokens = int(usage.get("completion_tokens", 0))
+        seen.source = "usage" if usage else "unknown"
+
+
+def _client_error(exc: aiohttp.ClientError,
+                  job: LoadJob) -> tuple[Status, str, dict[str, Any]]:
+    """How an aiohttp failure is classified: status, error text, extra."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):  # before: it is a connection error too
+        return "timeout", _timeout_text("connect", job), {"timeout": "connect"}
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "truncated", text, {}
+    if isinstance(exc, aiohttp.ClientConnectionError):
+        return "conn_error", text, {}
+    return "http_error", text, {}
+
+
+def _sample(job: LoadJob, spec: RequestSpec, request_id: str, scheduled_at: float,
+            sent_at: float, seen: _Seen, driver: str) -> Sample:
     times = seen.token_times
     return Sample(
-        request_id=f"{job.target}-{job.point.name}-{spec.index if index is None else index}",
+        request_id=request_id,
         target=job.target,
         point=job.point.name,
         scheduled_at=scheduled_at,
         sent_at=sent_at,
-        status=status,
+        status=seen.status,
         first_byte_at=seen.first_byte_at,
         first_token_at=times[0] if times else None,
         token_times=tuple(times),
-        done_at=done_at if status == "ok" else None,
+        done_at=seen.done_at if seen.status == "ok" else None,
         prompt_tokens=spec.prompt_tokens,
         output_tokens=seen.output_tokens,
         tokens_source=seen.source,
         http_status=seen.http_status,
-        error=error,
+        error=seen.error,
         stream=job.workload.stream,
         driver=driver,
-        extra=extra,
+        extra=seen.extra,
     )
 
 
@@ -185,32 +203,44 @@ def _timeout_text(phase: str, job: LoadJob) -> str:
     return f"timeout ({phase}): over {limit:g} s"
 
 
+@dataclass
+class _Tally:
+    """What a stream's chunks said so far: ended with [DONE], the usage count, an error."""
+
+    done: bool = False
+    usage_tokens: int | None = None
+    error: str | None = None
+
+    def add(self, payloads: list[bytes], now: float, times: list[float]) -> None:
+        for payload in payloads:
+            chunk = classify(payload)
+            if chunk.error:
+                self.error = chunk.error
+                return
+            self.done = self.done or chunk.done
+            if chunk.token:
+                times.append(now)
+            if chunk.usage_completion_tokens is not None:
+                self.usage_tokens = chunk.usage_completion_tokens
+
+
 async def _read_stream(resp: aiohttp.ClientResponse, seen: _Seen, clock: Clock,
                        watchdog: Watchdog) -> tuple[Status, str | None]:
     scanner = EventScanner()
     times = seen.token_times
-    usage_tokens: int | None = None
-    done = False
+    tally = _Tally()
     async for raw in resp.content.iter_any():  # all bytes that arrived together
-        now = clock.now()
-        for payload in scanner.feed(raw):
-            chunk = classify(payload)
-            if chunk.error:
-                return "http_error", chunk.error
-            if chunk.done:
-                done = True
-            if chunk.token:
-                times.append(now)
-            if chunk.usage_completion_tokens is not None:
-                usage_tokens = chunk.usage_completion_tokens
+        tally.add(scanner.feed(raw), clock.now(), times)
+        if tally.error:
+            return "http_error", tally.error
         if times:
             watchdog.token_seen()
     for payload in scanner.close():
-        done = done or classify(payload).done
-    if usage_tokens is not None:
-        seen.output_tokens, seen.source = usage_tokens, "usage"
+        tally.done = tally.done or classify(payload).done
+    if tally.usage_tokens is not None:
+        seen.output_tokens, seen.source = tally.usage_tokens, "usage"
     else:
         seen.output_tokens = len(times)
-    if not done:
+    if not tally.done:
         return "truncated", "stream ended before [DONE]"
     return "ok", None

@@ -1,5 +1,6 @@
-"""The locustfile `harness.drivers.locust` runs: never import it from the harness (importing locust
-monkey-patches the standard library with gevent). Locust loads it by path in every locust process.
+"""The locustfile `harness.drivers.locust.driver` runs: never import it from the harness
+(importing locust monkey-patches the standard library with gevent). Locust loads it by path in
+every locust process.
 
 What it does, in each process (local runner, or each worker of a distributed run):
 
@@ -31,7 +32,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import gevent  # type: ignore[import-untyped]  # gevent ships no type information
@@ -254,7 +255,6 @@ class StreamingUser(FastHttpUser):
     def _read(self, resp: Any, rec: dict[str, Any], phases: _Phases) -> None:
         """Fill `rec` from the response; phase timers raise `_Expired` out of here."""
         proc = process()
-        plan = proc.plan
         rec["http"] = resp.status_code or None
         error = getattr(resp, "error", None)
         raw = getattr(resp, "_response", None)  # geventhttpclient's: read it event by event
@@ -265,43 +265,10 @@ class StreamingUser(FastHttpUser):
                        timeout="connect" if timed_out else None)
             return
         rec["fb"] = proc.now()
-        if resp.status_code != 200 or not plan["stream"]:
-            body = resp.content or b""
-            rec["done"] = proc.now()
-            if resp.status_code != 200:
-                rec.update(status="refused" if resp.status_code == 503 else "http_error",
-                           err=body[:300].decode("utf-8", "replace"))
-            else:
-                usage = json.loads(body).get("usage") or {}
-                rec["n"], rec["src"] = usage.get("completion_tokens", 0), "usage"
-            return
-        parser = SSEParser()
-        tokens: list[float] = rec["tok"]
-        usage_tokens: int | None = None
-        done = False
-        gap = float(plan["between_tokens_s"])
-        while True:
-            event = raw.readline(b"\n\n")
-            if not event:
-                break
-            now = proc.now()
-            for payload in parser.feed(event):
-                chunk = read_chunk(payload)
-                if chunk.error:
-                    rec.update(status="http_error", err=chunk.error)
-                    return
-                done = done or chunk.done
-                if chunk.token:
-                    tokens.append(now)
-                if chunk.usage_completion_tokens is not None:
-                    usage_tokens = chunk.usage_completion_tokens
-            if tokens:
-                phases.arm(now, gap, "between_tokens")
-        rec["done"] = proc.now()
-        rec["n"], rec["src"] = ((usage_tokens, "usage") if usage_tokens is not None
-                                else (len(tokens), "counted"))
-        if not done:
-            rec.update(status="truncated", err="stream ended before [DONE]", done=None)
+        if resp.status_code != 200 or not proc.plan["stream"]:
+            _read_body(resp, rec, proc.now)
+        else:
+            _read_events(raw, rec, phases, proc.now, float(proc.plan["between_tokens_s"]))
 
     def _report(self, rec: dict[str, Any]) -> None:
         """A request that never got a response object still goes through the request event."""
@@ -309,6 +276,46 @@ class StreamingUser(FastHttpUser):
             request_type="POST", name=process().plan["name"], response_time=0,
             response_length=0, exception=RuntimeError(rec["err"] or rec["status"]),
             context={"patternbench": rec}, response=None, url=process().plan["path"])
+
+
+def _read_body(resp: Any, rec: dict[str, Any], now: Callable[[], float]) -> None:
+    """A whole body: an error status, or a non-streamed completion with its usage."""
+    body = resp.content or b""
+    rec["done"] = now()
+    if resp.status_code != 200:
+        rec.update(status="refused" if resp.status_code == 503 else "http_error",
+                   err=body[:300].decode("utf-8", "replace"))
+    else:
+        usage = json.loads(body).get("usage") or {}
+        rec["n"], rec["src"] = usage.get("completion_tokens", 0), "usage"
+
+
+def _read_events(raw: Any, rec: dict[str, Any], phases: _Phases, now: Callable[[], float],
+                 gap_s: float) -> None:
+    """An SSE stream read event by event: token times, usage, [DONE] or the reason it broke."""
+    parser = SSEParser()
+    tokens: list[float] = rec["tok"]
+    usage_tokens: int | None = None
+    done = False
+    while event := raw.readline(b"\n\n"):
+        at = now()
+        for payload in parser.feed(event):
+            chunk = read_chunk(payload)
+            if chunk.error:
+                rec.update(status="http_error", err=chunk.error)
+                return
+            done = done or chunk.done
+            if chunk.token:
+                tokens.append(at)
+            if chunk.usage_completion_tokens is not None:
+                usage_tokens = chunk.usage_completion_tokens
+        if tokens:
+            phases.arm(at, gap_s, "between_tokens")
+    rec["done"] = now()
+    rec["n"], rec["src"] = ((usage_tokens, "usage") if usage_tokens is not None
+                            else (len(tokens), "counted"))
+    if not done:
+        rec.update(status="truncated", err="stream ended before [DONE]", done=None)
 
 
 class PlanShape(LoadTestShape):

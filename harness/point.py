@@ -1,0 +1,199 @@
+"""One load point against one running target: driver → samples → metrics, and what it must not
+hide.
+
+    result = run_point(ctx, tc, target, point, "builtin")
+    result.entry        # the point's summary.json entry (assembled in `point_entry` only)
+    result.interrupted  # ^C during the load: the samples until then are kept and stored
+
+Around the driver's run (`PointWatch`): the driver pinned to `cpu_affinity.driver`, the
+event-loop `/health` probe (`harness.telemetry.health`) and the telemetry collector; afterwards
+the samples and telemetry are stored in the run folder and the entry is assembled. A point
+whose p99 dispatch lag (sent − scheduled) passes `client.max_dispatch_lag_ms` is flagged
+`driver_bound`: the load generator, not the target, set its pace, so its latency is suspect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO
+
+from harness.drivers import get_driver
+from harness.drivers.job import DriverInterrupted, LoadJob, Progress
+from harness.launcher import TargetProcess
+from harness.metrics import summarize
+from harness.progress import ProgressPrinter
+from harness.rundir import RunDir
+from harness.samples import Clock, Sample, write_samples
+from harness.scenario import ClientSettings, LoadPoint, Scenario, TargetConfig
+from harness.summary import Distribution, PointMetrics, PointSummary, ProxyPool
+from harness.telemetry import TelemetryRecorder, append_records
+from harness.telemetry.health import HealthProbe, probe_summary, read_probes
+from harness.telemetry.pool import PoolTotals, pool_point, read_pool_totals
+from harness.workload import PromptFactory
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every point of a run shares."""
+
+    run: RunDir
+    scenario: Scenario
+    prompts: PromptFactory
+    clock: Clock
+    out: TextIO  # where the progress lines go
+    progress_interval_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class PointResult:
+    entry: PointSummary
+    samples: list[Sample]
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class WatchNotes:
+    """What the point's watch adds to its metrics: flags, the tool's counters, probe latency."""
+
+    flags: tuple[str, ...]
+    max_dispatch_lag_ms: float
+    driver_stats: dict[str, Any] | None
+    probe_ms: Distribution | None
+
+
+def job_settings(client: ClientSettings) -> dict[str, Any]:
+    """`LoadJob` keyword arguments taken from the scenario's `[client]` table."""
+    return {"connect_timeout_s": client.connect_s, "first_token_timeout_s": client.first_token_s,
+            "between_tokens_timeout_s": client.between_tokens_s,
+            "connections": client.connections, "processes": client.processes}
+
+
+def run_label(target_label: str, driver: str, drivers: Sequence[str]) -> str:
+    """`target@driver` when a scenario runs several drivers, else the target's own label."""
+    return f"{target_label}@{driver}" if len(drivers) > 1 else target_label
+
+
+@contextlib.contextmanager
+def pinned(cores: Sequence[int] | None) -> Iterator[None]:
+    """Run this process (and what it starts meanwhile) on `cores`; restore afterwards."""
+    if not cores:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, set(cores))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+class PointWatch:
+    """Context manager around `driver.run`: driver pinned to `driver_cores`, `/health` probed
+    into `probe_path` every `client.probe_interval_s` (0 = no probe)."""
+
+    def __init__(self, job: LoadJob, client: ClientSettings, probe_path: Path,
+                 driver_cores: Sequence[int] | None = None) -> None:
+        self.job, self.client, self.probe_path = job, client, probe_path
+        self.stack = contextlib.ExitStack()
+        self.driver_cores = driver_cores
+
+    def __enter__(self) -> PointWatch:
+        self.stack.enter_context(pinned(self.driver_cores))
+        if self.client.probe_interval_s > 0:
+            self.stack.enter_context(HealthProbe(self.job.base_url, self.client.probe_interval_s,
+                                                 self.job.clock, self.probe_path))
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stack.close()
+
+    def warmup_end(self, progress: Progress) -> float:
+        """End of warm-up on the run clock, counted from when the load really began."""
+        if progress.started_at is None:
+            return self.job.warmup_end
+        return progress.started_at + self.job.point.warmup_s
+
+    def notes(self, metrics: PointMetrics, progress: Progress) -> WatchNotes:
+        """The point's `flags`, `driver_stats` and `probe_ms` (see the module docstring)."""
+        flags = list(progress.flags)
+        lag = metrics.dispatch_lag_ms
+        if lag is not None and lag.p99 > self.client.max_dispatch_lag_ms:
+            flags.append("driver_bound")
+        probe = None
+        if self.client.probe_interval_s > 0:
+            probe = probe_summary(read_probes(self.probe_path), since=self.warmup_end(progress))
+        return WatchNotes(flags=tuple(flags), max_dispatch_lag_ms=self.client.max_dispatch_lag_ms,
+                          driver_stats=dict(progress.stats) if progress.stats else None,
+                          probe_ms=probe)
+
+
+def load_job(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: LoadPoint,
+             label: str) -> LoadJob:
+    """The driver's job: the scenario's load, with what an external target needs sent instead
+    (`target.extra`: model name, API kind, key) and the target's own stream/api overrides."""
+    scenario, extra = ctx.scenario, target.extra
+    base = tc.effective_workload(scenario.workload)
+    workload = replace(base, api=extra["api"]) if "api" in extra else base
+    return LoadJob(target=label, base_url=target.url,
+                   model_name=extra.get("model_name", scenario.model), point=point,
+                   workload=workload, prompts=ctx.prompts, clock=ctx.clock,
+                   point_start=ctx.clock.now(), seed=scenario.seed, timeout_s=scenario.timeout_s,
+                   api_key=extra.get("api_key"), **job_settings(scenario.client),
+                   work_dir=ctx.run.driver_work(label, point.name))
+
+
+def point_entry(job: LoadJob, tc: TargetConfig, driver: str, scenario: Scenario,
+                samples: Sequence[Sample], watch: PointWatch, progress: Progress,
+                telemetry: TelemetryRecorder, proxy: ProxyPool | None) -> PointSummary:
+    """The point's summary.json entry: identity, metrics of the measured window, the watch's
+    notes (flags, driver_stats, probe_ms), telemetry, and a gateway's pool accounting."""
+    warmup_end = watch.warmup_end(progress)
+    metrics = summarize(samples, warmup_end=warmup_end, slo=scenario.slo)
+    notes = watch.notes(metrics, progress)
+    point = job.point
+    return PointSummary.of(
+        metrics, target=job.target, target_name=tc.name, driver=driver, point=point.name,
+        load=point.load(), stream=job.workload.stream, flags=notes.flags,
+        max_dispatch_lag_ms=notes.max_dispatch_lag_ms, driver_stats=notes.driver_stats,
+        probe_ms=notes.probe_ms, telemetry=telemetry.summary(samples, warmup_end),
+        proxy=proxy)  # proxy: a gateway's pool wait vs upstream
+
+
+def run_point(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: LoadPoint,
+              driver_name: str) -> PointResult:
+    """Drive `point` against `target` with `driver_name`; store its samples and telemetry."""
+    scenario, run = ctx.scenario, ctx.run
+    driver = get_driver(driver_name)
+    job = load_job(ctx, tc, target, point, run_label(tc.label, driver.name, scenario.drivers))
+    pool_before = read_pool_totals(target.url) if target.extra.get("pool_metrics") else None
+    progress = Progress()
+    watch = PointWatch(job, scenario.client, run.probes(job.target, point.name),
+                       scenario.cpu_affinity.get("driver"))
+    telemetry = TelemetryRecorder(  # GPU, host CPU/RSS, /health and /metrics series
+        ctx.clock, folder=run.telemetry_dir, label=job.target, point=point.name, url=target.url,
+        target_pids=[target.pid, *(c.pid for c in target.companions)],
+        warmup_end=job.warmup_end)
+    interrupted = False
+    with ProgressPrinter(ctx.out, job, progress, ctx.progress_interval_s), watch, telemetry:
+        try:
+            samples = driver.run(job, progress)
+        except DriverInterrupted as exc:
+            samples, interrupted = exc.samples, True
+    proxy = _pool(pool_before, target.url)
+    write_samples(run.samples(job.target, point.name), samples)
+    append_records(run.telemetry(job.target), telemetry.records)
+    entry = point_entry(job, tc, driver.name, scenario, samples, watch, progress, telemetry,
+                        proxy)
+    return PointResult(entry, samples, interrupted)
+
+
+def _pool(before: PoolTotals | None, url: str) -> ProxyPool | None:
+    """The pool accounting since `before` (None when there was none to read)."""
+    after = read_pool_totals(url) if before is not None else None
+    return pool_point(before, after) if before is not None and after is not None else None
