@@ -1,4 +1,5 @@
-# patternbench: `make bench` runs the default scenario; `make test` runs lint, types and tests.
+# patternbench: `make bench` runs the default scenario; `make test` runs lint, types and tests;
+# `make test-fast` runs only the tests marked not `slow` (no server process, no real model).
 # Both create .venv on first use. torch==2.13.0 (a CPU wheel here) is installed first when the
 # venv has no torch, so pip never pulls a multi-GB CUDA build for the `torch` range.
 
@@ -9,13 +10,16 @@ STAMP := $(VENV)/.patternbench-installed
 SCENARIO ?= scenarios/default.toml
 PYTEST_ARGS ?=
 
-.PHONY: bench test lint typecheck env clean-env vllm wheels
+.PHONY: bench test test-fast lint typecheck env clean-env vllm wheels
 
 bench: $(STAMP)
 	$(VENV)/bin/patternbench run $(SCENARIO)
 
 test: $(STAMP) lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check harness targets tests

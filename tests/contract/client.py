@@ -9,13 +9,13 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from harness.sse import SSEParser
+from harness.telemetry.scrape import parse_metrics, server_fields
 
 
 def _conn(url: str, timeout: float) -> http.client.HTTPConnection:
@@ -97,13 +97,24 @@ def metrics(url: str) -> dict[str, float]:
     return out
 
 
-def wait_for(condition: Callable[[], bool], deadline_s: float, what: str) -> None:
-    """Poll `condition` until true; fail with `what` after `deadline_s` seconds."""
-    end = time.monotonic() + deadline_s
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {deadline_s:.0f} s waiting for {what}")
-        time.sleep(0.02)
+def in_flight(url: str) -> float | None:
+    """Requests the server holds, from `/metrics` as the harness's telemetry reads it: our
+    `patternbench_in_flight`, or vLLM's running plus waiting requests (None: not exported)."""
+    text = request(url, "GET", "/metrics").body.decode()
+    value = server_fields(parse_metrics(text))["in_flight"]
+    return None if value is None else float(value)
+
+
+def stream_text(payloads: list[str]) -> str:
+    """The text a stream carried: every choice's `text` (completions) or `delta.content` (chat),
+    however the server spreads it over chunks."""
+    out = []
+    for p in payloads:
+        if p == "[DONE]":
+            continue
+        for choice in json.loads(p).get("choices") or []:
+            out.append(choice.get("text") or (choice.get("delta") or {}).get("content") or "")
+    return "".join(out)
 
 
 def token_payloads(payloads: list[str]) -> list[dict[str, Any]]:

@@ -2,16 +2,22 @@
 
 A target joins by being in `targets.TARGETS` with `local=True`. `SKIP_TARGETS` lists the ones the
 suite cannot judge (with the reason); `SKIPS` lists single checks a target is excused from, with
-the reason — usually because the check's failure IS the pattern's documented pitfall.
+the reason — usually because the check's failure IS the pattern's documented pitfall, and for
+`vllm` (the real vLLM server, marked `vllm`) because it is vLLM's own behaviour, not our serving
+layer's. A test parametrizes over `target_params()`; a check it may be excused from calls
+`skip_unless_supported` (the whole test) or `supports` (one part of it).
 
 One fleet — every target, one process each, on the real `tiny` model — is started once for the
 whole suite, in parallel: starting Python processes that import torch dominates its wall time.
+A test waits only for its own target, so vLLM's minute of start-up overlaps the other targets'
+tests; without `.venv-vllm` its tests skip, saying how to install it, and `-m "not vllm"` starts
+no vLLM at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +26,12 @@ import pytest
 
 from harness.launcher import LaunchError, TargetProcess, start_proxy, start_target
 from targets import TARGETS
+from targets.vllm import READY_TIMEOUT_S, install_error
 
 API_KEY = "contract-key"
 
 SKIP_TARGETS: dict[str, str] = {
     "echo": "a calibration yardstick with no model and no request validation, not a pattern",
-    "vllm": "the real vLLM server in .venv-vllm: its behaviour is vLLM's, not our serving layer",
 }
 
 SKIPS: dict[str, dict[str, str]] = {
@@ -37,20 +43,55 @@ SKIPS: dict[str, dict[str, str]] = {
         "drain_refuses_new": "the listening socket closes only once the loop is free, after the "
                              "running stream (documented pitfall)",
     },
+    "vllm": {
+        "overload": "vLLM's scheduler queues every request it is sent: it has no admission "
+                    "limit, so never a 503 with Retry-After",
+        "disconnect": "vLLM counts its tokens and aborts in its own vllm:* metrics, not "
+                      "patternbench_*: test_vllm.py checks the abort with those",
+        "drain": "on SIGTERM vLLM refuses new connections but cuts the stream in flight (no "
+                 "more tokens, no [DONE]) instead of finishing it",
+        "sse_framing": "vLLM puts finish_reason on the last token's chunk (no closing chunk of "
+                       "its own) and sends no Cache-Control/X-Accel-Buffering headers: a valid "
+                       "OpenAI stream, framed its way",
+        "limits": "vLLM answers a prompt over its context with 400 (param input_tokens), not "
+                  "413, and has neither our max_tokens cap nor our 1 MiB body limit; "
+                  "test_vllm.py checks its 400s",
+        "framework_errors": "vLLM answers what FastAPI refuses before its OpenAI handlers (an "
+                            "unknown route, a wrong method, a body that is not UTF-8) with "
+                            "FastAPI's {\"detail\": ...}, not an OpenAI error object",
+        "chat_content_required": "vLLM's chat schema makes a message's content optional: a "
+                                 "message without it is answered 200, not 400",
+        "api_key_error": "vLLM's 401 body is {\"error\": \"Unauthorized\"}, not an OpenAI "
+                         "error object with code invalid_api_key",
+        "patternbench_metrics": "vLLM exports its own vllm:* metrics (the harness's telemetry "
+                                "reads those), not our patternbench_* gauges and counters",
+    },
 }
 
 STALLS_HEALTH = {"fastapi_blocking"}  # /health waits for the running generation: the point
+VLLM_READY_S = max(READY_TIMEOUT_S, 600.0)  # vLLM's start-up: ~65 s on 2 idle cores, minutes busy
 
 
 def contract_targets() -> list[str]:
-    return [name for name, info in TARGETS.items()
-            if info.local and name not in SKIP_TARGETS and info.kind != "vllm"]
+    return [name for name, info in TARGETS.items() if info.local and name not in SKIP_TARGETS]
+
+
+def target_params(*names: str) -> list[Any]:
+    """`names` (default: every contract target) as `target` parameters; vLLM's is marked `vllm`
+    and may wait out vLLM's start-up."""
+    vllm_marks = [pytest.mark.vllm, pytest.mark.timeout(VLLM_READY_S + 300)]
+    return [pytest.param(name, id=name, marks=vllm_marks if TARGETS[name].kind == "vllm" else ())
+            for name in names or contract_targets()]
+
+
+def supports(target: str, check: str) -> bool:
+    """False when `target` is excused from `check` (listed in `SKIPS`)."""
+    return check not in SKIPS.get(target, {})
 
 
 def skip_unless_supported(target: str, check: str) -> None:
-    reason = SKIPS.get(target, {}).get(check)
-    if reason:
-        pytest.skip(f"{target} skips {check}: {reason}")
+    if not supports(target, check):
+        pytest.skip(f"{target} skips {check}: {SKIPS[target][check]}")
 
 
 MODEL = "tiny"  # the real model: greedy equality needs it, and it streams fast enough
@@ -60,15 +101,19 @@ MAX_TOKENS_CAP = 1024  # below the tiny model's context (2048), so the cap is ch
 
 @dataclass
 class Fleet:
-    """Started targets by name; a target that failed to start keeps its error instead.
+    """Started targets by name; a target that failed to start keeps its error instead, and one
+    that is not installed (vLLM without `.venv-vllm`) the reason its tests skip.
 
-    `get` restarts a target whose process has exited (the drain test stops them), so no test
-    depends on running before or after another one.
+    `get` waits for its target's start (each is submitted to `starting` at once), and restarts a
+    target whose process has exited (the drain test stops them), so no test depends on running
+    before or after another one.
     """
 
     log_dir: Path
     servers: dict[str, TargetProcess] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    starting: dict[str, Future[None]] = field(default_factory=dict)
 
     def api_key(self, name: str) -> str | None:
         return None if TARGETS[name].kind == "proxy" else API_KEY
@@ -78,12 +123,18 @@ class Fleet:
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def start(self, name: str) -> None:
+        if TARGETS[name].kind == "vllm" and (problem := install_error()) is not None:
+            self.missing[name] = problem
+            return
         try:
             self.servers[name] = _start(name, self.log_dir, self.api_key(name))
         except LaunchError as exc:
             self.errors[name] = str(exc)
 
     def get(self, name: str) -> TargetProcess:
+        self.starting[name].result()
+        if name in self.missing:
+            pytest.skip(self.missing[name])
         server = self.servers.get(name)
         if server is not None and server.process is not None and server.process.poll() is not None:
             server.stop(timeout_s=5)  # its companions (a proxy's upstream) too
@@ -104,6 +155,10 @@ def _start(name: str, log_dir: Path, api_key: str | None) -> TargetProcess:
                                        "workers": MAX_CONCURRENCY}
         return start_proxy(name, name, model=MODEL, device="cpu", options=options,
                            log_path=log_path, ready_timeout_s=240)
+    if info.kind == "vllm":  # vLLM's own server: none of our options, its own thread defaults
+        return start_target(name, name, model=MODEL, device="cpu", options={}, log_path=log_path,
+                            ready_timeout_s=VLLM_READY_S,
+                            extra_args=["--api-key", api_key] if api_key else [])
     # One torch thread each: a fleet of servers on few cores must not oversubscribe them.
     extra = ["--torch-threads", "1"]
     if api_key:
@@ -114,21 +169,26 @@ def _start(name: str, log_dir: Path, api_key: str | None) -> TargetProcess:
 
 def selected_targets(session: pytest.Session) -> list[str]:
     """The targets the selected tests use (`-k proxy` starts only the proxy)."""
+    here = Path(__file__).parent
     used = {item.callspec.params.get("target") for item in session.items
-            if isinstance(item, pytest.Function) and hasattr(item, "callspec")}
+            if isinstance(item, pytest.Function) and hasattr(item, "callspec")
+            and item.path.is_relative_to(here)}
     return [name for name in contract_targets() if name in used]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fleet(request: pytest.FixtureRequest,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """Every selected contract target, started once for the whole suite, in parallel."""
+    """Every selected contract target, started once for the contract suite, in parallel, and
+    stopped when it ends: the tests after it do not share the machine with ~9 idle servers."""
     started = Fleet(log_dir=tmp_path_factory.mktemp("contract-logs"))
     names = selected_targets(request.session)
-    with ThreadPoolExecutor(max_workers=len(names) or 1) as pool:
-        list(pool.map(started.start, names))
+    pool = ThreadPoolExecutor(max_workers=len(names) or 1)
+    started.starting = {name: pool.submit(started.start, name) for name in names}
     try:
         yield started
     finally:
-        with ThreadPoolExecutor(max_workers=len(started.servers) or 1) as pool:
-            list(pool.map(lambda server: server.stop(timeout_s=20), started.servers.values()))
+        pool.shutdown(wait=True)  # a start still under way ends first, then is stopped
+        with ThreadPoolExecutor(max_workers=len(started.servers) or 1) as stopping:
+            list(stopping.map(lambda server: server.stop(timeout_s=20),
+                              started.servers.values()))

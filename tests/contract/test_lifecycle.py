@@ -15,19 +15,20 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.contract.client import Stream, metrics, request, token_payloads, wait_for
+from tests.contract.client import Stream, in_flight, metrics, request, token_payloads
 from tests.contract.conftest import (
     MAX_CONCURRENCY,
-    SKIPS,
     STALLS_HEALTH,
     Fleet,
-    contract_targets,
     skip_unless_supported,
+    supports,
+    target_params,
 )
+from tests.waiting import wait_for
 
 LONG = 1000  # tokens: far longer than any deadline below, within the cap and the context
 
-pytestmark = [pytest.mark.slow, pytest.mark.parametrize("target", contract_targets())]
+pytestmark = pytest.mark.parametrize("target", target_params())
 
 
 def gauge(url: str, name: str) -> float:
@@ -36,7 +37,7 @@ def gauge(url: str, name: str) -> float:
 
 def idle(url: str) -> None:
     """Wait until the previous test's requests have left the server."""
-    wait_for(lambda: gauge(url, "patternbench_in_flight") == 0, 30, "in_flight == 0")
+    wait_for(lambda: in_flight(url) == 0, 30, 0.02, "in_flight == 0")
 
 
 def long_stream(fleet: Fleet, target: str, max_tokens: int = LONG) -> Stream:
@@ -82,7 +83,7 @@ def test_overload_503_with_retry_after(fleet: Fleet, target: str) -> None:
     try:
         for _ in range(MAX_CONCURRENCY):
             held.append(long_stream(fleet, target))
-        wait_for(lambda: gauge(url, "patternbench_in_flight") == MAX_CONCURRENCY, 30,
+        wait_for(lambda: gauge(url, "patternbench_in_flight") == MAX_CONCURRENCY, 30, 0.02,
                  "every slot to be taken")  # and the queue holds 0
         reply = request(url, "POST", "/v1/completions", {"prompt": "hi", "max_tokens": 2},
                         fleet.auth(target))
@@ -130,6 +131,7 @@ def _refused(url: str) -> bool:
 def test_drain_finishes_stream_across_sigterm(fleet: Fleet, target: str) -> None:
     """SIGTERM with a stream in flight: new connections are refused at once, the stream still
     ends with every token and [DONE], then the process exits 0."""
+    skip_unless_supported(target, "drain")
     srv = fleet.get(target)
     idle(srv.url)
     n = 200
@@ -138,8 +140,8 @@ def test_drain_finishes_stream_across_sigterm(fleet: Fleet, target: str) -> None
     first = next(events)
     assert srv.process is not None
     srv.process.send_signal(signal.SIGTERM)
-    if "drain_refuses_new" not in SKIPS.get(target, {}):
-        wait_for(lambda: _refused(srv.url), 10, "new connections to be refused")
+    if supports(target, "drain_refuses_new"):
+        wait_for(lambda: _refused(srv.url), 10, 0.02, "new connections to be refused")
         assert srv.process.poll() is None, "the server exited before its stream was done"
     payloads = [first, *events]
     assert payloads[-1] == "[DONE]"
