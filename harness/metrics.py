@@ -6,13 +6,23 @@ Definitions (the report's glossary maps them to vLLM / GuideLLM / AIPerf names):
 - TPOT: per request, (E2E − TTFT) / (output tokens − 1); requests with one token have none.
 - ITL: every gap between consecutive token arrivals, pooled over requests.
 - E2E: done − sent, and done − scheduled (`e2e_sched_ms`, queueing in the client included).
-- Which requests count: those that finish (or fail) after warm-up ends. A request sent during
-  warm-up that is still running when it ends counts, so a slow pattern at high concurrency, whose
-  first wave outlasts the whole point, still yields latencies instead of nothing.
-- Throughput: completions per second over the measured window, which runs from the end of
-  warm-up to the last completion of a counted request; output tokens per second counts only the
-  tokens that arrived inside that window (streaming: by their arrival times; non-streaming:
-  pro rata over the request's time in the window).
+- When a request ended (`ended_at`): `done_at`, else `failed_at` (the timeout fired, the error
+  body was read, the connection broke), else — old samples only — `sent_at`.
+
+Which requests count where, with the measured window W = [warmup_end, load_end]:
+
+- Outcomes (`requests`): every request that ended at or after `warmup_end`, also those that end
+  after `load_end` while the driver drains (a hanging target's timeouts count).
+- Latency distributions: ok requests *sent* at or after `warmup_end` (the cold, all-at-once
+  first wave of warm-up stays out); `dispatch_lag_ms` takes every request sent then.
+- Throughput, over W only (`window_s` = load_end − warmup_end, whatever happened last):
+  `req_s` and `input_tok_s` count ok requests completed inside W; `output_tok_s` counts the
+  output tokens of ok requests that arrived inside W (streaming: by their chunk times, each chunk
+  carrying output_tokens / chunks tokens when usage says a chunk held several; non-streaming:
+  pro rata over the request's time in W). In a steady state req_s × mean output tokens equals
+  output_tok_s, wherever the request waves fall against the boundaries.
+- Goodput: a request passes when it is ok and every SLO metric is known and within its limit;
+  `good_requests`/`fraction` are over the counted outcomes, `req_s` over W's completions.
 
 An empty metric is `None`, never a silent 0.
 """
@@ -42,40 +52,66 @@ def itl_s(s: Sample) -> list[float]:
     return [b - a for a, b in itertools.pairwise(t)]
 
 
-def finished_at(s: Sample) -> float:
-    """When a request ended: its completion, else (timeouts, connection errors) when sent."""
-    return s.done_at if s.done_at is not None else s.sent_at
+def ended_at(s: Sample) -> float:
+    """When a request ended: its completion, else when its failure was seen, else (old samples
+    without `failed_at`) when it was sent."""
+    if s.done_at is not None:
+        return s.done_at
+    return s.failed_at if s.failed_at is not None else s.sent_at
 
 
 def measured(samples: Iterable[Sample], warmup_end: float) -> list[Sample]:
-    """Samples that finished at or after the end of warm-up: the ones metrics count."""
-    return [s for s in samples if finished_at(s) >= warmup_end]
+    """Samples that ended at or after the end of warm-up: the outcomes a point counts."""
+    return [s for s in samples if ended_at(s) >= warmup_end]
 
 
-def tokens_in_window(s: Sample, start: float) -> float:
-    """Output tokens of `s` that arrived at or after `start` (pro rata without token times)."""
+def completed_in(samples: Iterable[Sample], start: float, end: float) -> list[Sample]:
+    """Ok samples completed inside [start, end]: what `req_s` counts."""
+    return [s for s in samples if s.ok and s.done_at is not None and start <= s.done_at <= end]
+
+
+def tokens_in_window(s: Sample, start: float, end: float = float("inf")) -> float:
+    """Output tokens of `s` that arrived inside [start, end].
+
+    With chunk times, each chunk carries output_tokens / chunks tokens (usage may count several
+    tokens in one SSE chunk); without, tokens are pro rata over [sent, done].
+    """
     if s.token_times:
-        return float(sum(1 for t in s.token_times if t >= start))
-    if s.done_at is None or s.done_at <= s.sent_at:
-        return float(s.output_tokens)
-    inside = (s.done_at - max(s.sent_at, start)) / (s.done_at - s.sent_at)
+        per_chunk = s.output_tokens / len(s.token_times) if s.output_tokens > 0 else 1.0
+        return per_chunk * sum(1 for t in s.token_times if start <= t <= end)
+    if s.done_at is None:
+        return 0.0
+    if s.done_at <= s.sent_at:
+        return float(s.output_tokens) if start <= s.done_at <= end else 0.0
+    inside = (min(s.done_at, end) - max(s.sent_at, start)) / (s.done_at - s.sent_at)
     return s.output_tokens * min(1.0, max(0.0, inside))
 
 
-def meets_slo(s: Sample, slo: Mapping[str, float]) -> bool:
-    """Whether an ok sample meets every SLO given (keys `ttft_ms`, `tpot_ms`, `e2e_ms`).
+def window_output_tokens(samples: Iterable[Sample], start: float, end: float) -> float:
+    """Output tokens of ok samples that arrived inside [start, end] (`output_tok_s` × window)."""
+    return sum(tokens_in_window(s, start, end) for s in samples if s.ok)
 
-    TTFT and E2E count from `scheduled_at`: goodput is about what the user waited, so queueing
-    in the client counts against the SLO.
+
+def slo_values(s: Sample) -> dict[str, float | None]:
+    """A sample's SLO metrics in seconds, None when unknown: `ttft_ms` and `e2e_ms` from
+    `scheduled_at` (goodput is what the user waited, client queueing included), `tpot_ms`."""
+    return {"ttft_ms": None if s.first_token_at is None else s.first_token_at - s.scheduled_at,
+            "tpot_ms": tpot_s(s),
+            "e2e_ms": None if s.done_at is None else s.done_at - s.scheduled_at}
+
+
+def meets_slo(s: Sample, slo: Mapping[str, float]) -> bool:
+    """Whether `s` is ok and every SLO given (`ttft_ms`, `tpot_ms`, `e2e_ms`) is known and met.
+
+    A metric the request cannot show (no first-token time from k6 or without streaming; fewer
+    than 2 tokens under a TPOT limit) fails it: an SLO nobody checked is not met.
     """
     if not s.ok:
         return False
-    ttft = None if s.first_token_at is None else s.first_token_at - s.scheduled_at
-    checks = {"ttft_ms": ttft, "tpot_ms": tpot_s(s),
-              "e2e_ms": None if s.done_at is None else s.done_at - s.scheduled_at}
+    values = slo_values(s)
     for key, limit in slo.items():
-        value = checks.get(key)
-        if value is not None and value * 1000 > limit:
+        value = values.get(key)
+        if value is None or value * 1000 > limit:
             return False
     return True
 
@@ -84,35 +120,40 @@ def summarize(
     samples: Sequence[Sample],
     *,
     warmup_end: float = 0.0,
+    load_end: float | None = None,
     slo: Mapping[str, float] | None = None,
 ) -> PointMetrics:
     """Metrics of one target × load point (`harness.summary.PointMetrics`).
 
-    `warmup_end` is on the run clock; samples that finished before it are excluded.
+    `warmup_end` and `load_end` are on the run clock: the measured window (see the module
+    docstring). Without `load_end` (stored samples of unknown span, tests) the window ends when
+    the last counted request ended, success or failure.
     """
     counted = measured(samples, warmup_end)
-    ok = [s for s in counted if s.ok]
+    if load_end is None:
+        load_end = max((ended_at(s) for s in counted), default=warmup_end)
+    window = load_end - warmup_end
+    sent = [s for s in samples if s.sent_at >= warmup_end]
     statuses = Counter(s.status for s in counted)
     http_codes = Counter(str(s.http_status) for s in counted if s.status == "http_error")
-    ends = [s.done_at for s in ok if s.done_at is not None]
-    window = (max(ends) - warmup_end) if ends else 0.0
-    busy = sum((s.done_at - max(s.sent_at, warmup_end)) for s in ok if s.done_at is not None)
+    busy = sum(max(0.0, min(ended_at(s), load_end) - max(s.sent_at, warmup_end))
+               for s in samples)
     return PointMetrics(
         requests=Requests(ok=statuses["ok"], http_error=statuses["http_error"],
                           refused=statuses["refused"], timeout=statuses["timeout"],
                           truncated=statuses["truncated"], conn_error=statuses["conn_error"],
                           total=len(counted)),
         http_errors=dict(http_codes),
-        **_latencies(ok, counted),
-        output_tokens=Distribution.of(float(s.output_tokens) for s in ok),
-        throughput=_throughput(ok, warmup_end, window),
-        goodput=_goodput(ok, counted, slo, window) if slo else None,
+        **_latencies([s for s in sent if s.ok], sent),
+        output_tokens=Distribution.of(float(s.output_tokens) for s in sent if s.ok),
+        throughput=_throughput(samples, warmup_end, load_end),
+        goodput=_goodput(counted, slo, warmup_end, load_end) if slo else None,
         achieved_concurrency=busy / window if window > 0 else None,
-        token_counts_from=tuple(sorted({s.tokens_source for s in ok})),
+        token_counts_from=tuple(sorted({s.tokens_source for s in counted if s.ok})),
     )
 
 
-def _latencies(ok: Sequence[Sample], counted: Sequence[Sample]) -> dict[str, Distribution | None]:
+def _latencies(ok: Sequence[Sample], sent: Sequence[Sample]) -> dict[str, Distribution | None]:
     """The latency distributions of a point, in ms, keyed by their `PointMetrics` field."""
     ms = 1000.0
     return {
@@ -127,22 +168,53 @@ def _latencies(ok: Sequence[Sample], counted: Sequence[Sample]) -> dict[str, Dis
                                   if s.done_at is not None),
         "e2e_sched_ms": Distribution.of((s.done_at - s.scheduled_at) * ms for s in ok
                                         if s.done_at is not None),
-        "dispatch_lag_ms": Distribution.of((s.sent_at - s.scheduled_at) * ms for s in counted),
+        "dispatch_lag_ms": Distribution.of((s.sent_at - s.scheduled_at) * ms for s in sent),
     }
 
 
-def _throughput(ok: Sequence[Sample], warmup_end: float, window: float) -> Throughput:
+def _throughput(samples: Sequence[Sample], start: float, end: float) -> Throughput:
+    window = end - start
     if window <= 0:
         return Throughput(window_s=None, req_s=None, output_tok_s=None, input_tok_s=None)
-    out_tokens = sum(tokens_in_window(s, warmup_end) for s in ok)
-    in_tokens = sum(s.prompt_tokens for s in ok if s.sent_at >= warmup_end)
-    return Throughput(window_s=window, req_s=len(ok) / window,
-                      output_tok_s=out_tokens / window, input_tok_s=in_tokens / window)
+    done = completed_in(samples, start, end)
+    return Throughput(window_s=window, req_s=len(done) / window,
+                      output_tok_s=window_output_tokens(samples, start, end) / window,
+                      input_tok_s=sum(s.prompt_tokens for s in done) / window)
 
 
-def _goodput(ok: Sequence[Sample], counted: Sequence[Sample], slo: Mapping[str, float],
-             window: float) -> Goodput:
-    good = [s for s in ok if meets_slo(s, slo)]
+def _goodput(counted: Sequence[Sample], slo: Mapping[str, float], start: float,
+             end: float) -> Goodput:
+    unknown = unmeasurable(counted, slo)
+    good = [s for s in counted if meets_slo(s, slo)]
+    if unknown is not None:
+        return Goodput(slo=dict(slo), good_requests=len(good), req_s=None, fraction=None,
+                       unknown=unknown)
+    window = end - start
     return Goodput(slo=dict(slo), good_requests=len(good),
-                   req_s=len(good) / window if window > 0 else None,
+                   req_s=len(completed_in(good, start, end)) / window if window > 0 else None,
                    fraction=len(good) / len(counted) if counted else None)
+
+
+def unmeasurable(counted: Sequence[Sample], slo: Mapping[str, float]) -> str | None:
+    """Why goodput cannot be judged: an SLO metric no ok request of the point has (k6 sees no
+    first token, nor does a non-streaming request); None when every limit could be checked or
+    no request succeeded (then goodput is 0, not unknown)."""
+    ok = [s for s in counted if s.ok]
+    if not ok:
+        return None
+    values = [slo_values(s) for s in ok]
+    missing = [key for key in slo if all(v.get(key) is None for v in values)]
+    if not missing:
+        return None
+    why = {"ttft_ms": "no request has a first-token time (" + _mode(ok) + ")",
+           "tpot_ms": "no request has a first token and 2 or more output tokens",
+           "e2e_ms": "no request has a completion time"}
+    return "; ".join(f"{key}: {why.get(key, 'not a metric patternbench measures')}"
+                     for key in missing)
+
+
+def _mode(ok: Sequence[Sample]) -> str:
+    drivers = ", ".join(sorted({s.driver for s in ok}))
+    streams = {s.stream for s in ok}
+    return f"driver {drivers}, " + ("streaming" if streams == {True} else
+                                    "non-streaming" if streams == {False} else "mixed")

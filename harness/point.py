@@ -10,11 +10,18 @@ event-loop `/health` probe (`harness.telemetry.health`) and the telemetry collec
 the samples and telemetry are stored in the run folder and the entry is assembled. A point
 whose p99 dispatch lag (sent − scheduled) passes `client.max_dispatch_lag_ms` is flagged
 `driver_bound`: the load generator, not the target, set its pace, so its latency is suspect.
+So is one whose driver's own event-loop lag (`progress.loop_lag` of the measured window, as
+`driver_loop_lag_ms`) has a p99 past that bound, or whose driver tree's median CPU
+(`telemetry.driver.cpu_pct.p50`) reaches `CPU_BOUND_SHARE` of what its load loop can use
+(`progress.cpu_capacity_pct`: one core per builtin process): in a closed loop dispatch lag is ~0
+by construction, and these two still see a saturated driver. Arrivals the driver never sent
+(`progress.dropped`, k6's dropped iterations) become `dropped` and, when any, the `dropped` flag.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -30,7 +37,14 @@ from harness.progress import ProgressPrinter
 from harness.rundir import RunDir
 from harness.samples import Clock, Sample, write_samples
 from harness.scenario import ClientSettings, LoadPoint, Scenario, TargetConfig
-from harness.summary import Distribution, PointMetrics, PointSummary, ProxyPool
+from harness.summary import (
+    Distribution,
+    PointMetrics,
+    PointSummary,
+    PointTelemetry,
+    ProbeSummary,
+    ProxyPool,
+)
 from harness.telemetry import TelemetryRecorder, append_records
 from harness.telemetry.health import HealthProbe, probe_summary, read_probes
 from harness.telemetry.pool import PoolTotals, pool_point, read_pool_totals
@@ -63,7 +77,14 @@ class WatchNotes:
     flags: tuple[str, ...]
     max_dispatch_lag_ms: float
     driver_stats: dict[str, Any] | None
-    probe_ms: Distribution | None
+    probe: ProbeSummary | None
+    dropped: int | None = None
+    driver_loop_lag_ms: Distribution | None = None
+
+CPU_BOUND_SHARE = 0.9
+"""A driver whose median CPU sample (2 Hz) is at 90% of its capacity is saturated: a one-thread
+loop that never waits reads 95-100% of a core (the tree adds the /health probe's few %), one
+that keeps up spends more than a tenth of its time idle in the selector, waiting on sockets."""
 
 
 def job_settings(client: ClientSettings) -> dict[str, Any]:
@@ -119,18 +140,43 @@ class PointWatch:
             return self.job.warmup_end
         return progress.started_at + self.job.point.warmup_s
 
-    def notes(self, metrics: PointMetrics, progress: Progress) -> WatchNotes:
-        """The point's `flags`, `driver_stats` and `probe_ms` (see the module docstring)."""
+    def load_end(self, progress: Progress, samples: Sequence[Sample]) -> float:
+        """End of the load (of the measured window) on the run clock, shifted like
+        `warmup_end`: `job.load_end`, or with `min_requests` the moment the loop could stop (the
+        min_requests-th request sent after warm-up, not before `load_end`, at most `hard_end`)."""
+        start = self.warmup_end(progress)
+        shift = start - self.job.warmup_end
+        end, need = self.job.load_end + shift, self.job.point.min_requests
+        if need:
+            sent = sorted(s.sent_at for s in samples if s.sent_at >= start)
+            reached = sent[need - 1] if len(sent) >= need else math.inf
+            end = min(self.job.hard_end + shift, max(end, reached))
+        return end
+
+    def notes(self, metrics: PointMetrics, progress: Progress,
+              telemetry: PointTelemetry | None = None) -> WatchNotes:
+        """The point's `flags`, `driver_stats`, `probe`, `dropped` and `driver_loop_lag_ms`
+        (see the module docstring); `telemetry` gives the driver's CPU."""
         flags = list(progress.flags)
+        bound = self.client.max_dispatch_lag_ms
         lag = metrics.dispatch_lag_ms
-        if lag is not None and lag.p99 > self.client.max_dispatch_lag_ms:
+        since = self.warmup_end(progress)
+        loop_lag = Distribution.of(ms for t, ms in progress.loop_lag if t >= since)
+        cpu = telemetry.driver.cpu_pct if telemetry is not None else None
+        capacity = progress.cpu_capacity_pct
+        if ((lag is not None and lag.p99 > bound)
+                or (loop_lag is not None and loop_lag.p99 > bound)
+                or (cpu is not None and capacity and cpu.p50 >= CPU_BOUND_SHARE * capacity)):
             flags.append("driver_bound")
+        if progress.dropped:
+            flags.append("dropped")
+        flags = list(dict.fromkeys(flags))  # a driver may have raised one itself
         probe = None
         if self.client.probe_interval_s > 0:
             probe = probe_summary(read_probes(self.probe_path), since=self.warmup_end(progress))
         return WatchNotes(flags=tuple(flags), max_dispatch_lag_ms=self.client.max_dispatch_lag_ms,
                           driver_stats=dict(progress.stats) if progress.stats else None,
-                          probe_ms=probe)
+                          probe=probe, dropped=progress.dropped, driver_loop_lag_ms=loop_lag)
 
 
 def load_job(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: LoadPoint,
@@ -145,28 +191,35 @@ def load_job(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: Lo
                    workload=workload, prompts=ctx.prompts, clock=ctx.clock,
                    point_start=ctx.clock.now(), seed=scenario.seed, timeout_s=scenario.timeout_s,
                    api_key=extra.get("api_key"), **job_settings(scenario.client),
-                   work_dir=ctx.run.driver_work(label, point.name))
+                   work_dir=ctx.run.driver_work(label, point.name),
+                   prompt_offset=ctx.prompts.next_block())
 
 
 def point_entry(job: LoadJob, tc: TargetConfig, driver: str, scenario: Scenario,
                 samples: Sequence[Sample], watch: PointWatch, progress: Progress,
-                telemetry: TelemetryRecorder, proxy: ProxyPool | None) -> PointSummary:
+                telemetry: TelemetryRecorder, proxy: ProxyPool | None,
+                repeat: int = 0) -> PointSummary:
     """The point's summary.json entry: identity, metrics of the measured window, the watch's
-    notes (flags, driver_stats, probe_ms), telemetry, and a gateway's pool accounting."""
-    warmup_end = watch.warmup_end(progress)
-    metrics = summarize(samples, warmup_end=warmup_end, slo=scenario.slo)
-    notes = watch.notes(metrics, progress)
+    notes (flags, driver_stats, probe), telemetry, and a gateway's pool accounting."""
+    warmup_end, load_end = watch.warmup_end(progress), watch.load_end(progress, samples)
+    metrics = summarize(samples, warmup_end=warmup_end, load_end=load_end, slo=scenario.slo)
+    point_telemetry = telemetry.summary(samples, warmup_end, load_end)
+    notes = watch.notes(metrics, progress, point_telemetry)
     point = job.point
+    flags = notes.flags
+    if point.min_requests and sum(s.sent_at >= warmup_end for s in samples) < point.min_requests:
+        flags += ("max_duration_hit",)  # stopped at max_duration_s without min_requests
     return PointSummary.of(
         metrics, target=job.target, target_name=tc.name, driver=driver, point=point.name,
-        load=point.load(), stream=job.workload.stream, flags=notes.flags,
+        load=point.load(), stream=job.workload.stream, flags=flags, repeat=repeat,
         max_dispatch_lag_ms=notes.max_dispatch_lag_ms, driver_stats=notes.driver_stats,
-        probe_ms=notes.probe_ms, telemetry=telemetry.summary(samples, warmup_end),
+        probe=notes.probe, telemetry=point_telemetry, dropped=notes.dropped,
+        driver_loop_lag_ms=notes.driver_loop_lag_ms,
         proxy=proxy)  # proxy: a gateway's pool wait vs upstream
 
 
 def run_point(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: LoadPoint,
-              driver_name: str) -> PointResult:
+              driver_name: str, repeat: int = 0) -> PointResult:
     """Drive `point` against `target` with `driver_name`; store its samples and telemetry."""
     scenario, run = ctx.scenario, ctx.run
     driver = get_driver(driver_name)
@@ -189,7 +242,7 @@ def run_point(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: L
     write_samples(run.samples(job.target, point.name), samples)
     append_records(run.telemetry(job.target), telemetry.records)
     entry = point_entry(job, tc, driver.name, scenario, samples, watch, progress, telemetry,
-                        proxy)
+                        proxy, repeat)
     return PointResult(entry, samples, interrupted)
 
 

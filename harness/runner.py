@@ -7,6 +7,11 @@ The runner only wires stages together: a new run folder (`harness.rundir`) and i
 (`open_target`) and per point `harness.point.run_point`. It writes `summary.json` after every
 load point, so an interrupted run (^C: `KeyboardInterrupt` after the summary is written) keeps
 what it measured. A target that fails to start is recorded as failed and skipped.
+
+With `repeats = N` the whole pass over the targets runs N times, interleaved (A B C A B C ...,
+each target started afresh per repeat), so a drift of the machine spreads over every target
+instead of landing on the last one; each point carries its `repeat` (0-based), and the report
+shows the mean ± a t-interval across repeats (`harness.repeats`).
 """
 
 from __future__ import annotations
@@ -132,8 +137,9 @@ def run_scenario(scenario: Scenario, opts: RunOptions,
                      progress_interval_s=opts.progress_interval_s)
     state = RunState(run=run, scenario=scenario)
     try:
-        for tc in scenario.targets:
-            _run_target(ctx, state, tc, opts, open_target)
+        for repeat in range(scenario.repeats):
+            for tc in scenario.targets:
+                _run_target(ctx, state, tc, opts, open_target, repeat)
     except KeyboardInterrupt:
         state.interrupted = True
         state.write_summary()
@@ -144,7 +150,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions,
 
 
 def _run_target(ctx: RunContext, state: RunState, tc: TargetConfig, opts: RunOptions,
-                open_target: TargetOpener) -> None:
+                open_target: TargetOpener, repeat: int = 0) -> None:
     """Open `tc`, run every driver × point against it, close it; record a failed start."""
     scenario, out = ctx.scenario, ctx.out
     print(f"patternbench: starting {tc.label} ({tc.name}) with model {scenario.model}",
@@ -165,7 +171,7 @@ def _run_target(ctx: RunContext, state: RunState, tc: TargetConfig, opts: RunOpt
     with target:
         for driver_name in drivers:
             for point in scenario.points:
-                result = run_point(ctx, tc, target, point, driver_name)
+                result = run_point(ctx, tc, target, point, driver_name, repeat)
                 state.points.append(result.entry)
                 state.write_summary()
                 if result.interrupted:

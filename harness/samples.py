@@ -60,6 +60,7 @@ class Sample:
     first_token_at: float | None = None
     token_times: tuple[float, ...] = ()
     done_at: float | None = None
+    failed_at: float | None = None  # when a failed request ended (timeout fired, 503 read, ...)
     prompt_tokens: int = 0
     output_tokens: int = 0
     tokens_source: TokenSource = "unknown"

@@ -34,19 +34,30 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.scenario_client import ClientSettings as ClientSettings
+from harness.scenario_client import parse_affinity as _parse_affinity
+from harness.scenario_client import parse_client as _parse_client
+from harness.scenario_values import ScenarioError as ScenarioError
+from harness.scenario_values import boolean as _bool
+from harness.scenario_values import integer as _int
+from harness.scenario_values import number as _num
+from harness.scenario_values import table as _table
 from harness.summary import Load
 
 ARRIVAL_KINDS = ("closed", "constant", "poisson", "gamma", "ramp", "spike", "trace")
 APIS = ("completions", "chat")
 
 
-class ScenarioError(ValueError):
-    """A scenario file is malformed; the message says which field and what is expected."""
-
-
 @dataclass(frozen=True)
 class Workload:
-    """What each request asks for. Token counts are in the model's tokenizer."""
+    """What each request asks for. Token counts are in the model's tokenizer.
+
+    `prompt_reuse`: false (default) gives every request of the run its own prompt (across points,
+    targets, drivers and repeats), so no prefix cache can favour a target; true cycles every point
+    through the same 256 prompts (the first releases' pool: a prefix cache then hits).
+    `seed`: "none" (default) sends no `seed` field, as vLLM bench serve and GuideLLM; "per_request"
+    sends the request's index as its sampling seed.
+    """
 
     prompt_tokens: int = 128
     output_tokens: int = 64
@@ -56,6 +67,11 @@ class Workload:
     ignore_eos: bool = True
     prompt_tokens_stdev: float = 0.0
     output_tokens_stdev: float = 0.0
+    prompt_reuse: bool = False
+    seed: str = "none"
+
+
+SEED_MODES = ("none", "per_request")
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,12 @@ class LoadPoint:
 
     `duration_s` is the measured window, after `warmup_s` of unmeasured load. `max_requests`
     (0 = no cap) ends the point early. `params` holds arrival-shape extras (burstiness, ramp end…).
+    A closed loop's `params["ramp_up_s"]` staggers its streams' first requests (`ramp_up_s`).
+
+    `min_requests` (0 = none): the load goes on past `duration_s` until that many requests were
+    sent after warm-up, but the measured window never passes `max_duration_s` (default 60 s);
+    a point that stopped there without them is flagged `max_duration_hit` (`LoadJob.load_over`,
+    the builtin driver only, and only for stationary kinds: closed, constant, poisson, gamma).
     """
 
     name: str
@@ -74,6 +96,19 @@ class LoadPoint:
     rate_rps: float | None = None
     max_requests: int = 0
     params: Mapping[str, Any] = field(default_factory=dict)
+    min_requests: int = 0
+    max_duration_s: float = 60.0
+
+    @property
+    def ramp_up_s(self) -> float:
+        """Closed loop: stream k of N sends its first request at k·ramp_up_s/N after the start.
+
+        Default half the warm-up: staggered starts break the lock-step waves of N equal streams
+        started at once, and the ramp ends inside the warm-up, so the window sees all N.
+        """
+        if self.kind != "closed":
+            return 0.0
+        return float(self.params.get("ramp_up_s", self.warmup_s / 2))
 
     def load(self) -> Load:
         """The `load` part of this point's summary.json entry."""
@@ -103,28 +138,6 @@ TARGET_WORKLOAD_FIELDS = ("stream", "api")
 
 
 @dataclass(frozen=True)
-class ClientSettings:
-    """The load client's knobs (`[client]` table); every driver reads what applies to it.
-
-    `connections` caps open connections (0 = sized to the load: the concurrency, or the
-    schedule's length up to 1024). `processes` spreads the builtin driver over that many
-    processes and runs locust with that many workers (1 = locust's local runner).
-    `probe_interval_s` is the `/health` probe period during load (0 = off).
-    `max_dispatch_lag_ms` flags a point `driver_bound` when its p99 dispatch lag passes it.
-    Timeouts (s): `connect_s` for the TCP connect, `first_token_s` from send to the first token,
-    `between_tokens_s` for any later gap; the scenario's `timeout_s` bounds the whole request.
-    """
-
-    connections: int = 0
-    processes: int = 1
-    probe_interval_s: float = 0.5
-    max_dispatch_lag_ms: float = 10.0
-    connect_s: float = 10.0
-    first_token_s: float = 120.0
-    between_tokens_s: float = 60.0
-
-
-@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
@@ -142,6 +155,7 @@ class Scenario:
     drivers: tuple[str, ...] = ()  # several: each target runs under each, labelled target@driver
     client: ClientSettings = field(default_factory=ClientSettings)
     cpu_affinity: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # target/driver
+    repeats: int = 1  # the whole scenario N times, interleaved: A B C A B C (`harness.runner`)
 
     def with_overrides(
         self,
@@ -163,6 +177,9 @@ class Scenario:
                 kept += tuple(TargetConfig(name=m, label=m) for m in missing)
             out = replace(out, targets=kept)
         if driver:
+            if driver != "builtin" and any(p.min_requests for p in out.points):
+                raise ScenarioError(f"load.min_requests is run by the builtin driver only, "
+                                    f"not {driver!r}")
             out = replace(out, driver=driver, drivers=(driver,))
         if model:
             out = replace(out, model=model)
@@ -187,7 +204,7 @@ def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario",
                    base_dir: Path | None = None) -> Scenario:
     """Validate `data`; a relative trace `path` resolves against `base_dir` when given."""
     known = {"name", "description", "model", "seed", "driver", "workload", "load", "targets",
-             "timeout_s", "slo", "gates", "device", "client", "cpu_affinity"}
+             "timeout_s", "slo", "gates", "device", "client", "cpu_affinity", "repeats"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ScenarioError(f"unknown top-level keys {unknown}; expected some of {sorted(known)}")
@@ -196,6 +213,9 @@ def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario",
     if base_dir is not None:
         points = tuple(_resolve_trace(p, base_dir) for p in points)
     drivers = _parse_drivers(data.get("driver", "builtin"))
+    others = sorted(set(drivers) - {"builtin"})
+    if points[0].min_requests and others:
+        raise ScenarioError(f"load.min_requests is run by the builtin driver only, not {others}")
     targets = _parse_targets(data.get("targets", []))
     slo = {str(k): _num(v, f"slo.{k}") for k, v in _table(data.get("slo", {}), "slo").items()}
     gates = {str(k): str(v) for k, v in _table(data.get("gates", {}), "gates").items()}
@@ -216,32 +236,13 @@ def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario",
         gates=gates,
         device=str(data.get("device", "auto")),
         raw=dict(data),
+        repeats=_int(data.get("repeats", 1), "repeats", 1),
     )
-
-
-def _int(value: Any, name: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ScenarioError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ScenarioError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _table(value: Any, name: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ScenarioError(f"{name} must be a table (key = value pairs), got {value!r}")
-    return value
-
-
-def _bool(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ScenarioError(f"{name} must be true or false, got {value!r}")
-    return value
 
 
 # The [load] extras each arrival kind reads (they land in LoadPoint.params; see arrivals.py).
 LOAD_EXTRAS: dict[str, frozenset[str]] = {
-    "closed": frozenset(),
+    "closed": frozenset({"ramp_up_s"}),
     "constant": frozenset(),
     "poisson": frozenset(),
     "gamma": frozenset({"burstiness"}),
@@ -249,14 +250,6 @@ LOAD_EXTRAS: dict[str, frozenset[str]] = {
     "spike": frozenset({"spike_rate_rps", "spike_start_s", "spike_duration_s", "process"}),
     "trace": frozenset({"path", "speed"}),
 }
-
-
-def _num(value: Any, name: str, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ScenarioError(f"{name} must be a number, got {value!r}")
-    if value < minimum:
-        raise ScenarioError(f"{name} must be >= {minimum}, got {value}")
-    return float(value)
 
 
 def _parse_workload(raw: Mapping[str, Any]) -> Workload:
@@ -270,6 +263,9 @@ def _parse_workload(raw: Mapping[str, Any]) -> Workload:
     _int(wl.output_tokens, "workload.output_tokens", 1)
     _bool(wl.stream, "workload.stream")
     _bool(wl.ignore_eos, "workload.ignore_eos")
+    _bool(wl.prompt_reuse, "workload.prompt_reuse")
+    if wl.seed not in SEED_MODES:
+        raise ScenarioError(f"workload.seed must be one of {SEED_MODES}, got {wl.seed!r}")
     _num(wl.temperature, "workload.temperature")
     _num(wl.prompt_tokens_stdev, "workload.prompt_tokens_stdev")
     _num(wl.output_tokens_stdev, "workload.output_tokens_stdev")
@@ -278,8 +274,25 @@ def _parse_workload(raw: Mapping[str, Any]) -> Workload:
     return wl
 
 
+MIN_REQUESTS_KINDS = ("closed", "constant", "poisson", "gamma")
+
+
 def _parse_points(raw: Mapping[str, Any]) -> tuple[LoadPoint, ...]:
+    """The points of `[load]`, with `min_requests` / `max_duration_s` (see `LoadPoint`)."""
     raw = dict(_table(raw, "load"))
+    has_min = "min_requests" in raw or "max_duration_s" in raw
+    minimum = _int(raw.pop("min_requests", 0), "load.min_requests")
+    longest_raw = raw.pop("max_duration_s", None)
+    points = _parse_levels(raw)
+    longest = max(60.0, points[0].duration_s) if longest_raw is None else _num(
+        longest_raw, "load.max_duration_s", points[0].duration_s)
+    if has_min and points[0].kind not in MIN_REQUESTS_KINDS:
+        raise ScenarioError(f"load.min_requests works for kinds {MIN_REQUESTS_KINDS}, not "
+                            f"{points[0].kind!r}")
+    return tuple(replace(p, min_requests=minimum, max_duration_s=longest) for p in points)
+
+
+def _parse_levels(raw: dict[str, Any]) -> tuple[LoadPoint, ...]:
     kind = str(raw.pop("kind", "closed"))
     if kind not in ARRIVAL_KINDS:
         raise ScenarioError(f"load.kind must be one of {ARRIVAL_KINDS}, got {kind!r}")
@@ -294,6 +307,9 @@ def _parse_points(raw: Mapping[str, Any]) -> tuple[LoadPoint, ...]:
     warmup = _num(raw.pop("warmup_s", 2.0), "load.warmup_s")
     max_requests = _int(raw.pop("max_requests", 0), "load.max_requests")
     if kind == "closed":
+        if "ramp_up_s" in raw and _num(raw["ramp_up_s"], "load.ramp_up_s") > warmup:
+            raise ScenarioError(f"load.ramp_up_s ({raw['ramp_up_s']}) must not pass load.warmup_s "
+                                f"({warmup:g}): the warm-up must cover the ramp")
         levels = raw.pop("concurrency", [1])
         levels = levels if isinstance(levels, list) else [levels]
         if not levels:
@@ -359,39 +375,6 @@ def _parse_drivers(raw: Any) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise ScenarioError(f"driver lists a driver twice: {raw!r}")
     return tuple(names)
-
-
-def _parse_client(raw: Any) -> ClientSettings:
-    if not isinstance(raw, Mapping):
-        raise ScenarioError(f"[client] must be a table, got {raw!r}")
-    fields = set(ClientSettings.__dataclass_fields__)
-    unknown = sorted(set(raw) - fields)
-    if unknown:
-        raise ScenarioError(f"unknown [client] keys {unknown}; expected some of {sorted(fields)}")
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in ("connections", "processes"):
-            values[key] = _int(value, f"client.{key}", 1 if key == "processes" else 0)
-        else:
-            values[key] = _num(value, f"client.{key}", 0.0 if key == "probe_interval_s" else 1e-3)
-    return ClientSettings(**values)
-
-
-def _parse_affinity(raw: Any) -> dict[str, tuple[int, ...]]:
-    """`{ target = [0], driver = [1] }`: CPU cores for the target process tree and the driver."""
-    if not isinstance(raw, Mapping):
-        raise ScenarioError(f"cpu_affinity must be a table like {{ target = [0], driver = [1] }}, "
-                            f"got {raw!r}")
-    unknown = sorted(set(raw) - {"target", "driver"})
-    if unknown:
-        raise ScenarioError(f"unknown cpu_affinity keys {unknown}; expected target and/or driver")
-    out: dict[str, tuple[int, ...]] = {}
-    for role, cores in raw.items():
-        cores = cores if isinstance(cores, list) else [cores]
-        if not cores:
-            raise ScenarioError(f"cpu_affinity.{role} must list at least one core")
-        out[role] = tuple(_int(c, f"cpu_affinity.{role}") for c in cores)
-    return out
 
 
 def _resolve_trace(point: LoadPoint, base_dir: Path) -> LoadPoint:

@@ -7,7 +7,7 @@ types, each part built by the stage that computes it and read back through the s
       targets: {label: TargetRun}    the runner: started or failed, and why
       points: (PointSummary, ...)    one per target × driver × load point (`harness.point`):
         PointMetrics fields            `harness.metrics.summarize(samples)`
-        flags, driver_stats, probe_ms  the point's watch (driver truth, /health probe)
+        flags, driver_stats, probe     the point's watch (driver truth, /health probe)
         telemetry: PointTelemetry      `harness.telemetry.summary.summarize_telemetry`
         proxy: ProxyPool               a gateway's pool accounting (`harness.telemetry.pool`)
 
@@ -24,15 +24,19 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.quantiles import percentile as percentile  # re-exported for older callers
+from harness.quantiles import quantile_ci, too_few
 from harness.typed_json import RecordError, decode, encode
 
-SCHEMA_VERSION = 2
-"""Bumped whenever a field is added, removed or changes meaning. 2: typed record (this module);
+SCHEMA_VERSION = 3
+"""Bumped whenever a field is added, removed or changes meaning. 3: confidence intervals and
+`too_few` on every distribution, failures dated by `failed_at`, the fixed measured window,
+`goodput.unknown`, `dropped`, the probe's censoring, `repeat`; 2: typed record (this module),
 `load.params` nested; 1: the untyped dict of the first releases."""
 
 
@@ -43,16 +47,6 @@ def doc(text: str, default: Any = MISSING) -> Any:
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata={"doc": text})
     return field(default=default, metadata={"doc": text})
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default method) of already sorted values."""
-    if not sorted_values:
-        raise ValueError("percentile of no values")
-    pos = (len(sorted_values) - 1) * q / 100
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
 @dataclass(frozen=True)
@@ -66,6 +60,13 @@ class Distribution:
     p95: float = doc("95th percentile")
     p99: float = doc("99th percentile")
     max: float = doc("largest value")
+    ci95: dict[str, tuple[float, float] | None] = doc(
+        "95% confidence interval [lo, hi] of p50 and p99: distribution-free order statistics, "
+        "ranks from exact binomial sums, equal-tailed (harness.quantiles); null where too few "
+        "values for any such interval (p50: n < 6, p99: n < 299)", {})
+    too_few: tuple[str, ...] = doc("percentiles whose count is below their floor (p50 14, "
+                                   "p90 64, p95 133, p99 662; MLPerf early stopping): shown, "
+                                   "marked, refused by the gate", ())
 
     @classmethod
     def of(cls, values: Iterable[float | None]) -> Distribution | None:
@@ -75,12 +76,16 @@ class Distribution:
             return None
         return cls(count=len(data), mean=sum(data) / len(data), p50=percentile(data, 50),
                    p90=percentile(data, 90), p95=percentile(data, 95),
-                   p99=percentile(data, 99), max=data[-1])
+                   p99=percentile(data, 99), max=data[-1],
+                   ci95={"p50": quantile_ci(data, 0.5), "p99": quantile_ci(data, 0.99)},
+                   too_few=too_few(len(data)))
 
 
 @dataclass(frozen=True)
 class Requests:
-    """Counted requests of a point by outcome (`harness.samples.Status`)."""
+    """Requests of a point by outcome (`harness.samples.Status`): every request that ended
+    (completed, or its failure was seen: `failed_at`) at or after the end of warm-up, also
+    those that ended after the load while the driver drained."""
 
     ok: int = doc("completed with every token")
     http_error: int = doc("answered with an HTTP error status other than 503")
@@ -88,27 +93,31 @@ class Requests:
     timeout: int = doc("a connect, first-token, between-tokens or total timeout fired")
     truncated: int = doc("the stream ended early (no [DONE], fewer tokens than asked)")
     conn_error: int = doc("the connection failed or was reset")
-    total: int = doc("all counted requests")
+    total: int = doc("all counted requests (ended after warm-up, drain included)")
 
 
 @dataclass(frozen=True)
 class Throughput:
-    """Rates over the measured window; None when the window is empty."""
+    """Rates over the measured window [end of warm-up, end of load]; None when it is empty."""
 
-    window_s: float | None = doc("length of the measured window, s")
-    req_s: float | None = doc("completed requests per second")
-    output_tok_s: float | None = doc("output tokens per second (all requests)")
-    input_tok_s: float | None = doc("prompt tokens per second of requests sent in the window")
+    window_s: float | None = doc("length of the measured window: load end − warm-up end, s")
+    req_s: float | None = doc("ok requests completed inside the window, per second")
+    output_tok_s: float | None = doc("output tokens of ok requests that arrived inside the "
+                                     "window, per second (usage-scaled when a chunk carries "
+                                     "several; pro rata without token times)")
+    input_tok_s: float | None = doc("prompt tokens of the requests req_s counts, per second")
 
 
 @dataclass(frozen=True)
 class Goodput:
-    """Requests that met every SLO of the scenario."""
+    """Requests that met every SLO of the scenario (a limit a request cannot show is not met)."""
 
     slo: dict[str, float] = doc("the SLO limits, e.g. {\"ttft_ms\": 500}")
-    good_requests: int = doc("ok requests that met every limit")
-    req_s: float | None = doc("good requests per second over the measured window")
+    good_requests: int = doc("counted ok requests with every limit known and met")
+    req_s: float | None = doc("good requests completed inside the window, per second")
     fraction: float | None = doc("good requests / counted requests (0..1)")
+    unknown: str | None = doc("why goodput cannot be judged (a limit this driver or mode "
+                              "cannot measure); then req_s and fraction are null", None)
 
 
 @dataclass(frozen=True)
@@ -127,18 +136,21 @@ class PointMetrics:
 
     requests: Requests = doc("counted requests by outcome")
     http_errors: dict[str, int] = doc("http_error requests by HTTP status code")
-    ttft_ms: Distribution | None = doc("time to first token from sent, ms")
+    ttft_ms: Distribution | None = doc("time to first token from sent, ms (this and every "
+                                       "latency: ok requests sent after warm-up)")
     ttft_sched_ms: Distribution | None = doc("time to first token from scheduled, ms")
     ttfb_ms: Distribution | None = doc("time to first byte from sent, ms")
     tpot_ms: Distribution | None = doc("per request (E2E − TTFT) / (tokens − 1), ms")
     itl_ms: Distribution | None = doc("gaps between consecutive tokens, pooled, ms")
     e2e_ms: Distribution | None = doc("sent to last byte, ms")
     e2e_sched_ms: Distribution | None = doc("scheduled to last byte (client queueing in), ms")
-    dispatch_lag_ms: Distribution | None = doc("sent − scheduled: the driver's own lag, ms")
-    output_tokens: Distribution | None = doc("output tokens per ok request")
+    dispatch_lag_ms: Distribution | None = doc("sent − scheduled of every request sent after "
+                                               "warm-up: the driver's own lag, ms")
+    output_tokens: Distribution | None = doc("output tokens per ok request sent after warm-up")
     throughput: Throughput = doc("rates over the measured window")
     goodput: Goodput | None = doc("requests within the SLO; null when the scenario sets none")
-    achieved_concurrency: float | None = doc("mean requests in flight over the window")
+    achieved_concurrency: float | None = doc("mean requests in flight (failing ones too) over "
+                                             "the window")
     token_counts_from: tuple[str, ...] = doc("where output counts came from: usage, counted, "
                                              "requested, unknown")
 
@@ -177,8 +189,11 @@ class HealthTelemetry:
     """The telemetry /health series (about 1 Hz, a fresh connection each)."""
 
     count: int = doc("probes sent in the window")
-    failed: int = doc("probes without a 200 answer")
-    latency_ms: Distribution | None = doc("latency of answered probes, ms")
+    failed: int = doc("probes without a 200 answer (the censored ones included)")
+    latency_ms: Distribution | None = doc("latency, a probe without an answer counted at its "
+                                          "wait (censored: at least that), ms")
+    censored: int = doc("probes that got no answer at all (timed out): counted at their wait",
+                        0)
 
 
 @dataclass(frozen=True)
@@ -208,6 +223,20 @@ class PointTelemetry:
 
 
 @dataclass(frozen=True)
+class ProbeSummary:
+    """The event-loop /health probe: latency with timed-out probes censored at the timeout."""
+
+    latency_ms: Distribution | None = doc("latency, a probe without an answer counted at "
+                                          "timeout_ms (censored)")
+    sent: int = doc("probes sent in the window")
+    answered: int = doc("probes answered 200")
+    censored: int = doc("probes without an answer within the timeout")
+    missed_ticks: int = doc("ticks skipped while a probe waited (the probe could not keep its "
+                            "rate: the server answered slower than the interval)")
+    timeout_ms: float = doc("the probe's timeout, ms")
+
+
+@dataclass(frozen=True)
 class ProxyPool:
     """A gateway's connection-pool accounting between two /metrics scrapes around the point."""
 
@@ -232,7 +261,11 @@ class PointSummary(PointMetrics):
                                  "no_token_timing, ...")
     max_dispatch_lag_ms: float = doc("dispatch lag p99 above which the point is driver_bound")
     driver_stats: dict[str, Any] | None = doc("the load tool's own counters", None)
-    probe_ms: Distribution | None = doc("event-loop /health probe latency, ms", None)
+    dropped: int | None = doc("arrivals the driver never sent (k6 dropped iterations, locust "
+                              "arrivals no user took); null where the driver cannot tell", None)
+    driver_loop_lag_ms: Distribution | None = doc("the driver's own event-loop lag, ms", None)
+    probe: ProbeSummary | None = doc("event-loop /health probe of the measured window", None)
+    repeat: int = doc("which repeat of the scenario this point belongs to (0-based)", 0)
     telemetry: PointTelemetry | None = doc("telemetry of the measured window", None)
     proxy: ProxyPool | None = doc("gateway pool accounting", None)
 

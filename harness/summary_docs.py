@@ -61,8 +61,10 @@ def type_name(tp: Any) -> str:
         return " or ".join(type_name(a) for a in args)
     if origin is typing.Literal:
         return " / ".join(f"`{a}`" for a in args)
-    if origin is tuple:
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         return f"list of {type_name(args[0])}"
+    if origin is tuple:
+        return "[" + ", ".join(type_name(a) for a in args) + "]"
     if origin is dict:
         return f"object of {type_name(args[1])}"
     names = {bool: "bool", int: "int", float: "number", str: "string", type(None): "null"}

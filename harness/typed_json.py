@@ -3,8 +3,8 @@
 The stages that write a contract file (summary.json) build frozen dataclasses; this module turns
 them into JSON and back, and derives a JSON Schema from the same type hints, so the file, the
 reader and the schema cannot drift apart. Supported field types: `bool`, `int`, `float`, `str`,
-`None`, `Literal[...]`, `X | None`, `tuple[X, ...]`, `dict[str, X]`, nested frozen dataclasses,
-and `Any` (an opaque JSON value, e.g. a tool's own counters).
+`None`, `Literal[...]`, `X | None`, `tuple[X, ...]`, `tuple[X, Y]`, `dict[str, X]`, nested
+frozen dataclasses, and `Any` (an opaque JSON value, e.g. a tool's own counters).
 
     @dataclass(frozen=True)
     class Span:
@@ -80,15 +80,25 @@ def _decode(tp: Any, data: Any, path: str) -> Any:
             raise RecordError(f"{_where(path)}: expected one of {list(args)}, got {data!r}")
         return data
     if origin is tuple:
-        if not isinstance(data, list):
-            raise RecordError(f"{_where(path)}: expected a list, got {type(data).__name__}")
-        return tuple(_decode(args[0], v, f"{path}[{i}]") for i, v in enumerate(data))
+        return _decode_tuple(args, data, path)
     if origin is dict:
         if not isinstance(data, dict):
             raise RecordError(f"{_where(path)}: expected an object, got {type(data).__name__}")
         return {str(k): _decode(args[1], v, f"{path}.{k}" if path else str(k))
                 for k, v in data.items()}
     return _decode_scalar(tp, data, path)
+
+
+def _decode_tuple(args: tuple[Any, ...], data: Any, path: str) -> tuple[Any, ...]:
+    """`tuple[X, ...]` (any length) or `tuple[X, Y]` (exactly as many items as types)."""
+    if not isinstance(data, list):
+        raise RecordError(f"{_where(path)}: expected a list, got {type(data).__name__}")
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_decode(args[0], v, f"{path}[{i}]") for i, v in enumerate(data))
+    if len(data) != len(args):
+        raise RecordError(f"{_where(path)}: expected {len(args)} items, got {len(data)}")
+    return tuple(_decode(a, v, f"{path}[{i}]")
+                 for i, (a, v) in enumerate(zip(args, data, strict=True)))
 
 
 def _decode_dataclass(cls: type, data: Any, path: str) -> Any:
@@ -193,8 +203,11 @@ def _schema_of(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
         return {"anyOf": [_schema_of(a, defs) for a in args]}
     if origin is typing.Literal:
         return {"enum": list(args)}
-    if origin is tuple:
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         return {"type": "array", "items": _schema_of(args[0], defs)}
+    if origin is tuple:
+        return {"type": "array", "prefixItems": [_schema_of(a, defs) for a in args],
+                "minItems": len(args), "maxItems": len(args)}
     if origin is dict:
         return {"type": "object", "additionalProperties": _schema_of(args[1], defs)}
     simple = {bool: "boolean", int: "integer", float: "number", str: "string",

@@ -2,7 +2,19 @@
 
 Prompts are strings of common English words, each a single BPE token with its leading space
 (`" river"`), so a prompt of N words encodes to exactly N tokens; `build_prompt` checks that with
-the tokenizer. The i-th request of a scenario is the same on every target and every driver.
+the tokenizer.
+
+Two ways to number prompts (`workload.prompt_reuse`):
+
+- **distinct** (default, `PromptFactory.unique`): request g of the run (a run-wide index: each
+  load point gets its own block of `BLOCK` indices from `next_block`, whatever its target,
+  driver or repeat) starts with `HEAD_TOKENS` words that spell g in base len(pool), least
+  significant first, then a body sliced from one of `BODIES` checked word strings. Two requests
+  of a run therefore differ in their first token or within their first four, so a prefix cache
+  (vLLM's block hashes chain from token 0) never hits across them. Building one costs a few µs
+  (no tokenizer call: the body was checked once, the head words are pool words).
+- **reuse** (`prompt_reuse = true`, `PromptFactory.get`): request i of every point is
+  (seed, i), the same on every target and driver: the pool of the first releases.
 """
 
 from __future__ import annotations
@@ -16,6 +28,9 @@ from typing import Any
 from harness.scenario import Workload
 
 _WORD = re.compile(r"^Ġ[a-z]{3,9}$")
+HEAD_TOKENS = 4  # words that spell a request's run-wide index: len(pool)**4 distinct prompts
+BLOCK = 1_000_000  # run-wide indices each load point may use
+BODIES = 256  # checked body strings the distinct prompts slice from
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,14 @@ class PromptFactory:
         self.workload = workload
         self.seed = seed
         self.pool = word_pool(tokenizer)
+        self._blocks = 0
+        self._bodies: dict[int, list[str]] = {}
+
+    def next_block(self) -> int:
+        """The first run-wide index of the next load point's block (`BLOCK` long)."""
+        start = self._blocks * BLOCK
+        self._blocks += 1
+        return start
 
     def _length(self, rng: random.Random, mean: int, stdev: float) -> int:
         if stdev <= 0:
@@ -68,20 +91,52 @@ class PromptFactory:
         return RequestSpec(index=index, prompt=self.build_prompt(p, rng), prompt_tokens=p,
                            max_tokens=o)
 
+    def unique(self, index: int, prompt_tokens: int | None = None,
+               output_tokens: int | None = None) -> RequestSpec:
+        """Request `index` (run-wide) with a prompt no other index of the run has (see the module
+        docstring); lengths are drawn as `get` draws them."""
+        rng = random.Random(self.seed * 1_000_003 + index)
+        wl = self.workload
+        p = prompt_tokens or self._length(rng, wl.prompt_tokens, wl.prompt_tokens_stdev)
+        o = output_tokens or self._length(rng, wl.output_tokens, wl.output_tokens_stdev)
+        n, head, digits = len(self.pool), [], index
+        for _ in range(min(p, HEAD_TOKENS)):
+            digits, d = divmod(digits, n)
+            head.append(self.pool[d])
+        body = self._body(index % BODIES, p - len(head))
+        return RequestSpec(index=index, prompt="".join(head) + "".join(body[:p - len(head)]),
+                           prompt_tokens=p, max_tokens=o)
+
+    def _body(self, k: int, length: int) -> list[str]:
+        """Body `k` as words, at least `length` long; checked by the tokenizer when built.
+        A longer rebuild extends the shorter one (the same seeded draws, in order)."""
+        words = self._bodies.get(k)
+        if words is None or len(words) < length:
+            size = max(length, self.workload.prompt_tokens, 1)
+            rng = random.Random(self.seed * 7_000_003 + k)
+            words = [rng.choice(self.pool) for _ in range(size)]
+            n = len(self.tokenizer.encode("".join(words), add_special_tokens=False))
+            if n != size:
+                raise ValueError(f"prompt built for {size} tokens encodes to {n}")
+            self._bodies[k] = words
+        return words
+
     def batch(self, count: int) -> Sequence[RequestSpec]:
         return [self.get(i) for i in range(count)]
 
 
 def request_body(spec: RequestSpec, workload: Workload, model: str) -> dict[str, Any]:
-    """The JSON body for `spec`, for the completions or chat API."""
+    """The JSON body for `spec`, for the completions or chat API. It carries a `seed` only with
+    `workload.seed = "per_request"` (vLLM bench serve and GuideLLM send none)."""
     body: dict[str, Any] = {
         "model": model,
         "max_tokens": spec.max_tokens,
         "temperature": workload.temperature,
         "ignore_eos": workload.ignore_eos,
         "stream": workload.stream,
-        "seed": spec.index,
     }
+    if workload.seed == "per_request":
+        body["seed"] = spec.index
     if workload.stream:
         body["stream_options"] = {"include_usage": True}
     if workload.api == "chat":

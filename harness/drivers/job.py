@@ -8,15 +8,30 @@ the samples it gathered if interrupted: it raises `DriverInterrupted` carrying t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.arrivals import Arrival, plan
 from harness.samples import Clock, Sample
 from harness.scenario import LoadPoint, Workload
 from harness.workload import PromptFactory
 
 MAX_AUTO_CONNECTIONS = 1024  # `connections = 0` sizes an open-loop point to its schedule, to this
+
+
+def closed_starts(point: LoadPoint) -> list[float]:
+    """When each of a closed loop's N streams sends its first request, s after the point's
+    start: stream k at k·ramp_up_s/N (`LoadPoint.ramp_up_s`), so N equal streams do not move
+    in lock-step waves. Empty for an open-loop point.
+
+        >>> closed_starts(LoadPoint("c4", "closed", 8, 2, concurrency=4))  # ramp 1 s
+        [0.0, 0.25, 0.5, 0.75]
+    """
+    if point.kind != "closed" or not point.concurrency:
+        return []
+    n = point.concurrency
+    return [k * point.ramp_up_s / n for k in range(n)]
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,7 @@ class LoadJob:
     connections: int = 0  # connection (k6: VU, locust: user) cap; 0 = sized to the load
     processes: int = 1  # builtin: driver processes; locust: workers (1 = local runner)
     work_dir: Path | None = None  # where k6/locust keep their scripts and raw output
+    prompt_offset: int = 0  # the point's first run-wide prompt index (`PromptFactory.next_block`)
 
     @property
     def warmup_end(self) -> float:
@@ -48,6 +64,37 @@ class LoadJob:
     @property
     def load_end(self) -> float:
         return self.point_start + self.point.warmup_s + self.point.duration_s
+
+    @property
+    def hard_end(self) -> float:
+        """With `min_requests`: the latest the load may run (`max_duration_s` of window)."""
+        if not self.point.min_requests:
+            return self.load_end
+        return self.warmup_end + max(self.point.max_duration_s, self.point.duration_s)
+
+    def load_over(self, now: float, measured: int, wanted: int | None = None) -> bool:
+        """Whether a loop must stop sending at `now` (run clock), having sent `measured` requests
+        after warm-up of the `wanted` it must send (default `point.min_requests`; a driver
+        process passes its share): past `load_end` with enough of them, or past `hard_end`."""
+        need = self.point.min_requests if wanted is None else wanted
+        return now >= self.hard_end or (now >= self.load_end and measured >= need)
+
+    def arrivals(self) -> list[Arrival] | None:
+        """The point's open-loop schedule (None: closed loop). With `min_requests`, planned up to
+        `max_duration_s` and cut at `duration_s` or at the `min_requests`-th arrival after
+        warm-up, whichever is later: the schedule itself meets the minimum when it can."""
+        point = self.point
+        if not point.min_requests:
+            return plan(point, self.seed)
+        longest = max(point.max_duration_s, point.duration_s)
+        full = plan(replace(point, duration_s=longest), self.seed)
+        if full is None:
+            return None
+        warm = [a for a in full if a.offset_s < point.warmup_s]
+        measured = [a for a in full if a.offset_s >= point.warmup_s]
+        window = point.warmup_s + point.duration_s
+        keep = max(sum(1 for a in measured if a.offset_s < window), point.min_requests)
+        return warm + measured[:keep]
 
 
 @dataclass
@@ -58,6 +105,11 @@ class Progress:
     `started_at`: run-clock time the load really began, when a driver had to boot a tool first
     (None = `job.point_start`); warm-up is counted from it. `flags`: point flags such as
     `no_token_timing`. `stats`: the tool's own counters (`dropped_iterations`, ...).
+    `dropped`: arrivals the driver never sent (None = it cannot tell); any makes the point
+    `dropped`. `loop_lag`: `(t, lag_ms)` readings of the driver's own event loop (how late a
+    periodic timer woke, stamped at run-clock `t`; every driver process's, merged; see
+    `harness.drivers.builtin.loop_lag`). `cpu_capacity_pct`: the CPU the driver's load loop can use
+    (100 per core it can run on; None = not judged), against which `driver.cpu_pct` is read.
     """
 
     sent: int = 0
@@ -67,6 +119,9 @@ class Progress:
     started_at: float | None = None
     flags: list[str] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    dropped: int | None = None
+    loop_lag: list[tuple[float, float]] = field(default_factory=list)
+    cpu_capacity_pct: float | None = None
 
 
 class DriverInterrupted(Exception):

@@ -20,6 +20,7 @@ from harness.report.run_data import (
     error_counts,
     load_kind,
     load_level,
+    measured_rate,
 )
 from harness.summary import PointSummary
 
@@ -31,7 +32,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
            "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 STATUS_COLORS = {"http_error": "#b2182b", "refused": "#ef8a62", "timeout": "#7b3294",
-                 "truncated": "#c2a5cf", "conn_error": "#4d4d4d"}
+                 "truncated": "#c2a5cf", "conn_error": "#4d4d4d", "dropped": "#e6ab02"}
 X_LABELS = {"closed": "concurrency (requests in flight)", "open": "offered rate (req/s)"}
 WIDE_SPREAD = 20.0  # max/min above which an axis goes logarithmic
 
@@ -71,7 +72,7 @@ def headline_charts(run: RunData) -> list[Chart]:
             "Output tokens/s vs load" + suffix, _lines(points, "throughput", "output_tok_s"),
             styles, xlabel, "output tokens/s", log_y=False,
             note="Output tokens of successful requests per second of the measured window. "
-                 "Higher is better."))
+                 "Higher is better; a point where every request failed shows 0."))
         charts.append(_line_chart(
             "TTFT p99 vs load" + suffix, _lines(points, "ttft_ms", "p99"),
             styles, xlabel, "TTFT p99 (ms)", log_y=True,
@@ -95,7 +96,7 @@ def _lines(points: Sequence[PointSummary], metric: str, stat: str,
     for point in points:
         x = load_level(point)
         if metric == "throughput":
-            y = getattr(point.throughput, stat)
+            y = measured_rate(point, getattr(point.throughput, stat))  # all failed: 0
         else:
             y = dist_stat(point, metric, stat)
         if x is not None and y is not None:
@@ -184,7 +185,7 @@ def _error_totals(run: RunData,
     for point in run.points:
         for status, n in error_counts(point).items():
             totals[point.target][status] = totals[point.target].get(status, 0) + n
-        requests[point.target] += point.requests.total
+        requests[point.target] += point.requests.total + (point.dropped or 0)
     return totals, requests
 
 

@@ -34,7 +34,8 @@ GLOSSARY: tuple[Term, ...] = (
     Term("TTFB", "ttfb_ms",
          "Time from sending to the first response byte; for drivers that cannot see tokens "
          "(k6) it stands in for TTFT.",
-         "—", "—", "http_req_waiting (k6's name; counted from request fully sent)"),
+         "—", "—", "http_req_waiting (its HTTP trace metric, shown with --show-trace-timing: "
+         "from the request fully sent to the first response byte)"),
     Term("TPOT", "tpot_ms",
          "Per request, (E2E − TTFT) / (output tokens − 1): mean time per token after the first; "
          "requests with one token have none.",
@@ -42,8 +43,9 @@ GLOSSARY: tuple[Term, ...] = (
          "inter_token_latency_ms (its time_per_output_token_ms includes the first token)",
          "inter_token_latency"),
     Term("ITL", "itl_ms",
-         "Every gap between consecutive token arrivals, pooled over all requests (a stall "
-         "shows in the tail, not averaged away).",
+         "Every gap between consecutive token arrivals, pooled across all requests of the "
+         "window into one distribution (not a per-request average: a stall shows in the tail, "
+         "and long requests weigh more).",
          "mean_itl_ms, median_itl_ms, p99_itl_ms",
          "— (its ITL is the per-request average, i.e. TPOT)",
          "inter_chunk_latency (per SSE chunk; its ITL is TPOT)"),
@@ -68,6 +70,15 @@ GLOSSARY: tuple[Term, ...] = (
          "(Little's law). Below the set concurrency when the client cannot keep up.",
          "— (max_concurrent_requests is the peak, not the mean)", "request_concurrency",
          "—"),
+    Term("Dropped", "dropped",
+         "Arrivals of the schedule the driver never sent (k6's dropped iterations, locust "
+         "arrivals no user took): counted with the failures, never silently lost.",
+         "—", "—", "—"),
+    Term("/health probe", "probe",
+         "GET /health from its own process during the load: its latency shows a stalled event "
+         "loop. A probe with no answer within the timeout counts at the timeout (censored); "
+         "missed_ticks counts the probe periods skipped while one waited.",
+         "—", "—", "—"),
     Term("Dispatch lag", "dispatch_lag_ms",
          "Time from when a request was scheduled to when the driver actually sent it. Large "
          "values mean the load generator, not the target, was the bottleneck.",
@@ -79,7 +90,7 @@ GLOSSARY: tuple[Term, ...] = (
          "—", "—", "DCGM_FI_DEV_GPU_UTIL (from a DCGM exporter, --gpu-telemetry)"),
     Term("Energy, tokens per joule", "telemetry.gpu.energy_j, tokens_per_j",
          "Board power integrated over the measured window, summed over GPUs; output tokens "
-         "of the measured requests divided by it.",
+         "that arrived in the window divided by it.",
          "—", "—", "DCGM_FI_DEV_POWER_USAGE is sampled; no per-token energy"),
     Term("Target CPU % and RSS", "telemetry.target.cpu_pct, rss_peak_mb",
          "CPU time of the target's whole process tree per second (100 = one core) and its "
@@ -106,5 +117,7 @@ def glossary_html() -> str:
         "<th>definition</th><th>vLLM <code>bench serve</code></th><th>GuideLLM</th>"
         f"<th>AIPerf</th></tr></thead><tbody>{rows}</tbody></table></div>"
         "<p class='muted'>Percentile columns (p50, p99) are linear-interpolated over requests; "
-        "latencies are in milliseconds, measured on one monotonic clock.</p>"
+        "latencies are in milliseconds, measured on one monotonic clock. A percentile drawn "
+        "from fewer values than its floor (the distribution's <code>too_few</code>) is shown "
+        "greyed, its tooltip says why: read it as little more than the maximum.</p>"
     )

@@ -29,7 +29,8 @@ from harness.telemetry.store import parse_records
 
 JSONDict = dict[str, Any]
 
-DIST_KEYS = tuple(f.name for f in fields(Distribution))
+DIST_KEYS = tuple(f.name for f in fields(Distribution)
+                  if f.name not in ("ci95", "too_few"))  # the numeric statistics
 ERROR_STATUSES = ("http_error", "refused", "timeout", "truncated", "conn_error")
 
 
@@ -163,8 +164,19 @@ def load_label(point: PointSummary, with_kind: bool = True) -> str:
 
 
 def error_counts(point: PointSummary) -> dict[str, int]:
-    """Non-ok request counts by status, zeros dropped."""
-    return {s: n for s in ERROR_STATUSES if (n := getattr(point.requests, s))}
+    """Non-ok request counts by status, zeros left out; `dropped` (arrivals never sent) too."""
+    counts = {s: n for s in ERROR_STATUSES if (n := getattr(point.requests, s))}
+    if point.dropped:
+        counts["dropped"] = point.dropped  # never sent: a failure the requests do not count
+    return counts
+
+
+def measured_rate(point: PointSummary, value: float | None) -> float | None:
+    """A throughput for display: 0 where requests were counted but none completed (an
+    all-failed point), None only where nothing was measured."""
+    if value is None and (point.requests.total or point.dropped):
+        return 0.0
+    return value
 
 
 # --- tolerant accessors for the untyped parts: the manifest and telemetry records -------------

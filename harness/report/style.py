@@ -50,6 +50,8 @@ thead th { background: var(--bg-alt); font-weight: 600; white-space: nowrap;
 tbody tr:nth-child(even) { background: #fafbfc; }
 tbody th { font-weight: 600; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.too-few { color: #9aa1ab; font-style: italic; cursor: help; }
+td.too-few::after { content: " *"; }
 table.points { font-size: 0.84rem; }
 table.points th, table.points td { padding: 4px 6px; }
 table.points thead th { font-size: 0.8rem; line-height: 1.2; }

@@ -21,6 +21,7 @@ from harness.report.formatting import (
     fmt_tok_s,
     fmt_value,
 )
+from harness.report.repeats_table import repeats_table
 from harness.report.run_data import (
     DIST_KEYS,
     JSONDict,
@@ -29,8 +30,9 @@ from harness.report.run_data import (
     is_distribution,
     load_label,
     load_level,
+    measured_rate,
 )
-from harness.summary import Goodput, PointSummary, TargetRun
+from harness.summary import Distribution, Goodput, PointSummary, ProbeSummary, TargetRun
 from harness.typed_json import encode
 
 SHOWN_ELSEWHERE = ("target", "target_name", "point", "load")
@@ -40,7 +42,8 @@ MAX_DEPTH = 4
 def target_section(target: str, info: TargetRun, points: list[PointSummary], color: str,
                    anchor: str) -> str:
     """One target's section: header, error if it did not run, warnings, table and details."""
-    points = sorted(points, key=lambda p: (load_level(p) is None, load_level(p) or 0.0))
+    points = sorted(points, key=lambda p: (load_level(p) is None, load_level(p) or 0.0,
+                                           p.repeat))
     status = info.status
     parts = [
         f"<section class='target' id='{anchor}'>",
@@ -56,6 +59,7 @@ def target_section(target: str, info: TargetRun, points: list[PointSummary], col
     parts.append(_missing_ttft_note(points))
     if points:
         parts.append(_points_table(points))
+        parts.append(repeats_table(points))
         parts.append("<details class='all-metrics'><summary>All metrics per load point "
                      f"({len(points)})</summary>{''.join(map(point_details, points))}</details>")
     elif status == "ok":
@@ -110,14 +114,17 @@ def _missing_ttft_note(points: list[PointSummary]) -> str:
 
 def _points_table(points: list[PointSummary]) -> str:
     head = (
-        "<thead><tr><th rowspan='2'>load</th><th colspan='2'>requests</th>"
+        "<thead><tr><th rowspan='2'>load</th><th colspan='3'>requests</th>"
         "<th colspan='2'>TTFT ms</th><th colspan='2'>TPOT ms</th><th colspan='2'>ITL ms</th>"
         "<th colspan='3'>E2E ms</th><th colspan='2'>throughput</th>"
         "<th rowspan='2'>goodput<br>req/s</th>"
         "<th rowspan='2' title='achieved concurrency'>conc.</th>"
-        "<th rowspan='2' title='dispatch lag p99'>lag<br>p99 ms</th><th rowspan='2'>flags</th>"
+        "<th rowspan='2' title='dispatch lag p99'>lag<br>p99 ms</th>"
+        "<th rowspan='2' title='/health probe p99, timed-out probes counted at the timeout'>"
+        "/health<br>p99 ms</th><th rowspan='2'>flags</th>"
         "</tr><tr>"
-        "<th>ok</th><th>errors</th><th>p50</th><th>p99</th><th>p50</th><th>p99</th>"
+        "<th>ok</th><th>errors</th><th title='arrivals the driver never sent'>dropped</th>"
+        "<th>p50</th><th>p99</th><th>p50</th><th>p99</th>"
         "<th>p50</th><th>p99</th><th>p50</th><th>p99</th><th title='from scheduled time'>"
         "sched<br>p99</th><th>req/s</th><th>out<br>tok/s</th></tr></thead>"
     )
@@ -127,21 +134,55 @@ def _points_table(points: list[PointSummary]) -> str:
 
 def _point_row(p: PointSummary) -> str:
     throughput = p.throughput
+    label = load_label(p, with_kind=False) + (f" · repeat {p.repeat}" if p.repeat else "")
     cells = [
-        f"<th scope='row'>{esc(load_label(p, with_kind=False))}</th>",
+        f"<th scope='row'>{esc(label)}</th>",
         _num(fmt_count(p.requests.ok)),
         f"<td class='errs'>{_errors_cell(p)}</td>",
-        *(_num(fmt_ms(dist_stat(p, metric, stat)))
+        _num(fmt_count(p.dropped)),
+        *(_percentile_cell(getattr(p, metric), stat)
           for metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms") for stat in ("p50", "p99")),
-        _num(fmt_ms(dist_stat(p, "e2e_sched_ms", "p99"))),
-        _num(fmt_rate(throughput.req_s)),
-        _num(fmt_tok_s(throughput.output_tok_s)),
+        _percentile_cell(p.e2e_sched_ms, "p99"),
+        _num(fmt_rate(measured_rate(p, throughput.req_s))),
+        _num(fmt_tok_s(measured_rate(p, throughput.output_tok_s))),
         _goodput_cell(p.goodput),
         _num(fmt_number(p.achieved_concurrency)),
-        _num(fmt_ms(dist_stat(p, "dispatch_lag_ms", "p99"))),
+        _percentile_cell(p.dispatch_lag_ms, "p99"),
+        _probe_cell(p.probe),
         f"<td>{_badges(p)}</td>",
     ]
     return f"<tr{' class=flagged' if _flags(p) else ''}>{''.join(cells)}</tr>"
+
+
+def too_few_title(stat: str, count: object) -> str:
+    """The tooltip of a percentile drawn from too few values."""
+    return (f"only {fmt_count(count)} values: too few for a trustworthy {stat} (below its "
+            "floor); it is little more than the largest value")
+
+
+def _percentile_cell(dist: Distribution | None, stat: str) -> str:
+    """A percentile, greyed with a title saying why when `stat` is in `dist.too_few`."""
+    value = None if dist is None else getattr(dist, stat)
+    if dist is not None and stat in dist.too_few:
+        return (f"<td class='num too-few' title='{esc(too_few_title(stat, dist.count))}'>"
+                f"{fmt_ms(value)}</td>")
+    return _num(fmt_ms(value))
+
+
+def _probe_cell(probe: ProbeSummary | None) -> str:
+    """/health p99, with the censored (timed-out) and missed-tick counts under it."""
+    if probe is None:
+        return _num(MISSING)
+    dist = probe.latency_ms
+    cell = _percentile_cell(dist, "p99")
+    notes = []
+    if probe.censored:
+        notes.append(f"{probe.censored:,} censored at {fmt_ms(probe.timeout_ms)}")
+    if probe.missed_ticks:
+        notes.append(f"{probe.missed_ticks:,} missed")
+    if not notes:
+        return cell
+    return cell[:-5] + f"<br><span class='err'>{esc(' · '.join(notes))}</span></td>"
 
 
 def _errors_cell(p: PointSummary) -> str:
@@ -191,10 +232,12 @@ def point_details(p: PointSummary) -> str:
     label = f"{load_label(p)} · point {p.point or '?'} · target {p.target}"
     out = [f"<h4>{esc(label)}</h4>"]
     if dists:
-        head = "".join(f"<th>{k}</th>" for k in DIST_KEYS)
+        head = "".join(f"<th>{k}</th>" for k in DIST_KEYS) + (
+            "<th title='95% confidence interval of p50 and p99'>ci95 p50 · p99</th>")
         rows = "".join(
             f"<tr><th scope='row'><code>{esc(name)}</code></th>"
-            + "".join(_num(_stat(name, k, d.get(k))) for k in DIST_KEYS) + "</tr>"
+            + "".join(_dist_cell(name, k, d) for k in DIST_KEYS)
+            + _num(_ci_text(name, d.get("ci95"))) + "</tr>"
             for name, d in dists)
         out.append(f"<div class='scroll'><table class='dists'><thead><tr><th>metric</th>{head}"
                    f"</tr></thead><tbody>{rows}</tbody></table></div>")
@@ -203,6 +246,27 @@ def point_details(p: PointSummary) -> str:
             f"<div><dt><code>{esc(name)}</code></dt><dd>{fmt_value(v)}</dd></div>"
             for name, v in values) + "</dl>")
     return "".join(out)
+
+
+def _dist_cell(name: str, stat: str, dist: JSONDict) -> str:
+    text = _stat(name, stat, dist.get(stat))
+    too_few = dist.get("too_few")
+    if isinstance(too_few, list) and stat in too_few:
+        return (f"<td class='num too-few' title='{esc(too_few_title(stat, dist.get('count')))}'>"
+                f"{text}</td>")
+    return _num(text)
+
+
+def _ci_text(name: str, ci: object) -> str:
+    """`[lo, hi]` of p50 and p99 (— where there is none)."""
+    if not isinstance(ci, dict):
+        return MISSING
+    parts = []
+    for stat in ("p50", "p99"):
+        pair = ci.get(stat)
+        parts.append(f"{_stat(name, stat, pair[0])}–{_stat(name, stat, pair[1])}"
+                     if isinstance(pair, list) and len(pair) == 2 else MISSING)
+    return " · ".join(parts)
 
 
 def _stat(metric: str, stat: str, value: object) -> str:

@@ -8,23 +8,29 @@ Every probe is one `check(endpoint, clock)`: a timed GET, sent at `t` on the run
 - the **event-loop probe** (`HealthProbe`): its own small process (`python -m harness.telemetry
   health`, so the driver's CPU use and GIL never delay it), at the scenario's
   `[client] probe_interval_s`, on one keep-alive connection, timeout 10 s. One JSON line per
-  probe in `probes/<label>/<point>.jsonl`; `probe_ms` in summary.json summarizes those sent in
+  probe in `probes/<label>/<point>.jsonl`; `probe` in summary.json summarizes those sent in
   the measured window (`probe_summary`):
 
       {"t": 12.0, "ms": 1.9, "status": 200, "error": null}
       {"t": 12.5, "ms": null, "status": null, "error": "no answer within 10 s",
-       "waited_ms": 10001.2}
+       "waited_ms": 10000.0, "censored": true, "missed": 19}
 
 - the **telemetry series** (`HealthSeries`): a sampler of the telemetry collector, about once a
   second, on a fresh connection each time (as a load balancer's health check), timeout 5 s,
   drawn on the telemetry timeline beside GPU, CPU and queue depth:
 
       {"kind": "health", "t": 12.0, "latency_ms": 1.9, "status": 200, "error": null}
+      {"kind": "health", "t": 13.0, "latency_ms": null, "status": null,
+       "error": "no answer within 5 s", "waited_ms": 5000.0}
 
 `ms` / `latency_ms` (milliseconds) is null when no 200 answer came; `error` says why: an HTTP
 status, a refused connection, no answer within the timeout, or (event-loop probe) none before
-the load ended. `waited_ms` is how long a probe that got no answer at all waited.
-Probes are sent at t0 + k·interval; a tick missed while waiting on a slow answer is skipped.
+the load ended. `waited_ms` is how long a probe that got no answer at all waited: exactly the
+timeout when it timed out, so such a probe is *censored* (its latency is at least that), counted
+at the timeout in the latency distribution rather than dropped (`"censored": true`; one cut short
+by the load's end is censored at its wait; a refused connection is a failure, not censored).
+Probes are sent at t0 + k·interval; ticks that passed while a probe waited on a slow answer are
+skipped, and the record of that late probe says how many (`"missed": N`, absent when 0).
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from harness.samples import Clock
-from harness.summary import Distribution
+from harness.summary import Distribution, ProbeSummary
 from harness.telemetry.endpoint import Endpoint
 from harness.telemetry.store import Record
 
@@ -67,21 +73,35 @@ class Answer:
     ms: float | None
     status: int | None
     error: str | None
-    waited_ms: float | None = None  # set when no HTTP answer came at all
+    waited_ms: float | None = None  # set when no HTTP answer came at all (= timeout if it fired)
     stopped: bool = False  # the probe process was told to stop while waiting
+    timed_out: bool = False  # no answer within the timeout
 
-    def probe_record(self) -> Record:
-        """The event-loop probe's JSON line."""
+    @property
+    def censored(self) -> bool:
+        """No answer by the timeout or the load's end: the latency is at least `waited_ms`."""
+        return self.waited_ms is not None and (self.timed_out or self.stopped)
+
+    def probe_record(self, missed: int = 0) -> Record:
+        """The event-loop probe's JSON line; `missed`: ticks skipped while this one waited."""
         record: Record = {"t": round(self.t, 6), "ms": _round(self.ms, 4),
                           "status": self.status, "error": self.error}
         if self.waited_ms is not None:
             record["waited_ms"] = round(self.waited_ms, 4)
+        if self.censored:
+            record["censored"] = True
+        if missed:
+            record["missed"] = missed
         return record
 
     def health_record(self) -> Record:
-        """The telemetry series' `health` record."""
-        return {"kind": "health", "t": round(self.t, 6), "latency_ms": _round(self.ms, 3),
-                "status": self.status, "error": self.error}
+        """The telemetry series' `health` record (`waited_ms` when it timed out: censored)."""
+        record: Record = {"kind": "health", "t": round(self.t, 6),
+                          "latency_ms": _round(self.ms, 3), "status": self.status,
+                          "error": self.error}
+        if self.censored and self.waited_ms is not None:
+            record["waited_ms"] = round(self.waited_ms, 3)
+        return record
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -95,14 +115,17 @@ def check(endpoint: Endpoint, clock: Clock) -> Answer:
     try:
         status, _ = endpoint.get()
     except (OSError, http.client.HTTPException, Stopped) as exc:
+        waited_ms = (time.perf_counter() - begin) * 1000
         if isinstance(exc, Stopped):
             error = STOPPED
         elif isinstance(exc, TimeoutError):
             error = f"no answer within {endpoint.timeout_s:g} s"
+            waited_ms = endpoint.timeout_s * 1000  # censored at the timeout
         else:
             error = f"{type(exc).__name__}: {exc}"
-        return Answer(sent, None, None, error, waited_ms=(time.perf_counter() - begin) * 1000,
-                      stopped=isinstance(exc, Stopped))
+        return Answer(sent, None, None, error, waited_ms=waited_ms,
+                      stopped=isinstance(exc, Stopped),
+                      timed_out=isinstance(exc, TimeoutError))
     if status != 200:
         return Answer(sent, None, status, f"HTTP {status}")
     return Answer(sent, (time.perf_counter() - begin) * 1000, status, None)
@@ -124,19 +147,22 @@ class HealthSeries:
 
 
 def probe_loop(base_url: str, interval_s: float, clock: Clock, out: IO[str],
-               stop: threading.Event) -> None:
-    """Probe until `stop` is set (or a probe is `Stopped`), one flushed line per probe."""
-    endpoint = Endpoint(base_url, "/health", PROBE_TIMEOUT_S, keep_alive=True)
+               stop: threading.Event, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """Probe until `stop` is set (or a probe is `Stopped`), one flushed line per probe; a tick
+    that passed while a probe waited is skipped and counted on that probe's line."""
+    endpoint = Endpoint(base_url, "/health", timeout_s, keep_alive=True)
     t0 = time.monotonic()
     tick = 0
     try:
         while not stop.is_set():
             answer = check(endpoint, clock)
-            out.write(json.dumps(answer.probe_record()) + "\n")
+            due = int((time.monotonic() - t0) / interval_s) + 1  # the next tick still ahead
+            missed = max(0, due - (tick + 1))  # ticks that passed while this probe waited
+            out.write(json.dumps(answer.probe_record(missed)) + "\n")
             out.flush()
             if answer.stopped:
                 return
-            tick = max(tick + 1, int((time.monotonic() - t0) / interval_s) + 1)
+            tick = max(tick + 1, due)
             stop.wait(max(0.0, t0 + tick * interval_s - time.monotonic()))
     finally:
         endpoint.close()
@@ -180,10 +206,18 @@ def read_probes(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def probe_summary(records: list[dict[str, Any]], since: float) -> Distribution | None:
-    """`probe_ms` of summary.json: latency of successful probes sent at or after `since`."""
-    return Distribution.of(float(r["ms"]) for r in records
-                           if r.get("ms") is not None and r.get("t", -1.0) >= since)
+def probe_summary(records: list[dict[str, Any]], since: float) -> ProbeSummary:
+    """`probe` of summary.json over the probes sent at or after `since`: a probe that got no
+    answer counts at the time it waited (censored: the true latency is at least that; the
+    timeout itself for one that timed out), and `missed_ticks` sums the records' `missed`."""
+    inside = [r for r in records if r.get("t", -1.0) >= since]
+    answered = [float(r["ms"]) for r in inside if r.get("ms") is not None]
+    censored = [float(r["waited_ms"]) for r in inside
+                if r.get("ms") is None and r.get("censored") and r.get("waited_ms") is not None]
+    return ProbeSummary(latency_ms=Distribution.of([*answered, *censored]), sent=len(inside),
+                        answered=len(answered), censored=len(censored),
+                        missed_ticks=sum(int(r.get("missed", 0)) for r in inside),
+                        timeout_ms=PROBE_TIMEOUT_S * 1000)
 
 
 def probe_main(argv: list[str] | None = None) -> None:

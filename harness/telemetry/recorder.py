@@ -4,7 +4,7 @@
                            point="c16", url=target.url, target_pids=[target.pid]) as rec:
         samples = driver.run(job, progress)
     records = rec.records                                  # this point's records, by time
-    entry["telemetry"] = rec.summary(samples, warmup_end)  # its summary.json object
+    entry["telemetry"] = rec.summary(samples, warmup_end, load_end)  # summary.json part
 
 Entering starts the collector process and returns at once: the driver is never held up, and
 the first samples arrive once the collector has started (~0.5 s; 1–2 s on a busy machine),
@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 
 from harness.launcher import log_tail
-from harness.metrics import measured
+from harness.metrics import window_output_tokens
 from harness.samples import Clock, Sample
 from harness.summary import PointTelemetry
 from harness.telemetry.collector import DEFAULT_RATES, Rates
@@ -123,11 +123,11 @@ class TelemetryRecorder:
         return {"kind": "error", "t": round(self.clock.now(), 6), "source": "collector",
                 "error": text[-1000:]}
 
-    def summary(self, samples: Sequence[Sample], warmup_end: float) -> PointTelemetry:
-        """The point's `telemetry` object over the throughput window: from `warmup_end` to the
-        last completion of a measured request (or the end of the point when none finished)."""
-        ok = [s for s in measured(samples, warmup_end) if s.ok]
-        ends = [s.done_at for s in ok if s.done_at is not None]
-        end = max(ends) if ends and max(ends) > warmup_end else self.end
+    def summary(self, samples: Sequence[Sample], warmup_end: float,
+                load_end: float | None = None) -> PointTelemetry:
+        """The point's `telemetry` object over the throughput window [warmup_end, load_end]
+        (`harness.metrics`), cut at the end of recording when the load stopped first (^C);
+        `tokens_per_j` takes the output tokens that arrived inside that same window."""
+        end = self.end if load_end is None else min(load_end, self.end)
         return summarize_telemetry(self.records, start=warmup_end, end=end,
-                                   output_tokens=sum(s.output_tokens for s in ok))
+                                   output_tokens=window_output_tokens(samples, warmup_end, end))

@@ -1,7 +1,7 @@
 """Pure: telemetry records of one load point → the `telemetry` object of its summary.json entry.
 
 Only records sampled inside the measured window `[start, end]` count (the same window as the
-point's throughput: from the end of warm-up to the last completion), except that energy is
+point's throughput: from the end of warm-up to the end of the load), except that energy is
 integrated over exactly that window from the power samples around it. The result is a
 `harness.summary.PointTelemetry`; as JSON (every distribution a `Distribution`, null when there
 was no sample):
@@ -23,7 +23,8 @@ Where NVML is absent: `"gpu": {"available": false, "reason": "..."}` and nothing
 - `energy_j`: board power integrated over the window (piecewise linear between samples, the
   nearest sample held at the edges), summed over GPUs; null when power was not readable.
   `energy_j_counter`: the same from NVML's energy counter, where the GPU has one.
-- `tokens_per_j`: output tokens of the measured requests / `energy_j` (equivalently output
+- `tokens_per_j`: output tokens that arrived inside the window (`output_tokens`, the same count
+  as the point's `throughput.output_tok_s` × `window_s`) / `energy_j` (equivalently output
   tokens/s ÷ mean power).
 - `mem_used_peak_mb`: the highest memory in use seen, per GPU, summed over GPUs.
 - CPU % is 100 per busy core.
@@ -46,7 +47,7 @@ from harness.telemetry.store import Record
 
 
 def summarize_telemetry(records: Sequence[Record], *, start: float, end: float,
-                        output_tokens: int | None = None) -> PointTelemetry:
+                        output_tokens: float | None = None) -> PointTelemetry:
     """The `telemetry` part of one point from its records (see the module docstring)."""
     inside = [r for r in records if _in(r.get("t"), start, end)]
     return PointTelemetry(
@@ -60,7 +61,7 @@ def summarize_telemetry(records: Sequence[Record], *, start: float, end: float,
 
 
 def gpu_summary(records: Sequence[Record], start: float, end: float,
-                output_tokens: int | None) -> GpuTelemetry:
+                output_tokens: float | None) -> GpuTelemetry:
     status = next((r for r in records if r.get("kind") == "gpu_status"), None)
     if status is None:
         return GpuTelemetry(available=False, reason="no GPU status was recorded")
@@ -146,11 +147,16 @@ def _tree(records: Sequence[Record], prefix: str) -> ProcessTree:
 
 
 def _health(records: Sequence[Record]) -> HealthTelemetry:
+    """A probe that timed out counts at its timeout (`waited_ms`: censored), not dropped."""
     probes = [r for r in records if r.get("kind") == "health"]
+    censored = [w for r in probes if _num(r.get("latency_ms")) is None
+                and (w := _num(r.get("waited_ms"))) is not None]  # only timeouts have it
+    answered = [v for r in probes if (v := _num(r.get("latency_ms"))) is not None]
     return HealthTelemetry(
         count=len(probes),
-        failed=sum(1 for r in probes if _num(r.get("latency_ms")) is None),
-        latency_ms=_dist(probes, "latency_ms"),
+        failed=len(probes) - len(answered),
+        latency_ms=Distribution.of([*answered, *censored]),
+        censored=len(censored),
     )
 
 

@@ -44,6 +44,7 @@ def faults(mode: str) -> int:
     return int(out.stdout.split()[-1])
 
 
+@pytest.mark.slow  # two child interpreters import torch (~5 s): not for make test-fast
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="tunes glibc's malloc")
 def test_freed_temporaries_are_reused_instead_of_faulted_in_again() -> None:
     default, kept = faults("default"), faults("keep")

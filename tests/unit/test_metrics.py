@@ -1,6 +1,8 @@
 """Metrics: percentile against numpy, Distribution, and summarize on hand-built samples.
 
-Every expected number below was worked out by hand from the sample times in `run()`.
+Every expected number below was worked out by hand from the sample times in `run()`, whose
+samples have the shapes the builtin driver writes: a failed request has no `done_at` and a
+`failed_at`, a 503 is `refused`. `tests/unit/test_metrics_window.py` sweeps the window.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from harness.summary import Distribution, PointMetrics, percentile
 from harness.typed_json import encode
 
 WARMUP_END = 10.0
+LOAD_END = 16.0  # a 6 s measured window
 
 
 def sample(request_id: str, scheduled_at: float, sent_at: float, status: Any = "ok",
@@ -32,7 +35,8 @@ def run() -> list[Sample]:
       a: ttft 100 / 200, ttfb 50, tpot (10.5-10.2)/2 = 150, itl 100 200, e2e 400 / 500, lag 100
       b: ttft 200 / 200, ttfb 100, one token: no tpot, no itl, e2e 200 / 200, lag 0
       e: ttft 100 / 100, ttfb 50, tpot 0.9/3 = 300, itl 300 300 300, e2e 1000 / 1000, lag 0
-    The last measured completion is e at 15.0, so the window is 15.0 - 10.0 = 5 s.
+    failed: c refused (503 read at 12.6, lag 500), d a first-token timeout fired at 15.0,
+    f a 500 read at 14.6. The window is WARMUP_END → LOAD_END = 6 s, whatever ended last.
     """
     return [
         # Finished just before the end of warm-up: it must change nothing.
@@ -44,12 +48,15 @@ def run() -> list[Sample]:
                tokens_source="usage"),
         sample("b", 11.0, 11.0, first_byte_at=11.1, first_token_at=11.2, token_times=(11.2,),
                done_at=11.2, output_tokens=1, prompt_tokens=100, tokens_source="usage"),
-        sample("c", 12.0, 12.5, "http_error", http_status=503, done_at=12.6),
-        sample("d", 13.0, 13.0, "timeout", error="read timeout"),
+        sample("c", 12.0, 12.5, "refused", http_status=503, first_byte_at=12.55,
+               failed_at=12.6, error="overloaded"),
+        sample("d", 13.0, 13.0, "timeout", failed_at=15.0, error="timeout (first_token)",
+               extra={"timeout": "first_token", "after_s": 2.0}),
         sample("e", 14.0, 14.0, first_byte_at=14.05, first_token_at=14.1,
                token_times=(14.1, 14.4, 14.7, 15.0), done_at=15.0, output_tokens=4,
                prompt_tokens=100, tokens_source="counted"),
-        sample("f", 14.5, 14.5, "http_error", http_status=500, done_at=14.6),
+        sample("f", 14.5, 14.5, "http_error", http_status=500, first_byte_at=14.55,
+               failed_at=14.6, error="boom"),
     ]
 
 
@@ -108,7 +115,8 @@ def test_distribution_json_rounds_floats_only() -> None:
     d = Distribution.of([1.0, 2.0, 2.0])
     assert d is not None
     assert encode(d) == {"count": 3, "mean": 1.6667, "p50": 2.0, "p90": 2.0, "p95": 2.0,
-                           "p99": 2.0, "max": 2.0}
+                         "p99": 2.0, "max": 2.0, "ci95": {"p50": None, "p99": None},
+                         "too_few": ["p50", "p90", "p95", "p99"]}
 
 
 def point_json(*args: Any, **kwargs: Any) -> Any:
@@ -121,10 +129,10 @@ def point_json(*args: Any, **kwargs: Any) -> Any:
 # --- summarize ------------------------------------------------------------------------------------
 
 def test_requests_counted_by_status_after_warmup() -> None:
-    s = point_json(run(), warmup_end=WARMUP_END)
-    assert s["requests"] == {"ok": 3, "http_error": 2, "refused": 0, "timeout": 1,
+    s = point_json(run(), warmup_end=WARMUP_END, load_end=LOAD_END)
+    assert s["requests"] == {"ok": 3, "http_error": 1, "refused": 1, "timeout": 1,
                              "truncated": 0, "conn_error": 0, "total": 6}
-    assert s["http_errors"] == {"503": 1, "500": 1}
+    assert s["http_errors"] == {"500": 1}  # the 503 is `refused`, not an http_error
 
 
 def test_warmup_end_is_inclusive_and_earlier_samples_count_without_it() -> None:
@@ -135,23 +143,27 @@ def test_warmup_end_is_inclusive_and_earlier_samples_count_without_it() -> None:
 
 
 def test_request_running_across_warmup_end_counts_with_only_its_later_tokens() -> None:
-    # Sent at 8, tokens at 9, 11, 12, 13; done at 13. Warm-up ends at 10.
+    # Sent at 8, tokens at 9, 11, 12, 13; done at 13. Warm-up ends at 10, the load at 14.
     spanning = sample("s", 8.0, 8.0, first_byte_at=8.5, first_token_at=9.0,
                       token_times=(9.0, 11.0, 12.0, 13.0), done_at=13.0, output_tokens=4,
                       prompt_tokens=50, tokens_source="usage")
-    s = point_json([spanning], warmup_end=10.0)
-    assert s["requests"]["ok"] == 1
-    assert s["e2e_ms"]["p50"] == close(5000.0)  # the whole request, not just its tail
-    # window 10 → 13 = 3 s; 3 of its 4 tokens arrived inside it; its prompt was sent before.
-    assert s["throughput"] == {"window_s": close(3.0), "req_s": close(1 / 3),
-                               "output_tok_s": close(1.0), "input_tok_s": 0.0}
-    assert s["achieved_concurrency"] == close(1.0)  # busy for the whole window
+    s = point_json([spanning], warmup_end=10.0, load_end=14.0)
+    assert s["requests"]["ok"] == 1  # it ended after warm-up: an outcome of the point
+    assert s["e2e_ms"] is None and s["ttft_ms"] is None  # sent in warm-up: no latency
+    # window 10 → 14 = 4 s: it completed inside (1 request, its 50 prompt tokens) and 3 of its
+    # 4 tokens arrived inside.
+    assert s["throughput"] == {"window_s": close(4.0), "req_s": close(0.25),
+                               "output_tok_s": close(0.75), "input_tok_s": close(12.5)}
+    assert s["achieved_concurrency"] == close(0.75)  # in flight 10 → 13 of 4 s
 
 
 def test_non_streaming_tokens_are_prorated_over_the_window() -> None:
     whole = sample("n", 6.0, 6.0, done_at=14.0, output_tokens=80, stream=False)
-    s = point_json([whole], warmup_end=10.0)
-    assert s["throughput"]["output_tok_s"] == close(40 / 4)  # half its time, half its tokens
+    s = point_json([whole], warmup_end=10.0, load_end=18.0)
+    assert s["throughput"]["output_tok_s"] == close(40 / 8)  # half its time, half its tokens
+    cut = point_json([whole], warmup_end=10.0, load_end=12.0)["throughput"]
+    assert cut["output_tok_s"] == close(20 / 2)  # a quarter of its time inside 10 → 12
+    assert cut["req_s"] == 0.0  # it completed after the load's end
 
 
 def test_ttft_from_sent_and_from_scheduled() -> None:
@@ -191,28 +203,31 @@ def test_e2e_from_sent_and_from_scheduled() -> None:
                                                           close(1000))
 
 
-def test_dispatch_lag_counts_every_measured_request() -> None:
+def test_dispatch_lag_counts_every_request_sent_after_warmup() -> None:
     lag = point_json(run(), warmup_end=WARMUP_END)["dispatch_lag_ms"]
     # a 100, c 500, and 0 for b, d, e, f
     assert (lag["count"], lag["p50"], lag["max"]) == (6, close(0), close(500))
     assert lag["mean"] == close(100)
 
 
-def test_throughput_window_runs_from_warmup_end_to_last_completion() -> None:
-    s = point_json(run(), warmup_end=WARMUP_END)
-    assert s["throughput"] == {"window_s": close(5.0), "req_s": close(0.6),
-                               "output_tok_s": close(1.6), "input_tok_s": close(60.0)}
-    assert s["achieved_concurrency"] == close(0.32)  # (0.4 + 0.2 + 1.0) s busy over 5 s
+def test_throughput_window_runs_from_warmup_end_to_load_end() -> None:
+    s = point_json(run(), warmup_end=WARMUP_END, load_end=LOAD_END)
+    # 3 completions, 3 + 1 + 4 tokens and 3 × 100 prompt tokens over 6 s
+    assert s["throughput"] == {"window_s": close(6.0), "req_s": close(0.5),
+                               "output_tok_s": close(8 / 6), "input_tok_s": close(50.0)}
+    # in flight: a 0.4, b 0.2, c 0.1, d 2.0 (until its timeout), e 1.0, f 0.1 = 3.8 s of 6
+    assert s["achieved_concurrency"] == close(3.8 / 6)
     assert s["output_tokens"]["count"] == 3
     assert s["output_tokens"]["mean"] == close(8 / 3)
     assert s["token_counts_from"] == ["counted", "usage"]
 
 
 def test_goodput_fraction_over_all_measured_requests() -> None:
-    s = point_json(run(), warmup_end=WARMUP_END, slo={"ttft_ms": 250, "tpot_ms": 200})
-    # a and b meet both; e's TPOT is 300 ms; the three failures never count.
-    assert s["goodput"] == {"slo": {"ttft_ms": 250, "tpot_ms": 200}, "good_requests": 2,
-                            "req_s": close(0.4), "fraction": close(2 / 6)}
+    s = point_json(run(), warmup_end=WARMUP_END, load_end=LOAD_END,
+                   slo={"ttft_ms": 250, "tpot_ms": 200})
+    # a meets both; b has one token (its TPOT is unknown); e's TPOT is 300 ms; failures fail.
+    assert s["goodput"] == {"slo": {"ttft_ms": 250, "tpot_ms": 200}, "good_requests": 1,
+                            "req_s": close(1 / 6), "fraction": close(1 / 6), "unknown": None}
 
 
 def test_goodput_ttft_slo_is_measured_from_scheduled() -> None:
@@ -221,9 +236,10 @@ def test_goodput_ttft_slo_is_measured_from_scheduled() -> None:
     assert goodput["good_requests"] == 1
 
 
-def test_goodput_one_token_request_meets_a_tpot_slo() -> None:
+def test_goodput_one_token_request_fails_a_tpot_slo() -> None:
     goodput = point_json(run(), warmup_end=WARMUP_END, slo={"tpot_ms": 200})["goodput"]
-    assert goodput["good_requests"] == 2  # a (150 ms) and b (no TPOT); not e (300 ms)
+    assert goodput["good_requests"] == 1  # a (150 ms); not b (no TPOT), nor e (300 ms)
+    assert goodput["unknown"] is None  # a and e have a TPOT: the limit could be checked
 
 
 def test_goodput_e2e_slo_is_measured_from_scheduled() -> None:
@@ -245,14 +261,16 @@ def test_empty_run_gives_none_not_zero() -> None:
     assert s["throughput"] == {"window_s": None, "req_s": None, "output_tok_s": None,
                                "input_tok_s": None}
     assert s["goodput"] == {"slo": {"ttft_ms": 100}, "good_requests": 0, "req_s": None,
-                            "fraction": None}
+                            "fraction": None, "unknown": None}
 
 
-def test_only_failures_give_no_latencies_but_a_zero_goodput_fraction() -> None:
+def test_only_failures_give_no_latencies_but_zero_rates_and_goodput() -> None:
     failed = [s for s in run() if s.request_id in ("c", "d", "f")]
-    s = point_json(failed, warmup_end=WARMUP_END, slo={"ttft_ms": 100})
+    s = point_json(failed, warmup_end=WARMUP_END, load_end=LOAD_END, slo={"ttft_ms": 100})
     assert s["requests"]["total"] == 3
     assert s["ttft_ms"] is None and s["e2e_ms"] is None
-    assert s["throughput"]["req_s"] is None
-    assert s["goodput"]["fraction"] == 0.0
+    # the window is known: nothing completed in 6 s is a measured 0, not a missing value
+    assert s["throughput"] == {"window_s": 6.0, "req_s": 0.0, "output_tok_s": 0.0,
+                               "input_tok_s": 0.0}
+    assert s["goodput"]["fraction"] == 0.0 and s["goodput"]["unknown"] is None
     assert s["dispatch_lag_ms"]["count"] == 3

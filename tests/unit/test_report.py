@@ -43,7 +43,8 @@ def point(target: str, concurrency: int, scale: float, **overrides: Any) -> dict
         "goodput": {"slo": {"ttft_ms": 500}, "good_requests": 30, "req_s": 3.7, "fraction": 0.75},
         "achieved_concurrency": concurrency * 0.98,
         "token_counts_from": ["usage"],
-        "flags": [], "max_dispatch_lag_ms": 50.0, "driver_stats": None, "probe_ms": None,
+        "flags": [], "max_dispatch_lag_ms": 50.0, "driver_stats": None, "probe": None,
+        "dropped": None, "driver_loop_lag_ms": None, "repeat": 0,
         "telemetry": None, "proxy": None,
     }
     p.update(overrides)
@@ -68,7 +69,9 @@ def make_run(results: Path, run_id: str, created: str, description: str = "A tes
         "flask_threads", 32, 6.0, ttft_ms=None, ttft_sched_ms=None, flags=["driver_bound"],
         requests={"ok": 33, "http_error": 2, "refused": 5, "timeout": 0, "truncated": 0,
                   "conn_error": 0, "total": 40},
-        http_errors={"503": 2}, telemetry=telemetry(), probe_ms=dist(3.0, 41.5)))
+        http_errors={"503": 2}, telemetry=telemetry(),
+        probe={"latency_ms": dist(3.0, 41.5), "sent": 40, "answered": 40, "censored": 0,
+               "missed_ticks": 0, "timeout_ms": 10000.0}))
     points += [point("fastapi_batching", c, s) for c, s in ((1, 0.9), (8, 1.1), (32, 1.4))]
     points[0]["ttft_ms"].update(p50=123.456, p99=150.0)
     points[0]["throughput"]["output_tok_s"] = 316.0
@@ -112,21 +115,24 @@ def point_row(page: str, label: str) -> str:
     return match.group(1)
 
 
-@pytest.fixture()
-def report(tmp_path: Path) -> tuple[Path, str]:
-    run_dir = make_run(tmp_path / "results", "20261127-173500-default-abc1234",
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One report, built once and only read by the tests that take it (charts cost ~1 s)."""
+    root = tmp_path_factory.mktemp("report")
+    run_dir = make_run(root / "results", "20261127-173500-default-abc1234",
                        "2026-11-27T17:35:00+00:00", description=HOSTILE)
-    page = build_report(run_dir, tmp_path / "reports")
+    page = build_report(run_dir, root / "reports")
     return page, page.read_text(encoding="utf-8")
 
 
-def test_report_is_written_beside_meta_and_index(report: tuple[Path, str], tmp_path: Path) -> None:
+def test_report_is_written_beside_meta_and_index(report: tuple[Path, str]) -> None:
     page, _ = report
-    assert page == tmp_path / "reports" / "20261127-173500-default-abc1234" / "index.html"
+    reports = page.parents[1]
+    assert page == reports / "20261127-173500-default-abc1234" / "index.html"
     meta = json.loads((page.parent / "meta.json").read_text())
     assert meta["targets"] == ["flask_threads", "fastapi_batching", "fastapi_blocking"]
     assert meta["failed_targets"] == ["fastapi_blocking"]
-    assert (tmp_path / "reports" / "index.html").is_file()
+    assert (reports / "index.html").is_file()
     assert sorted(p.name for p in page.parent.iterdir()) == ["index.html", "meta.json"]
 
 
@@ -189,7 +195,7 @@ def test_report_shows_failed_target_flags_and_dashes(report: tuple[Path, str]) -
     assert "fastapi_blocking" in html and "failed" in html
     flagged = point_row(html, "c=32")
     assert "⚠ driver_bound" in flagged
-    ttft_p50, ttft_p99 = re.findall(r"<td class='num'>([^<]*)</td>", flagged)[1:3]
+    ttft_p50, ttft_p99 = re.findall(r"<td class='num'>([^<]*)</td>", flagged)[2:4]
     assert (ttft_p50, ttft_p99) == ("—", "—")  # null TTFT is a dash, never 0
     assert "refused 5" in flagged and "503×2" in flagged
     assert "TTFT shows — for c=32 (closed)" in html
@@ -197,7 +203,7 @@ def test_report_shows_failed_target_flags_and_dashes(report: tuple[Path, str]) -
 
 def test_report_renders_every_field_and_telemetry(report: tuple[Path, str]) -> None:
     _, html = report
-    assert "<code>probe_ms</code>" in html
+    assert "<code>probe.latency_ms</code>" in html
     assert "<code>telemetry.target.cpu_pct</code>" in html and "181.25" in html
     assert "<code>telemetry.target.rss_peak_mb</code>" in html and "812" in html
     assert "<code>cpu_pct</code>" in html  # telemetry/flask_threads.jsonl summarized
@@ -255,7 +261,8 @@ def test_points_without_first_token_data(tmp_path: Path) -> None:
     assert "No request failed (80 requests" in html  # errors
     assert "TTFT shows — for c=1 (closed) (TTFB p50 18.0 ms), c=4 (closed)" in html
     cells = re.findall(r"<td class='num'>([^<]*)</td>", point_row(html, "c=4"))
-    assert cells[1:7] == ["—"] * 6  # TTFT, TPOT, ITL p50/p99
+    assert cells[1] == "—"  # dropped: the builtin driver cannot tell
+    assert cells[2:8] == ["—"] * 6  # TTFT, TPOT, ITL p50/p99
 
 
 def test_missing_summary_is_a_notice_and_missing_run_raises(tmp_path: Path) -> None:
@@ -286,3 +293,70 @@ def test_import_has_no_side_effects() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "False"
+
+
+def run_of(tmp_path: Path, points: list[dict[str, Any]]) -> str:
+    return bare_run(tmp_path, {"schema_version": SCHEMA_VERSION, "run": "r", "scenario": "s",
+                               "interrupted": False, "targets": {}, "points": points})
+
+
+def test_percentiles_from_too_few_values_are_greyed_with_the_reason(tmp_path: Path) -> None:
+    few = point("t1", 16, 1.0)
+    few["ttft_ms"] = {**dist(20.0, 60.0, count=16), "ci95": {"p50": [18.0, 23.0], "p99": None},
+                      "too_few": ["p90", "p95", "p99"]}
+    html = run_of(tmp_path, [few])
+    row = point_row(html, "c=16")
+    assert "<td class='num'>20.0</td>" in row  # p50 has enough values: plain
+    assert ("<td class='num too-few' title='only 16 values: too few for a trustworthy p99 "
+            "(below its floor); it is little more than the largest value'>60.0</td>") in row
+    assert "td.too-few" in html  # styled grey, never hidden
+    assert "18.0–23.0 · —" in html  # the CI column of the details table
+
+
+def test_dropped_arrivals_are_failures_and_a_column(tmp_path: Path) -> None:
+    html = run_of(tmp_path, [point("t1", 4, 1.0, driver="k6", dropped=7)])
+    assert "No request failed" not in html
+    row = point_row(html, "c=4")
+    assert "dropped 7" in row and "<td class='num'>7</td>" in row
+    assert "Non-ok requests by status" in html  # the errors chart is drawn
+
+
+def test_an_all_failed_point_shows_zero_throughput_and_stays_in_the_charts(
+        tmp_path: Path) -> None:
+    hung = point("t1", 16, 1.0, requests={"ok": 0, "http_error": 0, "refused": 0, "timeout": 16,
+                                         "truncated": 0, "conn_error": 0, "total": 16},
+                 **{m: None for m in ("ttft_ms", "ttft_sched_ms", "ttfb_ms", "tpot_ms",
+                                      "itl_ms", "e2e_ms", "e2e_sched_ms", "output_tokens")},
+                 throughput={"window_s": 8.0, "req_s": None, "output_tok_s": None,
+                             "input_tok_s": None}, goodput=None)
+    html = run_of(tmp_path, [hung])
+    cells = re.findall(r"<td class='num'>([^<]*)</td>", point_row(html, "c=16"))
+    assert cells[0] == "0" and "0.00" in cells and "timeout 16" in point_row(html, "c=16")
+    assert "No request failed" not in html
+    tokens_chart = html.split("Output tokens/s vs load")[0].rsplit("<figure>", 1)[1]
+    assert "data:image/png" in tokens_chart  # plotted at 0, not left out
+
+
+def test_probe_censored_and_missed_counts_are_shown(tmp_path: Path) -> None:
+    stalled = point("t1", 16, 1.0, probe={
+        "latency_ms": dist(8181.0, 10000.0, count=12), "sent": 12, "answered": 9,
+        "censored": 3, "missed_ticks": 41, "timeout_ms": 10000.0})
+    row = point_row(run_of(tmp_path, [stalled]), "c=16")
+    assert "10,000.0<br><span class='err'>3 censored at 10,000.0 · 41 missed</span>" in row
+
+
+def test_glossary_names_aiperf_ttfb_and_pooled_itl(tmp_path: Path) -> None:
+    html = run_of(tmp_path, [point("t1", 1, 1.0)])
+    assert "k6&#x27;s name" not in html and "its HTTP trace metric" in html
+    assert "pooled across all requests" in html and "not a per-request average" in html
+
+
+def test_repeats_are_shown_as_mean_and_t_interval(tmp_path: Path) -> None:
+    reps = [point("t1", 4, 1.0, repeat=r) for r in range(3)]
+    for r, p50 in enumerate((100.0, 110.0, 120.0)):
+        reps[r]["ttft_ms"]["p50"] = p50
+    html = run_of(tmp_path, reps)
+    assert "Across repeats: mean ± 95% t-interval" in html
+    assert "110.0 ± 24.8 (n=3)" in html  # t(0.975, 2) = 4.303 · 10 / √3
+    assert "c=4 · repeat 2" in html
+    assert "Across repeats" not in run_of(tmp_path / "once", [point("t1", 4, 1.0)])

@@ -178,6 +178,16 @@ MALFORMED = [
     (minimal(targets=[{"name": "a"}, {"label": "b"}]), ["targets[1]", "name"]),
     (minimal(targets=[{"name": "a"}, "a"]), ["label", "'a'"]),
     (minimal(targets=[{"name": "a", "label": "x"}, {"name": "b", "label": "x"}]), ["'x'"]),
+    (minimal(workload={"seed": "per-request"}), ["workload.seed", "per_request", "'per-request'"]),
+    (minimal(workload={"seed": 5}), ["workload.seed"]),
+    (minimal(workload={"prompt_reuse": "yes"}), ["workload.prompt_reuse"]),
+    (minimal(load={"min_requests": -1}), ["load.min_requests"]),
+    (minimal(load={"min_requests": 10, "duration_s": 5, "max_duration_s": 2}),
+     ["load.max_duration_s", ">= 5"]),
+    (minimal(load={"kind": "trace", "path": "t.jsonl", "min_requests": 5}),
+     ["load.min_requests", "'trace'"]),
+    (minimal(driver="k6", load={"min_requests": 5}), ["load.min_requests", "builtin", "k6"]),
+    (minimal(repeats=0), ["repeats", ">= 1"]),
 ]
 
 
@@ -254,3 +264,22 @@ def test_with_overrides_replaces_driver_model_device() -> None:
     assert out.targets == sc.targets and out.points == sc.points
     assert (sc.driver, sc.model, sc.device) == ("builtin", "tiny", "auto")
     assert sc.with_overrides() == sc
+
+
+def test_seed_prompt_reuse_min_requests_and_repeats_defaults_and_values() -> None:
+    plain = parse_scenario(minimal())
+    assert (plain.workload.seed, plain.workload.prompt_reuse, plain.repeats) == ("none", False, 1)
+    assert (plain.points[0].min_requests, plain.points[0].max_duration_s) == (0, 60.0)
+    sc = parse_scenario(minimal(
+        repeats=3, workload={"seed": "per_request", "prompt_reuse": True},
+        load={"concurrency": [1, 4], "min_requests": 700, "max_duration_s": 90}))
+    assert (sc.workload.seed, sc.workload.prompt_reuse, sc.repeats) == ("per_request", True, 3)
+    assert [(p.min_requests, p.max_duration_s) for p in sc.points] == [(700, 90.0), (700, 90.0)]
+    assert "min_requests" not in sc.points[0].params
+
+
+def test_a_driver_override_that_cannot_run_min_requests_is_refused() -> None:
+    sc = parse_scenario(minimal(load={"min_requests": 100}))
+    assert sc.with_overrides(driver="builtin").drivers == ("builtin",)
+    with pytest.raises(ScenarioError, match="builtin driver only, not 'locust'"):
+        sc.with_overrides(driver="locust")

@@ -20,6 +20,7 @@ from harness.summary import (
     Distribution,
     Load,
     PointSummary,
+    ProbeSummary,
     RunSummary,
     SummaryError,
     TargetRun,
@@ -58,7 +59,8 @@ def run_summary() -> RunSummary:
         metrics, target="fastapi_batching", target_name="fastapi_batching", driver="builtin",
         point="c4", load=Load(kind="closed", concurrency=4), stream=True, flags=(),
         max_dispatch_lag_ms=50.0, driver_stats={"dropped_iterations": 0},
-        probe_ms=Distribution.of([1.2, 1.5, 9.0]),
+        probe=ProbeSummary(latency_ms=Distribution.of([1.2, 1.5, 10000.0]), sent=3,
+                           answered=2, censored=1, missed_ticks=4, timeout_ms=10000.0),
         telemetry=summarize_telemetry([status, *host], start=1.0, end=3.0, output_tokens=160))
     targets = {"fastapi_batching": TargetRun(name="fastapi_batching",
                                              options={"max_batch": 64}, status="ok",
@@ -145,7 +147,7 @@ def test_unreadable_and_missing_files_are_summary_errors(tmp_path: Path) -> None
 def test_floats_are_rounded_and_non_finite_values_become_null() -> None:
     assert encode(Distribution(1, 1 / 3, 0.5, 0.5, 0.5, 0.5, float("inf"))) == {
         "count": 1, "mean": 0.3333, "p50": 0.5, "p90": 0.5, "p95": 0.5, "p99": 0.5,
-        "max": None}
+        "max": None, "ci95": {}, "too_few": []}
     with pytest.raises(RecordError, match="max: expected float, got None"):
         decode(Distribution, {"count": 1, "mean": 1, "p50": 1, "p90": 1, "p95": 1, "p99": 1,
                               "max": None})

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness.samples import Clock, Sample
+from harness.telemetry.recorder import TelemetryRecorder
 from harness.telemetry.store import Record
 from harness.telemetry.summary import integrate, summarize_telemetry
 from harness.typed_json import encode
@@ -126,3 +129,24 @@ def test_integrate_edges() -> None:
     assert integrate([1.0], [5.0], 2.0, 2.0) is None
     assert integrate([1.0], [5.0], 0.0, 2.0) == pytest.approx(10.0)
     assert integrate([0.0, 2.0], [0.0, 4.0], 1.0, 2.0) == pytest.approx(3.0)
+
+
+def test_recorder_tokens_per_joule_takes_the_window_tokens_not_warmup_ones(
+        tmp_path: Path) -> None:
+    # 100 W flat; the window is 2 → 8 s: 600 J. One request streamed 8 single-token chunks at
+    # 1..8 s (2 of them in warm-up) and another finished at 1.5 s, all in warm-up.
+    rec = TelemetryRecorder(Clock(), folder=tmp_path, label="t", point="p", url=None,
+                            target_pids=[])
+    rec.records = [H100, *(gpu(float(t), 100.0) for t in range(11))]
+    rec.end = 10.0  # the recorder stopped once the driver had drained
+    inside = Sample(request_id="a", target="t", point="p", scheduled_at=0.5, sent_at=0.5,
+                    status="ok", first_token_at=1.0,
+                    token_times=tuple(float(t) for t in range(1, 9)), done_at=8.0,
+                    output_tokens=8, tokens_source="usage")
+    warm = Sample(request_id="w", target="t", point="p", scheduled_at=0.0, sent_at=0.0,
+                  status="ok", first_token_at=0.5, token_times=(0.5, 1.5), done_at=1.5,
+                  output_tokens=2, tokens_source="usage")
+    out = encode(rec.summary([inside, warm], warmup_end=2.0, load_end=8.0))
+    assert out["window_s"] == 6.0
+    assert out["gpu"]["energy_j"] == pytest.approx(600.0)
+    assert out["gpu"]["tokens_per_j"] == pytest.approx(7 / 600, abs=1e-4)  # chunks at 2..8

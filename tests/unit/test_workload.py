@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from harness.scenario import Workload
-from harness.workload import PromptFactory, RequestSpec, request_body, word_pool
+from harness.workload import (
+    BLOCK,
+    HEAD_TOKENS,
+    PromptFactory,
+    RequestSpec,
+    request_body,
+    word_pool,
+)
 
 
 def n_tokens(tokenizer: Any, text: str) -> int:
@@ -113,17 +120,18 @@ def test_tokenizer_with_too_few_words_raises() -> None:
 SPEC = RequestSpec(index=3, prompt=" the river", prompt_tokens=2, max_tokens=16)
 
 
-def test_completions_body() -> None:
+def test_completions_body_sends_no_seed_by_default() -> None:
     wl = Workload(api="completions", stream=True, temperature=0.0, ignore_eos=True)
     assert request_body(SPEC, wl, "tiny") == {
         "model": "tiny", "max_tokens": 16, "temperature": 0.0, "ignore_eos": True,
-        "stream": True, "seed": 3, "stream_options": {"include_usage": True},
+        "stream": True, "stream_options": {"include_usage": True},
         "prompt": " the river",
     }
 
 
-def test_chat_body() -> None:
-    wl = Workload(api="chat", stream=True, temperature=0.7, ignore_eos=False)
+def test_chat_body_with_per_request_seed() -> None:
+    wl = Workload(api="chat", stream=True, temperature=0.7, ignore_eos=False,
+                  seed="per_request")
     assert request_body(SPEC, wl, "tiny") == {
         "model": "tiny", "max_tokens": 16, "temperature": 0.7, "ignore_eos": False,
         "stream": True, "seed": 3, "stream_options": {"include_usage": True},
@@ -136,3 +144,22 @@ def test_non_streaming_body_has_no_stream_options() -> None:
     assert body["stream"] is False
     assert "stream_options" not in body
     assert body["prompt"] == " the river"
+
+
+def test_unique_prompts_are_exact_distinct_and_share_no_first_tokens(tokenizer: Any) -> None:
+    wl = Workload(prompt_tokens=24, prompt_tokens_stdev=6)
+    factory = PromptFactory(tokenizer, wl, seed=3)
+    indices = [*range(600), BLOCK, BLOCK + 1, 5 * BLOCK + 7]  # crosses the 256 bodies
+    specs = [factory.unique(i) for i in indices]
+    assert all(n_tokens(tokenizer, s.prompt) == s.prompt_tokens for s in specs)
+    assert len({s.prompt for s in specs}) == len(specs)
+    heads = [tuple(tokenizer.encode(s.prompt, add_special_tokens=False)[:HEAD_TOKENS])
+             for s in specs]
+    assert len(set(heads)) == len(specs)  # no shared prefix block for a prefix cache
+    again = PromptFactory(tokenizer, wl, seed=3)
+    assert [again.unique(i) for i in reversed(indices)][::-1] == specs  # order-free
+
+
+def test_next_block_hands_out_disjoint_blocks(tokenizer: Any) -> None:
+    factory = PromptFactory(tokenizer, Workload(prompt_tokens=8), seed=1)
+    assert [factory.next_block() for _ in range(3)] == [0, BLOCK, 2 * BLOCK]

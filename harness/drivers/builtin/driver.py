@@ -8,6 +8,11 @@ Connections are capped at `job.connections` (0 = sized to the load: the concurre
 schedule's length up to 1024). A request stamps `sent_at` once it holds a connection slot, so a
 cap that binds shows as dispatch lag (sent − scheduled), never as hidden service time.
 With `job.processes` > 1 the load is split over that many driver processes (see `shares`).
+
+A closed loop's stream k sends its first request at `closed_starts(point)[k]` (the point's
+ramp-up), not all at once. Each process records its own event-loop lag (`loop_lag`) into
+`progress.loop_lag`, and the driver's CPU capacity is one core per process (an asyncio loop runs
+on one thread), so the point can be flagged `driver_bound` in closed loop too.
 """
 
 from __future__ import annotations
@@ -19,10 +24,17 @@ from typing import Any
 
 import aiohttp
 
-from harness.arrivals import Arrival, plan
+from harness.arrivals import Arrival
+from harness.drivers.builtin.loop_lag import LoopLag
 from harness.drivers.builtin.shares import Share, run_shares
 from harness.drivers.builtin.streaming import client_timeout, fetch
-from harness.drivers.job import MAX_AUTO_CONNECTIONS, DriverInterrupted, LoadJob, Progress
+from harness.drivers.job import (
+    MAX_AUTO_CONNECTIONS,
+    DriverInterrupted,
+    LoadJob,
+    Progress,
+    closed_starts,
+)
 from harness.drivers.request_pool import RequestPool
 from harness.samples import Sample
 
@@ -51,10 +63,13 @@ class BuiltinDriver:
     name = "builtin"
 
     def run(self, job: LoadJob, progress: Progress) -> list[Sample]:
-        RequestPool(job, plan(job.point, job.seed))  # build the prompts before the clock runs
+        RequestPool(job, job.arrivals())  # build the prompts before the clock runs
         start = max(job.point_start, job.clock.now())
         job = replace(job, point_start=start)
         progress.started_at = start
+        progress.cpu_capacity_pct = 100.0 * job.processes
+        if job.point.kind == "closed":
+            progress.stats["ramp_up_s"] = job.point.ramp_up_s
         if job.processes > 1:
             return run_shares(job, progress, job.processes, self.run_share)
         return self.run_share(job, Share(0, 1), progress)
@@ -70,14 +85,14 @@ class BuiltinDriver:
 
     async def _run(self, job: LoadJob, share: Share, progress: Progress,
                    samples: list[Sample]) -> None:
-        arrivals = plan(job.point, job.seed)
+        arrivals = job.arrivals()  # with min_requests, the schedule already meets it
         pool = RequestPool(job, arrivals)  # built before the first request is due
         limit = connection_limit(job, share, arrivals)
         slots = asyncio.Semaphore(limit)
         connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0)
         headers = {"Authorization": f"Bearer {job.api_key}"} if job.api_key else {}
-        async with aiohttp.ClientSession(connector=connector, timeout=client_timeout(job),
-                                         headers=headers) as session:
+        async with LoopLag(job.clock, progress.loop_lag), aiohttp.ClientSession(
+                connector=connector, timeout=client_timeout(job), headers=headers) as session:
 
             async def one(index: int, scheduled_at: float) -> None:
                 spec = pool.spec(index)
@@ -92,19 +107,26 @@ class BuiltinDriver:
                 await self._open(job, share, arrivals, one)
 
     async def _closed(self, job: LoadJob, share: Share, one: Any) -> None:
-        """`share.part(concurrency)` loops, each sending its next request when the last ends."""
+        """`share.part(concurrency)` loops, each sending its next request when the last ends;
+        stream k (k = share.index, share.index + share.count, ...) starts at its ramp offset."""
         assert job.point.concurrency is not None
         indices = share.indices()
         cap = job.point.max_requests
+        starts = closed_starts(job.point)[share.index::share.count]
+        measured, wanted = [0], share.part(job.point.min_requests)  # sent after warm-up
 
-        async def worker() -> None:
+        async def worker(offset_s: float) -> None:
+            delay = job.point_start + offset_s - job.clock.now()
+            if delay > 0:
+                await asyncio.sleep(delay)
             for index in indices:
                 now = job.clock.now()
-                if now >= job.load_end or (cap and index >= cap):
+                if job.load_over(now, measured[0], wanted) or (cap and index >= cap):
                     return
+                measured[0] += now >= job.warmup_end
                 await one(index, now)
 
-        await asyncio.gather(*(worker() for _ in range(share.part(job.point.concurrency))))
+        await asyncio.gather(*(worker(offset) for offset in starts))
 
     async def _open(self, job: LoadJob, share: Share, arrivals: list[Arrival],
                     one: Any) -> None:

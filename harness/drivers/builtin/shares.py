@@ -7,13 +7,15 @@ process stamps times on the run clock (`job.clock.origin_ns` is inherited: `perf
 CLOCK_MONOTONIC, shared by all processes on Linux), so their samples merge as they are.
 
 Processes are forked (the job, its prompts and tokenizer are inherited, not pickled). Each writes
-its samples to a JSONL file the parent reads back; an interrupted child writes what it has, so an
-interrupted point keeps every process's samples.
+its samples to a JSONL file the parent reads back, and its event-loop lag readings
+(`progress.loop_lag`) beside it, merged into the parent's; an interrupted child writes what it
+has, so an interrupted point keeps every process's samples.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import multiprocessing as mp
 import tempfile
 import threading
@@ -77,6 +79,7 @@ def run_shares(job: LoadJob, progress: Progress, processes: int,
             watcher.join()
             _copy_progress(counters, progress)
         samples = [s for p in paths if p.exists() for s in read_samples(p)]
+        progress.loop_lag.extend(sorted(r for p in paths for r in _read_lag(p)))
         failed = [c.exitcode for c in children if c.exitcode not in (0, 130)]
     if interrupted or any(c.exitcode == 130 for c in children):
         raise DriverInterrupted(samples)
@@ -100,9 +103,17 @@ def _child(run_share: RunShare, job: LoadJob, share: Share, counters: Any, path:
     stop.set()
     pusher.join()
     _push_once(progress, counters)
+    path.with_suffix(".lag.json").write_text(json.dumps(progress.loop_lag), encoding="utf-8")
     write_samples(path, samples)
     if code:
         raise SystemExit(code)
+
+
+def _read_lag(samples_path: Path) -> list[tuple[float, float]]:
+    path = samples_path.with_suffix(".lag.json")
+    if not path.exists():
+        return []
+    return [(float(t), float(ms)) for t, ms in json.loads(path.read_text(encoding="utf-8"))]
 
 
 def _push_once(progress: Progress, counters: Any) -> None:

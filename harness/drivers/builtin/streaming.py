@@ -14,7 +14,9 @@ Timeouts are split by phase and each is classified in the sample (status `timeou
 - `between_tokens`: a later gap between stream reads passed `job.between_tokens_timeout_s`.
 - `total`: the request as a whole passed `job.timeout_s`.
 
-`extra["after_s"]` is how long after sending the timeout was detected.
+`extra["after_s"]` is how long after sending the timeout was detected. Every failed sample
+carries `failed_at`: when the timeout fired, the connection failed, or the error body (a 503,
+an error event, a stream cut before `[DONE]`) had been read.
 
 A refused or reset connection is `conn_error`; a stream cut before `[DONE]` is `truncated`.
 The read phases are watched by one loop timer per request (`Watchdog`): a stream read only
@@ -91,7 +93,8 @@ class _Seen:
     status: Status = "ok"
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    done_at: float | None = None
+    done_at: float | None = None  # the response was read to its end (ok or not)
+    failed_at: float | None = None  # a timeout fired or the connection failed
 
 
 def client_timeout(job: LoadJob) -> aiohttp.ClientTimeout:
@@ -126,10 +129,11 @@ async def fetch(session: aiohttp.ClientSession, job: LoadJob, spec: RequestSpec,
         task = asyncio.current_task()
         if task is not None:
             task.uncancel()
-        phase = watchdog.expired
+        phase, seen.failed_at = watchdog.expired, job.clock.now()
         seen.status, seen.error = "timeout", _timeout_text(phase, job)
         seen.extra = {"timeout": phase, "after_s": round(job.clock.now() - sent_at, 4)}
     except aiohttp.ClientError as exc:
+        seen.failed_at = job.clock.now()
         seen.status, seen.error, seen.extra = _client_error(exc, job)
     finally:
         watchdog.close()
@@ -186,6 +190,8 @@ def _sample(job: LoadJob, spec: RequestSpec, request_id: str, scheduled_at: floa
         first_token_at=times[0] if times else None,
         token_times=tuple(times),
         done_at=seen.done_at if seen.status == "ok" else None,
+        failed_at=(None if seen.status == "ok" else
+                   seen.failed_at if seen.failed_at is not None else seen.done_at),
         prompt_tokens=spec.prompt_tokens,
         output_tokens=seen.output_tokens,
         tokens_source=seen.source,

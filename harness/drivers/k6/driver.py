@@ -3,17 +3,29 @@
 k6 reads the whole response before handing it to the script, so it gives no per-token timing:
 samples have `first_byte_at` (from `http_req_waiting`) but no `first_token_at` and no token
 times, and the point is flagged `no_token_timing` (TTFT, TPOT and ITL stay empty; `ttfb_ms` is
-the closest figure). Output token counts come from the stream's usage chunk.
+the closest figure). Output token counts come from the usage chunk (`tokens_source = "usage"`);
+without one, a streamed body's text-carrying events are counted (`"counted"`, one token per
+event, as the builtin driver counts); a non-streamed body without usage stays `"unknown"`.
 
 Clock mapping: k6 stamps wall-clock milliseconds (`Date.now()`; k6 has no monotonic timer in
 JS). At launch the driver reads the wall clock and the run clock together (`WallMap`), and maps
 a k6 time w ms to `clock_s + (w·10⁶ − wall_ns)/10⁹` on the run clock. Absolute times therefore
 carry k6's 1 ms resolution (and any wall-clock step during the point), but each request's span
 is exact: `sent_at` = done − (blocked + DNS + connect + TLS + sending + waiting + receiving) and
-`first_byte_at` = done − receiving use k6's sub-millisecond `res.timings`.
+`first_byte_at` = done − receiving use k6's sub-millisecond `res.timings`. `sent_at` is never
+moved; a 1 ms-truncated `scheduled_at` later than it is lowered to it. A failed request's
+`failed_at` is its end.
 
-`scheduled_at` is the iteration's start: arrival-rate executors start iterations on schedule and
-drop those no VU is free for (reported as `driver_stats.dropped_iterations`, never queued).
+`scheduled_at` is the time the iteration was meant for. Arrival-rate executors fire a tick per
+arrival (`script.ticks`, counted from k6's scenario start) and drop a tick no VU is free for
+(never queued): dropped ticks are `progress.dropped` (the point's `dropped` count and flag).
+k6 does not say which tick an iteration served, so `planned_starts` matches them: with no drops,
+the n-th iteration to start served tick n (exact: a k6 too busy to fire its ticks on time shows
+the lag); with drops, each iteration gets the latest tick not after its start that keeps the
+order (the least lag consistent with what k6 reports: a lower bound). `ramping-arrival-rate`
+starts its tick clock a few ms after the scenario (once its VUs are active), so its ticks are
+aligned on the least-late iteration (`planned_starts`). Closed loops: the iteration's start
+(after its ramp-up sleep).
 k6 applies one timeout to the whole request (`job.timeout_s`); connect / first-token /
 between-token timeouts are the builtin driver's. `job.processes` does not apply (k6 is one
 multi-threaded Go process).
@@ -21,13 +33,15 @@ multi-threaded Go process).
 
 from __future__ import annotations
 
+import bisect
 import json
+import os
 import shutil
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -35,9 +49,9 @@ from typing import Any
 
 from harness.arrivals import plan
 from harness.drivers.job import MAX_AUTO_CONNECTIONS, DriverInterrupted, LoadJob, Progress
-from harness.drivers.k6.script import APPROXIMATED, render
+from harness.drivers.k6.script import APPROXIMATED, executor, render, ticks
 from harness.drivers.request_pool import RequestPool
-from harness.samples import Clock, Sample, Status
+from harness.samples import Clock, Sample, Status, TokenSource
 from harness.workload import RequestSpec
 
 
@@ -88,17 +102,17 @@ class WallMap:
 
 
 def sample_from_k6(record: dict[str, Any], *, target: str, point: str, spec: RequestSpec,
-                   wall: WallMap, stream: bool) -> Sample:
-    """One k6 console record (see `script`) as a `Sample` on the run clock."""
+                   wall: WallMap, stream: bool, planned_ms: float | None = None) -> Sample:
+    """One k6 console record (see `script`) as a `Sample` on the run clock; `planned_ms`: the
+    wall-clock ms it was scheduled for (None = its iteration's start)."""
     blocked, dns, connect, tls, sending, waiting, receiving = (float(x) for x in record["t"])
-    scheduled = wall.at(float(record["t0"]))
     end = wall.at(float(record["end"]))
     http_status = int(record.get("s") or 0)
     code = int(record.get("e") or 0)
     text = record.get("err")
     extra: dict[str, Any] = {"k6_error_code": code} if code else {}
-    sent = max(scheduled, end - (blocked + dns + connect + tls + sending + waiting + receiving)
-               / 1000)
+    sent = end - (blocked + dns + connect + tls + sending + waiting + receiving) / 1000
+    scheduled = min(sent, wall.at(float(record["t0"] if planned_ms is None else planned_ms)))
     first_byte: float | None = end - receiving / 1000
     status: Status
     error: str | None = None
@@ -114,12 +128,14 @@ def sample_from_k6(record: dict[str, Any], *, target: str, point: str, spec: Req
         first_byte = None
         status, error = _k6_error(code, str(text or "k6 request error"), extra)
     tokens = int(record.get("n", -1))
+    source: TokenSource = "counted" if record.get("src") == "counted" else "usage"
     return Sample(
         request_id=f"{target}-{point}-{int(record['i'])}",
         target=target, point=point, scheduled_at=scheduled, sent_at=sent, status=status,
         first_byte_at=first_byte, first_token_at=None, token_times=(),
-        done_at=end if status == "ok" else None, prompt_tokens=spec.prompt_tokens,
-        output_tokens=max(tokens, 0), tokens_source="usage" if tokens >= 0 else "unknown",
+        done_at=end if status == "ok" else None, failed_at=None if status == "ok" else end,
+        prompt_tokens=spec.prompt_tokens, output_tokens=max(tokens, 0),
+        tokens_source=source if tokens >= 0 else "unknown",
         http_status=http_status or None, error=error, stream=stream, driver="k6", extra=extra)
 
 
@@ -134,11 +150,47 @@ def _k6_error(code: int, text: str, extra: dict[str, Any]) -> tuple[Status, str]
     return "conn_error", text
 
 
-def samples_from_k6(records: Iterable[dict[str, Any]], *, target: str, point: str,
-                    specs: Sequence[RequestSpec], wall: WallMap, stream: bool) -> list[Sample]:
-    """Every k6 record as a sample, in scheduled order; request i used specs[i mod n]."""
+MAX_ALIGN_MS = 50.0  # the most `align` may shift the ticks: a few ms per ~100 VUs is expected
+
+
+def planned_starts(records: Sequence[dict[str, Any]], tick_s: Sequence[float],
+                   dropped: int, align: bool = False) -> dict[int, float]:
+    """Iteration → the wall-clock ms of the tick it served (see the module docstring); empty
+    without ticks (a closed loop) or with more iterations than ticks. `align`: the executor
+    starts its tick clock after the scenario start by an unknown delay (ramping-arrival-rate
+    first activates its pre-allocated VUs, a few ms); without drops the ticks are then shifted
+    by the least lag of any iteration (at most `MAX_ALIGN_MS`), the earliest one deemed on time."""
+    if not records or len(records) > len(tick_s):
+        return {}
+    start = float(min(r["st"] for r in records))
+    at = [start + t * 1000 for t in tick_s]
+    order = sorted(records, key=lambda r: (float(r["t0"]), int(r["i"])))
+    if not dropped:
+        shift = 0.0
+        if align:
+            least = min(float(r["t0"]) - at[n] for n, r in enumerate(order))
+            shift = min(max(0.0, least), MAX_ALIGN_MS)
+        return {int(r["i"]): at[n] + shift for n, r in enumerate(order)}
+    out: dict[int, float] = {}
+    j = len(at)
+    for n in range(len(order) - 1, -1, -1):  # latest tick <= start (+1 ms: k6's resolution)
+        began = float(order[n]["t0"]) + 1
+        j = max(n, min(j - 1, bisect.bisect_right(at, began) - 1))
+        out[int(order[n]["i"])] = at[j]
+    return out
+
+
+def samples_from_k6(records: Sequence[dict[str, Any]], *, target: str, point: str,
+                    specs: Sequence[RequestSpec], wall: WallMap, stream: bool,
+                    tick_s: Sequence[float] = (), dropped: int = 0,
+                    align: bool = False) -> list[Sample]:
+    """Every k6 record as a sample, in scheduled order; request i used specs[i mod n].
+    `tick_s`: the executor's ticks (`script.ticks`), `dropped` of them never run; `align`: see
+    `planned_starts`."""
+    planned = planned_starts(records, tick_s, dropped, align)
     out = [sample_from_k6(r, target=target, point=point, spec=specs[int(r["i"]) % len(specs)],
-                          wall=wall, stream=stream) for r in records]
+                          wall=wall, stream=stream, planned_ms=planned.get(int(r["i"])))
+           for r in records]
     out.sort(key=lambda s: s.scheduled_at)
     return out
 
@@ -201,14 +253,19 @@ class K6Driver:
             finally:
                 counter.stop()
         records = read_records(records_path)
+        note_summary(progress, work / "k6-summary.json")
+        ex = executor(job.point, vus, job.timeout_s)
         samples = samples_from_k6(records, target=job.target, point=job.point.name,
-                                  specs=pool.specs, wall=wall, stream=job.workload.stream)
+                                  specs=pool.specs, wall=wall, stream=job.workload.stream,
+                                  tick_s=ticks(ex), dropped=progress.dropped or 0,
+                                  align=ex["executor"] == "ramping-arrival-rate")
         if records:
             progress.started_at = wall.at(float(min(r["st"] for r in records)))
         progress.flags.append("no_token_timing")
         if job.point.kind in APPROXIMATED:
             progress.flags.append("arrivals_approximated")
-        progress.stats.update(_summary(work / "k6-summary.json"))
+        if job.point.kind == "closed":
+            progress.stats["ramp_up_s"] = job.point.ramp_up_s
         if interrupted:
             raise DriverInterrupted(samples)
         if proc.returncode not in (0, 99) and not samples:  # 99: thresholds failed
@@ -217,12 +274,17 @@ class K6Driver:
         return samples
 
 
-def _summary(path: Path) -> dict[str, Any]:
+def note_summary(progress: Progress, path: Path) -> None:
+    """k6's own counters (`handleSummary`'s file) into `progress.stats`; its dropped iterations
+    into `progress.dropped` (None when k6 wrote none); k6 runs on every core it may use."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        data = {}
+    progress.stats.update(data if isinstance(data, dict) else {})
+    dropped = progress.stats.get("dropped_iterations")
+    progress.dropped = int(dropped) if isinstance(dropped, (int, float)) else None
+    progress.cpu_capacity_pct = 100.0 * len(os.sched_getaffinity(0))
 
 
 class _LineCounter:

@@ -12,9 +12,16 @@ The script reads the request bodies as JSON (`open()` in the init context, share
 `--log-format raw`) with its timings, which `harness.drivers.k6.driver` turns into samples:
 `{"i": iteration, "t0": ms wall clock at iteration start, "end": ms wall clock after the response,
 "st": scenario start ms, "s": HTTP status, "e": k6 error_code, "err": error text,
-"t": [blocked, looking_up, connecting, tls, sending, waiting, receiving] in ms, "n": completion
-tokens from usage or -1, "done": saw [DONE] (streaming) or a parsed body}`.
+"t": [blocked, looking_up, connecting, tls, sending, waiting, receiving] in ms, "n": output
+tokens or -1, "src": where `n` came from ("usage": the usage chunk; "counted": no usage, the
+stream's text-carrying events counted, one per token), "done": saw [DONE] (streaming) or a
+parsed body}`.
 `handleSummary` writes k6's own counters (`dropped_iterations`, iterations, max VUs) to a file.
+
+Closed loops stagger their VUs' first iterations (`LoadPoint.ramp_up_s`): VU k of N sleeps
+`closed_starts(point)[k]` before its first request. `ticks(executor)` lists when the
+arrival-rate executors fire their iterations (k6's own formulas), so the driver can date each
+iteration by the tick it was meant for.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import math
 from typing import Any
 
 from harness.arrivals import rate_curve
+from harness.drivers.job import closed_starts
 from harness.scenario import LoadPoint
 
 RATE_SCALE = 1000  # rate r req/s → round(r · RATE_SCALE) iterations per RATE_SCALE s
@@ -32,12 +40,14 @@ APPROXIMATED = ("poisson", "gamma", "trace")
 
 _SCRIPT = """\
 import http from 'k6/http';
+import { sleep } from 'k6';
 import exec from 'k6/execution';
 import { SharedArray } from 'k6/data';
 
 const CFG = %(config)s;
 const BODIES = new SharedArray('bodies', () => JSON.parse(open(CFG.bodies)));
 const USAGE = /"completion_tokens"\\s*:\\s*(\\d+)/;
+const TEXT = /"(?:text|content)"\\s*:\\s*"(?!")/g;
 const PARAMS = { headers: CFG.headers, timeout: CFG.timeout, responseType: 'text' };
 
 export const options = %(options)s;
@@ -45,21 +55,31 @@ export const options = %(options)s;
 export default function () {
   const i = exec.scenario.iterationInTest;
   if (CFG.max_requests > 0 && i >= CFG.max_requests) { return; }
+  if (CFG.starts.length > 0 && exec.vu.iterationInScenario === 0) {
+    sleep(CFG.starts[(exec.vu.idInTest - 1) %% CFG.starts.length]);
+  }
   const t0 = Date.now();
   const res = http.post(CFG.url, BODIES[i %% BODIES.length], PARAMS);
   const end = Date.now();
   const body = res.body || '';
   let n = -1;
+  let src = null;
   let done = false;
   if (res.status === 200) {
     const m = USAGE.exec(body.length > 600 ? body.slice(-600) : body);
-    if (m) { n = parseInt(m[1], 10); }
+    if (m) {
+      n = parseInt(m[1], 10);
+      src = 'usage';
+    } else if (CFG.stream) {
+      n = (body.match(TEXT) || []).length;
+      src = 'counted';
+    }
     done = CFG.stream ? body.indexOf('data: [DONE]') >= 0 : m !== null;
   }
   const t = res.timings;
   console.log(JSON.stringify({
     i: i, t0: t0, end: end, st: exec.scenario.startTime, s: res.status, e: res.error_code,
-    err: res.error || null, n: n, done: done,
+    err: res.error || null, n: n, src: src, done: done,
     t: [t.blocked, t.looking_up, t.connecting, t.tls_handshaking, t.sending, t.waiting,
         t.receiving],
   }));
@@ -117,9 +137,48 @@ def render(point: LoadPoint, *, url: str, bodies_path: str, summary_path: str,
     """The whole k6 script for `point` (JavaScript source)."""
     config = {"url": url, "bodies": bodies_path, "summary": summary_path, "headers": headers,
               "timeout": _duration(timeout_s), "stream": stream,
-              "max_requests": point.max_requests if point.kind != "closed" else 0}
+              "max_requests": point.max_requests if point.kind != "closed" else 0,
+              "starts": [round(s, 4) for s in closed_starts(point)]}
     options = {"scenarios": {"load": executor(point, vus, timeout_s)},
                "summaryTrendStats": ["avg", "p(50)", "p(99)", "max"],
                "discardResponseBodies": False, "noConnectionReuse": False}
     return _SCRIPT % {"config": json.dumps(config, indent=2),
                       "options": json.dumps(options, indent=2)}
+
+
+def ticks(ex: dict[str, Any]) -> list[float]:
+    """When an arrival-rate executor `ex` (from `executor`) fires iterations: seconds after its
+    start, in order (k6's formulas: `constant-arrival-rate` at j·period from 0; each event n of
+    `ramping-arrival-rate` where the rate's integral reaches n). Empty for closed loops."""
+    unit = float(RATE_SCALE)  # timeUnit: RATE_SCALE s
+    if ex["executor"] == "constant-arrival-rate":
+        total = _ms(ex["duration"]) / 1000
+        if ex["rate"] <= 0:
+            return []
+        period = unit / ex["rate"]
+        return [j * period for j in range(math.ceil(total / period))
+                if j * period < total]
+    if ex["executor"] != "ramping-arrival-rate":
+        return []
+    out: list[float] = []
+    start = done = count = 0.0
+    frm = ex["startRate"] / unit
+    n = 1.0
+    for stage in ex["stages"]:
+        to, dur = stage["target"] / unit, _ms(stage["duration"]) / 1000
+        count += dur * ((to - frm) / 2 + frm)
+        while n <= count + 1e-9:
+            if frm != to:
+                x = (frm * dur - math.sqrt(max(0.0, dur * (frm * frm * dur
+                                                            + 2 * (n - done) * (to - frm)))))
+                out.append(start + x / (frm - to))
+            else:
+                out.append(start + (n - done) / to)
+            n += 1
+        done, frm, start = count, to, start + dur
+    return out
+
+
+def _ms(duration: str) -> float:
+    assert duration.endswith("ms"), duration
+    return float(duration[:-2])

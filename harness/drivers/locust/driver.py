@@ -5,10 +5,19 @@ One process (locust's local runner) when `job.processes` is 1; otherwise a maste
 is the same set-up as spreading workers over machines (see docs/drivers.md).
 
 The harness writes a plan (request bodies, schedule or concurrency, user steps, timeouts, the run
-clock origin) to a JSON file the locustfile reads; every locust process stamps times on the run
-clock itself (`perf_counter_ns` is system-wide on Linux) and writes one record per request,
-delivered through locust's `request` event, to `records-<pid>.jsonl`. `samples_from_locust`
-turns those records into `Sample`s.
+clock origin) to a JSON file the locustfile reads; every locust process stamps a request's times on
+its own monotonic clock, with the one offset that places them on the run clock (exact on this
+machine; a worker's from a handshake with the master, so workers may run on other machines: see
+`harness.drivers.locust.clock`), and writes one record per request, delivered through locust's
+`request` event, to `records-<pid>.jsonl`. `samples_from_locust` turns those records into
+`Sample`s, each time shifted by its record's offset, so every duration is one machine's.
+
+Every arrival of an open-loop schedule is accounted for: sent (a sample, ok or failed, every
+failed one with `failed_at`), or never sent (no user took it before the test stopped, under
+overload the most-lagged ones: a `never_sent` record, or no record at all if a worker was lost).
+Never-sent arrivals are not samples (no request happened, so there is no latency or status to
+record); `count_arrivals` counts them into `progress.dropped` (the point's `dropped`),
+`driver_stats.never_sent`, and the flag `dropped`.
 
 Locust is closed-loop by nature (a user is a loop). Open-loop kinds are driven by a pool of users
 taking the precomputed schedule's arrivals in order: an arrival no user is free for waits, and
@@ -31,7 +40,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +54,7 @@ from harness.workload import RequestSpec
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 PLAN_ENV = "PATTERNBENCH_LOCUST_PLAN"  # the locustfile reads the same names
 START_FILE = "start.json"
+NEVER_SENT = "never_sent"  # the locustfile's status of an arrival no user took
 
 
 def users_needed(rate_rps: float, budget_s: float = 4.0) -> int:
@@ -70,20 +81,30 @@ def user_steps(job: LoadJob, arrivals: Sequence[Arrival] | None) -> list[tuple[f
 
 def sample_from_locust(record: dict[str, Any], *, target: str, point: str, spec: RequestSpec,
                        stream: bool) -> Sample:
-    """One locustfile record (run-clock seconds already) as a `Sample`."""
-    tokens = tuple(float(t) for t in record.get("tok") or ())
+    """One locustfile record (local seconds, run = local + `off`) as a `Sample` on the run clock."""
     status = next((s for s in STATUSES if s == record["status"]), None)
     if status is None:
         raise ValueError(f"locust record {record.get('i')} has unknown status {record['status']!r}")
+    if "off" not in record:
+        raise ValueError(f"locust record {record.get('i')} has no clock offset")
+    if status != "ok" and record.get("fail") is None:
+        raise ValueError(f"failed locust record {record.get('i')} has no failure time")
+    shift = float(record["off"])
+
+    def run(t: Any) -> float | None:
+        return None if t is None else float(t) + shift
+
+    tokens = tuple(float(t) + shift for t in record.get("tok") or ())
     source: TokenSource = "usage" if record.get("src") == "usage" else "counted"
     extra: dict[str, Any] = {"timeout": record["timeout"]} if record.get("timeout") else {}
     n = record.get("n")
     return Sample(
         request_id=f"{target}-{point}-{int(record['i'])}",
-        target=target, point=point, scheduled_at=float(record["sched"]),
-        sent_at=float(record["sent"]), status=status,
-        first_byte_at=record.get("fb"), first_token_at=tokens[0] if tokens else None,
-        token_times=tokens, done_at=record.get("done") if status == "ok" else None,
+        target=target, point=point, scheduled_at=float(record["sched"]) + shift,
+        sent_at=float(record["sent"]) + shift, status=status,
+        first_byte_at=run(record.get("fb")), first_token_at=tokens[0] if tokens else None,
+        token_times=tokens, done_at=run(record.get("done")) if status == "ok" else None,
+        failed_at=None if status == "ok" else run(record["fail"]),
         prompt_tokens=spec.prompt_tokens, output_tokens=int(n or 0),
         tokens_source=source if n is not None else "unknown",
         http_status=record.get("http"), error=record.get("err"), stream=stream,
@@ -92,12 +113,37 @@ def sample_from_locust(record: dict[str, Any], *, target: str, point: str, spec:
 
 def samples_from_locust(records: Iterable[dict[str, Any]], *, target: str, point: str,
                         specs: Sequence[RequestSpec], stream: bool) -> list[Sample]:
-    """Every record as a sample, in scheduled order; request i used specs[i mod n]."""
+    """Every sent request's record as a sample, in scheduled order; request i used specs[i mod n].
+    (`never_sent` records are counted by `count_arrivals`, not samples.)"""
     out = [sample_from_locust(r, target=target, point=point,
                               spec=specs[int(r["i"]) % len(specs)], stream=stream)
-           for r in records]
+           for r in records if r["status"] != NEVER_SENT]
     out.sort(key=lambda s: s.scheduled_at)
     return out
+
+
+@dataclass(frozen=True)
+class ArrivalCount:
+    """What became of an open-loop schedule's arrivals, from the records of every process."""
+
+    sent: int  # distinct arrivals with a request record (ok or failed)
+    never_sent: int  # a `never_sent` record: no user took it before the test stopped
+    unrecorded: int  # no record at all (a locust process lost, or stopped before its test)
+
+    @property
+    def dropped(self) -> int:
+        return self.never_sent + self.unrecorded
+
+
+def count_arrivals(records: Iterable[dict[str, Any]], arrivals: int) -> ArrivalCount:
+    """Account for each of `arrivals` scheduled arrivals (indices 0..arrivals-1)."""
+    sent: set[int] = set()
+    never: set[int] = set()
+    for r in records:
+        (never if r["status"] == NEVER_SENT else sent).add(int(r["i"]))
+    never -= sent
+    return ArrivalCount(sent=len(sent), never_sent=len(never),
+                        unrecorded=arrivals - len(sent | never))
 
 
 def read_records(folder: Path) -> list[dict[str, Any]]:
@@ -120,8 +166,14 @@ def _free_port() -> int:
 
 
 class LocustDriver:
+    """`worker_env[k]`: extra environment for worker k only (tests: a worker whose clock is
+    shifted as another machine's would be, `harness.drivers.locust.clock.SKEW_ENV`)."""
+
     name = "locust"
     ready_timeout_s = 120.0  # for every locust process to boot and (workers) connect
+
+    def __init__(self, worker_env: Sequence[Mapping[str, str]] = ()) -> None:
+        self.worker_env = list(worker_env)
 
     def run(self, job: LoadJob, progress: Progress) -> list[Sample]:
         with tempfile.TemporaryDirectory(prefix="patternbench-locust-") as tmp:
@@ -170,7 +222,8 @@ class LocustDriver:
         with (work / "locust.log").open("ab") as log:
             procs.append(_start(head, env, log))
             procs += [_start([*base, "--worker", "--master-host", "127.0.0.1", "--master-port",
-                              str(port)], env, log) for _ in range(workers)]
+                              str(port)], {**env, **self._worker_env(k)}, log)
+                      for k in range(workers)]
             try:
                 start_at = self._start(procs, work, job, expected=workers + 1)
                 progress.started_at = start_at
@@ -179,10 +232,11 @@ class LocustDriver:
                 interrupted = True  # locust got SIGINT too: it stops and flushes its records
                 for proc in procs:
                     proc.wait(timeout=job.timeout_s + 30)
-        samples = samples_from_locust(read_records(work), target=job.target,
-                                      point=job.point.name, specs=pool.specs,
-                                      stream=job.workload.stream)
+        records = read_records(work)
+        samples = samples_from_locust(records, target=job.target, point=job.point.name,
+                                      specs=pool.specs, stream=job.workload.stream)
         progress.stats.update({"users": plan_data["users"][-1][1], "workers": workers})
+        _count(records, arrivals, progress)
         if interrupted:
             raise DriverInterrupted(samples)
         code = procs[0].returncode
@@ -190,6 +244,9 @@ class LocustDriver:
             text = (work / "locust.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"locust exited with code {code}: {text}")
         return samples
+
+    def _worker_env(self, k: int) -> Mapping[str, str]:
+        return self.worker_env[k] if k < len(self.worker_env) else {}
 
     def _start(self, procs: list[subprocess.Popen[bytes]], work: Path, job: LoadJob,
                expected: int) -> float:
@@ -208,7 +265,8 @@ class LocustDriver:
     @staticmethod
     def _wait(procs: list[subprocess.Popen[bytes]], work: Path, progress: Progress) -> None:
         """Wait for the master (or local runner), then its workers; count records meanwhile."""
-        seen: dict[Path, tuple[int, int]] = {}  # file → (bytes read, lines)
+        seen: dict[Path, tuple[int, int]] = {}  # file → (bytes read, request lines)
+        never = b'"status":"%s"' % NEVER_SENT.encode()  # the locustfile's compact JSON
         while procs[0].poll() is None:
             time.sleep(0.5)
             for path in work.glob("records-*.jsonl"):
@@ -216,7 +274,8 @@ class LocustDriver:
                 with path.open("rb") as fh:
                     fh.seek(offset)
                     data = fh.read()
-                seen[path] = (offset + len(data), lines + data.count(b"\n"))
+                seen[path] = (offset + len(data),
+                              lines + data.count(b"\n") - data.count(never))
             progress.sent = progress.done = sum(lines for _, lines in seen.values())
         for proc in procs[1:]:
             try:
@@ -226,5 +285,21 @@ class LocustDriver:
                 proc.wait()
 
 
-def _start(argv: list[str], env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
+def _count(records: Sequence[dict[str, Any]], arrivals: Sequence[Arrival] | None,
+           progress: Progress) -> None:
+    """Never-sent arrivals into `progress` (a closed loop has no arrivals to miss: 0), and the
+    largest clock-offset uncertainty of the records (0 when every process was on this machine)."""
+    errors = [float(r.get("off_err") or 0.0) for r in records]
+    progress.stats["clock_error_ms"] = round(max(errors, default=0.0) * 1000, 3)
+    if arrivals is None:
+        progress.dropped = 0
+        return
+    count = count_arrivals(records, len(arrivals))
+    progress.dropped = count.dropped
+    progress.stats.update(never_sent=count.dropped, unrecorded=count.unrecorded)
+    if count.dropped and "dropped" not in progress.flags:
+        progress.flags.append("dropped")
+
+
+def _start(argv: list[str], env: Mapping[str, str], log: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})

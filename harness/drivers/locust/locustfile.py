@@ -5,22 +5,31 @@ every locust process.
 What it does, in each process (local runner, or each worker of a distributed run):
 
 - `StreamingUser` (a `FastHttpUser`) sends the point's requests, reads the SSE stream event by
-  event (`readline(b"\\n\\n")` on geventhttpclient's response) and stamps, on the run clock
-  (`perf_counter_ns` minus the origin the harness passed, shared by every process on Linux),
-  the scheduled, sent, first-byte, per-token and done times of each request.
+  event (`readline(b"\\n\\n")` on geventhttpclient's response) and stamps, on this process's own
+  monotonic clock, the scheduled, sent, first-byte, per-token and done (or failed) times of each
+  request. Each record carries the process's clock offset (`off`, `off_err`): run-clock time =
+  local time + `off` (see `harness.drivers.locust.clock`: exact on the harness's machine, from a
+  handshake with the master on a worker, which may run on another machine).
 - It reports each request through locust's own `request` event, with the times in its `context`;
-  a listener writes them as one JSON line to `records-<pid>.jsonl` (see `RECORD_KEYS`).
+  a listener writes them as one JSON line to `records-<pid>.jsonl` (see `RECORD_KEYS`). Every
+  exception inside the request leaves a record: a stream cut (geventhttpclient's
+  `HTTPConnectionClosed`/`HTTPParseError`, a socket error) is `truncated`, a body that is not
+  JSON is `http_error`, and every failed record carries `fail`, when it ended.
 - Closed loop: each user sends its next request as soon as the last one ended. Open loop: the
   users of a process take the schedule's arrivals (process k of N: arrivals k, k+N, ...) in order,
   each sleeping until its arrival is due; when every user is busy an arrival waits, and that wait
   is recorded as dispatch lag (locust itself is closed-loop: a user is a loop, so the pool must be
-  large enough for the in-flight requests, which the harness sizes).
-- Start: each process writes `ready-<pid>` when its test starts; the harness then writes
-  `start.json` (the load's start on the run clock), which users and shape wait for, so a slow
-  boot or worker connection never eats into the schedule.
+  large enough for the in-flight requests, which the harness sizes). An arrival no user took
+  before the test stopped gets a record of status `never_sent` (at test stop), so every arrival
+  of the schedule is accounted for.
+- Start: each process writes `ready-<pid>` when its test starts (a worker once its clock
+  handshake is done); the harness then writes `start.json` (the load's start on the run clock),
+  which users and shape wait for, so a slow boot or worker connection never eats into the
+  schedule.
 - `PlanShape` (a `LoadTestShape`) sets the user count over time (growing with the intended rate
   for ramp and spike, never shrinking, so no in-flight request is cut) and ends the test at the
-  end of the point; locust's `--stop-timeout` lets in-flight requests finish.
+  end of the point; locust's `--stop-timeout` lets in-flight requests finish (one still running
+  when it runs out is recorded as a `timeout` of phase `stop`).
 
 Timeouts: connect (`connection_timeout`), and first token / between tokens / total as gevent
 timeouts around the request, each classified in the record.
@@ -32,46 +41,102 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import IO, Any
 
 import gevent  # type: ignore[import-untyped]  # gevent ships no type information
+import gevent.queue  # type: ignore[import-untyped]
 from locust import FastHttpUser, LoadTestShape, events, task
 from locust.env import Environment
 from locust.exception import StopUser
+from locust.runners import MasterRunner, WorkerRunner
 
-from harness.sse import SSEParser, read_chunk
+from harness.drivers.locust.clock import (
+    MESSAGE,
+    PINGS,
+    SKEW_ENV,
+    ClockOffset,
+    exact_offset,
+    offset_from_pings,
+)
+from harness.drivers.locust.record import (
+    NEVER_SENT,
+    Expired,
+    Phases,
+    failed_read,
+    read_body,
+    read_events,
+    settle,
+)
 
 SPAWN_RATE = 100  # users per second (locust warns above 100)
 START_FILE = "start.json"
-RECORD_KEYS = ("i", "sched", "sent", "fb", "tok", "done", "status", "http", "n", "src", "err",
-               "timeout")
 PLAN_ENV = "PATTERNBENCH_LOCUST_PLAN"
 
 
-class _Expired(BaseException):
-    """Raised by a gevent timer when a request phase runs out (BaseException: no library code
-    catches it on the way)."""
-
-    def __init__(self, phase: str) -> None:
-        super().__init__(phase)
-        self.phase = phase
-
-
 class _Process:
-    """This locust process's plan, its share of the requests and its record file."""
+    """This locust process's plan, clock, share of the requests and record file."""
 
     def __init__(self) -> None:
         with open(os.environ[PLAN_ENV], encoding="utf-8") as fh:
             self.plan: dict[str, Any] = json.load(fh)
-        self.origin_ns = int(self.plan["origin_ns"])
+        self.origin_ns = int(self.plan["origin_ns"])  # the run clock's, on the harness's machine
+        self.local_origin_ns = time.perf_counter_ns()
+        self.skew_ns = 0  # a worker's test-only shift (see harness.drivers.locust.clock)
+        self.clock: ClockOffset | None = exact_offset(self.local_origin_ns, self.origin_ns)
+        self.replies: Any = gevent.queue.Queue()
         self.out: IO[str] | None = None
         self.flushed = 0.0
         self.started: float | None = None
         self.next: Iterator[tuple[int, float | None]] | None = None
+        self.sends = True  # False on the master, which sends no request
 
     def now(self) -> float:
-        return (time.perf_counter_ns() - self.origin_ns) / 1e9
+        """Seconds on this process's own clock."""
+        return (time.perf_counter_ns() + self.skew_ns - self.local_origin_ns) / 1e9
+
+    def offset(self) -> ClockOffset:
+        while self.clock is None:  # a worker before its handshake
+            gevent.sleep(0.02)
+        return self.clock
+
+    def run_now(self) -> float:
+        return self.now() + self.offset().offset_s
+
+    def bind(self, environment: Environment) -> None:
+        """Take this process's role: a worker's clock comes from a handshake with the master."""
+        runner = environment.runner
+        if isinstance(runner, MasterRunner):
+            self.sends = False
+            runner.register_message(MESSAGE, self._answer_ping)
+        elif isinstance(runner, WorkerRunner):
+            self.skew_ns = round(float(os.environ.get(SKEW_ENV) or 0) * 1e9)
+            self.clock = None
+            runner.register_message(MESSAGE, self._take_answer)
+
+    def _answer_ping(self, environment: Environment, msg: Any) -> None:
+        """Master: the run-clock time, to the worker that asked."""
+        assert environment.runner is not None
+        environment.runner.send_message(MESSAGE, {"t0": msg.data["t0"], "run": self.run_now()},
+                                        client_id=msg.node_id)
+
+    def _take_answer(self, environment: Environment, msg: Any) -> None:
+        self.replies.put((float(msg.data["t0"]), float(msg.data["run"]), self.now()))
+
+    def handshake(self, runner: Any) -> None:
+        """Worker: ping the master (see `clock`), set the offset, then report ready."""
+        pings = []
+        for _ in range(PINGS):
+            t0 = self.now()
+            runner.send_message(MESSAGE, {"t0": t0})
+            try:
+                while (answer := self.replies.get(timeout=5.0))[0] != t0:
+                    continue  # the late answer of a ping already given up on
+            except gevent.queue.Empty:
+                continue
+            pings.append(answer)
+        self.clock = offset_from_pings(pings)
+        self.ready()
 
     def ready(self) -> None:
         """Tell the harness this process has started its test (users are being spawned)."""
@@ -89,16 +154,18 @@ class _Process:
         return self.started
 
     def wait_start(self) -> float:
+        """When the load starts, on this process's own clock."""
         while (start := self.start_at()) is None:
             gevent.sleep(0.02)
-        return start
+        return start - self.offset().offset_s
 
     def load_end(self) -> float | None:
+        """When the load ends (run clock)."""
         start = self.start_at()
         return None if start is None else start + float(self.plan["point_s"])
 
     def share(self, environment: Environment) -> Iterator[tuple[int, float | None]]:
-        """(index, due run-clock time or None for closed loop) of this process's requests."""
+        """(index, due local time or None for closed loop) of this process's requests."""
         if self.next is None:
             runner = environment.runner
             k = int(getattr(runner, "worker_index", 0) or 0) if runner is not None else 0
@@ -112,6 +179,20 @@ class _Process:
             else:
                 self.next = ((i, start + float(schedule[i])) for i in range(k, len(schedule), n))
         return self.next
+
+    def never_sent(self, environment: Environment) -> None:
+        """At test stop: a record for each arrival of this process's share no user took."""
+        if (not self.sends or self.plan["schedule"] is None or self.start_at() is None
+                or self.clock is None):
+            return  # closed loop has no arrivals to miss; not started: the harness counts them
+        for index, due in self.share(environment):
+            self.record(self.stamp({"i": index, "sched": due, "status": NEVER_SENT}))
+
+    def stamp(self, record: dict[str, Any]) -> dict[str, Any]:
+        """`record` with this process's clock offset (run = local + off)."""
+        clock = self.offset()
+        record.update(off=clock.offset_s, off_err=clock.error_s)
+        return record
 
     def record(self, data: dict[str, Any]) -> None:
         if self.out is None:
@@ -127,27 +208,6 @@ class _Process:
     def flush(self) -> None:
         if self.out is not None:
             self.out.flush()
-
-
-class _Phases:
-    """One gevent timer for the request phase under way, re-armed at every stream event."""
-
-    def __init__(self, total_end: float) -> None:
-        self.total_end = total_end
-        self.timer: gevent.Timeout | None = None
-
-    def arm(self, now: float, seconds: float, phase: str) -> None:
-        self.close()
-        left = self.total_end - now
-        if left <= seconds:
-            seconds, phase = left, "total"
-        self.timer = gevent.Timeout(max(seconds, 0.0), _Expired(phase))
-        self.timer.start()
-
-    def close(self) -> None:
-        if self.timer is not None:
-            self.timer.close()
-            self.timer = None
 
 
 _PROCESS: _Process | None = None
@@ -166,11 +226,20 @@ def _on_request(context: dict[str, Any] | None = None, **_: Any) -> None:
         process().record(record)
 
 
-def _on_start(**_: Any) -> None:
-    process().ready()
+def _on_init(environment: Environment, **_: Any) -> None:
+    process().bind(environment)
 
 
-def _on_stop(**_: Any) -> None:
+def _on_start(environment: Environment, **_: Any) -> None:
+    proc = process()
+    if proc.clock is None:  # a worker: ready once its clock is placed (without blocking locust)
+        gevent.spawn(proc.handshake, environment.runner)
+    else:
+        proc.ready()
+
+
+def _on_stop(environment: Environment, **_: Any) -> None:
+    process().never_sent(environment)
     process().flush()
 
 
@@ -180,6 +249,7 @@ def _on_quit(**_: Any) -> None:
 
 # A locustfile registers its listeners when locust loads it (locust's own convention).
 # (EventHook.add_listener carries no annotations, hence the ignores.)
+events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
 events.request.add_listener(_on_request)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(_on_start)  # type: ignore[no-untyped-call]
 events.test_stop.add_listener(_on_stop)  # type: ignore[no-untyped-call]
@@ -208,8 +278,13 @@ class StreamingUser(FastHttpUser):
             self._idle_until(end)
             raise StopUser() from None
         wait = (due if due is not None else start) - proc.now()
-        if wait > 0:
-            gevent.sleep(wait)
+        try:
+            if wait > 0:
+                gevent.sleep(wait)
+        except gevent.GreenletExit:  # stopped while waiting for its arrival: never sent
+            if due is not None:
+                proc.record(proc.stamp({"i": index, "sched": due, "status": NEVER_SENT}))
+            raise
         now = proc.now()
         if due is None and now >= end:
             raise StopUser()
@@ -223,20 +298,24 @@ class StreamingUser(FastHttpUser):
     def _one(self, index: int, scheduled: float) -> None:
         proc = process()
         plan = proc.plan
-        bodies = plan["bodies"]
-        rec: dict[str, Any] = {"i": index, "sched": scheduled, "sent": proc.now(), "fb": None,
-                               "tok": [], "done": None, "status": "ok", "http": None, "n": None,
-                               "src": "counted", "err": None, "timeout": None}
-        phases = _Phases(rec["sent"] + float(plan["total_s"]))
+        rec: dict[str, Any] = proc.stamp({
+            "i": index, "sched": scheduled, "sent": proc.now(), "fb": None, "tok": [],
+            "done": None, "fail": None, "status": "ok", "http": None, "n": None, "src": "counted",
+            "err": None, "timeout": None})
+        phases = Phases(rec["sent"] + float(plan["total_s"]))
         phases.arm(proc.now(), float(plan["first_token_s"]), "first_token")
         reported = False
         try:
             resp: Any = self.client.request(
-                "POST", plan["path"], data=bodies[index % len(bodies)], headers=plan["headers"],
-                stream=True, catch_response=True, name=plan["name"])
+                "POST", plan["path"], data=plan["bodies"][index % len(plan["bodies"])],
+                headers=plan["headers"], stream=True, catch_response=True, name=plan["name"])
             with resp:
-                self._read(resp, rec, phases)
-                end = rec["done"] or proc.now()
+                try:
+                    self._read(resp, rec, phases)
+                except Exception as exc:  # a stream cut, a parse error, a body that is not JSON
+                    failed_read(rec, exc, stream=bool(plan["stream"]))
+                settle(rec, proc.now())
+                end = rec["done"] or rec["fail"]
                 resp.request_meta["response_time"] = (end - rec["sent"]) * 1000
                 resp.request_meta["context"] = {"patternbench": rec}
                 if rec["status"] == "ok":
@@ -244,16 +323,25 @@ class StreamingUser(FastHttpUser):
                 else:
                     resp.failure(rec["err"] or rec["status"])
             reported = True
-        except _Expired as exc:
-            rec.update(status="timeout", timeout=exc.phase, done=None,
+        except Expired as exc:
+            rec.update(status="timeout", timeout=exc.phase, done=None, fail=proc.now(),
                        err=f"timeout ({exc.phase})")
+        except gevent.GreenletExit:  # --stop-timeout ran out while it was in flight
+            rec.update(status="timeout", timeout="stop", done=None, fail=proc.now(),
+                       err="timeout (stop): still in flight when the test stopped")
+            self._report(rec)
+            raise
+        except Exception as exc:  # anything else on the way: the request still leaves a record
+            if not reported:
+                failed_read(rec, exc, stream=bool(plan["stream"]))
+                settle(rec, proc.now())
         finally:
             phases.close()
         if not reported:
             self._report(rec)
 
-    def _read(self, resp: Any, rec: dict[str, Any], phases: _Phases) -> None:
-        """Fill `rec` from the response; phase timers raise `_Expired` out of here."""
+    def _read(self, resp: Any, rec: dict[str, Any], phases: Phases) -> None:
+        """Fill `rec` from the response; phase timers raise `Expired` out of here."""
         proc = process()
         rec["http"] = resp.status_code or None
         error = getattr(resp, "error", None)
@@ -266,9 +354,9 @@ class StreamingUser(FastHttpUser):
             return
         rec["fb"] = proc.now()
         if resp.status_code != 200 or not proc.plan["stream"]:
-            _read_body(resp, rec, proc.now)
+            read_body(resp, rec, proc.now)
         else:
-            _read_events(raw, rec, phases, proc.now, float(proc.plan["between_tokens_s"]))
+            read_events(raw, rec, phases, proc.now, float(proc.plan["between_tokens_s"]))
 
     def _report(self, rec: dict[str, Any]) -> None:
         """A request that never got a response object still goes through the request event."""
@@ -276,46 +364,6 @@ class StreamingUser(FastHttpUser):
             request_type="POST", name=process().plan["name"], response_time=0,
             response_length=0, exception=RuntimeError(rec["err"] or rec["status"]),
             context={"patternbench": rec}, response=None, url=process().plan["path"])
-
-
-def _read_body(resp: Any, rec: dict[str, Any], now: Callable[[], float]) -> None:
-    """A whole body: an error status, or a non-streamed completion with its usage."""
-    body = resp.content or b""
-    rec["done"] = now()
-    if resp.status_code != 200:
-        rec.update(status="refused" if resp.status_code == 503 else "http_error",
-                   err=body[:300].decode("utf-8", "replace"))
-    else:
-        usage = json.loads(body).get("usage") or {}
-        rec["n"], rec["src"] = usage.get("completion_tokens", 0), "usage"
-
-
-def _read_events(raw: Any, rec: dict[str, Any], phases: _Phases, now: Callable[[], float],
-                 gap_s: float) -> None:
-    """An SSE stream read event by event: token times, usage, [DONE] or the reason it broke."""
-    parser = SSEParser()
-    tokens: list[float] = rec["tok"]
-    usage_tokens: int | None = None
-    done = False
-    while event := raw.readline(b"\n\n"):
-        at = now()
-        for payload in parser.feed(event):
-            chunk = read_chunk(payload)
-            if chunk.error:
-                rec.update(status="http_error", err=chunk.error)
-                return
-            done = done or chunk.done
-            if chunk.token:
-                tokens.append(at)
-            if chunk.usage_completion_tokens is not None:
-                usage_tokens = chunk.usage_completion_tokens
-        if tokens:
-            phases.arm(at, gap_s, "between_tokens")
-    rec["done"] = now()
-    rec["n"], rec["src"] = ((usage_tokens, "usage") if usage_tokens is not None
-                            else (len(tokens), "counted"))
-    if not done:
-        rec.update(status="truncated", err="stream ended before [DONE]", done=None)
 
 
 class PlanShape(LoadTestShape):
@@ -327,11 +375,11 @@ class PlanShape(LoadTestShape):
         start, end = proc.start_at(), proc.load_end()
         if start is None or end is None:  # not started: bring up the first users meanwhile
             users = int(steps[0][1])
-        elif proc.now() >= end:
+        elif proc.run_now() >= end:
             return None
         else:
             users = max((int(count) for at, count in steps
-                         if proc.now() >= start + float(at) - 1.0 - int(count) / SPAWN_RATE),
+                         if proc.run_now() >= start + float(at) - 1.0 - int(count) / SPAWN_RATE),
                         default=int(steps[0][1]))
         return users, float(min(SPAWN_RATE, users * 10))
 
