@@ -73,21 +73,47 @@ def headline_charts(run: RunData) -> list[Chart]:
             styles, xlabel, "output tokens/s", log_y=False,
             note="Output tokens of successful requests per second of the measured window. "
                  "Higher is better; a point where every request failed shows 0."))
+        ttft_q, why = supported_tail(points, "ttft_ms")
         charts.append(_line_chart(
-            "TTFT p99 vs load" + suffix, _lines(points, "ttft_ms", "p99"),
-            styles, xlabel, "TTFT p99 (ms)", log_y=True,
-            note="99th-percentile time to first token, from sent. Lower is better; points "
-                 "without first-token data are left out."))
+            f"TTFT {ttft_q} vs load" + suffix, _lines(points, "ttft_ms", ttft_q),
+            styles, xlabel, f"TTFT {ttft_q} (ms)", log_y=True,
+            note=f"{QUANTILE_WORDS[ttft_q]} time to first token, from sent. Lower is better; "
+                 f"points without first-token data are left out.{why}"))
+        e2e_q, why = supported_tail(points, "e2e_ms")
+        if e2e_q == "p50":
+            title, lines, how = "E2E latency p50 vs load", _lines(points, "e2e_ms", "p50"), \
+                "the median"
+        else:
+            title = f"E2E latency p50 (dashed) / {e2e_q} (solid) vs load"
+            lines = _lines(points, "e2e_ms", e2e_q) + _lines(points, "e2e_ms", "p50", "--")
+            how = f"solid {e2e_q}, dashed median"
         charts.append(_line_chart(
-            "E2E latency p50 (dashed) / p99 (solid) vs load" + suffix,
-            _lines(points, "e2e_ms", "p99") + _lines(points, "e2e_ms", "p50", "--"),
-            styles, xlabel, "E2E latency (ms)", log_y=True,
-            note="Request latency from sent to last byte; solid p99, dashed median. "
-                 "Lower is better."))
+            title + suffix, lines, styles, xlabel, "E2E latency (ms)", log_y=True,
+            note=f"Request latency from sent to last byte; {how}. Lower is better.{why}"))
     if not families and run.points:
         charts.append(Chart("Charts vs load", None, "No point has a concurrency or a rate."))
     charts.append(_error_chart(run, styles))
     return charts
+
+
+QUANTILE_WORDS = {"p99": "99th-percentile", "p90": "90th-percentile", "p50": "Median"}
+
+
+def supported_tail(points: Sequence[PointSummary], metric: str) -> tuple[str, str]:
+    """The highest of p99, p90, p50 that every plotted point has enough requests for (a
+    percentile in a distribution's `too_few` is not drawn as if it were known), and a sentence
+    saying why when it is not p99."""
+    dists = [d for p in points if (d := getattr(p, metric)) is not None]
+    for q in ("p99", "p90"):
+        if not any(q in d.too_few for d in dists):
+            break
+    else:
+        q = "p50"
+    if q == "p99" or not dists:
+        return "p99", ""
+    counts = sorted(d.count for d in dists)
+    return q, (f" Showing {q}: the points hold {counts[0]:,}–{counts[-1]:,} requests, too few "
+               "for a p99 (or p90) to be more than their largest values.")
 
 
 def _lines(points: Sequence[PointSummary], metric: str, stat: str,

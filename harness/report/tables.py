@@ -100,16 +100,27 @@ def _flag_callout(points: list[PointSummary]) -> str:
 
 
 def _missing_ttft_note(points: list[PointSummary]) -> str:
-    missing = [p for p in points if p.ttft_ms is None and p.requests.ok > 0]
-    if not missing:
-        return ""
-    where = ", ".join(
-        esc(load_label(p)) + (f" (TTFB p50 {fmt_ms(dist_stat(p, 'ttfb_ms', 'p50'))} ms)"
-                              if dist_stat(p, "ttfb_ms", "p50") is not None else "")
-        for p in missing)
-    return ("<p class='note'>TTFT shows — for " + where + ": no first-token time was "
-            "recorded (the driver saw only the first byte, as k6 does, or the response was "
-            "not streamed).</p>")
+    """Why a point with completed requests shows no latency: none was sent after warm-up and
+    finished inside the point, or the driver saw no first token."""
+    unmeasured = [p for p in points if p.e2e_ms is None and p.requests.ok > 0]
+    no_token = [p for p in points if p.ttft_ms is None and p.e2e_ms is not None]
+    notes = []
+    if unmeasured:
+        notes.append(
+            "<p class='note'>Latencies show — for " + ", ".join(
+                f"{esc(load_label(p))} ({p.requests.ok:,} ok)" for p in unmeasured)
+            + ": latencies count only requests sent after warm-up, and none of those finished "
+            "within the point (one request outlasts the measured window). Lengthen the point "
+            "or set <code>min_requests</code>.</p>")
+    if no_token:
+        where = ", ".join(
+            esc(load_label(p)) + (f" (TTFB p50 {fmt_ms(dist_stat(p, 'ttfb_ms', 'p50'))} ms)"
+                                  if dist_stat(p, "ttfb_ms", "p50") is not None else "")
+            for p in no_token)
+        notes.append("<p class='note'>TTFT shows — for " + where + ": no first-token time was "
+                     "recorded (the driver saw only the first byte, as k6 does, or the response "
+                     "was not streamed).</p>")
+    return "".join(notes)
 
 
 def _points_table(points: list[PointSummary]) -> str:

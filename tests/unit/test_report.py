@@ -360,3 +360,29 @@ def test_repeats_are_shown_as_mean_and_t_interval(tmp_path: Path) -> None:
     assert "110.0 ± 24.8 (n=3)" in html  # t(0.975, 2) = 4.303 · 10 / √3
     assert "c=4 · repeat 2" in html
     assert "Across repeats" not in run_of(tmp_path / "once", [point("t1", 4, 1.0)])
+
+
+def test_headline_charts_fall_back_from_a_p99_that_too_few_requests_cannot_carry() -> None:
+    from harness.report.charts import supported_tail
+    from harness.summary import Distribution, Load
+    from tests.summaries import typed_point
+
+    few = Distribution.of(float(v) for v in range(20))  # 20 values: p90 and p99 too few
+    many = Distribution.of(float(v) for v in range(700))  # enough for a p99
+    small = [typed_point("t", "c1", Load(kind="closed", concurrency=1), ttft_ms=few)]
+    large = [typed_point("t", "c1", Load(kind="closed", concurrency=1), ttft_ms=many)]
+    assert supported_tail(small, "ttft_ms")[0] == "p50"
+    assert "20–20 requests" in supported_tail(small, "ttft_ms")[1]
+    assert supported_tail(large, "ttft_ms") == ("p99", "")
+    assert supported_tail(small + large, "ttft_ms")[0] == "p50"  # every plotted point counts
+
+
+def test_a_point_whose_requests_all_outlast_the_window_says_why_it_has_no_latency(
+        tmp_path: Path) -> None:
+    slow = point("flask_threads", 16, 1.0, **{m: None for m in (
+        "ttft_ms", "ttft_sched_ms", "ttfb_ms", "tpot_ms", "itl_ms", "e2e_ms", "e2e_sched_ms",
+        "output_tokens")})
+    html = bare_run(tmp_path, {"schema_version": SCHEMA_VERSION, "run": "r", "scenario": "s",
+                               "interrupted": False, "targets": {}, "points": [slow]})
+    assert "Latencies show — for c=16 (closed) (40 ok)" in html
+    assert "no first-token time was recorded" not in html
