@@ -7,6 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.patternbench-installed
+DEV_STAMP := $(VENV)/.patternbench-dev-installed
 SCENARIO ?= scenarios/default.toml
 PYTEST_ARGS ?=
 
@@ -15,25 +16,31 @@ PYTEST_ARGS ?=
 bench: $(STAMP)
 	$(VENV)/bin/patternbench run $(SCENARIO)
 
-test: $(STAMP) lint typecheck
+test: $(DEV_STAMP) lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
+test-fast: $(DEV_STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check harness targets tests
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(VENV)/bin/mypy
 
-env: $(STAMP)
+env: $(DEV_STAMP)
 
+# `make bench` needs only what runs a scenario; the test tools (pytest, mypy, ruff, ...) come on
+# top for `make test`, so a first `make bench` does not wait for them.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "torch==2.13.0"
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install -e .
 	@touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install -e ".[dev]"
+	@touch $(DEV_STAMP)
 
 clean-env:
 	rm -rf $(VENV)

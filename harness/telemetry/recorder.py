@@ -86,8 +86,8 @@ class TelemetryRecorder:
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.end = self.clock.now()
         code = self._stop()
+        self.end = self.clock.now()  # after the collector stopped: its last record is inside
         records = read_records(self.part)
         if code not in (0, None, -signal.SIGTERM):
             records.append(self._error(f"collector exited with code {code}: "

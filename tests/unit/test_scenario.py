@@ -101,7 +101,7 @@ def test_full_file(tmp_path: Path) -> None:
 
 def test_shipped_default_scenario_loads() -> None:
     sc = load_scenario(REPO / "scenarios" / "default.toml")
-    assert [p.name for p in sc.points] == ["c1", "c4", "c16"]
+    assert [p.name for p in sc.points] == ["c1", "c4", "c8"]
     from targets import TARGETS
 
     assert {"flask_threads", "fastapi_threadpool"} <= {t.label for t in sc.targets}
