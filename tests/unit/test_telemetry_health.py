@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import pytest
@@ -18,6 +18,7 @@ from harness.samples import Clock
 from harness.telemetry.endpoint import Endpoint
 from harness.telemetry.health import check, probe_loop, probe_summary
 from harness.telemetry.summary import summarize_telemetry
+from tests.http_server import serving
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -43,15 +44,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture()
 def server() -> Iterator[str]:
     _Handler.connections = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serving(_Handler) as url:
+        yield url
 
 
 @pytest.mark.parametrize(("keep_alive", "connections"), [(True, 1), (False, 3)])
@@ -106,15 +100,8 @@ class _SlowHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def slow_server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serving(_SlowHandler) as url:
+        yield url
 
 
 @pytest.fixture()

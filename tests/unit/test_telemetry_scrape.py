@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -12,6 +11,7 @@ from harness.samples import Clock
 from harness.telemetry.health import HealthSeries
 from harness.telemetry.scrape import MetricsScraper, parse_metrics, server_fields
 from targets.serving import Stats
+from tests.http_server import serving
 
 # The shape vLLM's OpenAI server exports (gauges with model/engine labels, a counter around
 # them); written for this test, values chosen so each mapping is visible.
@@ -81,15 +81,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serving(_Handler) as url:
+        yield url
 
 
 def test_health_and_metrics_samplers_against_a_real_server(server: str) -> None:
