@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.scenario import LoadPoint, ScenarioError
+from harness.scenario import LoadPoint
+from harness.scenario_values import ScenarioError
 
 RateCurve = list[tuple[float, float]]  # (offset s, rate req/s) breakpoints, linear in between
 

@@ -32,7 +32,8 @@ from typing import Any, TextIO
 from harness.atomic import write_json
 from harness.manifest import machine, now_iso, versions
 from harness.rundir import RunDir, calibration_path
-from harness.scenario import ClientSettings, LoadPoint, Scenario, TargetConfig, Workload
+from harness.scenario import LoadPoint, Scenario, TargetConfig, Workload
+from harness.scenario_client import ClientSettings
 from harness.summary import PointSummary, read_summary
 
 SIM_TOKENIZER = "sim:ttft_ms=0,tpot_ms=0"  # prompts only need the tokenizer; echo loads no model

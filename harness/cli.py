@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness.rundir import RunDir, calibration_path
-from harness.scenario import ScenarioError, load_scenario
+from harness.scenario import load_scenario
+from harness.scenario_values import ScenarioError
 
 DESCRIPTION = """\
 patternbench measures LLM serving patterns against one model with identical load.

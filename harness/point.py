@@ -36,7 +36,8 @@ from harness.metrics import summarize
 from harness.progress import ProgressPrinter
 from harness.rundir import RunDir
 from harness.samples import Clock, Sample, write_samples
-from harness.scenario import ClientSettings, LoadPoint, Scenario, TargetConfig
+from harness.scenario import LoadPoint, Scenario, TargetConfig
+from harness.scenario_client import ClientSettings
 from harness.summary import (
     Distribution,
     PointMetrics,

@@ -34,10 +34,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.scenario_client import ClientSettings as ClientSettings
+from harness.scenario_client import ClientSettings
 from harness.scenario_client import parse_affinity as _parse_affinity
 from harness.scenario_client import parse_client as _parse_client
-from harness.scenario_values import ScenarioError as ScenarioError
+from harness.scenario_values import ScenarioError
 from harness.scenario_values import boolean as _bool
 from harness.scenario_values import integer as _int
 from harness.scenario_values import number as _num

@@ -29,8 +29,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.quantiles import percentile as percentile  # re-exported for older callers
-from harness.quantiles import quantile_ci, too_few
+from harness.quantiles import percentile, quantile_ci, too_few
 from harness.typed_json import RecordError, decode, encode
 
 SCHEMA_VERSION = 3

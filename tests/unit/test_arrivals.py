@@ -15,7 +15,8 @@ from harness.arrivals import Arrival, plan, rate_curve, schedule
 from harness.drivers.job import LoadJob
 from harness.drivers.request_pool import RequestPool
 from harness.samples import Clock
-from harness.scenario import LoadPoint, ScenarioError, Workload, load_scenario
+from harness.scenario import LoadPoint, Workload, load_scenario
+from harness.scenario_values import ScenarioError
 from harness.workload import PromptFactory
 
 

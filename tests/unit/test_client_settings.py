@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from harness.scenario import ClientSettings, ScenarioError, parse_scenario
+from harness.scenario import parse_scenario
+from harness.scenario_client import ClientSettings
+from harness.scenario_values import ScenarioError
 
 
 def parse(**fields: Any) -> Any:

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from harness.metrics import summarize
+from harness.quantiles import percentile
 from harness.samples import Sample
-from harness.summary import Distribution, PointMetrics, percentile
+from harness.summary import Distribution, PointMetrics
 from harness.typed_json import encode
 
 WARMUP_END = 10.0

@@ -16,7 +16,8 @@ from harness.drivers.k6.driver import note_summary
 from harness.metrics import summarize
 from harness.point import PointWatch, WatchNotes, run_label
 from harness.samples import Clock, Sample
-from harness.scenario import ClientSettings, LoadPoint, Workload
+from harness.scenario import LoadPoint, Workload
+from harness.scenario_client import ClientSettings
 from harness.summary import PointMetrics
 from harness.telemetry.health import HealthProbe, probe_summary, read_probes
 from harness.telemetry.summary import summarize_telemetry

@@ -11,7 +11,8 @@ import pytest
 from harness.drivers.job import LoadJob, Progress
 from harness.point import PointWatch
 from harness.samples import Clock, Sample
-from harness.scenario import ClientSettings, LoadPoint, Workload
+from harness.scenario import LoadPoint, Workload
+from harness.scenario_client import ClientSettings
 
 POINT = LoadPoint("c4", "closed", duration_s=4, warmup_s=1, concurrency=4)
 

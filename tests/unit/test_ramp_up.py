@@ -13,7 +13,8 @@ from harness.drivers.builtin.shares import Share
 from harness.drivers.job import LoadJob, closed_starts
 from harness.drivers.k6.script import render
 from harness.samples import Clock
-from harness.scenario import LoadPoint, ScenarioError, Workload, parse_scenario
+from harness.scenario import LoadPoint, Workload, parse_scenario
+from harness.scenario_values import ScenarioError
 
 
 def scenario(**load: Any) -> Any:

@@ -11,12 +11,12 @@ import pytest
 from harness.scenario import (
     LoadPoint,
     Scenario,
-    ScenarioError,
     TargetConfig,
     Workload,
     load_scenario,
     parse_scenario,
 )
+from harness.scenario_values import ScenarioError
 from harness.summary import Load
 
 REPO = Path(__file__).resolve().parents[2]
