@@ -174,8 +174,8 @@ class PointWatch:
         flags = list(dict.fromkeys(flags))  # a driver may have raised one itself
         probe = None
         if self.client.probe_interval_s > 0:
-            probe = probe_summary(read_probes(self.probe_path), since=self.warmup_end(progress))
-        return WatchNotes(flags=tuple(flags), max_dispatch_lag_ms=self.client.max_dispatch_lag_ms,
+            probe = probe_summary(read_probes(self.probe_path), since=since)
+        return WatchNotes(flags=tuple(flags), max_dispatch_lag_ms=bound,
                           driver_stats=dict(progress.stats) if progress.stats else None,
                           probe=probe, dropped=progress.dropped, driver_loop_lag_ms=loop_lag)
 
