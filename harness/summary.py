@@ -39,6 +39,9 @@ SCHEMA_VERSION = 3
 `load.params` nested; 1: the untyped dict of the first releases."""
 
 
+_CI_QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
+
+
 def doc(text: str, default: Any = MISSING) -> Any:
     """A dataclass field documented for the schema and docs/results.md."""
     if default is MISSING:
@@ -60,9 +63,10 @@ class Distribution:
     p99: float = doc("99th percentile")
     max: float = doc("largest value")
     ci95: dict[str, tuple[float, float] | None] = doc(
-        "95% confidence interval [lo, hi] of p50 and p99: distribution-free order statistics, "
-        "ranks from exact binomial sums, equal-tailed (harness.quantiles); null where too few "
-        "values for any such interval (p50: n < 6, p99: n < 299)", {})
+        "95% confidence interval [lo, hi] of p50, p90, p95 and p99: distribution-free order "
+        "statistics, ranks from exact binomial sums, equal-tailed (harness.quantiles); null where "
+        "too few values for any such interval (p50: n < 6, p90: n < 29, p95: n < 59, "
+        "p99: n < 299)", {})
     too_few: tuple[str, ...] = doc("percentiles whose count is below their floor (p50 14, "
                                    "p90 64, p95 133, p99 662; MLPerf early stopping): shown, "
                                    "marked, refused by the gate", ())
@@ -76,7 +80,7 @@ class Distribution:
         return cls(count=len(data), mean=sum(data) / len(data), p50=percentile(data, 50),
                    p90=percentile(data, 90), p95=percentile(data, 95),
                    p99=percentile(data, 99), max=data[-1],
-                   ci95={"p50": quantile_ci(data, 0.5), "p99": quantile_ci(data, 0.99)},
+                   ci95={name: quantile_ci(data, q) for name, q in _CI_QUANTILES},
                    too_few=too_few(len(data)))
 
 

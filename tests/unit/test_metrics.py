@@ -116,7 +116,8 @@ def test_distribution_json_rounds_floats_only() -> None:
     d = Distribution.of([1.0, 2.0, 2.0])
     assert d is not None
     assert encode(d) == {"count": 3, "mean": 1.6667, "p50": 2.0, "p90": 2.0, "p95": 2.0,
-                         "p99": 2.0, "max": 2.0, "ci95": {"p50": None, "p99": None},
+                         "p99": 2.0, "max": 2.0,
+                         "ci95": {"p50": None, "p90": None, "p95": None, "p99": None},
                          "too_few": ["p50", "p90", "p95", "p99"]}
 
 
