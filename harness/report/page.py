@@ -7,6 +7,7 @@ inline stylesheet and `data:` images, so it opens the same offline as online.
 
 from __future__ import annotations
 
+from harness.report.anchors import target_anchor
 from harness.report.calibration import calibration_section
 from harness.report.charts import Chart, target_styles
 from harness.report.formatting import (
@@ -40,7 +41,7 @@ def html_document(title: str, body: str) -> str:
 
 def report_html(run: RunData, charts: list[Chart]) -> str:
     styles = target_styles(list(run.targets))
-    anchors = {t: f"target-{i}" for i, t in enumerate(run.targets)}
+    anchors = {t: target_anchor(list(run.targets), t) for t in run.targets}
     body = [
         _header(run),
         _notices(run),
