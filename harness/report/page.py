@@ -7,7 +7,7 @@ inline stylesheet and `data:` images, so it opens the same offline as online.
 
 from __future__ import annotations
 
-from harness.report.anchors import target_anchor
+from harness.report.anchors import chart_anchor, target_anchor
 from harness.report.calibration import calibration_section
 from harness.report.charts import Chart, target_styles
 from harness.report.formatting import (
@@ -23,6 +23,7 @@ from harness.report.run_data import JSONDict, RunData, as_dict
 from harness.report.style import CSS
 from harness.report.tables import target_section
 from harness.report.telemetry import telemetry_section
+from harness.report.verdict import verdict_section
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 MANIFEST_PARTS = ("versions", "machine", "model", "git", "seeds", "calibration")
@@ -44,11 +45,12 @@ def report_html(run: RunData, charts: list[Chart]) -> str:
     anchors = {t: target_anchor(list(run.targets), t) for t in run.targets}
     body = [
         _header(run),
+        verdict_section(run),  # the answer first, each sentence linked to its evidence
         _notices(run),
         _failed_targets(run, anchors),
         _contents(run, anchors),
         "<h2 id='charts'>Headline charts</h2><div class='charts'>",
-        "".join(_figure(c) for c in charts),
+        "".join(figure_html(c) for c in charts),
         "</div><h2 id='results'>Results per target and load point</h2>",
         "<p class='muted'>Latencies in ms (p50 = median). TTFT/TPOT/ITL/E2E count from when "
         "the request was sent; <em>sched p99</em> counts from when it was due. Throughput over "
@@ -56,10 +58,10 @@ def report_html(run: RunData, charts: list[Chart]) -> str:
     ]
     for target, info in run.targets.items():
         points = [p for p in run.points if p.target == target]
-        body.append(target_section(target, info, points, styles[target][0], anchors[target]))
+        body.append(target_section(target, info, points, styles[target][0], list(run.targets)))
     if not run.targets:
         body.append("<p class='muted'>This run has no targets and no load points.</p>")
-    telemetry = telemetry_section(run, _figure)
+    telemetry = telemetry_section(run, figure_html)
     if telemetry:
         body.append("<h2 id='telemetry'>Telemetry</h2><p class='muted'>GPU, CPU and memory of "
                     "the target's and the driver's processes, /health latency and the server's "
@@ -131,14 +133,16 @@ def _contents(run: RunData, anchors: dict[str, str]) -> str:
     return f"<nav class='facts'>Jump to: {' · '.join(links)}</nav>"
 
 
-def _figure(chart: Chart) -> str:
+def figure_html(chart: Chart) -> str:
+    """One chart as a <figure> with its anchor id, its image (or why it is empty), its caption."""
     if chart.data_uri is None:
         image = f"<div class='nodata'>{esc(chart.note or 'No data.')}</div>"
         caption = esc(chart.title)
     else:
         image = f"<img src='{chart.data_uri}' alt='{esc(chart.title)}'>"
         caption = esc(chart.note or chart.title)
-    return f"<figure>{image}<figcaption>{caption}</figcaption></figure>"
+    anchor = f" id='{chart_anchor(chart.kind, chart.detail)}'" if chart.kind else ""
+    return f"<figure{anchor}>{image}<figcaption>{caption}</figcaption></figure>"
 
 
 def _manifest_section(run: RunData) -> str:

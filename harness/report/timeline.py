@@ -90,7 +90,7 @@ def timeline_chart(target: str, records: Sequence[JSONDict]) -> Chart:
         panels.append(lambda ax: _health_panel(ax, records))
     note = gpu_note(records)
     if not panels:
-        return Chart(title, None, "No telemetry samples to plot. " + note)
+        return Chart(title, None, "No telemetry samples to plot. " + note, "telemetry", target)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -107,7 +107,7 @@ def timeline_chart(target: str, records: Sequence[JSONDict]) -> Chart:
     fig.suptitle(_text(title), fontsize=11)
     caption = ("Shaded: load points (hatched: warm-up). CPU % counts 100 per busy core. "
                "Server gauges come from /metrics, about once a second. " + note)
-    return Chart(title, _png(fig), caption.strip())
+    return Chart(title, _png(fig), caption.strip(), "telemetry", target)
 
 
 def _shade(ax: Axes, point_spans: Sequence[Span], *, label: bool) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from harness.report import build_index, build_report
+from harness.report.anchors import chart_anchor, point_anchor, target_anchor
 from harness.summary import SCHEMA_VERSION
 from harness.telemetry.summary import summarize_telemetry
 from harness.typed_json import encode
@@ -229,7 +230,7 @@ def test_a_point_with_empty_metrics_renders_dashes(tmp_path: Path) -> None:
     html = bare_run(tmp_path, {"schema_version": SCHEMA_VERSION, "run": "r", "scenario": "s",
                                "interrupted": True, "targets": {}, "points": [empty]})
     assert "2.5 req/s (poisson)" in html
-    assert html.count("<figure>") == 4  # placeholders where there is nothing to plot
+    assert html.count("<figure ") == 4  # placeholders where there is nothing to plot
     assert "—" in point_row(html, "2.5 req/s") and "timeout 3" in point_row(html, "2.5 req/s")
 
 
@@ -333,7 +334,7 @@ def test_an_all_failed_point_shows_zero_throughput_and_stays_in_the_charts(
     cells = re.findall(r"<td class='num'>([^<]*)</td>", point_row(html, "c=16"))
     assert cells[0] == "0" and "0.00" in cells and "timeout 16" in point_row(html, "c=16")
     assert "No request failed" not in html
-    tokens_chart = html.split("Output tokens/s vs load")[0].rsplit("<figure>", 1)[1]
+    tokens_chart = html.split("Output tokens/s vs load")[0].rsplit("<figure ", 1)[1]
     assert "data:image/png" in tokens_chart  # plotted at 0, not left out
 
 
@@ -386,3 +387,15 @@ def test_a_point_whose_requests_all_outlast_the_window_says_why_it_has_no_latenc
                                "interrupted": False, "targets": {}, "points": [slow]})
     assert "Latencies show — for c=16 (closed) (40 ok)" in html
     assert "no first-token time was recorded" not in html
+
+
+def test_sections_rows_and_charts_carry_the_anchor_ids(report: tuple[Path, str]) -> None:
+    _, html = report
+    targets = ["flask_threads", "fastapi_batching", "fastapi_blocking"]
+    for target in targets:
+        assert f"<section class='target' id='{target_anchor(targets, target)}'>" in html
+    row = point_anchor(targets, "fastapi_batching", "c8")
+    assert f"<tr id='{row}'><th scope='row'>c=8</th>" in html
+    assert html.count(f"id='{row}'") == 1
+    for kind in ("throughput", "ttft", "e2e", "errors"):
+        assert f"<figure id='{chart_anchor(kind)}'>" in html
