@@ -19,11 +19,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.capacity import level_of, sweep_interval
-from harness.report.anchors import point_anchor, target_anchor
 from harness.summary import CapacityLevel, RunSummary
 from harness.verdict_causes import causes, slo_breach
 from harness.verdict_caveats import caveats
-from harness.verdict_text import Link, Sentence, Verdict, level_text, pct, slo_text
+from harness.verdict_text import (
+    Link,
+    Sentence,
+    Verdict,
+    level_text,
+    pct,
+    point_id,
+    slo_text,
+    target_id,
+)
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,7 @@ def _ranking(summary: RunSummary, standings: list[Standing], order: list[str]
         return []
     slo = slo_text(_slo(summary), summary.slo_share)
     ranked = "; ".join(f"{i}. {s.target}: {s.text()}" for i, s in enumerate(standings, 1))
-    links = tuple(Link(s.target, target_anchor(order, s.target)) for s in standings)
+    links = tuple(Link(s.target, target_id(order, s.target)) for s in standings)
     out = [Sentence("ranking", f"Capacity under the SLO ({slo}): {ranked}.", links)]
     best = standings[0]
     if best.last_pass is None:
@@ -109,8 +117,8 @@ def _ranking(summary: RunSummary, standings: list[Standing], order: list[str]
             f"{best.target} holds {bound}{best.last_pass.level / other.last_pass.level:.1f}× "
             f"the load of {other.target} within the SLO "
             f"({best.last_pass.level:g} vs {other.last_pass.level:g})."),
-            (Link(best.target, target_anchor(order, best.target)),
-             Link(other.target, target_anchor(order, other.target)))))
+            (Link(best.target, target_id(order, best.target)),
+             Link(other.target, target_id(order, other.target)))))
     return out
 
 
@@ -127,7 +135,7 @@ def _reasons(summary: RunSummary, standings: list[Standing], order: list[str]
             continue
         base = min(points, key=lambda p: level_of(p) or 0.0)
         link = (Link(f"{standing.target} {failing.point}",
-                     point_anchor(order, standing.target, failing.point)),)
+                     point_id(order, standing.target, failing.point)),)
         texts = [slo_breach(standing.target, failing, summary.slo_share)]
         texts += causes(standing.target, failing, base)
         out += [Sentence("reason", t, link) for t in texts if t]

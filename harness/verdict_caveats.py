@@ -13,9 +13,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.quantiles import FLOORS
-from harness.report.anchors import point_anchor, section_anchor, target_anchor
 from harness.summary import PointSummary, RunSummary
-from harness.verdict_text import Link, Sentence, level_text, share_percentile, short_level
+from harness.verdict_text import (
+    Link,
+    Sentence,
+    level_text,
+    point_id,
+    section_id,
+    share_percentile,
+    short_level,
+    target_id,
+)
 
 SHOWN = 3
 """Points named (and linked) in one caveat sentence; the rest are counted."""
@@ -36,7 +44,7 @@ def caveats(summary: RunSummary, manifest: Mapping[str, Any], order: Sequence[st
 def _failed(summary: RunSummary, order: list[str]) -> list[Sentence]:
     return [Sentence("caveat", f"{label} ({info.name}) failed to start and is not ranked: "
                      f"{(info.error or 'no error recorded').strip().splitlines()[-1][:200]}",
-                     (Link(label, target_anchor(order, label)),))
+                     (Link(label, target_id(order, label)),))
             for label, info in summary.targets.items()
             if info.status == "failed" and label in order]
 
@@ -47,11 +55,11 @@ def _interrupted(summary: RunSummary) -> list[Sentence]:
     targets = len({p.target for p in summary.points})
     return [Sentence("caveat", f"The run was interrupted after {len(summary.points)} points "
                      f"on {targets} targets: what follows them was not measured.",
-                     (Link("results", section_anchor("results")),))]
+                     (Link("results", section_id("results")),))]
 
 
 def _point_links(points: Sequence[PointSummary], order: list[str]) -> tuple[Link, ...]:
-    return tuple(Link(f"{p.target} {short_level(p)}", point_anchor(order, p.target, p.point))
+    return tuple(Link(f"{p.target} {short_level(p)}", point_id(order, p.target, p.point))
                  for p in points[:SHOWN] if p.target in order)
 
 
@@ -92,7 +100,7 @@ def _cpu_only(manifest: Mapping[str, Any]) -> list[Sentence]:
     where = f" on {cores} CPU cores" if isinstance(cores, int) else ""
     return [Sentence("caveat", f"CPU-only run (device cpu{where}): batching gains and absolute "
                      "latencies are at CPU scale and do not transfer to a GPU.",
-                     (Link("run details", section_anchor("manifest")),))]
+                     (Link("run details", section_id("manifest")),))]
 
 
 def _budget(summary: RunSummary, order: list[str]) -> list[Sentence]:
@@ -105,5 +113,5 @@ def _budget(summary: RunSummary, order: list[str]) -> list[Sentence]:
         out.append(Sentence("caveat", (
             f"{target}'s capacity search stopped at its {cap.budget_s:g} s budget after "
             f"{len(cap.levels)} levels ({cap.elapsed_s:.0f} s): last pass {low}, first fail "
-            f"{high}; a larger budget narrows it."), (Link(target, target_anchor(order, target)),)))
+            f"{high}; a larger budget narrows it."), (Link(target, target_id(order, target)),)))
     return out

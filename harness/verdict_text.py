@@ -10,7 +10,7 @@ Texts are plain (not HTML): the report escapes them (`harness.report.verdict`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -99,3 +99,27 @@ def share_percentile(share: float) -> str:
         if share <= q:
             return name
     return "p99"
+
+
+# The ids come from `harness.report.anchors`, imported when called: importing it at module level
+# would first run `harness.report`'s __init__, whose page imports the verdict (an import cycle).
+
+def target_id(order: Sequence[str], target: str) -> str:
+    """The report's id of `target`'s section (`order`: the report's series labels)."""
+    from harness.report.anchors import target_anchor
+
+    return target_anchor(order, target)
+
+
+def point_id(order: Sequence[str], target: str, point: str) -> str:
+    """The report's id of `point`'s row in `target`'s table."""
+    from harness.report.anchors import point_anchor
+
+    return point_anchor(order, target, point)
+
+
+def section_id(name: str) -> str:
+    """The report's id of a page section (results, manifest, ...)."""
+    from harness.report.anchors import section_anchor
+
+    return section_anchor(name)
