@@ -110,8 +110,9 @@ def _ranking(summary: RunSummary, standings: list[Standing], order: list[str]
     if best.last_pass is None:
         return out
     for other in standings[1:]:
-        if other.last_pass is None or other.axis != best.axis:
-            continue
+        if (other.last_pass is None or other.first_fail is None or other.axis != best.axis
+                or other.last_pass.level == best.last_pass.level):
+            continue  # no ratio: none passed, only a lower bound, or the same level
         bound = "at least " if best.first_fail is None else ""
         out.append(Sentence("ranking", (
             f"{best.target} holds {bound}{best.last_pass.level / other.last_pass.level:.1f}× "

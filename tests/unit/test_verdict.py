@@ -185,3 +185,11 @@ def test_section_renders_each_kind_with_links() -> None:
     assert html.startswith("<section id='verdict' class='callout'><h2>Verdict</h2>")
     assert html.count("<h3>") == 3
     assert "<a href='#target-1-c8'>fastapi_threadpool c8</a>" in html  # report order
+
+
+def test_no_ratio_between_two_lower_bounds() -> None:
+    points = [point(t, c, good=40, total=40, ttft_ms=30 * c, tok_s=300 * c)
+              for t in ("fastapi_batching", "flask_threads") for c in (1, 4, 8)]
+    v = verdict(summary(points), {}, ["fastapi_batching", "flask_threads"])
+    (ranking,) = v.of_kind("ranking")  # both ≥ 8: no "holds 1.0×" sentence
+    assert "2. flask_threads: ≥ 8 requests at once" in ranking.text
