@@ -21,6 +21,8 @@ from harness.atomic import write_text
 from harness.report.charts import headline_charts
 from harness.report.index import REPORT_NAME, write_index, write_meta
 from harness.report.page import report_html
+from harness.report.pareto import pareto_chart
+from harness.report.request_charts import at_load_charts
 from harness.report.run_data import load_run
 from harness.rundir import RunDir
 
@@ -37,7 +39,8 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
     reports_root = Path(reports_root)
     run = load_run(run_dir)
     report_dir = RunDir(run_dir).report_dir(reports_root)
-    page = write_text(report_dir / REPORT_NAME, report_html(run, headline_charts(run)))
+    charts = [*headline_charts(run), pareto_chart(run)]
+    page = write_text(report_dir / REPORT_NAME, report_html(run, charts, at_load_charts(run)))
     write_meta(report_dir, run)
     build_index(reports_root)
     return page

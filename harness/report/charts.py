@@ -49,6 +49,8 @@ class Chart:
     note: str = ""  # what the reader should know: how to read it, or why it is empty
     kind: str = ""  # the figure's id is `chart_anchor(kind, detail)` when kind is set
     detail: str = ""
+    alt: str = ""  # text alternative with the key numbers (default: the title)
+    table: str = ""  # the plotted data as an HTML table (escaped), shown in a <details>
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,24 @@ def _line_chart(title: str, lines: list[Line], styles: dict[str, tuple[str, str]
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 4),
                    frameon=False, fontsize=8)
-    return Chart(title, _png(fig), note, kind, detail)
+    alt, table = _line_text(title, lines)
+    return Chart(title, _png(fig), note, kind, detail, alt=alt, table=table)
+
+
+def _line_text(title: str, lines: list[Line]) -> tuple[str, str]:
+    """The alt text (each line's range) and the data table (x by line) of a line chart."""
+    import pandas as pd
+
+    rows = [{"line": line.target + ("" if line.style == "-" else f" ({line.style})"), "x": x,
+             "y": y} for line in lines for x, y in line.xy]
+    frame = pd.DataFrame(rows)
+    table = frame.pivot_table(index="x", columns="line", values="y", sort=False).to_html(
+        border=0, classes="data", float_format=lambda v: f"{v:,.1f}", na_rep="—")
+    alt = f"{title}: " + "; ".join(
+        f"{name} {group['y'].iloc[0]:,.1f} at {group['x'].iloc[0]:g} to "
+        f"{group['y'].iloc[-1]:,.1f} at {group['x'].iloc[-1]:g}"
+        for name, group in frame.groupby("line", sort=False)) + "."
+    return alt, table
 
 
 def _error_chart(run: RunData, styles: dict[str, tuple[str, str]]) -> Chart:

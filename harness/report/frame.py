@@ -35,17 +35,21 @@ def frame_of(points: Sequence[PointSummary], run_id: str) -> pd.DataFrame:
     if not points:
         return pd.DataFrame(columns=list(ID_COLUMNS))
     records: list[dict[str, Any]] = [encode(p) for p in points]
-    frame = pd.json_normalize(records, sep=".")
-    frame.insert(0, "run", run_id)
-    frame["load_kind"] = [load_kind(p) for p in points]
-    frame["level"] = pd.array([load_level(p) for p in points], dtype="Float64")
-    for column in [c for c in frame.columns if ".ci95." in c]:
-        frame[f"{column}.lo"] = frame[column].map(lambda v: _bound(v, 0))
-        frame[f"{column}.hi"] = frame[column].map(lambda v: _bound(v, 1))
-        frame = frame.drop(columns=column)
-    if "tpot_ms.p50" in frame:
-        tpot = pd.to_numeric(frame["tpot_ms.p50"], errors="coerce")
-        frame["tok_s_per_request"] = 1000.0 / tpot.where(tpot > 0)
+    flat = pd.json_normalize(records, sep=".")
+    ci_columns = [c for c in flat.columns if ".ci95." in c]
+    extra: dict[str, Any] = {
+        "run": run_id,
+        "load_kind": [load_kind(p) for p in points],
+        "level": pd.array([load_level(p) for p in points], dtype="Float64"),
+    }
+    for column in ci_columns:
+        extra[f"{column}.lo"] = flat[column].map(lambda v: _bound(v, 0))
+        extra[f"{column}.hi"] = flat[column].map(lambda v: _bound(v, 1))
+    if "tpot_ms.p50" in flat:
+        tpot = pd.to_numeric(flat["tpot_ms.p50"], errors="coerce")
+        extra["tok_s_per_request"] = 1000.0 / tpot.where(tpot > 0)
+    frame = pd.concat([flat.drop(columns=ci_columns),
+                       pd.DataFrame(extra, index=flat.index)], axis=1)
     rest = [c for c in frame.columns if c not in ID_COLUMNS]
     return frame[[*ID_COLUMNS, *rest]]
 

@@ -142,7 +142,7 @@ def test_report_is_self_contained_with_embedded_charts(report: tuple[Path, str])
     assert not re.search(r"""(?:src|href|action)\s*=\s*["']?\s*(?:https?:)?//""", html, re.I)
     assert "@import" not in html and "url(" not in html
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)
-    assert len(images) == 4  # tokens/s, TTFT p99, E2E, errors
+    assert len(images) == 5  # tokens/s, TTFT p99, E2E, errors, Pareto (no samples stored)
     assert all(base64.b64decode(i).startswith(b"\x89PNG\r\n\x1a\n") for i in images)
 
 
@@ -230,7 +230,7 @@ def test_a_point_with_empty_metrics_renders_dashes(tmp_path: Path) -> None:
     html = bare_run(tmp_path, {"schema_version": SCHEMA_VERSION, "run": "r", "scenario": "s",
                                "interrupted": True, "targets": {}, "points": [empty]})
     assert "2.5 req/s (poisson)" in html
-    assert html.count("<figure ") == 4  # placeholders where there is nothing to plot
+    assert html.count("<figure ") == 5  # placeholders where there is nothing to plot
     assert "—" in point_row(html, "2.5 req/s") and "timeout 3" in point_row(html, "2.5 req/s")
 
 
