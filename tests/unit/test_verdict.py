@@ -193,3 +193,15 @@ def test_no_ratio_between_two_lower_bounds() -> None:
     v = verdict(summary(points), {}, ["fastapi_batching", "flask_threads"])
     (ranking,) = v.of_kind("ranking")  # both ≥ 8: no "holds 1.0×" sentence
     assert "2. flask_threads: ≥ 8 requests at once" in ranking.text
+
+
+def test_section_escapes_labels_and_server_errors() -> None:
+    evil = "<script>alert(1)</script>"
+    points = [replace(p, target=f"{evil}{p.target}") for p in sweep()]
+    failed = TargetRun(name="external", options={}, status="failed", error=f"HTTP 500: {evil}")
+    run = RunData(run_id="r", manifest={}, summary=summary(points, {"<b>gw</b>": failed}))
+    html = verdict_section(run)
+    assert "<script>" not in html and "<b>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;fastapi_batching: ≥ 8 requests" in html
+    assert "&lt;b&gt;gw&lt;/b&gt; (external) failed to start and is not ranked: HTTP 500: " \
+           "&lt;script&gt;" in html
