@@ -9,6 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from harness import cli_reports
 from harness.rundir import RunDir, calibration_path
 from harness.scenario import load_scenario
 from harness.scenario_values import ScenarioError
@@ -21,6 +22,9 @@ patternbench measures LLM serving patterns against one model with identical load
   patternbench report results/<run>                  rebuild a run's HTML report
   patternbench list                                  targets, drivers and scenarios
   patternbench calibrate                             each driver's own overhead (echo target)
+  patternbench compare results/<a> results/<b>       deltas with CIs, HTML and Markdown
+  patternbench publish site/                         a static site: index, reports, compares
+  patternbench export results/<run> --format csv     a run's points as csv, md or parquet
   patternbench serve fastapi_threadpool --port 8000  one target in the foreground (try curl)
   patternbench capacity http://127.0.0.1:8000        capacity under an SLO of any OpenAI server
 """
@@ -224,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(--port, --model, -o key=value, --api-key ...).")
     srv.add_argument("target", help="target name (see `patternbench list`)")
     _capacity_parser(sub)
+    cli_reports.add_parsers(sub)  # compare, publish, export
     return parser
 
 
@@ -241,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_calibrate(args)
         if args.command == "list":
             return cmd_list(args)
+        if args.command in cli_reports.COMMANDS:
+            return cli_reports.run(args)
         if args.command == "capacity":
             return cmd_capacity(args)
         return cmd_serve(args, extra)

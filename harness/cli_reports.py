@@ -1,4 +1,4 @@
-"""The report-side subcommands of `patternbench`: compare, export (wiring only).
+"""The report-side subcommands of `patternbench`: compare, publish, export (wiring only).
 
 `harness.cli` adds their parsers with `add_parsers` and hands a parsed command to `run`.
 """
@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-COMMANDS = ("compare", "export")
+COMMANDS = ("compare", "publish", "export")
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -17,6 +17,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     cmp.add_argument("runs", nargs="+", help="two or more results/<run> folders; the first "
                                              "is the reference")
     cmp.add_argument("--reports", default="reports", help="reports root (default reports/)")
+
+    pub = sub.add_parser("publish", help="write a static site: index, reports, compare pages")
+    pub.add_argument("dir", help="output folder, ready for static hosting")
+    pub.add_argument("--results", default="results", help="results root (default results/)")
 
     exp = sub.add_parser("export", help="a run's points as one table: csv, md or parquet")
     exp.add_argument("run", help="a results/<run> folder")
@@ -31,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.command == "compare":
             return _compare(args)
+        if args.command == "publish":
+            return _publish(args)
         return _export(args)
     except (FileNotFoundError, SummaryError, ValueError) as exc:
         print(f"patternbench: {exc}", file=sys.stderr)
@@ -43,6 +49,13 @@ def _compare(args: argparse.Namespace) -> int:
     html, md = compare_runs([Path(r) for r in args.runs], Path(args.reports))
     print(f"compare: {html}")
     print(f"markdown: {md}")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from harness.publish import publish
+
+    print(publish(Path(args.results), Path(args.dir)))
     return 0
 
 

@@ -29,9 +29,11 @@ from harness.rundir import RunDir
 __all__ = ["build_index", "build_report"]
 
 
-def build_report(run_dir: Path, reports_root: Path) -> Path:
-    """Write `reports_root/<run_dir.name>/index.html` (and its `meta.json`), then rebuild
-    `reports_root/index.html`. Return the report's path.
+def build_report(run_dir: Path, reports_root: Path, index: bool = True) -> Path:
+    """Write `reports_root/<run_dir.name>/index.html` (and its `meta.json`), then (unless
+    `index` is False) rebuild `reports_root/index.html` with the runs beside `run_dir` as the
+    results, so the run's compare page against the previous run of its scenario is written.
+    Return the report's path.
 
     Raises FileNotFoundError when `run_dir` does not exist; anything less is shown on the page.
     """
@@ -42,7 +44,8 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
     charts = [*headline_charts(run), pareto_chart(run)]
     page = write_text(report_dir / REPORT_NAME, report_html(run, charts, at_load_charts(run)))
     write_meta(report_dir, run)
-    build_index(reports_root)
+    if index:
+        build_index(reports_root, run_dir.parent)
     return page
 
 

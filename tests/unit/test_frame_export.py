@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.cli_reports import main
+from harness.cli import main
 from harness.export import export_run
 from harness.report.frame import metric, points_frame
 from harness.rundir import RunDir
