@@ -10,10 +10,12 @@ import pytest
 
 from harness.cli import main
 from harness.export import export_run
+from harness.repeats import Spread
 from harness.report.frame import metric, points_frame
+from harness.report.repeats_table import spreads_frame
 from harness.rundir import RunDir
-from harness.summary import read_summary
-from tests.unit.test_report import make_run
+from harness.summary import SCHEMA_VERSION, RunSummary, read_summary
+from tests.unit.test_report import make_run, point
 
 RUN_ID = "20261127-173500-default-abc1234"
 
@@ -75,3 +77,18 @@ def test_export_to_a_chosen_path_and_a_missing_summary(run_dir: Path, tmp_path: 
     out = export_run(run_dir, "csv", tmp_path / "out" / "table.csv")
     assert out.is_file() and out.read_text().startswith("run,target,")
     assert main(["export", str(tmp_path / "nothing"), "--format", "csv"]) == 2
+
+
+def test_the_repeats_table_groups_repeats_and_counts_an_all_failed_one_as_zero() -> None:
+    reps = [point("t1", 4, 1.0, repeat=r) for r in range(3)]
+    for r, tok_s in enumerate((300.0, 330.0, None)):
+        reps[r]["throughput"]["output_tok_s"] = tok_s  # repeat 2: every request failed
+    once = point("t1", 8, 1.0)
+    summary = RunSummary.from_json({"schema_version": SCHEMA_VERSION, "run": RUN_ID,
+                                    "scenario": "s", "interrupted": False, "targets": {},
+                                    "points": [once, *reps]})
+    spreads = spreads_frame(list(summary.points))
+    assert list(spreads.index) == ["c4", "c8"]  # load order
+    tok = spreads.loc["c4", "throughput.output_tok_s"]
+    assert isinstance(tok, Spread) and (tok.n, tok.mean) == (3, pytest.approx(210.0))
+    assert spreads.loc["c8", "ttft_ms.p50"] is None  # measured once: no spread
