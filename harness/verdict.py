@@ -46,9 +46,11 @@ class Standing:
     measured: int
 
     @property
-    def key(self) -> tuple[float, float]:
+    def key(self) -> tuple[float, float, float]:
+        """Rank by the last passing level, then the first failing one, then the goodput there."""
         low = self.last_pass.level if self.last_pass else 0.0
-        return (low, self.first_fail.level if self.first_fail else float("inf"))
+        good = (self.last_pass.goodput_req_s or 0.0) if self.last_pass else 0.0
+        return (low, self.first_fail.level if self.first_fail else float("inf"), good)
 
     def text(self) -> str:
         """'6 requests at once (8 fails)', '≥ 8 requests at once, not measured above', ..."""

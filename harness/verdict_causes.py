@@ -97,11 +97,10 @@ def health_stalled(target: str, point: PointSummary, base: PointSummary) -> str 
 
 def queueing(target: str, point: PointSummary, base: PointSummary) -> str | None:
     server = point.telemetry.server if point.telemetry is not None else None
-    if (server is not None and server.queue_depth_max and server.batch_size_max is not None
-            and server.batch_size_max <= 1):
+    if (server is not None and server.queue_depth_max and (server.batch_size_max or 0) <= 1):
+        batches = (" while batches held one request" if server.batch_size_max == 1 else "")
         return (f"Requests queue in front of one model in {target} at {short_level(point)}: "
-                f"up to {server.queue_depth_max:g} waiting while batches held "
-                f"{server.batch_size_max:g}.")
+                f"up to {server.queue_depth_max:g} waited in the server's queue{batches}.")
     return _flat_throughput(target, point, base)
 
 

@@ -14,11 +14,16 @@ from harness.summary import (
     CapacityLevel,
     Distribution,
     Goodput,
+    GpuTelemetry,
+    HealthTelemetry,
     Load,
     PointSummary,
+    PointTelemetry,
     ProbeSummary,
+    ProcessTree,
     Requests,
     RunSummary,
+    ServerTelemetry,
     TargetRun,
     Throughput,
 )
@@ -205,3 +210,30 @@ def test_section_escapes_labels_and_server_errors() -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;fastapi_batching: ≥ 8 requests" in html
     assert "&lt;b&gt;gw&lt;/b&gt; (external) failed to start and is not ranked: HTTP 500: " \
            "&lt;script&gt;" in html
+
+
+def test_server_queue_in_front_of_one_model() -> None:
+    points = sweep()
+    queued = ServerTelemetry(source="patternbench", scrapes=8, failed=0, in_flight_max=8,
+                             queue_depth_max=7, batch_size_max=0, batch_size_mean=0,
+                             kv_cache_pct_max=None)
+    telemetry = PointTelemetry(
+        window_s=5.0, gpu=GpuTelemetry(available=False, reason="no NVML"),
+        target=ProcessTree(samples=10, cpu_pct=None, rss_peak_mb=300.0, pss_peak_mb=None,
+                           procs_max=1),
+        driver=ProcessTree(samples=10, cpu_pct=None, rss_peak_mb=90.0, pss_peak_mb=None,
+                           procs_max=1),
+        health=HealthTelemetry(count=5, failed=0, latency_ms=None), server=queued)
+    points[5] = replace(points[5], telemetry=telemetry)
+    texts = [s.text for s in verdict(summary(points), {}, ORDER).of_kind("reason")]
+    assert ("Requests queue in front of one model in fastapi_threadpool at c=8: up to 7 "
+            "waited in the server's queue.") in texts
+
+
+def test_ties_rank_by_goodput() -> None:
+    points = [point("flask_threads", 1, good=20, total=20, ttft_ms=30, tok_s=100),
+              point("flask_threads", 2, good=5, total=20, ttft_ms=900, tok_s=110),
+              point("fastapi_batching", 1, good=40, total=40, ttft_ms=30, tok_s=300),
+              point("fastapi_batching", 2, good=5, total=40, ttft_ms=900, tok_s=310)]
+    ranking = verdict(summary(points), {}, ["flask_threads", "fastapi_batching"])
+    assert "1. fastapi_batching: 1 request at once" in ranking.of_kind("ranking")[0].text
