@@ -18,9 +18,12 @@ from pathlib import Path
 import pytest
 
 from harness.cli_reports import main
+from harness.report import build_report
+from harness.report.anchors import chart_anchor
 from harness.report.compare_page import compare_runs
+from tests.unit.test_compare import write_run
 from tests.unit.test_report import HOSTILE, make_run
-from tests.unit.test_request_charts import write_point_samples
+from tests.unit.test_request_charts import RUN_ID, write_point_samples
 
 LABEL = '"><img src=x onerror=alert(2)>'  # a target label (no "/": it names a folder)
 REPLY = "<script>alert(3)</script> upstream said no"  # a server's error text
@@ -129,3 +132,48 @@ def test_each_page_renders_in_chromium_without_errors(site: Path, tmp_path: Path
     images, broken = int(check.group(1)), int(check.group(2))
     assert broken == 0 and images == html.count("<img "), (images, broken)
     assert images >= (2 if name.startswith("compare") else 1)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> str:
+    root = tmp_path_factory.mktemp("charts")
+    run_dir = make_run(root / "results", RUN_ID, "2026-11-27T17:35:00+00:00")
+    write_point_samples(run_dir)
+    return build_report(run_dir, root / "reports").read_text(encoding="utf-8")
+
+
+def figure(page: str, kind: str, detail: str = "") -> str:
+    match = re.search(f"<figure id='{chart_anchor(kind, detail)}'>(.*?)</figure>", page, re.S)
+    assert match, f"no {kind} figure"
+    return match.group(1)
+
+
+def test_every_new_chart_has_an_image_a_caption_alt_numbers_and_data(page: str) -> None:
+    pareto = figure(page, "pareto")
+    assert "data:image/png;base64," in pareto and "up and to the right" in pareto
+    assert re.search(r"alt='[^']*fastapi_batching at c32, 7,?223 output tok/s", pareto)
+    assert "<details><summary>Data of this chart</summary><table" in pareto
+    ttft = figure(page, "ttft_cdf")
+    assert "TTFT CDF at c=32" in ttft and "fastapi_batching p50 20 ms" in ttft
+    assert "flask_threads p50 9320 ms" in ttft  # the 16th of 32 served one by one
+    assert "E2E latency CDF at c=32" in figure(page, "e2e_cdf")
+    assert "max" in figure(page, "latency_over_time")
+    serial = figure(page, "gantt", "flask_threads")
+    assert "33 of 33 requests" in serial and "flask_threads-c32-x" in serial
+    assert "data:image/png" in figure(page, "gantt", "fastapi_batching")
+
+
+def test_compare_command_writes_html_and_markdown(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    a = write_run(tmp_path / "r", "20261127-173500-default-aaaaaaa", 100.0, 300.0)
+    b = write_run(tmp_path / "r", "20261128-173500-default-bbbbbbb", 160.0, 200.0,
+                  scenario={"name": HOSTILE})
+    assert main(["compare", str(a), str(b), "--reports", str(tmp_path / "reports")]) == 0
+    out = capsys.readouterr().out.split()
+    html_path, md_path = Path(out[1]), Path(out[3])
+    assert html_path.parent.name == "compare-" + a.name + "-vs-" + b.name
+    html, md = html_path.read_text(), md_path.read_text()
+    assert "<script>alert" not in html and "&lt;script&gt;" in html
+    assert "Different scenarios" in html and html.count("data:image/png;base64,") == 2
+    assert "class='num delta regressed'" in html and "<strong>regressed</strong>" in html
+    assert "| fastapi_batching |" in md and "regressed" in md and "-33.3%" in md

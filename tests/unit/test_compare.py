@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 
-from harness.cli_reports import main
 from harness.compare import compare, differences
 from harness.report.compare_page import compare_runs
 from harness.report.run_data import load_run
 from harness.summary import Distribution
 from harness.typed_json import encode
-from tests.unit.test_report import HOSTILE, make_run
+from tests.unit.test_report import make_run
 
 
 def measured(median_ms: float, n: int, seed: int) -> dict[str, Any]:
@@ -66,22 +65,6 @@ def test_different_model_machine_and_scenario_are_named(tmp_path: Path) -> None:
     assert "Different models" in warnings and "0123abcd" in warnings
     assert "Different machines" in warnings and "cores 16 vs 2" in warnings
     assert "different settings" in warnings and "load" in warnings
-
-
-def test_compare_command_writes_html_and_markdown(tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    a = write_run(tmp_path / "r", "20261127-173500-default-aaaaaaa", 100.0, 300.0)
-    b = write_run(tmp_path / "r", "20261128-173500-default-bbbbbbb", 160.0, 200.0,
-                  scenario={"name": HOSTILE})
-    assert main(["compare", str(a), str(b), "--reports", str(tmp_path / "reports")]) == 0
-    out = capsys.readouterr().out.split()
-    html_path, md_path = Path(out[1]), Path(out[3])
-    assert html_path.parent.name == "compare-" + a.name + "-vs-" + b.name
-    html, md = html_path.read_text(), md_path.read_text()
-    assert "<script>alert" not in html and "&lt;script&gt;" in html
-    assert "Different scenarios" in html and html.count("data:image/png;base64,") == 2
-    assert "class='num delta regressed'" in html and "<strong>regressed</strong>" in html
-    assert "| fastapi_batching |" in md and "regressed" in md and "-33.3%" in md
 
 
 def test_compare_needs_two_runs(tmp_path: Path) -> None:
