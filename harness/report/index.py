@@ -18,8 +18,6 @@ from typing import Any
 from urllib.parse import quote
 
 from harness.atomic import write_text
-from harness.compare import compare, compare_dir_name
-from harness.report.compare_page import write_compare
 from harness.report.formatting import MISSING, esc, fmt_date, fmt_ms, fmt_tok_s, parse_date
 from harness.report.frame import first_repeats, metric, points_frame
 from harness.report.page import figure_html, html_document
@@ -183,6 +181,10 @@ def compare_pages(reports_root: Path, runs: list[tuple[str, JSONDict]],
                   results_root: Path | None) -> dict[str, str]:
     """Run folder → href of its compare page against the previous run of the same scenario;
     the page is written first when missing and both runs' results are in `results_root`."""
+    # imported here: harness.compare reads harness.report.frame, whose package imports this
+    from harness.compare import compare, compare_dir_name
+    from harness.report.compare_page import write_compare
+
     previous: dict[str, str] = {}
     links: dict[str, str] = {}
     for name, meta in reversed(runs):  # oldest first

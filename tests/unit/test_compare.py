@@ -71,3 +71,24 @@ def test_compare_needs_two_runs(tmp_path: Path) -> None:
     a = write_run(tmp_path, "20261127-173500-default-aaaaaaa", 100.0, 300.0)
     with pytest.raises(ValueError, match="two runs"):
         compare_runs([a], tmp_path / "reports")
+
+
+def test_points_repeated_on_both_sides_are_compared_over_their_repeats(tmp_path: Path) -> None:
+    runs = []
+    for run_id, tok_s in (("20261127-173500-default-aaaaaaa", (300.0, 310.0, 305.0)),
+                          ("20261128-173500-default-bbbbbbb", (200.0, 205.0, 210.0))):
+        run_dir = write_run(tmp_path, run_id, 100.0, 300.0)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        first = next(p for p in summary["points"] if p["target"] == "fastapi_batching"
+                     and p["point"] == "c8")
+        repeats = [json.loads(json.dumps(first)) for _ in tok_s]
+        for r, (p, value) in enumerate(zip(repeats, tok_s, strict=True)):
+            p["repeat"], p["throughput"]["output_tok_s"] = r, value
+        summary["points"] = [p for p in summary["points"] if p is not first] + repeats
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+        runs.append(load_run(run_dir))
+    deltas = compare(runs).deltas
+    row = deltas[(deltas["point"] == "c8") & (deltas["target"] == "fastapi_batching")
+                 & (deltas["metric"] == "throughput.output_tok_s")].iloc[0]
+    assert row["basis"] == "repeats" and row["direction"] == "regressed"
+    assert row["before"] == pytest.approx(305.0) and row["after"] == pytest.approx(205.0)
