@@ -279,8 +279,8 @@ def test_index_lists_runs_newest_first(tmp_path: Path) -> None:
     results, reports = tmp_path / "results", tmp_path / "reports"
     newer = make_run(results, "20261127-173500-default-bbbbbbb", "2026-11-27T17:35:00+00:00")
     older = make_run(results, "20261126-090000-default-aaaaaaa", "2026-11-26T09:00:00+00:00")
-    build_report(newer, reports)
-    build_report(older, reports)  # built last, but older: must still be listed second
+    build_report(newer, reports, index=False)
+    build_report(older, reports, index=False)  # built last, but older: still listed second
     for root in (results, None):
         html = build_index(reports, root).read_text(encoding="utf-8")
         ids = re.findall(r"<th scope='row'><a href='([^']+)/index.html'>", html)
