@@ -9,6 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from harness import cli_reports
 from harness.rundir import RunDir, calibration_path
 from harness.scenario import load_scenario
 from harness.scenario_values import ScenarioError
@@ -21,7 +22,11 @@ patternbench measures LLM serving patterns against one model with identical load
   patternbench report results/<run>                  rebuild a run's HTML report
   patternbench list                                  targets, drivers and scenarios
   patternbench calibrate                             each driver's own overhead (echo target)
+  patternbench compare results/<a> results/<b>       deltas with CIs, HTML and Markdown
+  patternbench publish site/                         a static site: index, reports, compares
+  patternbench export results/<run> --format csv     a run's points as csv, md or parquet
   patternbench serve fastapi_threadpool --port 8000  one target in the foreground (try curl)
+  patternbench capacity http://127.0.0.1:8000        capacity under an SLO of any OpenAI server
 """
 
 
@@ -147,6 +152,39 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_capacity(args: argparse.Namespace) -> int:
+    from harness.endpoint import EndpointOptions, parse_slo, run_endpoint
+
+    given = {"model": args.model, "api_key": args.api_key, "api": args.api,
+             "slo": parse_slo(args.slo) if args.slo else None, "share": args.share,
+             "budget_s": args.budget_s, "stream": args.stream, "max_level": args.max_concurrency,
+             "duration_s": args.duration, "tokenizer": args.tokenizer}
+    opts = EndpointOptions(url=args.url, results_root=Path(args.results),
+                           reports_root=Path(args.reports),
+                           **{k: v for k, v in given.items() if v is not None})
+    answer, run_dir, report = run_endpoint(opts)
+    print(f"{answer}\nresults: {run_dir}\nreport:  {report}")
+    return 0
+
+
+def _capacity_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cap = sub.add_parser("capacity", help="capacity under an SLO of any OpenAI-compatible URL")
+    cap.add_argument("url", help="base URL of the server, e.g. http://127.0.0.1:8000")
+    cap.add_argument("--model", help="model name the server serves (sent in requests)")
+    cap.add_argument("--api-key", help="sent as Authorization: Bearer ...")
+    cap.add_argument("--api", choices=["completions", "chat"], help="default completions")
+    cap.add_argument("--slo", help="limits as key=ms pairs (default ttft_ms=500,tpot_ms=50)")
+    cap.add_argument("--share", type=float, help="share of requests within the SLO (0.9)")
+    cap.add_argument("--budget-s", type=float, help="time budget of the search, s (120)")
+    cap.add_argument("--stream", action=argparse.BooleanOptionalAction, help="stream (yes)")
+    cap.add_argument("--max-concurrency", type=int, help="highest level searched (64)")
+    cap.add_argument("--duration", type=float, help="measured seconds per level (5)")
+    cap.add_argument("--tokenizer", help="model spec whose tokenizer builds the prompts "
+                     "(default tiny: GPT-2 BPE)")
+    cap.add_argument("--results", default="results", help="results root (default results/)")
+    cap.add_argument("--reports", default="reports", help="reports root (default reports/)")
+
+
 def cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
     from targets.__main__ import main as serve_main
 
@@ -189,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run one target; other flags go to `python -m targets` "
                                      "(--port, --model, -o key=value, --api-key ...).")
     srv.add_argument("target", help="target name (see `patternbench list`)")
+    _capacity_parser(sub)
+    cli_reports.add_parsers(sub)  # compare, publish, export
     return parser
 
 
@@ -206,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_calibrate(args)
         if args.command == "list":
             return cmd_list(args)
+        if args.command in cli_reports.COMMANDS:
+            return cli_reports.run(args)
+        if args.command == "capacity":
+            return cmd_capacity(args)
         return cmd_serve(args, extra)
     except ScenarioError as exc:
         print(f"patternbench: {exc}", file=sys.stderr)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness.atomic import write_json
+from harness.capacity_run import run_capacity
 from harness.launcher import (
     LaunchError,
     TargetProcess,
@@ -36,7 +37,7 @@ from harness.progress import point_line
 from harness.rundir import RunDir
 from harness.samples import Clock
 from harness.scenario import Scenario, TargetConfig
-from harness.summary import SCHEMA_VERSION, PointSummary, RunSummary, TargetRun
+from harness.summary import SCHEMA_VERSION, Capacity, PointSummary, RunSummary, TargetRun
 from harness.workload import PromptFactory
 
 
@@ -59,11 +60,19 @@ class RunState:
     points: list[PointSummary] = field(default_factory=list)
     targets: dict[str, TargetRun] = field(default_factory=dict)
     interrupted: bool = False
+    capacity: dict[str, Capacity] = field(default_factory=dict)
 
     def summary(self) -> RunSummary:
         return RunSummary(schema_version=SCHEMA_VERSION, run=self.run.name,
                           scenario=self.scenario.name, interrupted=self.interrupted,
-                          targets=dict(self.targets), points=tuple(self.points))
+                          targets=dict(self.targets), points=tuple(self.points),
+                          slo_share=self.scenario.slo_share, capacity=dict(self.capacity))
+
+    def add_point(self, entry: PointSummary, out: TextIO) -> None:
+        """Store a finished point (summary.json rewritten) and print its result line."""
+        self.points.append(entry)
+        self.write_summary()
+        print(point_line(entry), file=out, flush=True)
 
     def write_summary(self) -> None:
         write_json(self.run.summary, self.summary().to_json())
@@ -170,6 +179,9 @@ def _run_target(ctx: RunContext, state: RunState, tc: TargetConfig, opts: RunOpt
     state.targets |= {run_label(tc.label, d, drivers): info for d in drivers}  # one series each
     with target:
         for driver_name in drivers:
+            if scenario.capacity is not None:  # kind = "capacity": the search picks the levels
+                _search(ctx, state, tc, target, driver_name, drivers, repeat)
+                continue
             for point in scenario.points:
                 result = run_point(ctx, tc, target, point, driver_name, repeat)
                 state.points.append(result.entry)
@@ -177,3 +189,14 @@ def _run_target(ctx: RunContext, state: RunState, tc: TargetConfig, opts: RunOpt
                 if result.interrupted:
                     raise KeyboardInterrupt
                 print(point_line(result.entry), file=out, flush=True)
+
+
+def _search(ctx: RunContext, state: RunState, tc: TargetConfig, target: TargetProcess,
+            driver_name: str, drivers: tuple[str, ...], repeat: int) -> None:
+    """One capacity search, its points stored as they finish and its interval at its end."""
+    capacity = run_capacity(ctx, tc, target, driver_name,
+                            lambda entry: state.add_point(entry, ctx.out), repeat)
+    state.capacity[run_label(tc.label, driver_name, drivers)] = capacity
+    state.write_summary()
+    if capacity.stopped == "interrupted":
+        raise KeyboardInterrupt

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.scenario_capacity import DEFAULT_SHARE, CapacitySpec, capacity_of, parse_capacity
 from harness.scenario_client import ClientSettings
 from harness.scenario_client import parse_affinity as _parse_affinity
 from harness.scenario_client import parse_client as _parse_client
@@ -156,6 +157,8 @@ class Scenario:
     client: ClientSettings = field(default_factory=ClientSettings)
     cpu_affinity: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # target/driver
     repeats: int = 1  # the whole scenario N times, interleaved: A B C A B C (`harness.runner`)
+    capacity: CapacitySpec | None = None  # kind = "capacity": points[0] is the first probe
+    slo_share: float = DEFAULT_SHARE  # `[slo] share`: requests that must meet every limit
 
     def with_overrides(
         self,
@@ -218,6 +221,8 @@ def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario",
         raise ScenarioError(f"load.min_requests is run by the builtin driver only, not {others}")
     targets = _parse_targets(data.get("targets", []))
     slo = {str(k): _num(v, f"slo.{k}") for k, v in _table(data.get("slo", {}), "slo").items()}
+    share = slo.pop("share", DEFAULT_SHARE)
+    capacity = capacity_of(data.get("load", {}), slo, share)
     gates = {str(k): str(v) for k, v in _table(data.get("gates", {}), "gates").items()}
     return Scenario(
         name=str(data.get("name", default_name)),
@@ -237,6 +242,8 @@ def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario",
         device=str(data.get("device", "auto")),
         raw=dict(data),
         repeats=_int(data.get("repeats", 1), "repeats", 1),
+        capacity=capacity,
+        slo_share=share,
     )
 
 
@@ -280,6 +287,8 @@ MIN_REQUESTS_KINDS = ("closed", "constant", "poisson", "gamma")
 def _parse_points(raw: Mapping[str, Any]) -> tuple[LoadPoint, ...]:
     """The points of `[load]`, with `min_requests` / `max_duration_s` (see `LoadPoint`)."""
     raw = dict(_table(raw, "load"))
+    if raw.get("kind") == "capacity":
+        return (_capacity_template(raw),)
     has_min = "min_requests" in raw or "max_duration_s" in raw
     minimum = _int(raw.pop("min_requests", 0), "load.min_requests")
     longest_raw = raw.pop("max_duration_s", None)
@@ -332,6 +341,18 @@ def _parse_levels(raw: dict[str, Any]) -> tuple[LoadPoint, ...]:
                   warmup_s=warmup, rate_rps=float(r), max_requests=max_requests, params=dict(raw))
         for r in rates
     )
+
+
+def _capacity_template(raw: Mapping[str, Any]) -> LoadPoint:
+    """The first probe of a capacity search; `harness.capacity` varies its level."""
+    spec, keep = parse_capacity(raw)
+    closed = spec.arrival == "closed"
+    return LoadPoint(
+        name=f"c{spec.start:g}" if closed else f"r{spec.start:g}", kind=spec.arrival,
+        duration_s=spec.duration_s, warmup_s=spec.warmup_s,
+        concurrency=int(spec.start) if closed else None,
+        rate_rps=None if closed else spec.start,
+        max_requests=_int(keep.pop("max_requests", 0), "load.max_requests"), params=keep)
 
 
 def _parse_targets(raw: Sequence[Any]) -> tuple[TargetConfig, ...]:

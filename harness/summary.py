@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.quantiles import percentile, quantile_ci, too_few
+from harness.scenario_capacity import DEFAULT_SHARE
 from harness.typed_json import RecordError, decode, encode
 
-SCHEMA_VERSION = 3
-"""Bumped whenever a field is added, removed or changes meaning. 3: confidence intervals and
+SCHEMA_VERSION = 4
+"""Bumped whenever a field is added, removed or changes meaning. 4: `capacity` (the capacity
+search's interval per target) and `slo_share`; 3: confidence intervals and
 `too_few` on every distribution, failures dated by `failed_at`, the fixed measured window,
 `goodput.unknown`, `dropped`, the probe's censoring, `repeat`; 2: typed record (this module),
 `load.params` nested; 1: the untyped dict of the first releases."""
@@ -290,6 +292,40 @@ class TargetRun:
     error: str | None = doc("why it failed (the log's tail)", None)
 
 
+StopReason = Literal["resolved", "max_level", "budget", "fails_at_start", "interrupted"]
+
+
+@dataclass(frozen=True)
+class CapacityLevel:
+    """One level a capacity search measured (also an ordinary point of `points`)."""
+
+    level: float = doc("concurrency (closed loop) or arrival rate, req/s (open loop)")
+    point: str = doc("the point's name in `points`")
+    passed: bool = doc("good fraction >= the share (goodput known)")
+    good_fraction: float | None = doc("requests that met every SLO limit / counted requests")
+    goodput_req_s: float | None = doc("good requests completed per second")
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """A target's capacity under the SLO: the interval between the last passing and the first
+    failing level (`harness.capacity`)."""
+
+    axis: Literal["concurrency", "rate_rps"] = doc("what the search varied")
+    arrival: str = doc("arrival kind of its points: closed, constant, poisson, gamma")
+    slo: dict[str, float] = doc("the SLO limits, e.g. {\"ttft_ms\": 1000}")
+    share: float = doc("share of requests that must meet every limit (0..1)")
+    last_pass: CapacityLevel | None = doc("highest level that passed (null: none did)")
+    first_fail: CapacityLevel | None = doc("lowest level above it that failed (null: none "
+                                           "did, up to max_level or the budget)")
+    stopped: StopReason = doc(
+        "why the search ended: interval within the resolution, max_level passed, the time "
+        "budget would be passed by the next point, the first level already failed, ^C")
+    elapsed_s: float = doc("wall time of the search, s")
+    budget_s: float = doc("its time budget, s")
+    levels: tuple[CapacityLevel, ...] = doc("every level measured, in order")
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """Everything a run measured, point by point. Written after every point."""
@@ -300,6 +336,10 @@ class RunSummary:
     interrupted: bool = doc("the run was stopped before its end (^C)")
     targets: dict[str, TargetRun] = doc("targets by series label")
     points: tuple[PointSummary, ...] = doc("one per target × driver × load point")
+    slo_share: float = doc("share of requests that must meet every SLO limit for a load "
+                           "level to pass (`[slo] share`)", DEFAULT_SHARE)
+    capacity: dict[str, Capacity] = doc("capacity search result by series label (kind = "
+                                        "\"capacity\" only)", {})
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = encode(self)

@@ -21,15 +21,19 @@ from harness.atomic import write_text
 from harness.report.charts import headline_charts
 from harness.report.index import REPORT_NAME, write_index, write_meta
 from harness.report.page import report_html
+from harness.report.pareto import pareto_chart
+from harness.report.request_charts import at_load_charts
 from harness.report.run_data import load_run
 from harness.rundir import RunDir
 
 __all__ = ["build_index", "build_report"]
 
 
-def build_report(run_dir: Path, reports_root: Path) -> Path:
-    """Write `reports_root/<run_dir.name>/index.html` (and its `meta.json`), then rebuild
-    `reports_root/index.html`. Return the report's path.
+def build_report(run_dir: Path, reports_root: Path, index: bool = True) -> Path:
+    """Write `reports_root/<run_dir.name>/index.html` (and its `meta.json`), then (unless
+    `index` is False) rebuild `reports_root/index.html` with the runs beside `run_dir` as the
+    results, so the run's compare page against the previous run of its scenario is written.
+    Return the report's path.
 
     Raises FileNotFoundError when `run_dir` does not exist; anything less is shown on the page.
     """
@@ -37,9 +41,11 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
     reports_root = Path(reports_root)
     run = load_run(run_dir)
     report_dir = RunDir(run_dir).report_dir(reports_root)
-    page = write_text(report_dir / REPORT_NAME, report_html(run, headline_charts(run)))
+    charts = [*headline_charts(run), pareto_chart(run)]
+    page = write_text(report_dir / REPORT_NAME, report_html(run, charts, at_load_charts(run)))
     write_meta(report_dir, run)
-    build_index(reports_root)
+    if index:
+        build_index(reports_root, run_dir.parent)
     return page
 
 

@@ -1,5 +1,8 @@
 """Headline charts as PNG data URIs: throughput, TTFT p99, E2E p50/p99 vs load, errors per target.
 
+Each chart has a kind, and its figure the id `chart_anchor(kind, detail)`: "throughput", "ttft",
+"e2e" (detail: the load family, only when a run has both closed and open points) and "errors".
+
 matplotlib is imported inside the drawing function and drives an explicit Agg canvas, so
 importing this module has no side effects and never touches pyplot's global backend.
 A target keeps one color and marker in every chart (and in the page's tables).
@@ -44,6 +47,10 @@ class Chart:
     title: str
     data_uri: str | None
     note: str = ""  # what the reader should know: how to read it, or why it is empty
+    kind: str = ""  # the figure's id is `chart_anchor(kind, detail)` when kind is set
+    detail: str = ""
+    alt: str = ""  # text alternative with the key numbers (default: the title)
+    table: str = ""  # the plotted data as an HTML table (escaped), shown in a <details>
 
 
 @dataclass(frozen=True)
@@ -67,18 +74,21 @@ def headline_charts(run: RunData) -> list[Chart]:
     for family in families:
         points = [p for p in run.points if load_kind(p) == family and load_level(p) is not None]
         suffix = "" if len(families) == 1 else f" ({family} loop)"
+        detail = "" if len(families) == 1 else family
         xlabel = X_LABELS.get(family, "load level")
         charts.append(_line_chart(
             "Output tokens/s vs load" + suffix, _lines(points, "throughput", "output_tok_s"),
             styles, xlabel, "output tokens/s", log_y=False,
             note="Output tokens of successful requests per second of the measured window. "
-                 "Higher is better; a point where every request failed shows 0."))
+                 "Higher is better; a point where every request failed shows 0.",
+            kind="throughput", detail=detail))
         ttft_q, why = supported_tail(points, "ttft_ms")
         charts.append(_line_chart(
             f"TTFT {ttft_q} vs load" + suffix, _lines(points, "ttft_ms", ttft_q),
             styles, xlabel, f"TTFT {ttft_q} (ms)", log_y=True,
             note=f"{QUANTILE_WORDS[ttft_q]} time to first token, from sent. Lower is better; "
-                 f"points without first-token data are left out.{why}"))
+                 f"points without first-token data are left out.{why}",
+            kind="ttft", detail=detail))
         e2e_q, why = supported_tail(points, "e2e_ms")
         if e2e_q == "p50":
             title, lines, how = "E2E latency p50 vs load", _lines(points, "e2e_ms", "p50"), \
@@ -89,7 +99,8 @@ def headline_charts(run: RunData) -> list[Chart]:
             how = f"solid {e2e_q}, dashed median"
         charts.append(_line_chart(
             title + suffix, lines, styles, xlabel, "E2E latency (ms)", log_y=True,
-            note=f"Request latency from sent to last byte; {how}. Lower is better.{why}"))
+            note=f"Request latency from sent to last byte; {how}. Lower is better.{why}",
+            kind="e2e", detail=detail))
     if not families and run.points:
         charts.append(Chart("Charts vs load", None, "No point has a concurrency or a rate."))
     charts.append(_error_chart(run, styles))
@@ -131,9 +142,11 @@ def _lines(points: Sequence[PointSummary], metric: str, stat: str,
 
 
 def _line_chart(title: str, lines: list[Line], styles: dict[str, tuple[str, str]],
-                xlabel: str, ylabel: str, *, log_y: bool, note: str) -> Chart:
+                xlabel: str, ylabel: str, *, log_y: bool, note: str, kind: str = "",
+                detail: str = "") -> Chart:
     if not lines:
-        return Chart(title, None, "No data for this chart (every value is empty).")
+        return Chart(title, None, "No data for this chart (every value is empty).", kind,
+                     detail)
     fig, ax = _figure()
     for line in lines:
         color, marker = styles.get(line.target, ("#333333", "o"))
@@ -161,18 +174,35 @@ def _line_chart(title: str, lines: list[Line], styles: dict[str, tuple[str, str]
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 4),
                    frameon=False, fontsize=8)
-    return Chart(title, _png(fig), note)
+    alt, table = _line_text(title, lines)
+    return Chart(title, _png(fig), note, kind, detail, alt=alt, table=table)
+
+
+def _line_text(title: str, lines: list[Line]) -> tuple[str, str]:
+    """The alt text (each line's range) and the data table (x by line) of a line chart."""
+    import pandas as pd
+
+    rows = [{"line": line.target + ("" if line.style == "-" else f" ({line.style})"), "x": x,
+             "y": y} for line in lines for x, y in line.xy]
+    frame = pd.DataFrame(rows)
+    table = frame.pivot_table(index="x", columns="line", values="y", sort=False).to_html(
+        border=0, classes="data", float_format=lambda v: f"{v:,.1f}", na_rep="—")
+    alt = f"{title}: " + "; ".join(
+        f"{name} {group['y'].iloc[0]:,.1f} at {group['x'].iloc[0]:g} to "
+        f"{group['y'].iloc[-1]:,.1f} at {group['x'].iloc[-1]:g}"
+        for name, group in frame.groupby("line", sort=False)) + "."
+    return alt, table
 
 
 def _error_chart(run: RunData, styles: dict[str, tuple[str, str]]) -> Chart:
     title = "Errors and refusals per target (all load points)"
     targets = list(run.targets)
     if not targets:
-        return Chart(title, None, "No targets in this run.")
+        return Chart(title, None, "No targets in this run.", "errors")
     totals, requests = _error_totals(run, targets)
     if not any(totals.values()):
         return Chart(title, None, f"No request failed ({sum(requests.values()):,} requests "
-                                  "across all targets and load points).")
+                                  "across all targets and load points).", "errors")
     from matplotlib.ticker import MaxNLocator
 
     fig, ax = _figure()
@@ -200,7 +230,7 @@ def _error_chart(run: RunData, styles: dict[str, tuple[str, str]]) -> Chart:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 5),
                    frameon=False, fontsize=8)
     return Chart(title, _png(fig), "Non-ok requests by status, summed over load points; "
-                 "above each bar: errors / requests.")
+                 "above each bar: errors / requests.", "errors")
 
 
 def _error_totals(run: RunData,

@@ -2,26 +2,24 @@
 
 Shown only when the scenario ran `repeats` > 1 (some point has `repeat` > 0). Each cell is the
 mean of the per-repeat values with the half-width of their t-interval (`harness.repeats`) and
-the number of repeats that had a value; one repeat gives the value alone.
+the number of repeats that had a value; one repeat gives the value alone. The grouping over
+repeats is the pandas frame's (`harness.report.frame`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import pandas as pd
 
-from harness.repeats import Spread, by_point
+from harness.repeats import Spread, spread
 from harness.report.formatting import MISSING, esc
-from harness.report.run_data import dist_stat, load_label, load_level, measured_rate
+from harness.report.frame import frame_of, metric
+from harness.report.run_data import load_label
 from harness.summary import PointSummary
 
-COLUMNS: tuple[tuple[str, Callable[[PointSummary], float | None]], ...] = (
-    ("TTFT p50 ms", lambda p: dist_stat(p, "ttft_ms", "p50")),
-    ("TTFT p99 ms", lambda p: dist_stat(p, "ttft_ms", "p99")),
-    ("E2E p50 ms", lambda p: dist_stat(p, "e2e_ms", "p50")),
-    ("E2E p99 ms", lambda p: dist_stat(p, "e2e_ms", "p99")),
-    ("req/s", lambda p: measured_rate(p, p.throughput.req_s)),
-    ("out tok/s", lambda p: measured_rate(p, p.throughput.output_tok_s)),
-)
+COLUMNS = (("TTFT p50 ms", "ttft_ms.p50"), ("TTFT p99 ms", "ttft_ms.p99"),
+           ("E2E p50 ms", "e2e_ms.p50"), ("E2E p99 ms", "e2e_ms.p99"),
+           ("req/s", "throughput.req_s"), ("out tok/s", "throughput.output_tok_s"))
+RATES = ("throughput.req_s", "throughput.output_tok_s")
 
 
 def fmt_spread(spread: Spread | None) -> str:
@@ -33,22 +31,37 @@ def fmt_spread(spread: Spread | None) -> str:
     return f"{spread.mean:,.1f} ± {spread.half_width:,.1f} (n={spread.n})"
 
 
+def spreads_frame(points: list[PointSummary]) -> pd.DataFrame:
+    """One row per point name (in load order), one column per metric: its `Spread` over the
+    repeats (None where no repeat has a value, or the point ran once). A rate is 0 at a repeat
+    whose requests all failed, as the main table shows it."""
+    frame = frame_of(points, "").sort_values("level", na_position="last", kind="stable")
+    failed = (metric(frame, "requests.total") + metric(frame, "dropped").fillna(0)) > 0
+    values = frame[["point"]].assign(**{
+        column: metric(frame, column).where(
+            metric(frame, column).notna() | ~(failed & (column in RATES)), 0.0)
+        for _, column in COLUMNS})
+    return values.groupby("point", sort=False).agg(_spread)
+
+
+def _spread(values: pd.Series) -> Spread | None:
+    """The spread of one point's repeats; None for a point measured once."""
+    return spread(values.dropna().tolist()) if len(values) > 1 else None
+
+
 def repeats_table(points: list[PointSummary]) -> str:
     """The table, or '' when no point was repeated."""
     if not any(p.repeat for p in points):
         return ""
-    firsts: dict[str, PointSummary] = {}
-    for p in sorted(points, key=lambda p: (load_level(p) is None, load_level(p) or 0.0)):
-        firsts.setdefault(p.point, p)
-    spreads = [by_point(points, metric) for _, metric in COLUMNS]
+    labels: dict[str, str] = {}
+    for p in points:
+        labels.setdefault(p.point, load_label(p, with_kind=False))
+    spreads = spreads_frame(points)
     head = "".join(f"<th>{esc(name)}</th>" for name, _ in COLUMNS)
-    rows = []
-    for name, first in firsts.items():
-        cells = "".join(
-            f"<td class='num'>{esc(fmt_spread(s.get((first.target, name))))}</td>"
-            for s in spreads)
-        rows.append(f"<tr><th scope='row'>{esc(load_label(first, with_kind=False))}</th>"
-                    f"{cells}</tr>")
+    rows = "".join(
+        f"<tr><th scope='row'>{esc(labels[str(name)])}</th>" + "".join(
+            f"<td class='num'>{esc(fmt_spread(row[column]))}</td>" for _, column in COLUMNS)
+        + "</tr>" for name, row in spreads.iterrows())
     return ("<h4>Across repeats: mean ± 95% t-interval</h4><div class='scroll'>"
             f"<table class='repeats'><thead><tr><th>load</th>{head}</tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table></div>")
+            f"{rows}</tbody></table></div>")

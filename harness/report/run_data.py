@@ -48,6 +48,7 @@ class RunData:
     summary: RunSummary
     telemetry: dict[str, list[JSONDict]] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
+    folder: Path | None = None  # the run folder, for its samples (None: built in memory)
 
     @property
     def points(self) -> tuple[PointSummary, ...]:
@@ -86,7 +87,7 @@ def load_run(run_dir: Path) -> RunData:
         summary = empty_summary(folder.name)
     run_id = str(summary.run or manifest.get("run") or folder.name)
     telemetry = _read_telemetry(folder.telemetry_dir, notices)
-    return RunData(run_id, manifest, summary, telemetry, tuple(notices))
+    return RunData(run_id, manifest, summary, telemetry, tuple(notices), run_dir)
 
 
 def _read_json_object(path: Path, notices: list[str]) -> JSONDict:

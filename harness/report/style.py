@@ -90,6 +90,10 @@ footer { margin-top: 36px; font-size: 0.82rem; color: var(--muted); }
   body { font-size: 14px; }
   dl.kv, dl.kv.pairs { grid-template-columns: 1fr; }
 }
+td.delta.improved { background: #e6f4ea; color: #1e6b34; }
+td.delta.regressed { background: var(--err-bg); color: var(--err-line); }
+td.delta.unchanged { color: var(--muted); }
+figcaption details table.data { font-size: 0.8rem; margin-top: 4px; }
 @media print {
   main { max-width: none; padding: 0; }
   body { font-size: 11px; }

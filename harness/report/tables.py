@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from harness.report.anchors import point_anchor, target_anchor
 from harness.report.formatting import (
     MISSING,
     esc,
@@ -40,8 +41,10 @@ MAX_DEPTH = 4
 
 
 def target_section(target: str, info: TargetRun, points: list[PointSummary], color: str,
-                   anchor: str) -> str:
-    """One target's section: header, error if it did not run, warnings, table and details."""
+                   targets: list[str]) -> str:
+    """One target's section: header, error if it did not run, warnings, table and details.
+    `targets` (the run's labels in report order) gives the section and row ids (anchors)."""
+    anchor = target_anchor(targets, target)
     points = sorted(points, key=lambda p: (load_level(p) is None, load_level(p) or 0.0,
                                            p.repeat))
     status = info.status
@@ -58,7 +61,7 @@ def target_section(target: str, info: TargetRun, points: list[PointSummary], col
     parts.append(_flag_callout(points))
     parts.append(_missing_ttft_note(points))
     if points:
-        parts.append(_points_table(points))
+        parts.append(_points_table(points, targets))
         parts.append(repeats_table(points))
         parts.append("<details class='all-metrics'><summary>All metrics per load point "
                      f"({len(points)})</summary>{''.join(map(point_details, points))}</details>")
@@ -123,7 +126,7 @@ def _missing_ttft_note(points: list[PointSummary]) -> str:
     return "".join(notes)
 
 
-def _points_table(points: list[PointSummary]) -> str:
+def _points_table(points: list[PointSummary], targets: list[str]) -> str:
     head = (
         "<thead><tr><th rowspan='2'>load</th><th colspan='3'>requests</th>"
         "<th colspan='2'>TTFT ms</th><th colspan='2'>TPOT ms</th><th colspan='2'>ITL ms</th>"
@@ -139,11 +142,16 @@ def _points_table(points: list[PointSummary]) -> str:
         "<th>p50</th><th>p99</th><th>p50</th><th>p99</th><th title='from scheduled time'>"
         "sched<br>p99</th><th>req/s</th><th>out<br>tok/s</th></tr></thead>"
     )
-    return f"<div class='scroll'><table class='points'>{head}<tbody>" + "".join(
-        _point_row(p) for p in points) + "</tbody></table></div>"
+    rows, seen = [], set()
+    for p in points:  # the id goes on a point's first row (its first repeat)
+        anchor = point_anchor(targets, p.target, p.point) if p.point not in seen else None
+        seen.add(p.point)
+        rows.append(_point_row(p, anchor))
+    return (f"<div class='scroll'><table class='points'>{head}<tbody>" + "".join(rows)
+            + "</tbody></table></div>")
 
 
-def _point_row(p: PointSummary) -> str:
+def _point_row(p: PointSummary, anchor: str | None) -> str:
     throughput = p.throughput
     label = load_label(p, with_kind=False) + (f" · repeat {p.repeat}" if p.repeat else "")
     cells = [
@@ -162,7 +170,8 @@ def _point_row(p: PointSummary) -> str:
         _probe_cell(p.probe),
         f"<td>{_badges(p)}</td>",
     ]
-    return f"<tr{' class=flagged' if _flags(p) else ''}>{''.join(cells)}</tr>"
+    attrs = (f" id='{anchor}'" if anchor else "") + (" class='flagged'" if _flags(p) else "")
+    return f"<tr{attrs}>{''.join(cells)}</tr>"
 
 
 def too_few_title(stat: str, count: object) -> str:

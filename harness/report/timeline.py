@@ -90,7 +90,7 @@ def timeline_chart(target: str, records: Sequence[JSONDict]) -> Chart:
         panels.append(lambda ax: _health_panel(ax, records))
     note = gpu_note(records)
     if not panels:
-        return Chart(title, None, "No telemetry samples to plot. " + note)
+        return Chart(title, None, "No telemetry samples to plot. " + note, "telemetry", target)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -107,7 +107,20 @@ def timeline_chart(target: str, records: Sequence[JSONDict]) -> Chart:
     fig.suptitle(_text(title), fontsize=11)
     caption = ("Shaded: load points (hatched: warm-up). CPU % counts 100 per busy core. "
                "Server gauges come from /metrics, about once a second. " + note)
-    return Chart(title, _png(fig), caption.strip())
+    return Chart(title, _png(fig), caption.strip(), "telemetry", target,
+                 alt=_alt(title, records, point_spans))
+
+
+def _alt(title: str, records: Sequence[JSONDict], point_spans: Sequence[Span]) -> str:
+    """The timeline in words: each point's span and its mean target CPU %, where sampled."""
+    parts = []
+    for span in point_spans:
+        cpu = [v for r in records if r.get("kind") == "host"
+               and (t := as_float(r.get("t"))) is not None and span.start <= t <= span.end
+               and (v := as_float(r.get("target_cpu_pct"))) is not None]
+        mean = f", target CPU {sum(cpu) / len(cpu):.0f}% on average" if cpu else ""
+        parts.append(f"{span.name} {span.start:.1f}–{span.end:.1f} s{mean}")
+    return f"{title}: " + ("; ".join(parts) if parts else "no load point recorded") + "."
 
 
 def _shade(ax: Axes, point_spans: Sequence[Span], *, label: bool) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from harness.report import build_index, build_report
+from harness.report.anchors import chart_anchor, point_anchor, target_anchor
 from harness.summary import SCHEMA_VERSION
 from harness.telemetry.summary import summarize_telemetry
 from harness.typed_json import encode
@@ -141,7 +142,7 @@ def test_report_is_self_contained_with_embedded_charts(report: tuple[Path, str])
     assert not re.search(r"""(?:src|href|action)\s*=\s*["']?\s*(?:https?:)?//""", html, re.I)
     assert "@import" not in html and "url(" not in html
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)
-    assert len(images) == 4  # tokens/s, TTFT p99, E2E, errors
+    assert len(images) == 5  # tokens/s, TTFT p99, E2E, errors, Pareto (no samples stored)
     assert all(base64.b64decode(i).startswith(b"\x89PNG\r\n\x1a\n") for i in images)
 
 
@@ -229,7 +230,7 @@ def test_a_point_with_empty_metrics_renders_dashes(tmp_path: Path) -> None:
     html = bare_run(tmp_path, {"schema_version": SCHEMA_VERSION, "run": "r", "scenario": "s",
                                "interrupted": True, "targets": {}, "points": [empty]})
     assert "2.5 req/s (poisson)" in html
-    assert html.count("<figure>") == 4  # placeholders where there is nothing to plot
+    assert html.count("<figure ") == 5  # placeholders where there is nothing to plot
     assert "—" in point_row(html, "2.5 req/s") and "timeout 3" in point_row(html, "2.5 req/s")
 
 
@@ -278,8 +279,8 @@ def test_index_lists_runs_newest_first(tmp_path: Path) -> None:
     results, reports = tmp_path / "results", tmp_path / "reports"
     newer = make_run(results, "20261127-173500-default-bbbbbbb", "2026-11-27T17:35:00+00:00")
     older = make_run(results, "20261126-090000-default-aaaaaaa", "2026-11-26T09:00:00+00:00")
-    build_report(newer, reports)
-    build_report(older, reports)  # built last, but older: must still be listed second
+    build_report(newer, reports, index=False)
+    build_report(older, reports, index=False)  # built last, but older: still listed second
     for root in (results, None):
         html = build_index(reports, root).read_text(encoding="utf-8")
         ids = re.findall(r"<th scope='row'><a href='([^']+)/index.html'>", html)
@@ -333,7 +334,7 @@ def test_an_all_failed_point_shows_zero_throughput_and_stays_in_the_charts(
     cells = re.findall(r"<td class='num'>([^<]*)</td>", point_row(html, "c=16"))
     assert cells[0] == "0" and "0.00" in cells and "timeout 16" in point_row(html, "c=16")
     assert "No request failed" not in html
-    tokens_chart = html.split("Output tokens/s vs load")[0].rsplit("<figure>", 1)[1]
+    tokens_chart = html.split("Output tokens/s vs load")[0].rsplit("<figure ", 1)[1]
     assert "data:image/png" in tokens_chart  # plotted at 0, not left out
 
 
@@ -386,3 +387,15 @@ def test_a_point_whose_requests_all_outlast_the_window_says_why_it_has_no_latenc
                                "interrupted": False, "targets": {}, "points": [slow]})
     assert "Latencies show — for c=16 (closed) (40 ok)" in html
     assert "no first-token time was recorded" not in html
+
+
+def test_sections_rows_and_charts_carry_the_anchor_ids(report: tuple[Path, str]) -> None:
+    _, html = report
+    targets = ["flask_threads", "fastapi_batching", "fastapi_blocking"]
+    for target in targets:
+        assert f"<section class='target' id='{target_anchor(targets, target)}'>" in html
+    row = point_anchor(targets, "fastapi_batching", "c8")
+    assert f"<tr id='{row}'><th scope='row'>c=8</th>" in html
+    assert html.count(f"id='{row}'") == 1
+    for kind in ("throughput", "ttft", "e2e", "errors"):
+        assert f"<figure id='{chart_anchor(kind)}'>" in html

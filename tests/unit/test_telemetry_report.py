@@ -91,6 +91,8 @@ def test_run_without_gpu_says_why_and_still_draws_the_rest(tmp_path: Path) -> No
     assert c1[:5] == ["—"] * 5 and c1[5] == "104.5"
     chart = timeline_chart("t", records(gpu=False))
     assert chart.data_uri is not None and chart.note.endswith("No GPU: NVML could not start: X.")
+    assert chart.alt == ("t: telemetry over time: c1 0.0–4.0 s, target CPU 104% on average; "
+                         "c8 5.0–9.0 s, target CPU 104% on average.")
 
 
 def test_series_breaks_lines_between_points_and_spans_keep_warmup() -> None:

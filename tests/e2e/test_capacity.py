@@ -1,0 +1,104 @@
+"""End to end: a capacity search through the real CLI, target processes and driver, on the
+`sim:` model; once from a scenario file (`patternbench run`) and once against a URL
+(`patternbench capacity URL`) of a target started here.
+
+One thread-pool replica serves one request at a time (15 ms to the first token, 3 ms per token),
+so with a 150 ms TTFT limit c=1 passes and c=8 (each request behind up to 7 others) fails.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.launcher import start_target
+from harness.summary import RunSummary, read_summary
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = "sim:ttft_ms=15,tpot_ms=3,gil=release"
+SCENARIO = f"""
+name = "e2e-capacity"
+model = "{MODEL}"
+seed = 3
+timeout_s = 30
+
+[workload]
+prompt_tokens = 16
+output_tokens = 12
+
+[load]
+kind = "capacity"
+start = 1
+max_level = 8
+budget_s = 30
+duration_s = 1
+warmup_s = 0.3
+
+[slo]
+ttft_ms = 150
+share = 0.9
+
+[[targets]]
+name = "fastapi_threadpool"
+options = {{ replicas = 1 }}
+"""
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=240)
+
+
+def check_interval(summary: RunSummary, label: str) -> None:
+    """The interval brackets the knee, and every level it measured is an ordinary point."""
+    cap = summary.capacity[label]
+    assert cap.last_pass is not None and cap.first_fail is not None, cap
+    assert cap.last_pass.level < cap.first_fail.level <= 8
+    assert cap.last_pass.passed and not cap.first_fail.passed
+    if cap.stopped == "resolved":
+        assert cap.first_fail.level - cap.last_pass.level <= 1
+    points = {p.point: p for p in summary.points if p.target == label}
+    assert [lv.point for lv in cap.levels] == list(points)  # each level once, in order
+    for level in cap.levels:
+        point = points[level.point]
+        assert point.load.concurrency == level.level and point.requests.total > 0
+        assert point.goodput is not None and point.goodput.fraction == level.good_fraction
+
+
+def test_capacity_scenario(tmp_path: Path) -> None:
+    scenario = tmp_path / "cap.toml"
+    scenario.write_text(SCENARIO)
+    proc = run_cli("run", str(scenario), "--results", str(tmp_path / "results"),
+                   "--reports", str(tmp_path / "reports"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = list((tmp_path / "results").iterdir())
+    summary = read_summary(run_dir / "summary.json")
+    check_interval(summary, "fastapi_threadpool")
+    assert summary.slo_share == 0.9
+    page = (tmp_path / "reports" / run_dir.name / "index.html").read_text()
+    assert "<section id='verdict'" in page and "Capacity under the SLO (first token &lt; 150 ms" \
+        in page
+
+
+def test_capacity_of_a_url(tmp_path: Path) -> None:
+    with start_target("local", "fastapi_threadpool", model=MODEL, device="cpu",
+                      options={"replicas": 1}, log_path=tmp_path / "target.log") as target:
+        proc = run_cli("capacity", target.url, "--slo", "ttft_ms=150", "--budget-s", "30",
+                       "--max-concurrency", "8", "--duration", "1",
+                       "--results", str(tmp_path / "results"),
+                       "--reports", str(tmp_path / "reports"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("Capacity: ") and "(first token < 150 ms, for 90% of " \
+        "requests)" in lines[0] and " fails: only " in lines[0], proc.stdout
+    report = Path(lines[-1].removeprefix("report:").strip())
+    assert report.is_file()
+    (run_dir,) = list((tmp_path / "results").iterdir())
+    summary = read_summary(run_dir / "summary.json")
+    check_interval(summary, "endpoint")
+    cap = summary.capacity["endpoint"]
+    assert cap.last_pass is not None and f"Capacity: {cap.last_pass.level:g} request" in lines[0]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["scenario"]["targets"][0]["options"]["url"] == target.url

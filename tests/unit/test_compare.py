@@ -1,0 +1,94 @@
+"""`patternbench compare`: deltas with intervals from harness.change, warnings, HTML and md."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.compare import compare, differences
+from harness.report.compare_page import compare_runs
+from harness.report.run_data import load_run
+from harness.summary import Distribution
+from harness.typed_json import encode
+from tests.unit.test_report import make_run
+
+
+def measured(median_ms: float, n: int, seed: int) -> dict[str, Any]:
+    """A distribution as metrics writes it (ci95 and too_few included) from n latencies."""
+    rng = random.Random(seed)
+    out: dict[str, Any] = encode(Distribution.of(
+        median_ms * rng.lognormvariate(0, 0.25) for _ in range(n)))
+    return out
+
+
+def write_run(results: Path, run_id: str, ttft_ms: float, tok_s: float,
+              **manifest: Any) -> Path:
+    """A run like `make_run`'s with fastapi_batching's c8 TTFT drawn from 400 requests."""
+    run_dir = make_run(results, run_id, "2026-11-27T17:35:00+00:00")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for i, p in enumerate(summary["points"]):
+        p["ttft_ms"] = measured(ttft_ms, 400, seed=i + len(run_id))
+        p["requests"]["ok"] = p["requests"]["total"] = 400
+        p["throughput"]["output_tok_s"] = tok_s * (p["load"]["concurrency"] ** 0.5)
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    data = json.loads((run_dir / "manifest.json").read_text())
+    for key, value in manifest.items():
+        data[key] = value if not isinstance(value, dict) else {**data.get(key, {}), **value}
+    (run_dir / "manifest.json").write_text(json.dumps(data))
+    return run_dir
+
+
+def test_a_faster_run_is_improved_a_same_one_unchanged(tmp_path: Path) -> None:
+    a = write_run(tmp_path, "20261127-173500-default-aaaaaaa", ttft_ms=100.0, tok_s=300.0)
+    b = write_run(tmp_path, "20261128-173500-default-bbbbbbb", ttft_ms=50.0, tok_s=300.0)
+    c = compare([load_run(a), load_run(b)])
+    row = c.deltas[(c.deltas["target"] == "fastapi_batching") & (c.deltas["point"] == "c8")
+                   & (c.deltas["metric"] == "ttft_ms.p50")].iloc[0]
+    assert row["direction"] == "improved" and row["basis"] == "quantile"
+    assert row["pct_lo"] < row["pct"] < row["pct_hi"] < 0
+    same = c.deltas[(c.deltas["metric"] == "throughput.output_tok_s")]
+    assert set(same["direction"]) == {"unchanged"} and (same["pct"] == 0).all()
+    assert len(c.deltas[c.deltas["metric"] == "ttft_ms.p50"]) == 6  # every common point
+    assert c.warnings == ()
+
+
+def test_different_model_machine_and_scenario_are_named(tmp_path: Path) -> None:
+    a = write_run(tmp_path, "20261127-173500-default-aaaaaaa", 100.0, 300.0)
+    b = write_run(tmp_path, "20261128-173500-default-bbbbbbb", 100.0, 300.0,
+                  model={"hash": "0123abcd" * 8}, machine={"cpu": "EPYC", "cores": 16},
+                  scenario={"name": "default", "load": {"kind": "closed", "concurrency": [4]}})
+    warnings = " ".join(differences([load_run(a), load_run(b)]))
+    assert "Different models" in warnings and "0123abcd" in warnings
+    assert "Different machines" in warnings and "cores 16 vs 2" in warnings
+    assert "different settings" in warnings and "load" in warnings
+
+
+def test_compare_needs_two_runs(tmp_path: Path) -> None:
+    a = write_run(tmp_path, "20261127-173500-default-aaaaaaa", 100.0, 300.0)
+    with pytest.raises(ValueError, match="two runs"):
+        compare_runs([a], tmp_path / "reports")
+
+
+def test_points_repeated_on_both_sides_are_compared_over_their_repeats(tmp_path: Path) -> None:
+    runs = []
+    for run_id, tok_s in (("20261127-173500-default-aaaaaaa", (300.0, 310.0, 305.0)),
+                          ("20261128-173500-default-bbbbbbb", (200.0, 205.0, 210.0))):
+        run_dir = write_run(tmp_path, run_id, 100.0, 300.0)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        first = next(p for p in summary["points"] if p["target"] == "fastapi_batching"
+                     and p["point"] == "c8")
+        repeats = [json.loads(json.dumps(first)) for _ in tok_s]
+        for r, (p, value) in enumerate(zip(repeats, tok_s, strict=True)):
+            p["repeat"], p["throughput"]["output_tok_s"] = r, value
+        summary["points"] = [p for p in summary["points"] if p is not first] + repeats
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+        runs.append(load_run(run_dir))
+    deltas = compare(runs).deltas
+    row = deltas[(deltas["point"] == "c8") & (deltas["target"] == "fastapi_batching")
+                 & (deltas["metric"] == "throughput.output_tok_s")].iloc[0]
+    assert row["basis"] == "repeats" and row["direction"] == "regressed"
+    assert row["before"] == pytest.approx(305.0) and row["after"] == pytest.approx(205.0)
