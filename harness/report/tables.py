@@ -32,6 +32,7 @@ from harness.report.run_data import (
     load_level,
     measured_rate,
 )
+from harness.secrets import redact
 from harness.summary import Distribution, Goodput, PointSummary, ProbeSummary, TargetRun
 from harness.typed_json import encode
 
@@ -74,7 +75,7 @@ def _target_facts(info: TargetRun, points: list[PointSummary]) -> str:
         facts.append(f"pattern <code>{esc(info.name)}</code>")
     if info.options:
         facts.append("options " + ", ".join(
-            f"<code>{esc(k)}={fmt_value(v)}</code>" for k, v in info.options.items()))
+            f"<code>{esc(k)}={fmt_value(v)}</code>" for k, v in redact(info.options).items()))
     if info.startup_s is not None:
         facts.append(f"started in {info.startup_s:.1f} s")
     drivers = sorted({p.driver for p in points if p.driver})
