@@ -33,7 +33,9 @@ from harness.quantiles import percentile, quantile_ci, too_few
 from harness.typed_json import RecordError, decode, encode
 
 SCHEMA_VERSION = 3
-"""Bumped whenever a field is added, removed or changes meaning. 3: confidence intervals and
+"""Bumped whenever a field is added, removed or changes meaning. 4: a target that died during
+the run (`failure` on its point, `status` "failed" with `failed_point` and `skipped`), the
+`never_ran` targets × points of an interrupted run; 3: confidence intervals and
 `too_few` on every distribution, failures dated by `failed_at`, the fixed measured window,
 `goodput.unknown`, `dropped`, the probe's censoring, `repeat`; 2: typed record (this module),
 `load.params` nested; 1: the untyped dict of the first releases."""
@@ -246,6 +248,18 @@ class ProxyPool:
     pool_wait_share: float | None = doc("wait / (wait + upstream), 0..1")
 
 
+@dataclass(frozen=True)
+class PointFailure:
+    """Why a load point stopped early: its target died (`harness.liveness`, the driver's
+    error streak)."""
+
+    reason: str = doc("one line: process exit code, /health failures or the error streak")
+    detected_at_s: float = doc("when the harness declared the target dead, run clock, s")
+    first_error_at_s: float | None = doc("when the first failed request after the last good "
+                                         "one ended, run clock, s (null: none failed)")
+    failed_requests: int = doc("failed requests of the point (all of them, warm-up included)")
+
+
 @dataclass(frozen=True, kw_only=True)
 class PointSummary(PointMetrics):
     """One target × driver × load point: its identity, metrics, flags and telemetry."""
@@ -267,6 +281,8 @@ class PointSummary(PointMetrics):
     repeat: int = doc("which repeat of the scenario this point belongs to (0-based)", 0)
     telemetry: PointTelemetry | None = doc("telemetry of the measured window", None)
     proxy: ProxyPool | None = doc("gateway pool accounting", None)
+    failure: PointFailure | None = doc("set when the target died during the point (flag "
+                                       "target_failed); the point stopped early", None)
 
     @classmethod
     def of(cls, metrics: PointMetrics, **rest: Any) -> PointSummary:
@@ -281,9 +297,13 @@ class TargetRun:
 
     name: str = doc("registry name")
     options: dict[str, Any] = doc("the scenario's options for it")
-    status: Literal["ok", "failed"] = doc("ok: started and measured; failed: did not start")
+    status: Literal["ok", "failed"] = doc("ok: started and measured; failed: did not start, "
+                                          "or died during a load point")
     startup_s: float | None = doc("seconds until it answered /health", None)
-    error: str | None = doc("why it failed (the log's tail)", None)
+    error: str | None = doc("why it failed (the log's tail, or why the harness declared it "
+                            "dead)", None)
+    failed_point: str | None = doc("the load point during which it died", None)
+    skipped: tuple[str, ...] = doc("load points not run because it had failed", ())
 
 
 @dataclass(frozen=True)
@@ -296,6 +316,8 @@ class RunSummary:
     interrupted: bool = doc("the run was stopped before its end (^C)")
     targets: dict[str, TargetRun] = doc("targets by series label")
     points: tuple[PointSummary, ...] = doc("one per target × driver × load point")
+    never_ran: dict[str, tuple[str, ...]] = doc("interrupted run: series label → the load "
+                                                "points that never ran", {})
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = encode(self)
