@@ -53,9 +53,11 @@ def target_section(target: str, info: TargetRun, points: list[PointSummary], col
         _target_facts(info, points),
     ]
     if status != "ok" or info.error:
+        during = f" It died during {esc(info.failed_point)}." if info.failed_point else ""
+        skipped = (f" Not run: {esc(', '.join(info.skipped))}." if info.skipped else "")
         parts.append(f"<div class='callout error'><strong>{esc(target)} did not run cleanly."
-                     f"</strong> {esc(info.error or 'No error message was recorded.')}"
-                     "</div>")
+                     f"</strong>{during} {esc(info.error or 'No error message was recorded.')}"
+                     f"{skipped}</div>")
     parts.append(_flag_callout(points))
     parts.append(_missing_ttft_note(points))
     if points:

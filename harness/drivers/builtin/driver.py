@@ -17,8 +17,8 @@ on one thread), so the point can be flagged `driver_bound` in closed loop too.
 When the target dies (`harness.drivers.backoff`): a closed-loop user whose request failed at
 once waits an exponential back-off before its next one, an `ErrorStreak` of dead-server failures
 sets `progress.abort`, and once `progress.abort` is set (by it or by the point's liveness watch)
-no request is sent any more and those in flight are cancelled: the point ends within
-`ABORT_POLL_S` of the verdict.
+no request is sent any more and those still in flight after `ABORT_GRACE_S` are cancelled:
+the point ends within about a second of the verdict.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from harness.drivers.request_pool import RequestPool
 from harness.samples import Sample
 
 ABORT_POLL_S = 0.05
+ABORT_GRACE_S = 1.0
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -164,13 +165,15 @@ class BuiltinDriver:
 
 
 async def until_aborted(main: Coroutine[Any, Any, None], progress: Progress,
-                        poll_s: float = ABORT_POLL_S) -> None:
-    """Run `main` to its end, or cancel it (requests in flight included) once `progress.abort`
-    is set."""
+                        poll_s: float = ABORT_POLL_S, grace_s: float = ABORT_GRACE_S) -> None:
+    """Run `main` to its end; once `progress.abort` is set, give the requests in flight
+    `grace_s` to end on their own (a dead process resets them at once: they are recorded),
+    then cancel them (a dead engine may never answer)."""
     task = asyncio.ensure_future(main)
     while not task.done():
         await asyncio.wait({task}, timeout=poll_s)
         if progress.abort is not None and not task.done():
+            await asyncio.wait({task}, timeout=grace_s)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
