@@ -137,8 +137,9 @@ def parse_request(raw: bytes, kind: Kind, limits: Limits) -> CompletionRequest |
         req = model_cls.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        raise APIError(400, f"{param}: {first['msg']}" if param else first["msg"],
+        where = ".".join(str(p) for p in first["loc"])
+        param = str(first["loc"][0]) if first["loc"] else None  # the field, as OpenAI names it
+        raise APIError(400, f"{where}: {first['msg']}" if where else first["msg"],
                        param=param) from exc
     if isinstance(req, CompletionRequest) and isinstance(req.prompt, list):
         if len(req.prompt) == 0:
