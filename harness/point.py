@@ -102,7 +102,8 @@ def job_settings(client: ClientSettings) -> dict[str, Any]:
     """`LoadJob` keyword arguments taken from the scenario's `[client]` table."""
     return {"connect_timeout_s": client.connect_s, "first_token_timeout_s": client.first_token_s,
             "between_tokens_timeout_s": client.between_tokens_s,
-            "connections": client.connections, "processes": client.processes}
+            "connections": client.connections, "processes": client.processes,
+            "retry_refused": client.retry_refused, "retry_base_s": client.retry_base_s}
 
 
 def run_label(target_label: str, driver: str, drivers: Sequence[str]) -> str:

@@ -17,6 +17,10 @@ makes that user wait `BASE_S · 2^(k-1)` (k = consecutive immediate failures, ca
 before its next request. A 503 (backpressure) is not immediate by this test only when it took
 longer than `IMMEDIATE_S`; a fast 503 backs off too, which is what a well-behaved client does.
 
+`retry_delay`: how long a client that retries 503s (`[client] retry_refused`) waits before
+attempt k+1: uniform in [0, min(`RETRY_MAX_S`, base · 2^k)] ("full jitter"), so refused clients
+spread out instead of coming back together.
+
 `ErrorStreak`: `LIMIT` consecutive requests that failed the way a dead server fails (connection
 error or reset, or an HTTP 5xx other than 503) mean the target is gone. Refusals (503), timeouts
 (a slow target, not a dead one) and truncated streams do not count, and do not reset the streak.
@@ -24,6 +28,7 @@ error or reset, or an HTTP 5xx other than 503) mean the target is gone. Refusals
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from harness.samples import Sample
@@ -33,6 +38,7 @@ IMMEDIATE_S = 0.005
 BASE_S = 0.01  # the first back-off
 MAX_S = 1.0  # the longest back-off
 LIMIT = 20  # consecutive dead-server failures after which the target is declared dead
+RETRY_MAX_S = 2.0  # the longest wait before a refused request is sent again
 
 
 def _ended_at(sample: Sample) -> float | None:
@@ -89,3 +95,8 @@ class ErrorStreak:
             return None
         return (f"{self.count} requests in a row failed like a dead server "
                 f"(last: {(self.last_error or '').strip()[:160]})")
+
+
+def retry_delay(attempt: int, base_s: float, rng: random.Random) -> float:
+    """Seconds to wait before resending a request refused `attempt + 1` times (full jitter)."""
+    return rng.uniform(0.0, min(RETRY_MAX_S, base_s * 2.0 ** attempt))

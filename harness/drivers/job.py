@@ -56,6 +56,8 @@ class LoadJob:
     processes: int = 1  # builtin: driver processes; locust: workers (1 = local runner)
     work_dir: Path | None = None  # where k6/locust keep their scripts and raw output
     prompt_offset: int = 0  # the point's first run-wide prompt index (`PromptFactory.next_block`)
+    retry_refused: int = 0  # builtin: times a 503 is sent again (jittered exponential back-off)
+    retry_base_s: float = 0.05  # the first back-off's upper bound, s
 
     @property
     def warmup_end(self) -> float:

@@ -19,12 +19,18 @@ once waits an exponential back-off before its next one, an `ErrorStreak` of dead
 sets `progress.abort`, and once `progress.abort` is set (by it or by the point's liveness watch)
 no request is sent any more and those still in flight after `ABORT_GRACE_S` are cancelled:
 the point ends within about a second of the verdict.
+
+With `job.retry_refused` = N, a request refused with a 503 is sent again up to N times after a
+jittered exponential back-off (`retry_delay`), keeping its `scheduled_at`: the user's latency
+from scheduled includes every wait. Each attempt is a sample (the server saw each one); a
+retried one carries `extra.attempt` (2, 3, ...).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
@@ -32,7 +38,7 @@ from typing import Any
 import aiohttp
 
 from harness.arrivals import Arrival
-from harness.drivers.backoff import Backoff, ErrorStreak
+from harness.drivers.backoff import Backoff, ErrorStreak, retry_delay
 from harness.drivers.builtin.loop_lag import LoopLag
 from harness.drivers.builtin.shares import Share, run_shares
 from harness.drivers.builtin.streaming import client_timeout, fetch
@@ -107,16 +113,27 @@ class BuiltinDriver:
 
             streak = ErrorStreak()
 
-            async def one(index: int, scheduled_at: float) -> Sample:
-                spec = pool.spec(index)
+            async def attempt(index: int, scheduled_at: float, number: int = 1) -> Sample:
                 async with slots:
                     sent_at = job.clock.now()
-                    sample = await fetch(session, job, spec, scheduled_at, sent_at, progress,
-                                         self.name, pool.body(index), index)
+                    sample = await fetch(session, job, pool.spec(index), scheduled_at, sent_at,
+                                         progress, self.name, pool.body(index), index)
+                if number > 1:
+                    sample = replace(sample, extra={**sample.extra, "attempt": number})
                 samples.append(sample)
                 reason = streak.observe(sample)
                 if reason is not None:
                     progress.fail(reason, job.clock.now())
+                return sample
+
+            async def one(index: int, scheduled_at: float) -> Sample:
+                sample = await attempt(index, scheduled_at)
+                rng = random.Random(f"{job.seed}-{index}")  # the jitter, reproducible
+                for k in range(job.retry_refused):
+                    if sample.status != "refused" or progress.abort is not None:
+                        break
+                    await asyncio.sleep(retry_delay(k, job.retry_base_s, rng))
+                    sample = await attempt(index, scheduled_at, k + 2)
                 return sample
 
             main = (self._closed(job, share, one, progress) if arrivals is None
