@@ -6,7 +6,11 @@ Each row is one fault experiment the run's stored summary shows, for one target 
   health check waited, at the median and p99, and how many got no answer within the probe's
   timeout (counted at their wait, never dropped: censored);
 - **target died**: a target declared dead during a point (`failure`): why, how long after the
-  first failed request the harness noticed, how many requests failed, which points were skipped.
+  first failed request the harness noticed, how many requests failed, which points were skipped;
+- **overload**: a point where the target refused requests (503, backpressure): the share refused
+  and the TTFT of those admitted;
+- **timeouts**: a point where the client's timeouts fired (`[client]` connect / first-token /
+  between-tokens, the scenario's `timeout_s`): how many requests, of how many.
 
 A run with neither shows no section. Only what was measured is shown: a missing figure is "—".
 """
@@ -23,7 +27,8 @@ HEAD = ("<tr><th>target</th><th>experiment</th><th>load point</th><th>what a use
 
 def production_section(run: RunData) -> str:
     """The section's HTML, or "" when the run holds no fault experiment."""
-    rows = [row for p in run.points for row in (_event_loop(p),) if row]
+    rows = [row for p in run.points for row in (_event_loop(p), _overload(p), _timeouts(p))
+            if row]
     targets = run.targets
     rows += [row for p in run.points if p.failure is not None
              for row in (_death(p, targets.get(p.target)),)]
@@ -65,3 +70,25 @@ def _death(p: PointSummary, info: TargetRun | None) -> str:
     measured = (f"noticed {after}; {failure.failed_requests} failed requests recorded; "
                 f"points skipped: {skipped}")
     return _row(p, "target died", esc(saw), esc(measured))
+
+
+def _overload(p: PointSummary) -> str:
+    counts = p.requests
+    if not counts.refused or not counts.total:
+        return ""
+    ttft = p.ttft_ms
+    saw = (f"{counts.refused / counts.total:.0%} of requests were refused (503); those admitted "
+           f"waited {fmt_ms(ttft.p50 if ttft else None)} ms for a first token (median), "
+           f"{fmt_ms(ttft.p99 if ttft else None)} ms (p99)")
+    measured = f"{counts.refused} refused, {counts.ok} ok of {counts.total} counted"
+    return _row(p, "overload: backpressure", esc(saw), esc(measured))
+
+
+def _timeouts(p: PointSummary) -> str:
+    counts = p.requests
+    if not counts.timeout:
+        return ""
+    saw = f"{counts.timeout} of {counts.total} requests hit a client timeout"
+    measured = (f"{counts.timeout} timeout, {counts.ok} ok, {counts.conn_error} connection "
+                "errors (the phase of each timeout is in its sample: extra.timeout)")
+    return _row(p, "timeouts: a slow target", esc(saw), esc(measured))

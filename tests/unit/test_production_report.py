@@ -12,6 +12,7 @@ from harness.summary import (
     PointFailure,
     PointSummary,
     ProbeSummary,
+    Requests,
     RunSummary,
     TargetRun,
 )
@@ -48,3 +49,16 @@ def test_a_blocked_loop_and_a_dead_target_each_get_a_row() -> None:
 def test_a_run_without_fault_experiments_has_no_section() -> None:
     plain = typed_point("flask_threads", "c1", Load("closed", concurrency=1))
     assert production_section(run_of([plain], {})) == ""
+
+
+def test_refusals_and_timeouts_get_their_rows() -> None:
+    ttft = Distribution.of([40.0, 42.0, 45.0, 51.0])
+    refused = typed_point("fastapi_threadpool", "c20", Load("closed", concurrency=20),
+                          requests=Requests(ok=4, http_error=0, refused=12, timeout=0,
+                                            truncated=0, conn_error=0, total=16), ttft_ms=ttft)
+    slow = typed_point("fastapi_threadpool", "c2", Load("closed", concurrency=2),
+                       requests=Requests(ok=0, http_error=0, refused=0, timeout=6, truncated=0,
+                                         conn_error=0, total=6))
+    html = production_section(run_of([refused, slow], {}))
+    assert "75% of requests were refused (503)" in html and "12 refused, 4 ok of 16" in html
+    assert "6 of 6 requests hit a client timeout" in html
