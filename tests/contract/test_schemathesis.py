@@ -22,7 +22,7 @@ from schemathesis.generation import GenerationMode
 from tests.contract.client import request
 from tests.contract.conftest import Fleet, contract_targets, target_params
 
-MAX_EXAMPLES = 15  # per route and mode: 60 cases a target
+MAX_EXAMPLES = 10  # per route and mode: 40 cases a target
 MAX_TOKENS = 4
 ROUTES = ("/v1/completions", "/v1/chat/completions")
 FASTAPI_TARGETS = [name for name in contract_targets() if name.startswith("fastapi_")]
