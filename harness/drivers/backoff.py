@@ -12,10 +12,12 @@ one concept — the loop's reaction to failing requests — shared by every driv
     reason = streak.observe(sample)     # a one-line reason once the target looks dead
     if reason: stop the point, marked failed with `reason`
 
-`Backoff`: a request that failed in under `IMMEDIATE_S` (the server did not even start on it)
-makes that user wait `BASE_S · 2^(k-1)` (k = consecutive immediate failures, capped at `MAX_S`)
-before its next request. A 503 (backpressure) is not immediate by this test only when it took
-longer than `IMMEDIATE_S`; a fast 503 backs off too, which is what a well-behaved client does.
+`Backoff`: a request the server did no work for — refused (503, backpressure), a connection
+error, or any failure within `IMMEDIATE_S` of being sent — makes that user wait
+`BASE_S · 2^(k-1)` (k = such failures in a row, capped at `MAX_S`) before its next request, as a
+well-behaved client does; a success or a failure that took longer (a timeout, a 500 after
+work) resets it. On a busy machine a 503 can take more than `IMMEDIATE_S` to arrive, so refusals
+and connection errors back off whatever they took.
 
 `retry_delay`: how long a client that retries 503s (`[client] retry_refused`) waits before
 attempt k+1: uniform in [0, min(`RETRY_MAX_S`, base · 2^k)] ("full jitter"), so refused clients
@@ -69,7 +71,7 @@ class Backoff:
 
     def after(self, sample: Sample) -> float:
         """Seconds this user waits before its next request, given how `sample` ended."""
-        if not immediate(sample):
+        if not (immediate(sample) or sample.status in ("refused", "conn_error")):
             self.failures = 0
             return 0.0
         self.failures += 1

@@ -43,7 +43,17 @@ def test_a_success_or_a_slow_failure_resets_the_back_off() -> None:
     backoff.after(refused_connection(0.1))
     assert backoff.after(ok(0.2)) == 0.0
     assert backoff.after(refused_connection(0.5)) == BASE_S
-    assert backoff.after(refused_connection(0.6, took_s=2.0)) == 0.0  # it reached the server
+    after_work = Sample("t-p-5", "t", "p", 0.6, 0.6, "http_error", first_byte_at=2.6,
+                        failed_at=2.6, http_status=500, error="Internal Server Error")
+    assert backoff.after(after_work) == 0.0  # the server worked on it: no back-off
+
+
+def test_refusals_and_connection_errors_back_off_whatever_they_took() -> None:
+    backoff = Backoff()
+    slow_503 = Sample("t-p-6", "t", "p", 1.0, 1.0, "refused", first_byte_at=1.04,
+                      failed_at=1.04, http_status=503, error='{"error": {"type": "overloaded"}}')
+    assert backoff.after(slow_503) == BASE_S
+    assert backoff.after(refused_connection(2.0, took_s=0.3)) == 2 * BASE_S
 
 
 def test_a_fast_503_backs_off_too() -> None:
