@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from harness.secrets import redact
+
 FILE_MODE = 0o644
 
 
@@ -43,8 +45,9 @@ def write_text(path: Path, text: str | Iterable[str]) -> Path:
 
 
 def write_json(path: Path, data: Any) -> Path:
-    """`data` as indented JSON (values JSON cannot hold written as `str`), atomically."""
-    return write_text(path, [json.dumps(data, indent=2, default=str), "\n"])
+    """`data` as indented JSON (values JSON cannot hold written as `str`), atomically, with
+    credentials masked (`harness.secrets.redact`: no run file holds a key)."""
+    return write_text(path, [json.dumps(redact(data), indent=2, default=str), "\n"])
 
 
 def read_json(path: Path) -> Any:

@@ -29,6 +29,17 @@ patternbench measures LLM serving patterns against one model with identical load
   patternbench capacity http://127.0.0.1:8000        capacity under an SLO of any OpenAI server
 """
 
+EXIT_CODES = """\
+exit codes:
+  0    done (run: every target ran all its points)
+  2    bad arguments or scenario, or an unreadable run (report)
+  3    run: a target failed (did not start, or died during a load point); results and report
+       are written all the same
+  130  interrupted (^C): the partial results and report are kept
+"""
+EXIT_TARGET_FAILED = 3
+EXIT_INTERRUPTED = 130
+
 
 def _split(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
@@ -52,11 +63,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         if partial is not None:
             report = build_report(partial, opts.reports_root)
             print(f"patternbench: partial report {report}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     report = build_report(run_dir, opts.reports_root)
     print(f"results: {run_dir}")
     print(f"report:  {report}")
-    return 0
+    return EXIT_TARGET_FAILED if failed_targets(run_dir) else 0
+
+
+def failed_targets(run_dir: Path) -> list[str]:
+    """Labels of the run's targets that failed (did not start, or died during a point)."""
+    from harness.summary import read_summary
+
+    summary = read_summary(RunDir(run_dir).summary)
+    return [label for label, info in summary.targets.items() if info.status != "ok"]
 
 
 def _latest_run(root: Path) -> Path | None:
@@ -194,10 +213,13 @@ def cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="patternbench", description=DESCRIPTION,
+                                     epilog=EXIT_CODES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a scenario and write results + an HTML report")
+    run = sub.add_parser("run", help="run a scenario and write results + an HTML report",
+                         epilog=EXIT_CODES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("scenario", help="scenario TOML file, e.g. scenarios/default.toml")
     run.add_argument("--targets", help="comma-separated target names or labels to run")
     run.add_argument("--driver", help="load driver (overrides the scenario's)")
@@ -255,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"patternbench: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@ So is one whose driver's own event-loop lag (`progress.loop_lag` of the measured
 (`progress.cpu_capacity_pct`: one core per builtin process): in a closed loop dispatch lag is ~0
 by construction, and these two still see a saturated driver. Arrivals the driver never sent
 (`progress.dropped`, k6's dropped iterations) become `dropped` and, when any, the `dropped` flag.
+A target declared dead during the load (`harness.liveness`: its process exited or /health
+failed; or the driver's error streak) ends the point early, flagged `target_failed`, with its
+`failure`; the runner then skips that target's later points.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any, TextIO
 from harness.drivers import get_driver
 from harness.drivers.job import DriverInterrupted, LoadJob, Progress
 from harness.launcher import TargetProcess
+from harness.liveness import Liveness, point_failure
 from harness.metrics import summarize
 from harness.progress import ProgressPrinter
 from harness.rundir import RunDir
@@ -40,6 +44,7 @@ from harness.scenario import LoadPoint, Scenario, TargetConfig
 from harness.scenario_client import ClientSettings
 from harness.summary import (
     Distribution,
+    PointFailure,
     PointMetrics,
     PointSummary,
     PointTelemetry,
@@ -70,6 +75,11 @@ class PointResult:
     samples: list[Sample]
     interrupted: bool = False
 
+    @property
+    def failure(self) -> PointFailure | None:
+        """Why the target was declared dead during this point (None: it was not)."""
+        return self.entry.failure
+
 
 @dataclass(frozen=True)
 class WatchNotes:
@@ -92,7 +102,8 @@ def job_settings(client: ClientSettings) -> dict[str, Any]:
     """`LoadJob` keyword arguments taken from the scenario's `[client]` table."""
     return {"connect_timeout_s": client.connect_s, "first_token_timeout_s": client.first_token_s,
             "between_tokens_timeout_s": client.between_tokens_s,
-            "connections": client.connections, "processes": client.processes}
+            "connections": client.connections, "processes": client.processes,
+            "retry_refused": client.retry_refused, "retry_base_s": client.retry_base_s}
 
 
 def run_label(target_label: str, driver: str, drivers: Sequence[str]) -> str:
@@ -210,12 +221,16 @@ def point_entry(job: LoadJob, tc: TargetConfig, driver: str, scenario: Scenario,
     flags = notes.flags
     if point.min_requests and sum(s.sent_at >= warmup_end for s in samples) < point.min_requests:
         flags += ("max_duration_hit",)  # stopped at max_duration_s without min_requests
+    failure = None
+    if progress.abort is not None:
+        failure = point_failure(progress.abort, progress.abort_at or load_end, samples)
+        flags += ("target_failed",)
     return PointSummary.of(
         metrics, target=job.target, target_name=tc.name, driver=driver, point=point.name,
         load=point.load(), stream=job.workload.stream, flags=flags, repeat=repeat,
         max_dispatch_lag_ms=notes.max_dispatch_lag_ms, driver_stats=notes.driver_stats,
         probe=notes.probe, telemetry=point_telemetry, dropped=notes.dropped,
-        driver_loop_lag_ms=notes.driver_loop_lag_ms,
+        driver_loop_lag_ms=notes.driver_loop_lag_ms, failure=failure,
         proxy=proxy)  # proxy: a gateway's pool wait vs upstream
 
 
@@ -234,7 +249,10 @@ def run_point(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: L
         target_pids=[target.pid, *(c.pid for c in target.companions)],
         warmup_end=job.warmup_end)
     interrupted = False
-    with ProgressPrinter(ctx.out, job, progress, ctx.progress_interval_s), watch, telemetry:
+    liveness = Liveness(target.url, target.process, ctx.clock,
+                        on_dead=lambda reason: progress.fail(reason, ctx.clock.now()))
+    with (ProgressPrinter(ctx.out, job, progress, ctx.progress_interval_s), watch, telemetry,
+          liveness):
         try:
             samples = driver.run(job, progress)
         except DriverInterrupted as exc:

@@ -6,7 +6,10 @@ The runner only wires stages together: a new run folder (`harness.rundir`) and i
 (`harness.manifest`), the model materialized once, then per target the launcher
 (`open_target`) and per point `harness.point.run_point`. It writes `summary.json` after every
 load point, so an interrupted run (^C: `KeyboardInterrupt` after the summary is written) keeps
-what it measured. A target that fails to start is recorded as failed and skipped.
+what it measured. A target that fails to start is recorded as failed and skipped; one declared
+dead during a point (`harness.point`: `failure`) is recorded as failed at that point, with its
+later points `skipped`. An interrupted run's summary lists in `never_ran` the targets × points
+it did not reach.
 
 With `repeats = N` the whole pass over the targets runs N times, interleaved (A B C A B C ...,
 each target started afresh per repeat), so a drift of the machine spreads over every target
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -36,8 +39,14 @@ from harness.point import RunContext, pinned, run_label, run_point
 from harness.progress import point_line
 from harness.rundir import RunDir
 from harness.samples import Clock
-from harness.scenario import Scenario, TargetConfig
-from harness.summary import SCHEMA_VERSION, Capacity, PointSummary, RunSummary, TargetRun
+from harness.scenario import LoadPoint, Scenario, TargetConfig
+from harness.summary import (
+    SCHEMA_VERSION,
+    Capacity,
+    PointSummary,
+    RunSummary,
+    TargetRun,
+)
 from harness.workload import PromptFactory
 
 
@@ -61,12 +70,16 @@ class RunState:
     targets: dict[str, TargetRun] = field(default_factory=dict)
     interrupted: bool = False
     capacity: dict[str, Capacity] = field(default_factory=dict)
+    pending: dict[str, tuple[str, ...]] = field(default_factory=dict)  # of the open target
+    later: dict[str, tuple[str, ...]] = field(default_factory=dict)  # targets not opened yet
 
     def summary(self) -> RunSummary:
+        never_ran = {k: v for k, v in (self.pending | self.later).items() if v}
         return RunSummary(schema_version=SCHEMA_VERSION, run=self.run.name,
                           scenario=self.scenario.name, interrupted=self.interrupted,
                           targets=dict(self.targets), points=tuple(self.points),
-                          slo_share=self.scenario.slo_share, capacity=dict(self.capacity))
+                          slo_share=self.scenario.slo_share, capacity=dict(self.capacity),
+                          never_ran=never_ran if self.interrupted else {})
 
     def add_point(self, entry: PointSummary, out: TextIO) -> None:
         """Store a finished point (summary.json rewritten) and print its result line."""
@@ -145,10 +158,11 @@ def run_scenario(scenario: Scenario, opts: RunOptions,
                      prompts=PromptFactory(tokenizer, scenario.workload, scenario.seed),
                      progress_interval_s=opts.progress_interval_s)
     state = RunState(run=run, scenario=scenario)
+    passes = [(repeat, tc) for repeat in range(scenario.repeats) for tc in scenario.targets]
     try:
-        for repeat in range(scenario.repeats):
-            for tc in scenario.targets:
-                _run_target(ctx, state, tc, opts, open_target, repeat)
+        for i, (repeat, tc) in enumerate(passes):
+            state.later = _unopened(scenario, passes[i + 1:])
+            _run_target(ctx, state, tc, opts, open_target, repeat)
     except KeyboardInterrupt:
         state.interrupted = True
         state.write_summary()
@@ -156,6 +170,19 @@ def run_scenario(scenario: Scenario, opts: RunOptions,
         raise
     state.write_summary()
     return run.path
+
+
+def _unopened(scenario: Scenario, passes: list[tuple[int, TargetConfig]]
+              ) -> dict[str, tuple[str, ...]]:
+    """Series label → point names of the target passes still to come (repeats as `#r`)."""
+    drivers = scenario.drivers or (scenario.driver,)
+    out: dict[str, tuple[str, ...]] = {}
+    for repeat, tc in passes:
+        suffix = f" #{repeat}" if scenario.repeats > 1 else ""
+        for d in drivers:
+            label = run_label(tc.label, d, drivers)
+            out[label] = out.get(label, ()) + tuple(p.name + suffix for p in scenario.points)
+    return out
 
 
 def _run_target(ctx: RunContext, state: RunState, tc: TargetConfig, opts: RunOptions,
@@ -177,18 +204,26 @@ def _run_target(ctx: RunContext, state: RunState, tc: TargetConfig, opts: RunOpt
                      startup_s=round(target.startup_s, 2))
     drivers = scenario.drivers or (scenario.driver,)
     state.targets |= {run_label(tc.label, d, drivers): info for d in drivers}  # one series each
+    todo = [(d, p) for d in drivers for p in scenario.points]
     with target:
-        for driver_name in drivers:
-            if scenario.capacity is not None:  # kind = "capacity": the search picks the levels
+        if scenario.capacity is not None:  # kind = "capacity": the search picks the levels
+            for driver_name in drivers:
                 _search(ctx, state, tc, target, driver_name, drivers, repeat)
-                continue
-            for point in scenario.points:
-                result = run_point(ctx, tc, target, point, driver_name, repeat)
-                state.points.append(result.entry)
-                state.write_summary()
-                if result.interrupted:
-                    raise KeyboardInterrupt
-                print(point_line(result.entry), file=out, flush=True)
+            todo = []
+        while todo:
+            driver_name, point = todo.pop(0)
+            state.pending = {run_label(tc.label, d, drivers): tuple(
+                p.name for dd, p in todo if dd == d) for d in drivers}
+            result = run_point(ctx, tc, target, point, driver_name, repeat)
+            state.points.append(result.entry)
+            if result.failure is not None:
+                _target_died(state, tc, drivers, point.name, result.failure.reason, todo, out)
+                todo = []
+            state.write_summary()
+            if result.interrupted:
+                raise KeyboardInterrupt
+            print(point_line(result.entry), file=out, flush=True)
+        state.pending = {}
 
 
 def _search(ctx: RunContext, state: RunState, tc: TargetConfig, target: TargetProcess,
@@ -200,3 +235,16 @@ def _search(ctx: RunContext, state: RunState, tc: TargetConfig, target: TargetPr
     state.write_summary()
     if capacity.stopped == "interrupted":
         raise KeyboardInterrupt
+
+
+def _target_died(state: RunState, tc: TargetConfig, drivers: tuple[str, ...], point: str,
+                 reason: str, todo: list[tuple[str, LoadPoint]], out: TextIO) -> None:
+    """Mark every series of `tc` failed at `point` for `reason`, its `todo` points skipped."""
+    for driver in drivers:
+        label = run_label(tc.label, driver, drivers)
+        info = state.targets[label]
+        skipped = tuple(p.name for d, p in todo if d == driver)
+        state.targets[label] = replace(info, status="failed", error=reason,
+                                       failed_point=point, skipped=skipped)
+    print(f"patternbench: {tc.label} failed during {point}: {reason}; skipping its "
+          f"{len(todo)} later point(s)", file=out, flush=True)

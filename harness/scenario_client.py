@@ -30,6 +30,9 @@ class ClientSettings:
     of the builtin driver's own event-loop lag, passes it (see `harness.point`).
     Timeouts (s): `connect_s` for the TCP connect, `first_token_s` from send to the first token,
     `between_tokens_s` for any later gap; the scenario's `timeout_s` bounds the whole request.
+    `retry_refused` (builtin driver): how many times a request refused with a 503 is sent again,
+    after an exponential back-off with full jitter (`harness.drivers.backoff.retry_delay`, from
+    `retry_base_s`); 0 = a refusal is final.
     """
 
     connections: int = 0
@@ -39,6 +42,8 @@ class ClientSettings:
     connect_s: float = 10.0
     first_token_s: float = 120.0
     between_tokens_s: float = 60.0
+    retry_refused: int = 0
+    retry_base_s: float = 0.05
 
 
 def parse_client(raw: Any) -> ClientSettings:
@@ -50,7 +55,7 @@ def parse_client(raw: Any) -> ClientSettings:
         raise ScenarioError(f"unknown [client] keys {unknown}; expected some of {sorted(fields)}")
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in ("connections", "processes"):
+        if key in ("connections", "processes", "retry_refused"):
             values[key] = _int(value, f"client.{key}", 1 if key == "processes" else 0)
         else:
             values[key] = _num(value, f"client.{key}", 0.0 if key == "probe_interval_s" else 1e-3)

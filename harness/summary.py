@@ -35,7 +35,9 @@ from harness.typed_json import RecordError, decode, encode
 
 SCHEMA_VERSION = 4
 """Bumped whenever a field is added, removed or changes meaning. 4: `capacity` (the capacity
-search's interval per target) and `slo_share`; 3: confidence intervals and
+search's interval per target) and `slo_share`; a target that died during the run (`failure`
+on its point, `status` "failed" with `failed_point` and `skipped`), the `never_ran` targets ×
+points of an interrupted run; 3: confidence intervals and
 `too_few` on every distribution, failures dated by `failed_at`, the fixed measured window,
 `goodput.unknown`, `dropped`, the probe's censoring, `repeat`; 2: typed record (this module),
 `load.params` nested; 1: the untyped dict of the first releases."""
@@ -252,6 +254,18 @@ class ProxyPool:
     pool_wait_share: float | None = doc("wait / (wait + upstream), 0..1")
 
 
+@dataclass(frozen=True)
+class PointFailure:
+    """Why a load point stopped early: its target died (`harness.liveness`, the driver's
+    error streak)."""
+
+    reason: str = doc("one line: process exit code, /health failures or the error streak")
+    detected_at_s: float = doc("when the harness declared the target dead, run clock, s")
+    first_error_at_s: float | None = doc("when the first failed request after the last good "
+                                         "one ended, run clock, s (null: none failed)")
+    failed_requests: int = doc("failed requests of the point (all of them, warm-up included)")
+
+
 @dataclass(frozen=True, kw_only=True)
 class PointSummary(PointMetrics):
     """One target × driver × load point: its identity, metrics, flags and telemetry."""
@@ -273,6 +287,8 @@ class PointSummary(PointMetrics):
     repeat: int = doc("which repeat of the scenario this point belongs to (0-based)", 0)
     telemetry: PointTelemetry | None = doc("telemetry of the measured window", None)
     proxy: ProxyPool | None = doc("gateway pool accounting", None)
+    failure: PointFailure | None = doc("set when the target died during the point (flag "
+                                       "target_failed); the point stopped early", None)
 
     @classmethod
     def of(cls, metrics: PointMetrics, **rest: Any) -> PointSummary:
@@ -287,9 +303,13 @@ class TargetRun:
 
     name: str = doc("registry name")
     options: dict[str, Any] = doc("the scenario's options for it")
-    status: Literal["ok", "failed"] = doc("ok: started and measured; failed: did not start")
+    status: Literal["ok", "failed"] = doc("ok: started and measured; failed: did not start, "
+                                          "or died during a load point")
     startup_s: float | None = doc("seconds until it answered /health", None)
-    error: str | None = doc("why it failed (the log's tail)", None)
+    error: str | None = doc("why it failed (the log's tail, or why the harness declared it "
+                            "dead)", None)
+    failed_point: str | None = doc("the load point during which it died", None)
+    skipped: tuple[str, ...] = doc("load points not run because it had failed", ())
 
 
 StopReason = Literal["resolved", "max_level", "budget", "fails_at_start", "interrupted"]
@@ -340,6 +360,8 @@ class RunSummary:
                            "level to pass (`[slo] share`)", DEFAULT_SHARE)
     capacity: dict[str, Capacity] = doc("capacity search result by series label (kind = "
                                         "\"capacity\" only)", {})
+    never_ran: dict[str, tuple[str, ...]] = doc("interrupted run: series label → the load "
+                                                "points that never ran", {})
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = encode(self)

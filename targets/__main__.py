@@ -1,9 +1,14 @@
-"""`python -m targets NAME [--port P] [--model SPEC] [--option key=value ...]`: run one target."""
+"""`python -m targets NAME [--port P] [--model SPEC] [--option key=value ...]`: run one target.
+
+It binds to 127.0.0.1 unless told otherwise; a non-loopback `--host` also needs `--allow-remote`,
+so a server (with or without `--api-key`) is never exposed to the network by accident.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import json
 from typing import Any
 
@@ -24,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m targets", description=__doc__)
     parser.add_argument("name", choices=sorted(TARGETS), help="serving pattern to run")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow a --host other than a loopback address")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--model", default="tiny", help="preset, HF folder, or sim:...")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda")
@@ -42,6 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def check_bind(host: str, allow_remote: bool) -> None:
+    """`ValueError` for a non-loopback `host` without `allow_remote`."""
+    if not allow_remote and not is_loopback(host):
+        raise ValueError(f"--host {host} is not a loopback address: the server would be "
+                         "reachable from other machines; add --allow-remote to mean it")
+
+
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
     """The target's config from its flags; `ValueError` naming a bad shared option.
 
@@ -49,6 +72,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     `--drain-timeout` and `--max-tokens-cap` flags, and `--max-concurrency` / `--max-queue` win
     over the options.
     """
+    check_bind(args.host, args.allow_remote)
     options: dict[str, Any] = json.loads(args.options_json) if args.options_json else {}
     if not isinstance(options, dict):
         raise ValueError(f"--options-json must be a JSON object, got {args.options_json!r}")

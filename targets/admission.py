@@ -102,6 +102,17 @@ class AsyncAdmission(_Admission):
             self.stats.queued.dec()
         return Slot(self._release)
 
+    def refuse_waiting(self, exc: APIError) -> int:
+        """Refuse every queued request with `exc` (the drain's end); how many there were."""
+        refused = 0
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(exc)
+                self.stats.requests.labels("rejected").inc()
+                refused += 1
+        return refused
+
     def _release(self) -> None:
         self.running -= 1
         self.stats.in_flight.dec()
@@ -122,6 +133,7 @@ class ThreadAdmission(_Admission):
         self._next_ticket = 0  # FIFO: tickets are served in the order they were drawn
         self._serving = 0
         self._cond = threading.Condition()
+        self._refusal: APIError | None = None
 
     def acquire(self) -> Slot:
         """Take a slot, blocking in FIFO order if needed; `APIError(503)` if the queue is full."""
@@ -137,6 +149,9 @@ class ThreadAdmission(_Admission):
             self.stats.queued.inc()
             try:
                 while not (ticket == self._serving and self.running < self.max_concurrency):
+                    if self._refusal is not None:
+                        self.stats.requests.labels("rejected").inc()
+                        raise self._refusal
                     self._cond.wait()
             finally:
                 self.waiting -= 1
@@ -145,6 +160,12 @@ class ThreadAdmission(_Admission):
             self._take()
             self._cond.notify_all()  # the next ticket may fit too
             return Slot(self._release)
+
+    def refuse_waiting(self, exc: APIError) -> None:
+        """Refuse every queued request with `exc`, and any that queues later (the drain's end)."""
+        with self._cond:
+            self._refusal = exc
+            self._cond.notify_all()
 
     def _release(self) -> None:
         with self._cond:

@@ -21,6 +21,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from targets.model.engine import GenParams, Tokenizer
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+MAX_SEED = 2**63 - 1  # a seed must fit torch's generator (a signed 64-bit integer)
+MAX_TEMPERATURE = 2.0  # OpenAI's own upper bound
+MIN_TEMPERATURE = 1e-3
+"""A temperature in (0, MIN_TEMPERATURE) samples as greedy (temperature 0): dividing float32
+logits by a tiny value overflows them to inf, and any logit gap of 0.1 or more already leaves the
+runner-up a probability below float32's smallest number."""
+MIN_TOP_P = 1e-5
+"""A top_p in (0, MIN_TOP_P) samples as greedy: the nucleus is the top token alone, because the
+top token's probability is at least 1 / vocabulary size (> 1e-5 for any vocabulary below 100k
+tokens), and float32 cannot hold such a top_p anyway."""
+JSON_MEDIA_TYPES = ("application/json",)
 SSE_DONE = b"data: [DONE]\n\n"
 Kind = Literal["completions", "chat"]
 
@@ -81,13 +92,13 @@ class StreamOptions(BaseModel):
 
 
 class _Common(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
     model: str | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     stream: bool = False
-    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
+    temperature: float = Field(default=1.0, ge=0.0, le=MAX_TEMPERATURE)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     ignore_eos: bool = False
     n: int = Field(default=1, ge=1, le=1)
     stream_options: StreamOptions | None = None
@@ -114,8 +125,8 @@ def parse_request(raw: bytes, kind: Kind, limits: Limits) -> CompletionRequest |
         raise APIError(413, f"request body is {len(raw)} bytes; the limit is "
                        f"{limits.max_body_bytes}", code="body_too_large")
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(raw, parse_constant=_no_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
         raise APIError(400, f"request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise APIError(400, "request body must be a JSON object")
@@ -126,8 +137,9 @@ def parse_request(raw: bytes, kind: Kind, limits: Limits) -> CompletionRequest |
         req = model_cls.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        raise APIError(400, f"{param}: {first['msg']}" if param else first["msg"],
+        where = ".".join(str(p) for p in first["loc"])
+        param = str(first["loc"][0]) if first["loc"] else None  # the field, as OpenAI names it
+        raise APIError(400, f"{where}: {first['msg']}" if where else first["msg"],
                        param=param) from exc
     if isinstance(req, CompletionRequest) and isinstance(req.prompt, list):
         if len(req.prompt) == 0:
@@ -135,6 +147,38 @@ def parse_request(raw: bytes, kind: Kind, limits: Limits) -> CompletionRequest |
         if any(isinstance(p, str) for p in req.prompt) and len(req.prompt) != 1:
             raise APIError(400, "only one prompt per request is supported", param="prompt")
     return req
+
+
+def _no_constant(name: str) -> Any:
+    """`json.loads` accepts NaN and Infinity, which are not JSON: refuse them."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def check_content_type(content_type: str | None) -> None:
+    """Raise a 415 unless the body is declared as JSON (a missing header is taken as JSON)."""
+    if content_type is None:
+        return
+    media = content_type.partition(";")[0].strip().lower()
+    if media not in JSON_MEDIA_TYPES and not media.endswith("+json"):
+        raise APIError(415, f"Content-Type must be application/json, got {content_type!r}",
+                       code="unsupported_media_type")
+
+
+def check_model(requested: str | None, served: Sequence[str]) -> None:
+    """Raise a 404 `model_not_found` (OpenAI's code; vLLM's message) unless `requested` is unset
+    or one of the names this server answers to (`served`, the first is its own name)."""
+    if requested and requested not in served:
+        raise APIError(404, f"The model `{requested}` does not exist. Valid aliases: "
+                       f"{', '.join(dict.fromkeys(served))}.", param="model",
+                       code="model_not_found")
+
+
+def sampling(temperature: float, top_p: float) -> tuple[float, float]:
+    """(temperature, top_p) as the sampler gets them: greedy (0, 1) below `MIN_TEMPERATURE` or
+    `MIN_TOP_P`, so no value that validation lets through can make the sampler's arithmetic fail."""
+    if temperature < MIN_TEMPERATURE or top_p < MIN_TOP_P:
+        return 0.0, 1.0
+    return temperature, top_p
 
 
 def chat_prompt(messages: Sequence[ChatMessage]) -> str:
@@ -174,31 +218,54 @@ def prompt_ids(
         raise APIError(400, f"prompt ({len(ids)}) + max_tokens ({max_tokens}) exceeds the "
                        f"context of {max_context} tokens", param="max_tokens",
                        code="context_length_exceeded")
-    params = GenParams(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p,
+    temperature, top_p = sampling(req.temperature, req.top_p)
+    params = GenParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                        seed=req.seed, ignore_eos=req.ignore_eos)
     return ids, params
 
 
 class Detokenizer:
-    """Turns a stream of token ids into text pieces without splitting UTF-8 characters."""
+    """Turns a stream of token ids into text pieces without splitting UTF-8 characters.
+
+    A byte-level BPE token may carry part of a multi-byte character: its decode ends in U+FFFD
+    until the next tokens complete it, so such a piece is held back. It is held for at most
+    `HOLD_TOKENS` tokens (a UTF-8 character has at most 4 bytes, each token at least one): past
+    that the bytes are not a character being completed but invalid, and are sent as U+FFFD, as
+    `decode` renders them. `flush()` returns what is still held at the end of the stream, so the
+    text of a generation is never empty when its tokens decode to something.
+    """
+
+    HOLD_TOKENS = 4
 
     def __init__(self, tokenizer: Tokenizer) -> None:
         self.tokenizer = tokenizer
         self.ids: list[int] = []
         self.emitted = 0  # characters of decode(ids[start:]) already sent
         self.start = 0
+        self.held = 0  # tokens pushed since the last piece that was sent
 
     def push(self, token: int) -> str:
         self.ids.append(token)
         text = self.tokenizer.decode(self.ids[self.start:], skip_special_tokens=True)
-        if text.endswith("\ufffd"):
+        self.held += 1
+        if text.endswith("\ufffd") and self.held < self.HOLD_TOKENS:
             return ""  # an incomplete multi-byte character: wait for the next token
         piece = text[self.emitted:]
-        if len(self.ids) - self.start > 16:  # keep decode cost bounded on long outputs
+        self.held = 0
+        if len(self.ids) - self.start > 16 or text.endswith("\ufffd"):
+            # keep decode cost bounded on long outputs; after invalid bytes, start afresh so
+            # later tokens never re-decode (and re-send) the bytes already sent
             self.start = len(self.ids)
             self.emitted = 0
         else:
             self.emitted = len(text)
+        return piece
+
+    def flush(self) -> str:
+        """The text still held back (an unfinished character at the end), once."""
+        text = self.tokenizer.decode(self.ids[self.start:], skip_special_tokens=True)
+        piece = text[self.emitted:]
+        self.start, self.emitted, self.held = len(self.ids), 0, 0
         return piece
 
 

@@ -29,6 +29,7 @@ import math
 import signal
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from types import FrameType
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
@@ -38,8 +39,10 @@ from starlette.types import Receive, Scope, Send
 
 from targets.api import SSE_HEADERS, APIError, Kind, Limits
 from targets.config import ServeConfig
+from targets.drain import Drain
 from targets.exchange import BodyReader, Call, Events, Reply, internal_error, route_error
-from targets.lifecycle import AsyncFlow, TokenStream
+from targets.lifecycle import AsyncFlow, Down, TokenStream
+from targets.openapi import install_openapi
 from targets.serving import PROMETHEUS_CONTENT_TYPE, ModelInfo, Stats
 
 Hook = Callable[[], "Awaitable[None] | None"]
@@ -117,18 +120,22 @@ async def _run_hooks(hooks: Sequence[Hook]) -> None:
 
 def model_app(cfg: ServeConfig, model: ModelInfo, generate: TokenStream, *, stats: Stats,
               concurrency: int, on_startup: Sequence[Hook] = (),
-              on_shutdown: Sequence[Hook] = (), counts_tokens: bool = False) -> FastAPI:
-    """The OpenAI-compatible app around `generate` (see `AsyncFlow` for `concurrency` and
-    `counts_tokens`). `on_startup` hooks run before the first request, `on_shutdown` after the
-    drain (so a pool can still finish in-flight streams)."""
+              on_shutdown: Sequence[Hook] = (), counts_tokens: bool = False,
+              drain: Drain | None = None, down: Down | None = None) -> FastAPI:
+    """The OpenAI-compatible app around `generate` (see `AsyncFlow` for `concurrency`,
+    `counts_tokens`, `drain` and `down`). `on_startup` hooks run before the first request,
+    `on_shutdown` after the drain (so a pool can still finish in-flight streams)."""
     flow = AsyncFlow(cfg, model, generate, stats, concurrency=concurrency,
-                     counts_tokens=counts_tokens)
-    return build_app(cfg, flow, stats=stats, on_startup=on_startup, on_shutdown=on_shutdown)
+                     counts_tokens=counts_tokens, drain=drain, down=down)
+    return build_app(cfg, flow, stats=stats, on_startup=on_startup, on_shutdown=on_shutdown,
+                     drain=flow.drain, down=down)
 
 
 def build_app(cfg: ServeConfig, handler: Handler, *, stats: Stats,
-              on_startup: Sequence[Hook] = (), on_shutdown: Sequence[Hook] = ()) -> FastAPI:
-    """The app serving `handler` on the OpenAI routes, plus `/health` and `/metrics`."""
+              on_startup: Sequence[Hook] = (), on_shutdown: Sequence[Hook] = (),
+              drain: Drain | None = None, down: Down | None = None) -> FastAPI:
+    """The app serving `handler` on the OpenAI routes, plus `/health` (503 with the reason once
+    `down()` gives one), `/metrics` and `/openapi.json`. `serve_app` begins `drain` on SIGTERM."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -136,8 +143,9 @@ def build_app(cfg: ServeConfig, handler: Handler, *, stats: Stats,
         yield
         await _run_hooks(on_shutdown)
 
-    app = FastAPI(title=cfg.name, docs_url=None, redoc_url=None, openapi_url=None,
+    app = FastAPI(title=cfg.name, docs_url=None, redoc_url=None, openapi_url="/openapi.json",
                   lifespan=lifespan)
+    app.state.drain = drain
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
@@ -153,6 +161,9 @@ def build_app(cfg: ServeConfig, handler: Handler, *, stats: Stats,
 
     @app.get("/health")
     async def health() -> Response:
+        reason = down() if down is not None else None
+        if reason is not None:
+            return _response(Reply.json({"status": "down", "reason": reason}, status=503))
         return Response(b'{"status":"ok"}', media_type="application/json")
 
     @app.get("/metrics")
@@ -160,6 +171,7 @@ def build_app(cfg: ServeConfig, handler: Handler, *, stats: Stats,
         return Response(stats.render(), media_type=PROMETHEUS_CONTENT_TYPE)
 
     _add_error_handlers(app)
+    install_openapi(app, max_tokens_cap=cfg.limits.max_tokens_cap)
     return app
 
 
@@ -194,7 +206,18 @@ def serve_app(app: Any, cfg: ServeConfig) -> None:
     config = uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="warning",
                             lifespan="on",
                             timeout_graceful_shutdown=math.ceil(cfg.shared.drain_timeout_s))
-    server = uvicorn.Server(config)
+    drain = getattr(getattr(app, "state", None), "drain", None)
+
+    class DrainingServer(uvicorn.Server):
+        """uvicorn, telling the flow's `Drain` when SIGTERM arrives (kept-alive connections
+        then get a 503 with `Connection: close`; the queue is refused before the timeout)."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if isinstance(drain, Drain):
+                drain.begin()
+            super().handle_exit(sig, frame)
+
+    server = DrainingServer(config)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     server.run()

@@ -29,6 +29,11 @@ clears a burst of prompts in fewer steps, which lowers TTFT p99 and raises throu
 for the linear layers on CPU; default `onednn`), `torch_threads` (the engine's intra-op threads;
 default all cores the process may use), plus the shared `max_concurrency` (default `max_batch`)
 and `max_queue`. `/metrics` shows the running batch as `patternbench_batch_size`.
+
+Failures stay local: a sequence that cannot join or be sampled fails alone (its stream gets an
+error event, its response a 500) and the batch goes on; a step that fails as a whole fails the
+sequences of that batch, and the loop goes on. If the engine loop itself dies, `/health` answers
+503 with the reason and every in-flight and later request fails at once with an OpenAI error.
 """
 
 from __future__ import annotations
@@ -92,8 +97,9 @@ def create_app(cfg: ServeConfig) -> FastAPI:
 
     # Prompts are checked against the slot length, so one too long for a slot gets a 413.
     info = SlotLimited(model.name, engine.model.max_len, model.eos_token_id, model.tokenizer)
+    # An engine loop that died is reported: /health answers 503 and requests fail fast.
     return model_app(cfg, info, generate, stats=stats, concurrency=opts.max_batch,
-                     on_startup=[start], on_shutdown=[engine.stop])
+                     on_startup=[start], on_shutdown=[engine.stop], down=lambda: engine.dead)
 
 
 def serve(cfg: ServeConfig) -> None:

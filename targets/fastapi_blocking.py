@@ -15,6 +15,12 @@ disconnect goes unseen until the generation ends (the loop cannot read the socke
 be sent, and SIGTERM is handled only after the request in progress. Fix: `run_in_executor`
 (`fastapi_threadpool`) or a batching engine with its own thread.
 
+Drain: the loop cannot act on SIGTERM while it generates (uvicorn's drain timer is a task of the
+blocked loop), so the drain is bounded from inside the generation: the signal handler still runs
+between two tokens and begins the flow's `Drain`; the generation in progress checks it at each
+token and, past the drain's cutoff, ends with a 503 (`shutting_down`) instead of running on, and
+requests read after SIGTERM are refused with that 503 instead of being admitted.
+
 Options: the shared `max_concurrency` (default 64: the loop takes whatever it can read, one
 generation at a time) and `max_queue`.
 """
@@ -28,6 +34,7 @@ from fastapi import FastAPI
 
 from targets.asgi import model_app, serve_app
 from targets.config import ServeConfig
+from targets.drain import Drain, shutting_down
 from targets.model.load import load_engine
 from targets.model.tuning import configure_threads
 from targets.serving import Job, Stats
@@ -45,13 +52,17 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     configure_threads(cfg.torch_threads)
     engine = load_engine(cfg.model, cfg.device)
 
+    drain = Drain(cfg.shared.drain_timeout_s)
+
     async def generate(job: Job) -> AsyncIterator[int]:
         # The bug, on purpose: a blocking iterator driven from the event loop's thread.
         for token in engine.generate(job.ids, job.params, job.cancel):
+            if drain.past_cutoff():  # nothing else can stop it: the loop is stuck here
+                raise shutting_down("the drain timeout ended before the generation finished")
             yield token
 
     return model_app(cfg, engine, generate, stats=Stats(cfg.name),
-                     concurrency=DEFAULT_MAX_CONCURRENCY)
+                     concurrency=DEFAULT_MAX_CONCURRENCY, drain=drain)
 
 
 def serve(cfg: ServeConfig) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 
@@ -34,11 +35,14 @@ from targets.api import (
     APIError,
     Kind,
     check_api_key,
+    check_content_type,
+    check_model,
     error_event,
     model_list,
     parse_request,
 )
 from targets.config import ServeConfig
+from targets.drain import Drain
 from targets.exchange import Call, Events, Reply, SyncCall
 from targets.serving import Job, ModelInfo, Stats
 
@@ -48,6 +52,10 @@ and release what it holds when closed early (`aclose()`)."""
 
 SyncTokenStream = Callable[[Job], Iterator[int]]
 """A threaded pattern's output token ids for one job, produced on the request's thread."""
+
+Down = Callable[[], "str | None"]
+"""Why the pattern's engine cannot serve (its loop died), or None while it can: `/health` answers
+503 with the reason and every request fails fast with it."""
 
 log = logging.getLogger("patternbench.target")
 
@@ -103,27 +111,48 @@ class Generation(Outcome):
         """After a mid-stream failure (headers are sent): the error inside the stream."""
         log.exception("generation failed mid-stream")
         self.outcome = "error"
+        if isinstance(exc, APIError):
+            return error_event(exc)
         return error_event(APIError(500, f"generation failed: {exc}", type="server_error"))
 
 
 class _ModelFlow:
-    """The steps both flows share: auth, validation, the job's start, `/v1/models`."""
+    """The steps both flows share: auth, drain and engine checks, validation, the job's start,
+    `/v1/models`. A request names the served model (its name, or the model spec the target was
+    started with) or none; `drain` (default: one of `cfg`'s drain timeout) is begun by the
+    adapter on SIGTERM; `down` says when the engine died."""
 
     def __init__(self, cfg: ServeConfig, model: ModelInfo, stats: Stats,
-                 counts_tokens: bool) -> None:
+                 counts_tokens: bool, drain: Drain | None, down: Down | None) -> None:
         self.api_key = cfg.api_key
         self.limits = cfg.limits
         self.model = model
+        self.served = (model.name, cfg.model)
         self.stats = stats
         self.count = not counts_tokens
         self.started = int(time.time())
+        self.drain = drain or Drain(cfg.shared.drain_timeout_s)
+        self.down = down
 
     def authorize(self, authorization: str | None) -> None:
         check_api_key(authorization, self.api_key)
 
-    def job(self, kind: Kind, body: bytes) -> Job:
-        """Parse and validate against the limits and the model (raises `APIError` 400 / 413)."""
-        return Job.create(kind, parse_request(body, kind, self.limits), self.model, self.limits)
+    def check_serving(self) -> None:
+        """503 while draining or with the engine down: fail fast, in the API's shape."""
+        if self.drain.draining:
+            raise self.drain.refusal()
+        reason = self.down() if self.down is not None else None
+        if reason is not None:
+            raise APIError(503, f"the engine is down: {reason}", type="server_error",
+                           code="engine_down")
+
+    def job(self, kind: Kind, content_type: str | None, body: bytes) -> Job:
+        """Parse and validate against the limits and the model (raises `APIError` 400 / 404 /
+        413 / 415)."""
+        check_content_type(content_type)
+        request = parse_request(body, kind, self.limits)
+        check_model(request.model, self.served)
+        return Job.create(kind, request, self.model, self.limits)
 
     def start(self, job: Job, slot: Slot) -> Generation:
         """A streamed job that stops early was cancelled; a whole one that raises, an error."""
@@ -145,15 +174,29 @@ class AsyncFlow(_ModelFlow):
     """
 
     def __init__(self, cfg: ServeConfig, model: ModelInfo, generate: TokenStream, stats: Stats,
-                 *, concurrency: int, counts_tokens: bool = False) -> None:
-        super().__init__(cfg, model, stats, counts_tokens)
+                 *, concurrency: int, counts_tokens: bool = False, drain: Drain | None = None,
+                 down: Down | None = None) -> None:
+        super().__init__(cfg, model, stats, counts_tokens, drain, down)
         self.generate = generate
         self.admission = AsyncAdmission(cfg.shared.concurrency(concurrency),
                                         cfg.shared.max_queue, stats)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.drain.on_begin(self._on_drain)
+
+    def _on_drain(self, cutoff_s: float) -> None:
+        """At the drain's cutoff, refuse the queue (scheduled from the signal handler)."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.call_later, cutoff_s, self._cut)
+
+    def _cut(self) -> None:
+        self.admission.refuse_waiting(self.drain.refusal())
 
     async def respond(self, call: Call, kind: Kind) -> Reply | Events[AsyncGenerator[bytes, None]]:
+        self._loop = self._loop or asyncio.get_running_loop()
         self.authorize(call.header("authorization"))
-        job = self.job(kind, await call.body(self.limits))
+        self.check_serving()
+        job = self.job(kind, call.header("content-type"), await call.body(self.limits))
         run = self.start(job, await self.admission.acquire())
         if job.stream:
             return Events(self._events(run), on_close=run.end)
@@ -198,15 +241,24 @@ class ThreadFlow(_ModelFlow):
     the generator)."""
 
     def __init__(self, cfg: ServeConfig, model: ModelInfo, generate: SyncTokenStream,
-                 stats: Stats, *, concurrency: int, counts_tokens: bool = False) -> None:
-        super().__init__(cfg, model, stats, counts_tokens)
+                 stats: Stats, *, concurrency: int, counts_tokens: bool = False,
+                 drain: Drain | None = None) -> None:
+        super().__init__(cfg, model, stats, counts_tokens, drain, None)
         self.generate = generate
         self.admission = ThreadAdmission(cfg.shared.concurrency(concurrency),
                                          cfg.shared.max_queue, stats)
+        self.drain.on_begin(self._on_drain)
+
+    def _on_drain(self, cutoff_s: float) -> None:
+        timer = threading.Timer(cutoff_s, self.admission.refuse_waiting,
+                                args=(self.drain.refusal(),))
+        timer.daemon = True
+        timer.start()
 
     def respond(self, call: SyncCall, kind: Kind) -> Reply | Events[Iterator[bytes]]:
         self.authorize(call.header("authorization"))
-        job = self.job(kind, call.body(self.limits))
+        self.check_serving()
+        job = self.job(kind, call.header("content-type"), call.body(self.limits))
         run = self.start(job, self.admission.acquire())
         if job.stream:
             return Events(self._events(run), on_close=run.end)

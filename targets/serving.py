@@ -86,10 +86,20 @@ class Job:
     def finish(self, eos: int) -> str:
         return finish_reason(self.params, self.tokens, eos)
 
+    def rest(self) -> str:
+        """The text the detokenizer still held at the end (recorded like a token's piece)."""
+        piece = self.detok.flush()
+        self.text.append(piece)
+        return piece
+
     def tail(self, eos: int) -> bytes:
-        return self.formatter.tail(self.finish(eos), len(self.ids), len(self.tokens))
+        """The held-back text's chunk (if any), the closing chunk, usage, [DONE]."""
+        rest = self.rest()
+        head = self.formatter.chunk(rest) if rest else b""
+        return head + self.formatter.tail(self.finish(eos), len(self.ids), len(self.tokens))
 
     def response(self, eos: int) -> dict[str, Any]:
+        self.rest()
         return self.formatter.response("".join(self.text), self.finish(eos), len(self.ids),
                                        len(self.tokens))
 

@@ -25,8 +25,10 @@ Pitfall: start-up time and memory; its CPU build is a port, and its own defaults
 context length) decide what fits.
 
 Options: `kv_cache_gb` (default 1), `max_model_len` (default 1024), `max_num_seqs` (vLLM's
-default when unset), `served_model_name` (default: the model spec), `venv` (default `.venv-vllm`
-at the repository root, or `$PATTERNBENCH_VLLM_VENV`), `extra_args` (a list of more vLLM flags).
+default when unset), `served_model_name` (default: the model spec), `shutdown_timeout` (seconds
+vLLM lets in-flight requests finish after SIGTERM, its `--shutdown-timeout`; default vLLM's own,
+0: abort them at once, which cuts every stream in flight), `venv` (default `.venv-vllm` at the
+repository root, or `$PATTERNBENCH_VLLM_VENV`), `extra_args` (a list of more vLLM flags).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from targets.config import ServeConfig
-from targets.options import positive
+from targets.options import nonneg, positive
 
 # Our targets render chat as a plain transcript (`targets.api.chat_prompt`; the presets have no
 # chat template). The same transcript as a Jinja template makes vLLM tokenize chat identically.
@@ -55,6 +57,7 @@ class VllmOptions:
     max_model_len: int = positive(1024)
     max_num_seqs: int | None = positive(None)  # None: vLLM's default
     served_model_name: str | None = None  # None: the model spec
+    shutdown_timeout: int | None = nonneg(None)  # --shutdown-timeout; None: vLLM's default
     venv: str | None = None  # read before parsing, by `venv_dir`
     extra_args: tuple[str, ...] = ()  # more vLLM flags
 
@@ -107,6 +110,8 @@ def command(cfg: ServeConfig, folder: Path) -> list[str]:
             "--chat-template", CHAT_TEMPLATE, "--uvicorn-log-level", "warning"]
     if opts.max_num_seqs is not None:
         argv += ["--max-num-seqs", str(opts.max_num_seqs)]
+    if opts.shutdown_timeout is not None:
+        argv += ["--shutdown-timeout", str(opts.shutdown_timeout)]
     if cfg.api_key:
         argv += ["--api-key", cfg.api_key]
     return argv + list(opts.extra_args)

@@ -9,7 +9,9 @@ It only translates and adds what never reaches a model, like `targets.asgi` does
 - `APIError`, 404 / 405 and unexpected exceptions as OpenAI-shaped JSON,
 - the graceful drain (`serve_app`): gunicorn's `gthread` worker, which on SIGTERM closes its
   listening socket at once and waits up to `graceful_timeout` (= the drain timeout) for
-  in-flight responses.
+  in-flight responses; the flow's `Drain` begins too, so a request on a connection kept alive
+  from before gets a 503 (gunicorn closes the connection after it) and the queue is refused
+  before the timeout ends.
 
     app = model_app(cfg, engine, lambda job: engine.generate(job.ids, job.params, job.cancel),
                     stats=Stats(cfg.name), concurrency=8)
@@ -61,6 +63,7 @@ def model_app(cfg: ServeConfig, model: ModelInfo, generate: SyncTokenStream, *, 
     flow = ThreadFlow(cfg, model, generate, stats, concurrency=concurrency,
                       counts_tokens=counts_tokens)
     app = Flask(cfg.name)
+    app.extensions["patternbench_drain"] = flow.drain  # begun by the worker on SIGTERM
 
     @app.post("/v1/completions")
     def completions() -> Response:
@@ -115,6 +118,9 @@ def serve_app(cfg: ServeConfig, load: Callable[[], Flask], *, threads: int, work
         refused instead of waiting in the backlog until the drain ends)."""
 
         def handle_exit(self, sig: int, frame: Any) -> None:
+            drain = getattr(self, "wsgi", None) and self.wsgi.extensions.get("patternbench_drain")
+            if drain is not None:  # kept-alive connections now get a 503 and are closed
+                drain.begin()
             if self.alive:
                 self.method_queue.defer(self.close_listeners)
             super().handle_exit(sig, frame)

@@ -56,6 +56,8 @@ class LoadJob:
     processes: int = 1  # builtin: driver processes; locust: workers (1 = local runner)
     work_dir: Path | None = None  # where k6/locust keep their scripts and raw output
     prompt_offset: int = 0  # the point's first run-wide prompt index (`PromptFactory.next_block`)
+    retry_refused: int = 0  # builtin: times a 503 is sent again (jittered exponential back-off)
+    retry_base_s: float = 0.05  # the first back-off's upper bound, s
 
     @property
     def warmup_end(self) -> float:
@@ -110,6 +112,9 @@ class Progress:
     periodic timer woke, stamped at run-clock `t`; every driver process's, merged; see
     `harness.drivers.builtin.loop_lag`). `cpu_capacity_pct`: the CPU the driver's load loop can use
     (100 per core it can run on; None = not judged), against which `driver.cpu_pct` is read.
+    `abort`: set (by the point's `harness.liveness` watch or the driver's `ErrorStreak`) to the
+    reason the target is dead (`abort_at`: when, run clock; both set once, by `fail`); a driver
+    that sees it stops sending and ends the point early.
     """
 
     sent: int = 0
@@ -122,6 +127,13 @@ class Progress:
     dropped: int | None = None
     loop_lag: list[tuple[float, float]] = field(default_factory=list)
     cpu_capacity_pct: float | None = None
+    abort: str | None = None
+    abort_at: float | None = None
+
+    def fail(self, reason: str, at: float) -> None:
+        """Declare the target dead at `at` (run clock) for `reason`; the first call wins."""
+        if self.abort is None:
+            self.abort_at, self.abort = at, reason
 
 
 class DriverInterrupted(Exception):

@@ -19,6 +19,7 @@ from harness.report.formatting import (
     short_hash,
 )
 from harness.report.glossary import glossary_html
+from harness.report.production import production_section
 from harness.report.run_data import JSONDict, RunData, as_dict
 from harness.report.style import CSS
 from harness.report.tables import target_section
@@ -48,6 +49,7 @@ def report_html(run: RunData, charts: list[Chart],
     body = [
         _header(run),
         verdict_section(run),  # the answer first, each sentence linked to its evidence
+        _interrupted(run),
         _notices(run),
         _failed_targets(run, anchors),
         _contents(run, anchors),
@@ -70,6 +72,7 @@ def report_html(run: RunData, charts: list[Chart],
         body.append("<h2 id='telemetry'>Telemetry</h2><p class='muted'>GPU, CPU and memory of "
                     "the target's and the driver's processes, /health latency and the server's "
                     f"own gauges, sampled while each load point ran.</p>{telemetry}")
+    body.append(production_section(run))  # fault experiments: target × experiment
     body.append(calibration_section(run))  # the harness's own overhead, when calibrated
     body.append(_manifest_section(run))
     body.append(f"<h2 id='glossary'>Glossary</h2>{glossary_html()}")
@@ -126,13 +129,29 @@ def _notices(run: RunData) -> str:
     return f"<div class='callout warn'><strong>Reading this run:</strong><ul>{items}</ul></div>"
 
 
+def _interrupted(run: RunData) -> str:
+    """The top notice of a run stopped by ^C: what it kept, and what never ran."""
+    if not run.summary.interrupted:
+        return ""
+    never = run.summary.never_ran
+    items = "".join(f"<li>{esc(t)}: {esc(', '.join(points))}</li>"
+                    for t, points in never.items())
+    rest = (f"<p>Never ran ({sum(map(len, never.values()))} target × point):</p><ul>{items}</ul>"
+            if never else "<p>Every planned point started.</p>")
+    return ("<div class='callout error'><strong>Interrupted</strong>: this run was stopped "
+            f"(^C) before its end; the last point shown may be partial.{rest}</div>")
+
+
 def _failed_targets(run: RunData, anchors: dict[str, str]) -> str:
     failed = {t: i for t, i in run.targets.items() if i.status != "ok"}
     if not failed:
         return ""
     items = "".join(
-        f"<li><a href='#{anchors[t]}'>{esc(t)}</a> — <strong>{esc(i.status)}</strong>: "
-        f"{esc(i.error or 'no error message recorded')}</li>" for t, i in failed.items())
+        f"<li><a href='#{anchors[t]}'>{esc(t)}</a> — <strong>{esc(i.status)}</strong>"
+        + (f" during {esc(i.failed_point)}" if i.failed_point else "")
+        + f": {esc(i.error or 'no error message recorded')}"
+        + (f" Skipped: {esc(', '.join(i.skipped))}." if i.skipped else "")
+        + "</li>" for t, i in failed.items())
     return ("<div class='callout error'><strong>Targets that did not run cleanly</strong>"
             f"<ul>{items}</ul></div>")
 

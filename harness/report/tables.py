@@ -33,6 +33,7 @@ from harness.report.run_data import (
     load_level,
     measured_rate,
 )
+from harness.secrets import redact
 from harness.summary import Distribution, Goodput, PointSummary, ProbeSummary, TargetRun
 from harness.typed_json import encode
 
@@ -55,9 +56,11 @@ def target_section(target: str, info: TargetRun, points: list[PointSummary], col
         _target_facts(info, points),
     ]
     if status != "ok" or info.error:
+        during = f" It died during {esc(info.failed_point)}." if info.failed_point else ""
+        skipped = (f" Not run: {esc(', '.join(info.skipped))}." if info.skipped else "")
         parts.append(f"<div class='callout error'><strong>{esc(target)} did not run cleanly."
-                     f"</strong> {esc(info.error or 'No error message was recorded.')}"
-                     "</div>")
+                     f"</strong>{during} {esc(info.error or 'No error message was recorded.')}"
+                     f"{skipped}</div>")
     parts.append(_flag_callout(points))
     parts.append(_missing_ttft_note(points))
     if points:
@@ -77,7 +80,7 @@ def _target_facts(info: TargetRun, points: list[PointSummary]) -> str:
         facts.append(f"pattern <code>{esc(info.name)}</code>")
     if info.options:
         facts.append("options " + ", ".join(
-            f"<code>{esc(k)}={fmt_value(v)}</code>" for k, v in info.options.items()))
+            f"<code>{esc(k)}={fmt_value(v)}</code>" for k, v in redact(info.options).items()))
     if info.startup_s is not None:
         facts.append(f"started in {info.startup_s:.1f} s")
     drivers = sorted({p.driver for p in points if p.driver})

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import queue
 import threading
 from collections.abc import AsyncGenerator, Iterator
@@ -36,6 +37,7 @@ from typing import Any, Protocol
 
 from targets.model.engine import GenParams
 
+log = logging.getLogger("patternbench.target")
 Item = int | BaseException | None  # a token, a failure, or None: the end of the sequence
 
 
@@ -88,6 +90,22 @@ class BatcherStopped(RuntimeError):
     """The batcher stopped before this sequence finished."""
 
 
+class BatcherDead(RuntimeError):
+    """The scheduler thread died: no sequence can be served any more (`ContinuousBatcher.dead`
+    says why)."""
+
+
+class SequenceFailed(Exception):
+    """Raised by `BatchModel.step` when one sequence alone cannot be stepped (its sampling
+    failed): the step changed nothing for the others, so the scheduler fails `seq` with `cause`
+    and runs the step again without it."""
+
+    def __init__(self, seq: Sequence, cause: BaseException) -> None:
+        super().__init__(f"sequence failed: {cause}")
+        self.seq = seq
+        self.cause = cause
+
+
 class ContinuousBatcher:
     """The scheduler thread around a `BatchModel` (see the module doc). Thread-safe `submit`."""
 
@@ -103,6 +121,7 @@ class ContinuousBatcher:
         self._stop = False
         self._thread: threading.Thread | None = None
         self._sinks: dict[asyncio.AbstractEventLoop, _LoopSink] = {}
+        self.dead: str | None = None  # why the scheduler thread died; None while it runs
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -126,6 +145,8 @@ class ContinuousBatcher:
         """Queue a request; its tokens arrive as `sink.put([(key, token), ...])`, then `None`."""
         if not ids:
             raise ValueError("a prompt needs at least one token")
+        if self.dead is not None:
+            raise BatcherDead(f"the engine loop died: {self.dead}")
         self.inbox.append(Sequence(list(ids), params, cancel, sink, key))
         self._wake.set()
 
@@ -163,6 +184,31 @@ class ContinuousBatcher:
     # -- the scheduler thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        """The scheduler thread. If anything escapes the loop it does not die silently: `dead`
+        says why, and every waiting and running sequence (and every later submit) fails."""
+        try:
+            self._loop()
+        except BaseException as exc:
+            self.dead = f"{type(exc).__name__}: {exc}"
+            log.exception("the engine loop died")
+            self._abandon(BatcherDead(f"the engine loop died: {self.dead}"))
+            return
+        self._fail_all(BatcherStopped("the batcher stopped"))
+        self._abandon(BatcherStopped("the batcher stopped"))
+
+    def _abandon(self, exc: BaseException) -> None:
+        """End every running and queued sequence with `exc`, touching the model no more."""
+        out: dict[Sink, list[tuple[Any, Item]]] = {}
+        for seq in (*self.decode, *self.prefill):
+            out.setdefault(seq.sink, []).append((seq.key, exc))
+        self.decode, self.prefill, self.running = [], [], 0
+        while self.inbox:
+            seq = self.inbox.popleft()
+            out.setdefault(seq.sink, []).append((seq.key, exc))
+        for sink, items in out.items():
+            sink.put(items)
+
+    def _loop(self) -> None:
         while True:
             self._admit()
             self._drop_cancelled()
@@ -179,12 +225,10 @@ class ContinuousBatcher:
                 tokens = self.model.step(self.decode, chunks)
                 self.steps += 1
                 self._deliver(tokens, chunks)
+            except SequenceFailed as failed:  # one sequence's failure: the others step again
+                self._fail_one(failed.seq, failed.cause)
             except Exception as exc:  # the batch is lost; every sequence in it learns why
                 self._fail_all(exc)
-        self._fail_all(BatcherStopped("the batcher stopped"))
-        while self.inbox:
-            seq = self.inbox.popleft()
-            seq.sink.put([(seq.key, BatcherStopped("the batcher stopped"))])
 
     def _admit(self) -> None:
         while self.inbox and len(self.decode) + len(self.prefill) < self.model.max_batch:
@@ -197,7 +241,11 @@ class ContinuousBatcher:
                     f"prompt of {len(seq.ids)} tokens does not fit the model's "
                     f"{self.model.max_len}-token slots"))])
                 continue
-            self.model.join(seq)
+            try:
+                self.model.join(seq)
+            except Exception as exc:  # e.g. its generator cannot be seeded: it alone fails
+                seq.sink.put([(seq.key, exc)])
+                continue
             self.prefill.append(seq)
         self.running = len(self.decode) + len(self.prefill)
 
@@ -265,14 +313,25 @@ class ContinuousBatcher:
         for sink, items in out.items():
             sink.put(items)
 
+    def _fail_one(self, seq: Sequence, exc: BaseException) -> None:
+        if seq in self.prefill:
+            self.prefill.remove(seq)
+        elif seq in self.decode:
+            self.decode.remove(seq)
+        self.model.leave(seq)
+        self.running = len(self.decode) + len(self.prefill)
+        seq.sink.put([(seq.key, exc)])
+
     def _fail_all(self, exc: BaseException) -> None:
         out: dict[Sink, list[tuple[Any, Item]]] = {}
         for seq in (*self.decode, *self.prefill):
             out.setdefault(seq.sink, []).append((seq.key, exc))
         self.decode, self.prefill, self.running = [], [], 0
-        self.model.reset()
-        for sink, items in out.items():
-            sink.put(items)
+        try:
+            self.model.reset()
+        finally:  # the sequences learn why even when the reset fails (and the loop dies)
+            for sink, items in out.items():
+                sink.put(items)
 
 
 class _LoopSink:

@@ -10,8 +10,8 @@ import pytest
 from harness.arrivals import plan
 from harness.drivers.builtin.driver import BuiltinDriver
 from harness.drivers.builtin.shares import Share
-from harness.drivers.job import LoadJob
-from harness.samples import Clock
+from harness.drivers.job import LoadJob, Progress
+from harness.samples import Clock, Sample
 from harness.scenario import LoadPoint, Workload
 
 
@@ -28,11 +28,13 @@ def closed_run(point: LoadPoint, service_s: float) -> tuple[int, float]:
     job = make_job(point)
     sent: list[float] = []
 
-    async def one(index: int, scheduled_at: float) -> None:
+    async def one(index: int, scheduled_at: float) -> Sample:
         sent.append(scheduled_at)
         await asyncio.sleep(service_s)
+        return Sample(f"t-{index}", "t", point.name, scheduled_at, scheduled_at, "ok",
+                      done_at=job.clock.now())
 
-    asyncio.run(BuiltinDriver()._closed(job, Share(0, 1), one))
+    asyncio.run(BuiltinDriver()._closed(job, Share(0, 1), one, Progress()))
     return sum(t >= job.warmup_end for t in sent), job.clock.now() - job.point_start
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from harness.drivers.builtin.driver import BuiltinDriver
 from harness.drivers.builtin.shares import Share
-from harness.drivers.job import LoadJob, closed_starts
+from harness.drivers.job import LoadJob, Progress, closed_starts
 from harness.drivers.k6.script import render
-from harness.samples import Clock
+from harness.samples import Clock, Sample
 from harness.scenario import LoadPoint, Workload, parse_scenario
 from harness.scenario_values import ScenarioError
 
@@ -61,13 +61,15 @@ def first_sends(point: LoadPoint, share: Share) -> list[tuple[int, float]]:
     async def main() -> None:
         all_sent = asyncio.Event()
 
-        async def one(index: int, scheduled_at: float) -> None:
+        async def one(index: int, scheduled_at: float) -> Sample:
             sent.append((index, scheduled_at - job.point_start))
             if len(sent) == streams:
                 all_sent.set()
             await all_sent.wait()
+            return Sample(f"t-{index}", "t", point.name, scheduled_at, scheduled_at, "ok",
+                          done_at=clock.now())
 
-        await BuiltinDriver()._closed(job, share, one)
+        await BuiltinDriver()._closed(job, share, one, Progress())
 
     asyncio.run(main())
     return sent

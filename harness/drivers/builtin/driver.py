@@ -13,11 +13,24 @@ A closed loop's stream k sends its first request at `closed_starts(point)[k]` (t
 ramp-up), not all at once. Each process records its own event-loop lag (`loop_lag`) into
 `progress.loop_lag`, and the driver's CPU capacity is one core per process (an asyncio loop runs
 on one thread), so the point can be flagged `driver_bound` in closed loop too.
+
+When the target dies (`harness.drivers.backoff`): a closed-loop user whose request failed at
+once waits an exponential back-off before its next one, an `ErrorStreak` of dead-server failures
+sets `progress.abort`, and once `progress.abort` is set (by it or by the point's liveness watch)
+no request is sent any more and those still in flight after `ABORT_GRACE_S` are cancelled:
+the point ends within about a second of the verdict.
+
+With `job.retry_refused` = N, a request refused with a 503 is sent again up to N times after a
+jittered exponential back-off (`retry_delay`), keeping its `scheduled_at`: the user's latency
+from scheduled includes every wait. Each attempt is a sample (the server saw each one); a
+retried one carries `extra.attempt` (2, 3, ...).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
@@ -25,6 +38,7 @@ from typing import Any
 import aiohttp
 
 from harness.arrivals import Arrival
+from harness.drivers.backoff import Backoff, ErrorStreak, retry_delay
 from harness.drivers.builtin.loop_lag import LoopLag
 from harness.drivers.builtin.shares import Share, run_shares
 from harness.drivers.builtin.streaming import client_timeout, fetch
@@ -37,6 +51,9 @@ from harness.drivers.job import (
 )
 from harness.drivers.request_pool import RequestPool
 from harness.samples import Sample
+
+ABORT_POLL_S = 0.05
+ABORT_GRACE_S = 1.0
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -94,19 +111,36 @@ class BuiltinDriver:
         async with LoopLag(job.clock, progress.loop_lag), aiohttp.ClientSession(
                 connector=connector, timeout=client_timeout(job), headers=headers) as session:
 
-            async def one(index: int, scheduled_at: float) -> None:
-                spec = pool.spec(index)
+            streak = ErrorStreak()
+
+            async def attempt(index: int, scheduled_at: float, number: int = 1) -> Sample:
                 async with slots:
                     sent_at = job.clock.now()
-                    samples.append(await fetch(session, job, spec, scheduled_at, sent_at,
-                                               progress, self.name, pool.body(index), index))
+                    sample = await fetch(session, job, pool.spec(index), scheduled_at, sent_at,
+                                         progress, self.name, pool.body(index), index)
+                if number > 1:
+                    sample = replace(sample, extra={**sample.extra, "attempt": number})
+                samples.append(sample)
+                reason = streak.observe(sample)
+                if reason is not None:
+                    progress.fail(reason, job.clock.now())
+                return sample
 
-            if arrivals is None:
-                await self._closed(job, share, one)
-            else:
-                await self._open(job, share, arrivals, one)
+            async def one(index: int, scheduled_at: float) -> Sample:
+                sample = await attempt(index, scheduled_at)
+                rng = random.Random(f"{job.seed}-{index}")  # the jitter, reproducible
+                for k in range(job.retry_refused):
+                    if sample.status != "refused" or progress.abort is not None:
+                        break
+                    await asyncio.sleep(retry_delay(k, job.retry_base_s, rng))
+                    sample = await attempt(index, scheduled_at, k + 2)
+                return sample
 
-    async def _closed(self, job: LoadJob, share: Share, one: Any) -> None:
+            main = (self._closed(job, share, one, progress) if arrivals is None
+                    else self._open(job, share, arrivals, one, progress))
+            await until_aborted(main, progress)
+
+    async def _closed(self, job: LoadJob, share: Share, one: Any, progress: Progress) -> None:
         """`share.part(concurrency)` loops, each sending its next request when the last ends;
         stream k (k = share.index, share.index + share.count, ...) starts at its ramp offset."""
         assert job.point.concurrency is not None
@@ -119,23 +153,46 @@ class BuiltinDriver:
             delay = job.point_start + offset_s - job.clock.now()
             if delay > 0:
                 await asyncio.sleep(delay)
+            backoff = Backoff()
             for index in indices:
                 now = job.clock.now()
-                if job.load_over(now, measured[0], wanted) or (cap and index >= cap):
+                if (job.load_over(now, measured[0], wanted) or (cap and index >= cap)
+                        or progress.abort is not None):
                     return
                 measured[0] += now >= job.warmup_end
-                await one(index, now)
+                wait_s = backoff.after(await one(index, now))
+                if wait_s > 0:
+                    await asyncio.sleep(wait_s)
 
         await asyncio.gather(*(worker(offset) for offset in starts))
 
     async def _open(self, job: LoadJob, share: Share, arrivals: list[Arrival],
-                    one: Any) -> None:
+                    one: Any, progress: Progress) -> None:
         """Start every arrival of this share at its due time, whatever is still in flight."""
-        tasks: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[Sample]] = []
         for index in range(share.index, len(arrivals), share.count):
             due = job.point_start + arrivals[index].offset_s
             delay = due - job.clock.now()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if progress.abort is not None:
+                break
             tasks.append(asyncio.create_task(one(index, due)))
         await asyncio.gather(*tasks)
+
+
+async def until_aborted(main: Coroutine[Any, Any, None], progress: Progress,
+                        poll_s: float = ABORT_POLL_S, grace_s: float = ABORT_GRACE_S) -> None:
+    """Run `main` to its end; once `progress.abort` is set, give the requests in flight
+    `grace_s` to end on their own (a dead process resets them at once: they are recorded),
+    then cancel them (a dead engine may never answer)."""
+    task = asyncio.ensure_future(main)
+    while not task.done():
+        await asyncio.wait({task}, timeout=poll_s)
+        if progress.abort is not None and not task.done():
+            await asyncio.wait({task}, timeout=grace_s)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return
+    task.result()

@@ -1,0 +1,94 @@
+"""The report's "Production behaviour" section: one table, target × experiment, in plain words.
+
+Each row is one fault experiment the run's stored summary shows, for one target (and load point):
+
+- **event loop**: the `/health` probe sent while the load ran (`probe` of the point): how long a
+  health check waited, at the median and p99, and how many got no answer within the probe's
+  timeout (counted at their wait, never dropped: censored);
+- **target died**: a target declared dead during a point (`failure`): why, how long after the
+  first failed request the harness noticed, how many requests failed, which points were skipped;
+- **overload**: a point where the target refused requests (503, backpressure): the share refused
+  and the TTFT of those admitted;
+- **timeouts**: a point where the client's timeouts fired (`[client]` connect / first-token /
+  between-tokens, the scenario's `timeout_s`): how many requests, of how many.
+
+A run with neither shows no section. Only what was measured is shown: a missing figure is "—".
+"""
+
+from __future__ import annotations
+
+from harness.report.formatting import MISSING, esc, fmt_ms
+from harness.report.run_data import RunData
+from harness.summary import PointSummary, TargetRun
+
+HEAD = ("<tr><th>target</th><th>experiment</th><th>load point</th><th>what a user saw</th>"
+        "<th>what the harness measured</th></tr>")
+
+
+def production_section(run: RunData) -> str:
+    """The section's HTML, or "" when the run holds no fault experiment."""
+    rows = [row for p in run.points for row in (_event_loop(p), _overload(p), _timeouts(p))
+            if row]
+    targets = run.targets
+    rows += [row for p in run.points if p.failure is not None
+             for row in (_death(p, targets.get(p.target)),)]
+    if not rows:
+        return ""
+    return ("<h2 id='production'>Production behaviour</h2><p class='muted'>Fault experiments "
+            "of this run, one row per target × experiment × load point.</p>"
+            f"<table class='production'>{HEAD}{''.join(rows)}</table>")
+
+
+def _row(p: PointSummary, experiment: str, saw: str, measured: str) -> str:
+    return (f"<tr><td>{esc(p.target)}</td><td>{esc(experiment)}</td><td>{esc(p.point)}</td>"
+            f"<td>{saw}</td><td>{measured}</td></tr>")
+
+
+def _event_loop(p: PointSummary) -> str:
+    probe = p.probe
+    if probe is None or not probe.sent:
+        return ""
+    lat = probe.latency_ms
+    p50, p99 = (lat.p50, lat.p99) if lat is not None else (None, None)
+    saw = f"a health check waited {fmt_ms(p50)} ms (median), {fmt_ms(p99)} ms (p99)"
+    if probe.censored:
+        saw += (f"; {probe.censored} of {probe.sent} got no answer within "
+                f"{probe.timeout_ms / 1000:g} s")
+    measured = (f"{probe.sent} probes, {probe.answered} answered 200, {probe.censored} "
+                f"censored, {probe.missed_ticks} ticks missed")
+    return _row(p, "event loop: /health under load", esc(saw), esc(measured))
+
+
+def _death(p: PointSummary, info: TargetRun | None) -> str:
+    failure = p.failure
+    assert failure is not None
+    first = failure.first_error_at_s
+    after = (f"{failure.detected_at_s - first:.2f} s after the first failed request"
+             if first is not None else "before any request failed")
+    skipped = ", ".join(info.skipped) if info is not None and info.skipped else MISSING
+    saw = f"the target stopped answering: {failure.reason}"
+    measured = (f"noticed {after}; {failure.failed_requests} failed requests recorded; "
+                f"points skipped: {skipped}")
+    return _row(p, "target died", esc(saw), esc(measured))
+
+
+def _overload(p: PointSummary) -> str:
+    counts = p.requests
+    if not counts.refused or not counts.total:
+        return ""
+    ttft = p.ttft_ms
+    saw = (f"{counts.refused / counts.total:.0%} of requests were refused (503); those admitted "
+           f"waited {fmt_ms(ttft.p50 if ttft else None)} ms for a first token (median), "
+           f"{fmt_ms(ttft.p99 if ttft else None)} ms (p99)")
+    measured = f"{counts.refused} refused, {counts.ok} ok of {counts.total} counted"
+    return _row(p, "overload: backpressure", esc(saw), esc(measured))
+
+
+def _timeouts(p: PointSummary) -> str:
+    counts = p.requests
+    if not counts.timeout:
+        return ""
+    saw = f"{counts.timeout} of {counts.total} requests hit a client timeout"
+    measured = (f"{counts.timeout} timeout, {counts.ok} ok, {counts.conn_error} connection "
+                "errors (the phase of each timeout is in its sample: extra.timeout)")
+    return _row(p, "timeouts: a slow target", esc(saw), esc(measured))

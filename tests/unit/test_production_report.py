@@ -1,0 +1,64 @@
+"""The report's "Production behaviour" table, fed typed summary points shaped like the runner's:
+a blocked loop's censored probes and a target killed during its second point."""
+
+from __future__ import annotations
+
+from harness.report.production import production_section
+from harness.report.run_data import RunData
+from harness.summary import (
+    SCHEMA_VERSION,
+    Distribution,
+    Load,
+    PointFailure,
+    PointSummary,
+    ProbeSummary,
+    Requests,
+    RunSummary,
+    TargetRun,
+)
+from tests.summaries import typed_point
+
+
+def run_of(points: list[PointSummary], targets: dict[str, TargetRun]) -> RunData:
+    summary = RunSummary(schema_version=SCHEMA_VERSION, run="r", scenario="s", interrupted=False,
+                         targets=targets, points=tuple(points))
+    return RunData("r", {}, summary)
+
+
+def test_a_blocked_loop_and_a_dead_target_each_get_a_row() -> None:
+    waits = [1.8, 2.1, 2.4, 10000.0, 10000.0]  # two probes censored at the 10 s timeout
+    probe = ProbeSummary(latency_ms=Distribution.of(waits), sent=5, answered=3, censored=2,
+                         missed_ticks=98, timeout_ms=10000.0)
+    blocked = typed_point("fastapi_blocking", "c4", Load("closed", concurrency=4), probe=probe)
+    failure = PointFailure(reason="the target process exited with code -9", detected_at_s=12.6,
+                           first_error_at_s=12.35, failed_requests=7)
+    died = typed_point("fastapi_threadpool", "c2", Load("closed", concurrency=2),
+                       failure=failure, flags=("target_failed",))
+    targets = {"fastapi_blocking": TargetRun("fastapi_blocking", {}, "ok"),
+               "fastapi_threadpool": TargetRun("fastapi_threadpool", {}, "failed",
+                                               error=failure.reason, failed_point="c2",
+                                               skipped=("c3",))}
+    html = production_section(run_of([blocked, died], targets))
+    assert html.startswith("<h2 id='production'>Production behaviour</h2>")
+    assert html.count("<tr><td>") == 2
+    assert "2 of 5 got no answer within 10 s" in html
+    assert "noticed 0.25 s after the first failed request" in html
+    assert "7 failed requests recorded; points skipped: c3" in html
+
+
+def test_a_run_without_fault_experiments_has_no_section() -> None:
+    plain = typed_point("flask_threads", "c1", Load("closed", concurrency=1))
+    assert production_section(run_of([plain], {})) == ""
+
+
+def test_refusals_and_timeouts_get_their_rows() -> None:
+    ttft = Distribution.of([40.0, 42.0, 45.0, 51.0])
+    refused = typed_point("fastapi_threadpool", "c20", Load("closed", concurrency=20),
+                          requests=Requests(ok=4, http_error=0, refused=12, timeout=0,
+                                            truncated=0, conn_error=0, total=16), ttft_ms=ttft)
+    slow = typed_point("fastapi_threadpool", "c2", Load("closed", concurrency=2),
+                       requests=Requests(ok=0, http_error=0, refused=0, timeout=6, truncated=0,
+                                         conn_error=0, total=6))
+    html = production_section(run_of([refused, slow], {}))
+    assert "75% of requests were refused (503)" in html and "12 refused, 4 ok of 16" in html
+    assert "6 of 6 requests hit a client timeout" in html
