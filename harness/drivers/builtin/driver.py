@@ -28,6 +28,7 @@ from harness.arrivals import Arrival
 from harness.drivers.builtin.loop_lag import LoopLag
 from harness.drivers.builtin.shares import Share, run_shares
 from harness.drivers.builtin.streaming import client_timeout, fetch
+from harness.drivers.builtin.turns import take_turn, think
 from harness.drivers.job import (
     MAX_AUTO_CONNECTIONS,
     DriverInterrupted,
@@ -37,6 +38,8 @@ from harness.drivers.job import (
 )
 from harness.drivers.request_pool import RequestPool
 from harness.samples import Sample
+from harness.sessions import Conversation, Reply
+from harness.workload import RequestSpec
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -101,32 +104,47 @@ class BuiltinDriver:
                     samples.append(await fetch(session, job, spec, scheduled_at, sent_at,
                                                progress, self.name, pool.body(index), index))
 
-            if arrivals is None:
+            async def turn(index: int, scheduled_at: float, conv: Conversation,
+                           stream: int) -> None:
+                async def send(spec: RequestSpec, body: bytes, reply: Reply) -> Sample:
+                    async with slots:
+                        return await fetch(session, job, spec, scheduled_at, job.clock.now(),
+                                           progress, self.name, body, index, reply)
+
+                samples.append(await take_turn(conv, stream, pool.spec(index), job, send))
+                await think(job)
+
+            if job.workload.turns > 1:
+                await self._closed(job, share, turn, sessions=True)
+            elif arrivals is None:
                 await self._closed(job, share, one)
             else:
                 await self._open(job, share, arrivals, one)
 
-    async def _closed(self, job: LoadJob, share: Share, one: Any) -> None:
+    async def _closed(self, job: LoadJob, share: Share, one: Any, sessions: bool = False) -> None:
         """`share.part(concurrency)` loops, each sending its next request when the last ends;
-        stream k (k = share.index, share.index + share.count, ...) starts at its ramp offset."""
+        stream k (k = share.index, share.index + share.count, ...) starts at its ramp offset.
+        With `sessions`, each loop is a user holding conversations (`one` is a turn)."""
         assert job.point.concurrency is not None
         indices = share.indices()
         cap = job.point.max_requests
         starts = closed_starts(job.point)[share.index::share.count]
         measured, wanted = [0], share.part(job.point.min_requests)  # sent after warm-up
 
-        async def worker(offset_s: float) -> None:
+        async def worker(offset_s: float, stream: int) -> None:
             delay = job.point_start + offset_s - job.clock.now()
             if delay > 0:
                 await asyncio.sleep(delay)
+            conv = Conversation(job.workload.turns, job.prompts.context)
             for index in indices:
                 now = job.clock.now()
                 if job.load_over(now, measured[0], wanted) or (cap and index >= cap):
                     return
                 measured[0] += now >= job.warmup_end
-                await one(index, now)
+                await (one(index, now, conv, stream) if sessions else one(index, now))
 
-        await asyncio.gather(*(worker(offset) for offset in starts))
+        await asyncio.gather(*(worker(offset, share.index + k * share.count)
+                               for k, offset in enumerate(starts)))
 
     async def _open(self, job: LoadJob, share: Share, arrivals: list[Arrival],
                     one: Any) -> None:
