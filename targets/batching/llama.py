@@ -16,6 +16,7 @@ rotary tables from the model's own `inv_freq`, SDPA), so greedy output equals `H
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from targets.batching.llama_weights import LayerWeights, Linear, make_linear, ro
 from targets.batching.scheduler import Sequence
 from targets.batching.slot_cache import SlotCache
 from targets.model.hf import HFEngine
+from targets.model.sampling import sample
 
 SUPPORTED = ("llama",)
 STATIC_ROPE = ("default", "linear", "llama3", "yarn")
@@ -76,7 +78,7 @@ class LlamaBatchModel:
 
     `max_batch`: cache slots (sequences at once); `max_len`: tokens per slot, prompt included
     (default: the model's context); `backend`: `onednn` or `torch` for the linear layers. Per
-    sequence it keeps a cache slot (`cache.slot_of`) and, when sampling, a seeded generator, from
+    sequence it keeps a cache slot (`cache.slot_of`) and, when sampling, its generator, from
     `join` until `leave` or `reset`.
     """
 
@@ -111,7 +113,7 @@ class LlamaBatchModel:
             self.cache = SlotCache(len(self.layers), max_batch, self.kv_heads, self.max_len,
                                    self.head_dim, self.dtype, self.device)
             self.arange = torch.arange(max(self.max_len, max_batch), device=self.device)
-        self.generators: dict[Sequence, torch.Generator] = {}  # per sequence that samples
+        self.generators: dict[Sequence, random.Random] = {}  # per sequence that samples
 
     def _padded_lm_head(self, head: Any, backend: str) -> Linear:
         """The LM head widened to whole `ARGMAX_BLOCK`s of columns; a -inf bias on the padding
@@ -138,7 +140,7 @@ class LlamaBatchModel:
 
     def join(self, seq: Sequence) -> None:
         """Give `seq` the lowest free slot (the scheduler never joins more than `max_batch`) and,
-        when it samples, a generator seeded as `HFEngine.generate` seeds one."""
+        when it samples, the generator `HFEngine.generate` would draw it with."""
         self.cache.assign(seq)
         gen = self.engine.generator(seq.params)
         if gen is not None:
@@ -278,13 +280,20 @@ class LlamaBatchModel:
 
     def _next_tokens(self, x: torch.Tensor, owners: list[Sequence]) -> list[int]:
         """The next token of each row of `x` (the last layer's output for `owners`, in order):
-        the argmax of its logits, or a sample from them for a sequence that samples."""
+        the argmax of its logits, or for the sequences that sample one batched draw from theirs
+        (`sampling.sample`; the padding columns' -inf bias keeps them out)."""
         logits = self.lm_head(self._rms(x, self.norm))  # [len(owners), padded vocab]
+        drawn = [i for i, seq in enumerate(owners) if seq in self.generators]
+        if not drawn:
+            return self._argmax(logits)
+        if len(drawn) == len(owners):
+            return sample(logits, [s.params for s in owners], [self.generators[s] for s in owners])
         out = self._argmax(logits)
-        for i, seq in enumerate(owners):
-            if seq.params.temperature > 0:
-                out[i] = self.engine.next_token(logits[i, :self.vocab_limit], seq.params,
-                                                self.generators[seq])
+        tokens = sample(logits[torch.tensor(drawn, device=self.device)],
+                        [owners[i].params for i in drawn],
+                        [self.generators[owners[i]] for i in drawn])
+        for i, token in zip(drawn, tokens, strict=True):
+            out[i] = token
         return out
 
     def _rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

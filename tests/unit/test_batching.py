@@ -301,6 +301,43 @@ def test_sampling_is_seeded_per_request(tiny: HFEngine) -> None:
 
 
 @pytest.mark.slow
+def test_a_seeded_request_samples_the_same_alone_and_among_neighbours(tiny: HFEngine) -> None:
+    from targets.batching.llama import LlamaBatchModel
+
+    seeded = GenParams(max_tokens=16, temperature=0.8, top_p=0.95, seed=7, ignore_eos=True)
+    batcher = ContinuousBatcher(LlamaBatchModel(tiny, max_batch=4, max_len=64))
+    batcher.start()
+    alone = list(batcher.generate([5, 6, 7, 8], seeded))
+    sink = Recorder(batcher)
+    neighbours = {"greedy": GenParams(max_tokens=9, ignore_eos=True),  # leaves early
+                  "hot": GenParams(max_tokens=16, temperature=1.3, top_p=0.5, ignore_eos=True),
+                  "cold": GenParams(max_tokens=16, temperature=0.2, seed=1, ignore_eos=True)}
+    for key, params in neighbours.items():
+        batcher.submit([300 + len(key), 42], params, threading.Event(), sink, key)
+    batcher.submit([5, 6, 7, 8], seeded, threading.Event(), sink, "seeded")
+    sink.wait(4)
+    batcher.stop()
+    assert sink.tokens("seeded") == alone and len(set(alone)) > 1
+    # the same seed through the single-request engine and through dynamic batching's rows
+    assert list(tiny.generate([5, 6, 7, 8], seeded)) == alone
+
+
+@pytest.mark.slow
+def test_unseeded_requests_with_the_same_prompt_sample_different_tokens(tiny: HFEngine) -> None:
+    from targets.batching.llama import LlamaBatchModel
+
+    params = GenParams(max_tokens=16, temperature=1.0, ignore_eos=True)
+    batcher = ContinuousBatcher(LlamaBatchModel(tiny, max_batch=2, max_len=64))
+    sink = Recorder(batcher)
+    for key in ("a", "b"):
+        batcher.submit([11, 12, 13], params, threading.Event(), sink, key)
+    batcher.start()
+    sink.wait(2)
+    batcher.stop()
+    assert sink.tokens("a") != sink.tokens("b")
+
+
+@pytest.mark.slow
 def test_target_streams_the_batchers_greedy_tokens_and_413s_prompts_over_a_slot(
         tiny: HFEngine, tmp_path: Any) -> None:
     import json
