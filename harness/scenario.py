@@ -71,6 +71,7 @@ class Workload:
     stream: bool = True
     api: str = "completions"
     temperature: float = 0.0
+    top_p: float = 1.0  # sent only below 1
     ignore_eos: bool = True
     prompt_tokens_stdev: float = 0.0
     output_tokens_stdev: float = 0.0
