@@ -51,7 +51,9 @@ def _check_shapes(values: Mapping[str, Any]) -> None:
         _int(values.get("prefix_tokens", 0), "workload.prefix_tokens", 1)
         if values.get("prompt_reuse"):
             raise ScenarioError("workload.prefixes needs distinct prompts (prompt_reuse = false)")
-    _int(values.get("turns", 1), "workload.turns", 1)
+    if _int(values.get("turns", 1), "workload.turns", 1) > 1 and prefixes:
+        raise ScenarioError("workload.turns > 1 does not take workload.prefixes: every turn's "
+                            "message would start with a prefix")
     _num(values.get("think_time_s", 0.0), "workload.think_time_s")
 
 

@@ -106,6 +106,7 @@ def test_tables_in_workload_become_distributions_with_their_mean_as_nominal() ->
     ({"prefixes": 2}, ["workload.prefix_tokens", ">= 1"]),
     ({"prefixes": 2, "prefix_tokens": 8, "prompt_reuse": True}, ["workload.prefixes"]),
     ({"turns": 0}, ["workload.turns", ">= 1"]),
+    ({"turns": 2, "prefixes": 2, "prefix_tokens": 8}, ["workload.turns", "workload.prefixes"]),
     ({"think_time_s": -1}, ["workload.think_time_s", ">= 0"]),
 ])
 def test_bad_length_fields_name_the_field(fields: dict[str, Any], words: list[str]) -> None:
