@@ -16,7 +16,8 @@ Two ways to number prompts (`workload.prompt_reuse`):
 - **reuse** (`prompt_reuse = true`, `PromptFactory.get`): request i of every point is
   (seed, i), the same on every target and driver: the pool of the first releases.
 
-Lengths: request i draws its (prompt, output) lengths from `random.Random(seed·1000003 + i)`
+Lengths: request i of a point draws its (prompt, output) lengths from
+`random.Random(seed·1000003 + i)` (i counted in the point, so every target gets the same ones)
 through the workload's distributions (`harness.lengths`, `prompt_dist` / `output_dist`) or a row
 of its table, then `clip`s them to the model's context (`PromptFactory.context`, the tokenizer's
 `model_max_length`), counting the shared prefix. `max_tokens` is the drawn output length, so
@@ -149,8 +150,9 @@ class PromptFactory:
     def unique(self, index: int, prompt_tokens: int | None = None,
                output_tokens: int | None = None) -> RequestSpec:
         """Request `index` (run-wide) with a prompt no other index of the run has (see the module
-        docstring); lengths are drawn as `get` draws them."""
-        rng = random.Random(self.seed * 1_000_003 + index)
+        docstring). Lengths (and the shared prefix) are drawn as `get(index % BLOCK)` draws them,
+        so request i of every point gets the same ones, whatever its target or driver."""
+        rng = random.Random(self.seed * 1_000_003 + index % BLOCK)
         p, o = self.lengths(rng, prompt_tokens, output_tokens)
         n, head, digits = len(self.pool), [], index
         for _ in range(min(p, HEAD_TOKENS)):
@@ -192,6 +194,8 @@ def request_body(spec: RequestSpec, workload: Workload, model: str) -> dict[str,
         "ignore_eos": workload.ignore_eos,
         "stream": workload.stream,
     }
+    if workload.top_p < 1:
+        body["top_p"] = workload.top_p
     if workload.seed == "per_request":
         body["seed"] = spec.index
     if workload.stream:

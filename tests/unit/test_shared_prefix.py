@@ -3,12 +3,16 @@ exact token counts, lengths clipped to the context."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import replace
 from typing import Any
 
+from harness.drivers.job import LoadJob
+from harness.drivers.request_pool import RequestPool
 from harness.lengths import Lengths
-from harness.scenario import Workload
+from harness.samples import Clock
+from harness.scenario import LoadPoint, Workload
 from harness.workload import HEAD_TOKENS, PromptFactory
 
 
@@ -74,3 +78,32 @@ def test_a_length_table_draws_whole_rows(tokenizer: Any) -> None:
     factory = PromptFactory(tokenizer, Workload(length_table=rows), seed=2)
     pairs = {(s.prompt_tokens, s.max_tokens) for s in (factory.unique(i) for i in range(60))}
     assert pairs == set(rows)
+
+
+def test_request_i_of_every_point_draws_the_same_lengths(tokenizer: Any) -> None:
+    wl = replace(SHARED, prompt_lengths=Lengths("lognormal", 30, 20),
+                 output_lengths=Lengths("lognormal", 64, 48))
+    factory = PromptFactory(tokenizer, wl, seed=3)
+    first, second = factory.next_block(), factory.next_block()
+    one = [factory.unique(first + i) for i in range(30)]
+    two = [factory.unique(second + i) for i in range(30)]
+    shape = [(s.prompt_tokens, s.max_tokens, s.prefix) for s in one]
+    assert shape == [(s.prompt_tokens, s.max_tokens, s.prefix) for s in two]
+    assert len(set(shape)) > 20  # the draws vary from request to request
+    assert not {s.prompt for s in one} & {s.prompt for s in two}  # the prompts never repeat
+
+
+def test_every_driver_sends_the_drawn_lengths_and_prefixes_from_the_pool(tokenizer: Any) -> None:
+    """k6 and locust send `RequestPool.bodies` as they are, the builtin driver too."""
+    wl = replace(SHARED, output_lengths=Lengths("lognormal", 64, 48))
+    prompts = PromptFactory(tokenizer, wl, seed=3)
+    point = LoadPoint("c4", "closed", duration_s=1, warmup_s=0, concurrency=4, max_requests=40)
+    job = LoadJob(target="a", base_url="http://127.0.0.1:1", model_name="m", point=point,
+                  workload=wl, prompts=prompts, clock=Clock(), point_start=0.0, seed=3,
+                  prompt_offset=prompts.next_block())
+    pool = RequestPool(job, None)
+    bodies = [json.loads(b) for b in pool.bodies]
+    assert [b["max_tokens"] for b in bodies] == [s.max_tokens for s in pool.specs]
+    assert len({b["max_tokens"] for b in bodies}) > 10
+    assert all(b["prompt"].startswith(prompts.prefix(s.prefix or 0))
+               for b, s in zip(bodies, pool.specs, strict=True))
