@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from targets.batching.llama_weights import LayerWeights, Linear, make_linear, rotary_tables
+from targets.batching.prefix_cache import PrefixCache
 from targets.batching.scheduler import Sequence
 from targets.batching.slot_cache import SlotCache
 from targets.model.hf import HFEngine
@@ -32,6 +33,7 @@ from targets.model.sampling import sample
 SUPPORTED = ("llama",)
 STATIC_ROPE = ("default", "linear", "llama3", "yarn")
 ARGMAX_BLOCK = 1024  # logit columns per block of the two-level argmax
+PREFIX_BLOCK = 16  # prompt tokens per prefix-cache block (vLLM's default block size)
 
 
 @dataclass(frozen=True)
@@ -77,13 +79,14 @@ class LlamaBatchModel:
     """A Llama-architecture transformers model stepped as a continuous batch (see module doc).
 
     `max_batch`: cache slots (sequences at once); `max_len`: tokens per slot, prompt included
-    (default: the model's context); `backend`: `onednn` or `torch` for the linear layers. Per
+    (default: the model's context); `backend`: `onednn` or `torch` for the linear layers;
+    `prefix_gb`: GiB of prefix-cache blocks of `PREFIX_BLOCK` tokens (prefix_cache.py; 0: off). Per
     sequence it keeps a cache slot (`cache.slot_of`) and, when sampling, its generator, from
     `join` until `leave` or `reset`.
     """
 
     def __init__(self, engine: HFEngine, max_batch: int, max_len: int | None = None,
-                 backend: str = "onednn") -> None:
+                 backend: str = "onednn", prefix_gb: float = 0.0) -> None:
         model, cfg = engine.model, engine.model.config
         rope = getattr(model.model.rotary_emb, "rope_type", "default")
         if cfg.model_type not in SUPPORTED or rope not in STATIC_ROPE:
@@ -113,6 +116,10 @@ class LlamaBatchModel:
             self.cache = SlotCache(len(self.layers), max_batch, self.kv_heads, self.max_len,
                                    self.head_dim, self.dtype, self.device)
             self.arange = torch.arange(max(self.max_len, max_batch), device=self.device)
+            block_bytes = (2 * len(self.layers) * self.kv_heads * PREFIX_BLOCK * self.head_dim
+                           * self.dtype.itemsize)
+            blocks = int(prefix_gb * 2**30 // block_bytes)
+            self.prefix = PrefixCache(self.cache, PREFIX_BLOCK, blocks) if blocks else None
         self.generators: dict[Sequence, random.Random] = {}  # per sequence that samples
 
     def _padded_lm_head(self, head: Any, backend: str) -> Linear:
@@ -138,10 +145,14 @@ class LlamaBatchModel:
 
     # -- joining and leaving --------------------------------------------------------------------
 
+    @torch.inference_mode()
     def join(self, seq: Sequence) -> None:
         """Give `seq` the lowest free slot (the scheduler never joins more than `max_batch`) and,
-        when it samples, the generator `HFEngine.generate` would draw it with."""
-        self.cache.assign(seq)
+        when it samples, the generator `HFEngine.generate` would draw it with. With a prefix
+        cache, the prompt's cached leading blocks are copied into the slot (`seq.cached`)."""
+        slot = self.cache.assign(seq)
+        if self.prefix is not None:
+            seq.cached = self.prefix.load(seq.ids, slot)
         gen = self.engine.generator(seq.params)
         if gen is not None:
             self.generators[seq] = gen
@@ -176,6 +187,8 @@ class LlamaBatchModel:
         for seq, n in chunks:
             seq.cached += n
             self.cache.written(self.cache.slot_of[seq], seq.cached)
+            if self.prefix is not None and seq.cached == len(seq.ids):
+                self.prefix.store(seq.ids, self.cache.slot_of[seq])
         for seq in decode:
             seq.cached += 1  # its new position is below `span`, already counted clean
         if x is None:

@@ -323,6 +323,44 @@ def test_a_seeded_request_samples_the_same_alone_and_among_neighbours(tiny: HFEn
 
 
 @pytest.mark.slow
+def test_prefix_cache_serves_shared_blocks_and_greedy_output_stays_the_same(
+        tiny: HFEngine) -> None:
+    from targets.batching.llama import LlamaBatchModel
+
+    system = [(13 * j) % 50000 + 256 for j in range(40)]  # two whole 16-token blocks and 8 more
+    prompts = [[*system, 7, 8, 9], [*system, 900, 901], [*system[:20], 5]]
+    params = GenParams(max_tokens=12, ignore_eos=True)
+    expected = [list(tiny.generate(ids, params)) for ids in prompts]
+    model = LlamaBatchModel(tiny, max_batch=2, max_len=96, prefix_gb=0.01)
+    assert model.prefix is not None
+    batcher = ContinuousBatcher(model)
+    batcher.start()
+    got = [list(batcher.generate(ids, params)) for ids in prompts]
+    batcher.stop()
+    assert got == expected
+    # the first finds nothing; the second its two system blocks; the third the first block
+    assert (model.prefix.queries, model.prefix.hits) == (sum(map(len, prompts)), 32 + 16)
+
+
+@pytest.mark.slow
+def test_a_full_prefix_cache_evicts_the_least_recently_used_blocks(tiny: HFEngine) -> None:
+    from targets.batching.llama import LlamaBatchModel
+
+    model = LlamaBatchModel(tiny, max_batch=1, max_len=64, prefix_gb=1e-9)  # no whole block
+    assert model.prefix is None
+    model = LlamaBatchModel(tiny, max_batch=1, max_len=64, prefix_gb=2**-12)  # 2 x 128 KiB
+    assert model.prefix is not None and len(model.prefix.free) == 2
+    batcher = ContinuousBatcher(model)
+    batcher.start()
+    params = GenParams(max_tokens=2, ignore_eos=True)
+    first, second = list(range(300, 317)), list(range(400, 433))
+    for ids in (first, second, first):  # second's two blocks push first's out
+        list(batcher.generate(ids, params))
+    batcher.stop()
+    assert model.prefix.hits == 0 and len(model.prefix.where) == 2
+
+
+@pytest.mark.slow
 def test_unseeded_requests_with_the_same_prompt_sample_different_tokens(tiny: HFEngine) -> None:
     from targets.batching.llama import LlamaBatchModel
 
