@@ -135,7 +135,7 @@ class BuiltinDriver:
             delay = job.point_start + offset_s - job.clock.now()
             if delay > 0:
                 await asyncio.sleep(delay)
-            conv = Conversation(job.workload.turns, job.prompts.context)
+            conv = Conversation(job.workload.turns, job.prompts.context) if sessions else None
             for index in indices:
                 now = job.clock.now()
                 if job.load_over(now, measured[0], wanted) or (cap and index >= cap):
