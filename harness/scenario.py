@@ -34,15 +34,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.lengths import Lengths
 from harness.scenario_capacity import DEFAULT_SHARE, CapacitySpec, capacity_of, parse_capacity
 from harness.scenario_client import ClientSettings
 from harness.scenario_client import parse_affinity as _parse_affinity
 from harness.scenario_client import parse_client as _parse_client
-from harness.scenario_values import ScenarioError
+from harness.scenario_values import ScenarioError, parse_drivers
 from harness.scenario_values import boolean as _bool
 from harness.scenario_values import integer as _int
 from harness.scenario_values import number as _num
 from harness.scenario_values import table as _table
+from harness.scenario_workload import check_sessions, workload_values
 from harness.summary import Load
 
 ARRIVAL_KINDS = ("closed", "constant", "poisson", "gamma", "ramp", "spike", "trace")
@@ -58,6 +60,11 @@ class Workload:
     through the same 256 prompts (the first releases' pool: a prefix cache then hits).
     `seed`: "none" (default) sends no `seed` field, as vLLM bench serve and GuideLLM; "per_request"
     sends the request's index as its sampling seed.
+    Lengths (`harness.lengths`): `prompt_lengths` / `output_lengths` (None: `prompt_tokens` ±
+    `prompt_tokens_stdev`, normal), or `lengths` = "chat" / a table path (`length_table` rows).
+    `prefixes` > 0 (`harness.workload`): a prompt is one of that many shared `prefix_tokens`-long
+    prefixes + a distinct suffix of the drawn length. `turns` > 1 (`harness.sessions`): closed-loop
+    users hold conversations of that many turns, `think_time_s` between them.
     """
 
     prompt_tokens: int = 128
@@ -65,11 +72,20 @@ class Workload:
     stream: bool = True
     api: str = "completions"
     temperature: float = 0.0
+    top_p: float = 1.0  # sent only below 1
     ignore_eos: bool = True
     prompt_tokens_stdev: float = 0.0
     output_tokens_stdev: float = 0.0
     prompt_reuse: bool = False
     seed: str = "none"
+    prompt_lengths: Lengths | None = None
+    output_lengths: Lengths | None = None
+    lengths: str = ""
+    length_table: tuple[tuple[int, int], ...] = ()
+    prefixes: int = 0
+    prefix_tokens: int = 0
+    turns: int = 1
+    think_time_s: float = 0.0
 
 
 SEED_MODES = ("none", "per_request")
@@ -183,6 +199,7 @@ class Scenario:
             if driver != "builtin" and any(p.min_requests for p in out.points):
                 raise ScenarioError(f"load.min_requests is run by the builtin driver only, "
                                     f"not {driver!r}")
+            check_sessions(out.workload.turns, out.points[0].kind, [driver])
             out = replace(out, driver=driver, drivers=(driver,))
         if model:
             out = replace(out, model=model)
@@ -211,14 +228,15 @@ def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario",
     unknown = sorted(set(data) - known)
     if unknown:
         raise ScenarioError(f"unknown top-level keys {unknown}; expected some of {sorted(known)}")
-    workload = _parse_workload(data.get("workload", {}))
+    workload = _parse_workload(data.get("workload", {}), base_dir)
     points = _parse_points(data.get("load", {}))
     if base_dir is not None:
         points = tuple(_resolve_trace(p, base_dir) for p in points)
-    drivers = _parse_drivers(data.get("driver", "builtin"))
+    drivers = parse_drivers(data.get("driver", "builtin"))
     others = sorted(set(drivers) - {"builtin"})
     if points[0].min_requests and others:
         raise ScenarioError(f"load.min_requests is run by the builtin driver only, not {others}")
+    check_sessions(workload.turns, points[0].kind, others)
     targets = _parse_targets(data.get("targets", []))
     slo = {str(k): _num(v, f"slo.{k}") for k, v in _table(data.get("slo", {}), "slo").items()}
     share = slo.pop("share", DEFAULT_SHARE)
@@ -259,13 +277,14 @@ LOAD_EXTRAS: dict[str, frozenset[str]] = {
 }
 
 
-def _parse_workload(raw: Mapping[str, Any]) -> Workload:
+def _parse_workload(raw: Mapping[str, Any], base_dir: Path | None = None) -> Workload:
     raw = _table(raw, "workload")
-    fields = set(Workload.__dataclass_fields__)
+    fields = set(Workload.__dataclass_fields__) - {"prompt_lengths", "output_lengths",
+                                                   "length_table"}
     unknown = sorted(set(raw) - fields)
     if unknown:
         raise ScenarioError(f"unknown [workload] keys {unknown}; expected some of {sorted(fields)}")
-    wl = Workload(**dict(raw))
+    wl = Workload(**workload_values(raw, base_dir))
     _int(wl.prompt_tokens, "workload.prompt_tokens", 1)
     _int(wl.output_tokens, "workload.output_tokens", 1)
     _bool(wl.stream, "workload.stream")
@@ -387,15 +406,6 @@ def _parse_targets(raw: Sequence[Any]) -> tuple[TargetConfig, ...]:
     if dupes:
         raise ScenarioError(f"target labels must be unique; repeated: {dupes} (set label = ...)")
     return tuple(out)
-
-
-def _parse_drivers(raw: Any) -> tuple[str, ...]:
-    names = raw if isinstance(raw, list) else [raw]
-    if not names or not all(isinstance(n, str) and n for n in names):
-        raise ScenarioError(f"driver must be a driver name or a list of them, got {raw!r}")
-    if len(set(names)) != len(names):
-        raise ScenarioError(f"driver lists a driver twice: {raw!r}")
-    return tuple(names)
 
 
 def _resolve_trace(point: LoadPoint, base_dir: Path) -> LoadPoint:

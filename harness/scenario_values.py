@@ -40,3 +40,13 @@ def number(value: Any, name: str, minimum: float = 0.0) -> float:
     if value < minimum:
         raise ScenarioError(f"{name} must be >= {minimum}, got {value}")
     return float(value)
+
+
+def parse_drivers(raw: Any) -> tuple[str, ...]:
+    """`driver = "k6"` or `driver = ["builtin", "k6"]`: the driver names, each once."""
+    names = raw if isinstance(raw, list) else [raw]
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ScenarioError(f"driver must be a driver name or a list of them, got {raw!r}")
+    if len(set(names)) != len(names):
+        raise ScenarioError(f"driver lists a driver twice: {raw!r}")
+    return tuple(names)

@@ -37,7 +37,8 @@ SCHEMA_VERSION = 4
 """Bumped whenever a field is added, removed or changes meaning. 4: `capacity` (the capacity
 search's interval per target) and `slo_share`; a target that died during the run (`failure`
 on its point, `status` "failed" with `failed_point` and `skipped`), the `never_ran` targets ×
-points of an interrupted run; 3: confidence intervals and
+points of an interrupted run; the server's prefix-cache hit rate
+(`telemetry.server.prefix_cache_hit_pct`); 3: confidence intervals and
 `too_few` on every distribution, failures dated by `failed_at`, the fixed measured window,
 `goodput.unknown`, `dropped`, the probe's censoring, `repeat`; 2: typed record (this module),
 `load.params` nested; 1: the untyped dict of the first releases."""
@@ -215,6 +216,8 @@ class ServerTelemetry:
     batch_size_max: float | None = doc("largest running batch")
     batch_size_mean: float | None = doc("mean running batch")
     kv_cache_pct_max: float | None = doc("highest KV-cache use, %")
+    prefix_cache_hit_pct: float | None = doc("prompt tokens served from the prefix cache in the "
+                                             "window, % of those looked up")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,11 @@ clears a burst of prompts in fewer steps, which lowers TTFT p99 and raises throu
 (tokens per slot, prompt included; default the model's context), `linear` (`onednn` or `torch`
 for the linear layers on CPU; default `onednn`), `torch_threads` (the engine's intra-op threads;
 default all cores the process may use), plus the shared `max_concurrency` (default `max_batch`)
-and `max_queue`. `/metrics` shows the running batch as `patternbench_batch_size`.
+and `max_queue`; `prefix_cache` (default true: a prompt whose leading 16-token blocks were seen
+before copies their keys and values instead of recomputing them, targets/batching/prefix_cache.py)
+and `prefix_cache_gb` (its memory, least recently used blocks evicted beyond it; default 1).
+`/metrics` shows the running batch as `patternbench_batch_size` and the prefix cache's prompt
+tokens looked up and served as `patternbench_prefix_cache_queries` / `_hits`.
 
 Failures stay local: a sequence that cannot join or be sampled fails alone (its stream gets an
 error event, its response a 500) and the batch goes on; a step that fails as a whole fails the
@@ -43,6 +47,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from fastapi import FastAPI
+from prometheus_client import Gauge
 
 from targets.asgi import model_app, serve_app
 from targets.batching.load import load_batch_model
@@ -62,6 +67,8 @@ class BatchingOptions:
     max_len: int | None = positive(None)  # tokens per slot; None: the model's context
     linear: Literal["onednn", "torch"] = "onednn"
     torch_threads: int | None = positive(None)  # None: the --torch-threads flag
+    prefix_cache: bool = True  # reuse the KV of prompt blocks seen before, as vLLM does
+    prefix_cache_gb: float = positive(1.0)  # memory for cached blocks (LRU beyond it)
 
 
 @dataclass(frozen=True)
@@ -79,11 +86,16 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     configure_threads(opts.torch_threads or cfg.torch_threads)
     model = load_engine(cfg.model, cfg.device)
     max_len = opts.max_len or model.max_context
-    engine = ContinuousBatcher(load_batch_model(model, opts.max_batch, max_len,
-                                                backend=opts.linear),
-                               prefill_tokens=opts.prefill_tokens)
+    batch_model = load_batch_model(model, opts.max_batch, max_len, backend=opts.linear,
+                                   prefix_gb=opts.prefix_cache_gb if opts.prefix_cache else 0)
+    engine = ContinuousBatcher(batch_model, prefill_tokens=opts.prefill_tokens)
     stats = Stats(cfg.name)
     stats.batch_size.set_function(lambda: engine.running)  # read at scrape time, no step cost
+    if (prefix := getattr(batch_model, "prefix", None)) is not None:  # a PrefixCache
+        Gauge("patternbench_prefix_cache_queries", "prompt tokens looked up in the prefix cache",
+              registry=stats.registry).set_function(lambda: float(prefix.queries))
+        Gauge("patternbench_prefix_cache_hits", "prompt tokens served from the prefix cache",
+              registry=stats.registry).set_function(lambda: float(prefix.hits))
 
     def start() -> None:
         engine.start()

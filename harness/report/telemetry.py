@@ -148,5 +148,8 @@ def _point_row(point: PointSummary) -> str:
                                      server.batch_size_max)]
     if health.failed:
         text[10] += f" <span class='err'>({health.failed:g} failed)</span>"
+    if server.prefix_cache_hit_pct is not None:
+        hits = server.prefix_cache_hit_pct
+        text[13] += f" <span class='muted'>(prefix cache hits {hits:g}%)</span>"
     return (f"<tr><th scope='row'>{esc(load_label(point, with_kind=False))}</th>"
             + "".join(f"<td class='num'>{t or MISSING}</td>" for t in text) + "</tr>")

@@ -3,10 +3,13 @@
 Our targets export `patternbench_in_flight`, `patternbench_queue_depth` and
 `patternbench_batch_size` (and a proxy its pool gauges); vLLM exports `vllm:num_requests_running`,
 `vllm:num_requests_waiting` and its KV-cache usage (`vllm:kv_cache_usage_perc`, older releases
-`vllm:gpu_cache_usage_perc`, a 0–1 fraction). Both map onto one `metrics` record:
+`vllm:gpu_cache_usage_perc`, a 0–1 fraction); the prefix cache's prompt tokens looked up and
+served (cumulative) as `patternbench_prefix_cache_queries` / `_hits`, vLLM's counters
+`vllm:prefix_cache_queries` / `vllm:prefix_cache_hits`. All map onto one `metrics` record:
 
     {"kind": "metrics", "t": 13.0, "source": "patternbench", "in_flight": 32, "queue_depth": 0,
-     "batch_size": 32, "kv_cache_pct": null, "status": 200, "error": null}
+     "batch_size": 32, "kv_cache_pct": null, "prefix_cache_queries": 8192,
+     "prefix_cache_hits": 6144, "status": 200, "error": null}
 
 For vLLM, `batch_size` is its running requests, `queue_depth` its waiting ones and `in_flight`
 their sum. A gauge exported with several label sets (vLLM's engines) is summed, the KV-cache
@@ -32,12 +35,17 @@ OURS = {
     "patternbench_batch_size": "batch_size",
     "patternbench_proxy_pool_in_use": "pool_in_use",
     "patternbench_proxy_pool_waiting": "pool_waiting",
+    "patternbench_prefix_cache_queries": "prefix_cache_queries",
+    "patternbench_prefix_cache_hits": "prefix_cache_hits",
 }
 VLLM_RUNNING = "vllm:num_requests_running"
 VLLM_WAITING = "vllm:num_requests_waiting"
 VLLM_KV_CACHE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
-KEPT = frozenset({*OURS, VLLM_RUNNING, VLLM_WAITING, *VLLM_KV_CACHE})
-FIELDS = ("in_flight", "queue_depth", "batch_size", "kv_cache_pct")
+VLLM_PREFIX = {"vllm:prefix_cache_queries_total": "prefix_cache_queries",  # counters, tokens
+               "vllm:prefix_cache_hits_total": "prefix_cache_hits"}
+KEPT = frozenset({*OURS, VLLM_RUNNING, VLLM_WAITING, *VLLM_KV_CACHE, *VLLM_PREFIX})
+FIELDS = ("in_flight", "queue_depth", "batch_size", "kv_cache_pct", "prefix_cache_queries",
+          "prefix_cache_hits")
 
 
 def parse_metrics(text: str, kept: frozenset[str] = KEPT) -> dict[str, float]:
@@ -76,6 +84,7 @@ def server_fields(values: Mapping[str, float]) -> Record:
     if running is not None and waiting is not None:
         fields["in_flight"] = running + waiting
     fields["kv_cache_pct"] = None if kv is None else round(kv * 100, 3)
+    fields |= {field: values[name] for name, field in VLLM_PREFIX.items() if name in values}
     return fields
 
 

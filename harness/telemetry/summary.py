@@ -17,7 +17,7 @@ was no sample):
      "health": {"count": 8, "failed": 0, "latency_ms": {dist}},
      "server": {"source": "patternbench", "scrapes": 8, "failed": 0, "in_flight_max": 32,
                 "queue_depth_max": 0, "batch_size_max": 32, "batch_size_mean": 30.9,
-                "kv_cache_pct_max": null}}
+                "kv_cache_pct_max": null, "prefix_cache_hit_pct": 75.0}}
 
 Where NVML is absent: `"gpu": {"available": false, "reason": "..."}` and nothing else.
 - `energy_j`: board power integrated over the window (piecewise linear between samples, the
@@ -173,7 +173,18 @@ def _server(records: Sequence[Record]) -> ServerTelemetry:
         batch_size_max=max(batch) if batch else None,
         batch_size_mean=round(sum(batch) / len(batch), 3) if batch else None,
         kv_cache_pct_max=_max(scrapes, "kv_cache_pct"),
+        prefix_cache_hit_pct=_hit_pct(scrapes),
     )
+
+
+def _hit_pct(scrapes: Sequence[Record]) -> float | None:
+    """Prefix-cache hits / queries over the window, from the first and last scrape that report
+    both cumulative counters; None when nothing was looked up in between."""
+    both = [(q, h) for r in scrapes if (q := _num(r.get("prefix_cache_queries"))) is not None
+            and (h := _num(r.get("prefix_cache_hits"))) is not None]
+    if len(both) < 2 or both[-1][0] <= both[0][0]:
+        return None
+    return round(100 * (both[-1][1] - both[0][1]) / (both[-1][0] - both[0][0]), 3)
 
 
 def _dist(records: Iterable[Record], field: str) -> Distribution | None:

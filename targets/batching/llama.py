@@ -16,6 +16,7 @@ rotary tables from the model's own `inv_freq`, SDPA), so greedy output equals `H
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,13 +24,16 @@ import torch
 import torch.nn.functional as F
 
 from targets.batching.llama_weights import LayerWeights, Linear, make_linear, rotary_tables
+from targets.batching.prefix_cache import PrefixCache
 from targets.batching.scheduler import Sequence
 from targets.batching.slot_cache import SlotCache
 from targets.model.hf import HFEngine
+from targets.model.sampling import sample
 
 SUPPORTED = ("llama",)
 STATIC_ROPE = ("default", "linear", "llama3", "yarn")
 ARGMAX_BLOCK = 1024  # logit columns per block of the two-level argmax
+PREFIX_BLOCK = 16  # prompt tokens per prefix-cache block (vLLM's default block size)
 
 
 @dataclass(frozen=True)
@@ -75,13 +79,14 @@ class LlamaBatchModel:
     """A Llama-architecture transformers model stepped as a continuous batch (see module doc).
 
     `max_batch`: cache slots (sequences at once); `max_len`: tokens per slot, prompt included
-    (default: the model's context); `backend`: `onednn` or `torch` for the linear layers. Per
-    sequence it keeps a cache slot (`cache.slot_of`) and, when sampling, a seeded generator, from
+    (default: the model's context); `backend`: `onednn` or `torch` for the linear layers;
+    `prefix_gb`: GiB of prefix-cache blocks of `PREFIX_BLOCK` tokens (prefix_cache.py; 0: off). Per
+    sequence it keeps a cache slot (`cache.slot_of`) and, when sampling, its generator, from
     `join` until `leave` or `reset`.
     """
 
     def __init__(self, engine: HFEngine, max_batch: int, max_len: int | None = None,
-                 backend: str = "onednn") -> None:
+                 backend: str = "onednn", prefix_gb: float = 0.0) -> None:
         model, cfg = engine.model, engine.model.config
         rope = getattr(model.model.rotary_emb, "rope_type", "default")
         if cfg.model_type not in SUPPORTED or rope not in STATIC_ROPE:
@@ -111,7 +116,11 @@ class LlamaBatchModel:
             self.cache = SlotCache(len(self.layers), max_batch, self.kv_heads, self.max_len,
                                    self.head_dim, self.dtype, self.device)
             self.arange = torch.arange(max(self.max_len, max_batch), device=self.device)
-        self.generators: dict[Sequence, torch.Generator] = {}  # per sequence that samples
+            block_bytes = (2 * len(self.layers) * self.kv_heads * PREFIX_BLOCK * self.head_dim
+                           * self.dtype.itemsize)
+            blocks = int(prefix_gb * 2**30 // block_bytes)
+            self.prefix = PrefixCache(self.cache, PREFIX_BLOCK, blocks) if blocks else None
+        self.generators: dict[Sequence, random.Random] = {}  # per sequence that samples
 
     def _padded_lm_head(self, head: Any, backend: str) -> Linear:
         """The LM head widened to whole `ARGMAX_BLOCK`s of columns; a -inf bias on the padding
@@ -136,10 +145,14 @@ class LlamaBatchModel:
 
     # -- joining and leaving --------------------------------------------------------------------
 
+    @torch.inference_mode()
     def join(self, seq: Sequence) -> None:
         """Give `seq` the lowest free slot (the scheduler never joins more than `max_batch`) and,
-        when it samples, a generator seeded as `HFEngine.generate` seeds one."""
-        self.cache.assign(seq)
+        when it samples, the generator `HFEngine.generate` would draw it with. With a prefix
+        cache, the prompt's cached leading blocks are copied into the slot (`seq.cached`)."""
+        slot = self.cache.assign(seq)
+        if self.prefix is not None:
+            seq.cached = self.prefix.load(seq.ids, slot)
         gen = self.engine.generator(seq.params)
         if gen is not None:
             self.generators[seq] = gen
@@ -174,6 +187,8 @@ class LlamaBatchModel:
         for seq, n in chunks:
             seq.cached += n
             self.cache.written(self.cache.slot_of[seq], seq.cached)
+            if self.prefix is not None and seq.cached == len(seq.ids):
+                self.prefix.store(seq.ids, self.cache.slot_of[seq])
         for seq in decode:
             seq.cached += 1  # its new position is below `span`, already counted clean
         if x is None:
@@ -278,13 +293,20 @@ class LlamaBatchModel:
 
     def _next_tokens(self, x: torch.Tensor, owners: list[Sequence]) -> list[int]:
         """The next token of each row of `x` (the last layer's output for `owners`, in order):
-        the argmax of its logits, or a sample from them for a sequence that samples."""
+        the argmax of its logits, or for the sequences that sample one batched draw from theirs
+        (`sampling.sample`; the padding columns' -inf bias keeps them out)."""
         logits = self.lm_head(self._rms(x, self.norm))  # [len(owners), padded vocab]
+        drawn = [i for i, seq in enumerate(owners) if seq in self.generators]
+        if not drawn:
+            return self._argmax(logits)
+        if len(drawn) == len(owners):
+            return sample(logits, [s.params for s in owners], [self.generators[s] for s in owners])
         out = self._argmax(logits)
-        for i, seq in enumerate(owners):
-            if seq.params.temperature > 0:
-                out[i] = self.engine.next_token(logits[i, :self.vocab_limit], seq.params,
-                                                self.generators[seq])
+        tokens = sample(logits[torch.tensor(drawn, device=self.device)],
+                        [owners[i].params for i in drawn],
+                        [self.generators[owners[i]] for i in drawn])
+        for i, token in zip(drawn, tokens, strict=True):
+            out[i] = token
         return out
 
     def _rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -10,9 +10,10 @@ package, lets sequences leave and join at every step instead.)
 For a transformers model the prompts are left-padded to one length with an attention mask, and
 `position_ids` count only real tokens, so each row computes what `HFEngine.generate` computes
 for it alone: greedy output is the same token for token (sampling too, given the same seed,
-barring float ties). For the `sim:` model one batch step costs one `tpot_ms` (and the prefill
-one `ttft_ms`) whatever the batch size — the idealized accelerator the sim stands for — and each
-row's tokens are `SimEngine.generate`'s.
+barring float ties; a step's sampling rows are drawn in one batch, targets/model/sampling.py).
+For the `sim:` model one batch step costs one `tpot_ms` (and the prefill one `ttft_ms`) whatever
+the batch size — the idealized accelerator the sim stands for — and each row's tokens are
+`SimEngine.generate`'s.
 
 `emit(i, token)` is called for each new token of row `i` in order; `done(i)` once when row `i`
 ends. Both run in the calling thread. A row ends after the token that reaches its `max_tokens`
@@ -21,13 +22,15 @@ or is EOS (unless `ignore_eos`), or after the first token emitted once its `canc
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from targets.model.engine import GenParams, ModelEngine
 from targets.model.hf import HFEngine
+from targets.model.sampling import argmax, sample
 from targets.model.sim import SimEngine, sim_state, sim_token, sim_wait
 
 Emit = Callable[[int, int], None]
@@ -86,16 +89,13 @@ def _hf_batch(engine: HFEngine, jobs: Sequence[BatchJob], emit: Emit, done: Done
         last = logits[:, -1]
         position = positions[:, -1:]
         while True:
-            step: list[int] = []
+            step = _next_tokens(engine, last, rows, gens)
             for i, row in enumerate(rows):
-                token = pad
                 if row.active:
-                    token = engine.next_token(last[i], row.job.params, gens[i])
-                    emit(i, token)
-                    if row.finished_by(token, engine.eos_token_id):
+                    emit(i, step[i])
+                    if row.finished_by(step[i], engine.eos_token_id):
                         row.active = False
                         done(i)
-                step.append(token)
             if not any(row.active for row in rows):
                 return
             mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
@@ -103,6 +103,29 @@ def _hf_batch(engine: HFEngine, jobs: Sequence[BatchJob], emit: Emit, done: Done
             logits, cache = engine.forward(torch.tensor([step], device=dev).T, cache,
                                            attention_mask=mask, position_ids=position)
             last = logits[:, -1]
+
+
+def _next_tokens(engine: HFEngine, last: Any, rows: list[_Row],
+                 gens: list[random.Random | None]) -> list[int]:
+    """Each row's next token from its logits (`last`, `[rows, vocab]`): the argmax for the greedy
+    rows, one batched `sampling.sample` for the sampling ones; the padding id for ended rows."""
+    import torch
+
+    logits = last[:, : engine.vocab_limit]
+    out = [engine.eos_token_id] * len(rows)
+    greedy = [i for i, row in enumerate(rows) if row.active and gens[i] is None]
+    drawn = [i for i, row in enumerate(rows) if row.active and gens[i] is not None]
+    if greedy:
+        tokens = argmax(logits[torch.tensor(greedy, device=logits.device)])
+        for i, token in zip(greedy, tokens, strict=True):
+            out[i] = token
+    if drawn:
+        tokens = sample(logits[torch.tensor(drawn, device=logits.device)],
+                        [rows[i].job.params for i in drawn],
+                        [g for i in drawn if (g := gens[i]) is not None])
+        for i, token in zip(drawn, tokens, strict=True):
+            out[i] = token
+    return out
 
 
 def _sim_batch(engine: SimEngine, jobs: Sequence[BatchJob], emit: Emit, done: Done) -> None:

@@ -18,14 +18,17 @@ from typing import Protocol
 @dataclass(frozen=True)
 class GenParams:
     """Sampling parameters of one request: at most `max_tokens` output tokens; `temperature` 0
-    is greedy, above 0 samples within the `top_p` nucleus with a generator seeded by `seed` (0
-    when None); `ignore_eos` generates past EOS, for exact output lengths."""
+    is greedy, above 0 samples within the `top_p` nucleus, the `top_k` most likely tokens (0: all)
+    and the `min_p` floor (0: none), drawn from a generator seeded by `seed` (the process's when
+    None; see targets/model/sampling.py); `ignore_eos` generates past EOS, for exact lengths."""
 
     max_tokens: int
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
     ignore_eos: bool = False
+    top_k: int = 0
+    min_p: float = 0.0
 
 
 class Tokenizer(Protocol):

@@ -1,18 +1,20 @@
 """`HFEngine`: a transformers causal LM generating with a KV cache, one request per call.
 
-Greedy (`temperature` 0) or sampled (temperature, top-p, a per-request seed), `ignore_eos` for
+Greedy (`temperature` 0) or sampled (targets/model/sampling.py), `ignore_eos` for
 exact lengths; fp32 on CPU, bf16 (or fp16) on CUDA.
 """
 
 from __future__ import annotations
 
 import inspect
+import random
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from targets.model.engine import GenParams
+from targets.model.sampling import is_greedy, row_generator, sample
 from targets.model.spec import GPT2_EOS
 from targets.model.store import load_tokenizer
 
@@ -62,35 +64,22 @@ class HFEngine:
         out = self.model(input_ids=input_ids, use_cache=True, **kwargs)
         return out.logits, getattr(out, self.cache_kw, None) or out.past_key_values
 
-    def generator(self, params: GenParams) -> Any:
-        """The random generator of one sampled request: a `torch.Generator` on this device seeded
-        with `params.seed` (0 when unset), so the same request samples the same tokens; None for
-        greedy (`temperature` 0). Every batched path seeds through here, as `generate` does."""
-        import torch
+    def generator(self, params: GenParams) -> random.Random | None:
+        """The uniforms of one sampled request (`sampling.row_generator`): seeded by
+        `params.seed`, else the process generator; None when greedy. Every batched path draws
+        through here, as `generate` does."""
+        return row_generator(params)
 
-        if params.temperature <= 0:
-            return None
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(params.seed if params.seed is not None else 0)
-        return gen
-
-    def next_token(self, logits: Any, params: GenParams, gen: Any) -> int:
+    def next_token(self, logits: Any, params: GenParams, gen: random.Random | None) -> int:
         """The token to emit after `logits` (one row, `[vocab]`; ids past the tokenizer's
-        vocabulary are ignored): the argmax when greedy, else a sample at `params.temperature`
-        within the `params.top_p` nucleus, drawn with `gen` (from `generator`)."""
+        vocabulary are ignored): the argmax when greedy, else `sampling.sample`'s draw with
+        `gen` (from `generator`)."""
         import torch
 
-        logits = logits[..., : self.vocab_limit].float()
-        if params.temperature <= 0:
+        logits = logits[..., : self.vocab_limit]
+        if gen is None or is_greedy(params):
             return int(torch.argmax(logits, dim=-1).item())
-        probs = torch.softmax(logits / params.temperature, dim=-1)
-        if params.top_p < 1.0:
-            sorted_p, order = torch.sort(probs, descending=True)
-            keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < params.top_p
-            sorted_p = sorted_p * keep
-            choice = torch.multinomial(sorted_p / sorted_p.sum(), 1, generator=gen)
-            return int(order[choice].item())
-        return int(torch.multinomial(probs, 1, generator=gen).item())
+        return sample(logits[None], [params], [gen])[0]
 
     def generate(
         self, prompt_ids: Sequence[int], params: GenParams, cancel: threading.Event | None = None

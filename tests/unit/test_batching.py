@@ -301,6 +301,81 @@ def test_sampling_is_seeded_per_request(tiny: HFEngine) -> None:
 
 
 @pytest.mark.slow
+def test_a_seeded_request_samples_the_same_alone_and_among_neighbours(tiny: HFEngine) -> None:
+    from targets.batching.llama import LlamaBatchModel
+
+    seeded = GenParams(max_tokens=16, temperature=0.8, top_p=0.95, seed=7, ignore_eos=True)
+    batcher = ContinuousBatcher(LlamaBatchModel(tiny, max_batch=4, max_len=64))
+    batcher.start()
+    alone = list(batcher.generate([5, 6, 7, 8], seeded))
+    sink = Recorder(batcher)
+    neighbours = {"greedy": GenParams(max_tokens=9, ignore_eos=True),  # leaves early
+                  "hot": GenParams(max_tokens=16, temperature=1.3, top_p=0.5, ignore_eos=True),
+                  "cold": GenParams(max_tokens=16, temperature=0.2, seed=1, ignore_eos=True)}
+    for key, params in neighbours.items():
+        batcher.submit([300 + len(key), 42], params, threading.Event(), sink, key)
+    batcher.submit([5, 6, 7, 8], seeded, threading.Event(), sink, "seeded")
+    sink.wait(4)
+    batcher.stop()
+    assert sink.tokens("seeded") == alone and len(set(alone)) > 1
+    # the same seed through the single-request engine and through dynamic batching's rows
+    assert list(tiny.generate([5, 6, 7, 8], seeded)) == alone
+
+
+@pytest.mark.slow
+def test_prefix_cache_serves_shared_blocks_and_greedy_output_stays_the_same(
+        tiny: HFEngine) -> None:
+    from targets.batching.llama import LlamaBatchModel
+
+    system = [(13 * j) % 50000 + 256 for j in range(40)]  # two whole 16-token blocks and 8 more
+    prompts = [[*system, 7, 8, 9], [*system, 900, 901], [*system[:20], 5]]
+    params = GenParams(max_tokens=12, ignore_eos=True)
+    expected = [list(tiny.generate(ids, params)) for ids in prompts]
+    model = LlamaBatchModel(tiny, max_batch=2, max_len=96, prefix_gb=0.01)
+    assert model.prefix is not None
+    batcher = ContinuousBatcher(model)
+    batcher.start()
+    got = [list(batcher.generate(ids, params)) for ids in prompts]
+    batcher.stop()
+    assert got == expected
+    # the first finds nothing; the second its two system blocks; the third the first block
+    assert (model.prefix.queries, model.prefix.hits) == (sum(map(len, prompts)), 32 + 16)
+
+
+@pytest.mark.slow
+def test_a_full_prefix_cache_evicts_the_least_recently_used_blocks(tiny: HFEngine) -> None:
+    from targets.batching.llama import LlamaBatchModel
+
+    model = LlamaBatchModel(tiny, max_batch=1, max_len=64, prefix_gb=1e-9)  # no whole block
+    assert model.prefix is None
+    model = LlamaBatchModel(tiny, max_batch=1, max_len=64, prefix_gb=2**-12)  # 2 x 128 KiB
+    assert model.prefix is not None and len(model.prefix.free) == 2
+    batcher = ContinuousBatcher(model)
+    batcher.start()
+    params = GenParams(max_tokens=2, ignore_eos=True)
+    first, second = list(range(300, 317)), list(range(400, 433))
+    for ids in (first, second, first):  # second's two blocks push first's out
+        list(batcher.generate(ids, params))
+    batcher.stop()
+    assert model.prefix.hits == 0 and len(model.prefix.where) == 2
+
+
+@pytest.mark.slow
+def test_unseeded_requests_with_the_same_prompt_sample_different_tokens(tiny: HFEngine) -> None:
+    from targets.batching.llama import LlamaBatchModel
+
+    params = GenParams(max_tokens=16, temperature=1.0, ignore_eos=True)
+    batcher = ContinuousBatcher(LlamaBatchModel(tiny, max_batch=2, max_len=64))
+    sink = Recorder(batcher)
+    for key in ("a", "b"):
+        batcher.submit([11, 12, 13], params, threading.Event(), sink, key)
+    batcher.start()
+    sink.wait(2)
+    batcher.stop()
+    assert sink.tokens("a") != sink.tokens("b")
+
+
+@pytest.mark.slow
 def test_target_streams_the_batchers_greedy_tokens_and_413s_prompts_over_a_slot(
         tiny: HFEngine, tmp_path: Any) -> None:
     import json

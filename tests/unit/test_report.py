@@ -57,6 +57,9 @@ def telemetry() -> dict[str, Any]:
     records = [{"kind": "host", "t": t, "target_cpu_pct": cpu, "target_rss_mb": 812.0,
                 "target_procs": 1, "driver_cpu_pct": 20.0, "driver_rss_mb": 60.0}
                for t, cpu in ((1.0, 181.25), (2.0, 181.25))]
+    records += [{"kind": "metrics", "t": t, "source": "patternbench", "batch_size": 8.0,
+                 "prefix_cache_queries": q, "prefix_cache_hits": h, "error": None}
+                for t, q, h in ((1.0, 512.0, 0.0), (2.0, 4608.0, 3072.0))]
     out: dict[str, Any] = encode(summarize_telemetry(records, start=0.5, end=2.5))
     return out
 
@@ -207,6 +210,7 @@ def test_report_renders_every_field_and_telemetry(report: tuple[Path, str]) -> N
     assert "<code>probe.latency_ms</code>" in html
     assert "<code>telemetry.target.cpu_pct</code>" in html and "181.25" in html
     assert "<code>telemetry.target.rss_peak_mb</code>" in html and "812" in html
+    assert "(prefix cache hits 75%)" in html  # 3072 of the window's 4096 prompt tokens
     assert "<code>cpu_pct</code>" in html  # telemetry/flask_threads.jsonl summarized
     assert "1 line(s) were not JSON objects" in html
 

@@ -30,6 +30,14 @@ vllm:kv_cache_usage_perc{engine="1",model_name="tiny"} 0.5
 # HELP vllm:generation_tokens_total Number of generation tokens processed.
 # TYPE vllm:generation_tokens_total counter
 vllm:generation_tokens_total{engine="0",model_name="tiny"} 4096.0
+# HELP vllm:prefix_cache_queries_total Prefix cache queries, in terms of number of queried tokens.
+# TYPE vllm:prefix_cache_queries_total counter
+vllm:prefix_cache_queries_total{engine="0",model_name="tiny"} 6144.0
+vllm:prefix_cache_queries_total{engine="1",model_name="tiny"} 2048.0
+# HELP vllm:prefix_cache_hits_total Prefix cache hits, in terms of number of cached tokens.
+# TYPE vllm:prefix_cache_hits_total counter
+vllm:prefix_cache_hits_total{engine="0",model_name="tiny"} 4096.0
+vllm:prefix_cache_hits_total{engine="1",model_name="tiny"} 1024.0
 """
 OLD_VLLM_TEXT = """\
 # TYPE vllm:num_requests_running gauge
@@ -47,7 +55,18 @@ def test_our_targets_gauges_map_to_in_flight_queue_and_batch() -> None:
     stats.tokens.inc(100)
     fields = server_fields(parse_metrics(stats.render().decode()))
     assert fields == {"in_flight": 7.0, "queue_depth": 3.0, "batch_size": 4.0,
-                      "kv_cache_pct": None, "source": "patternbench"}
+                      "kv_cache_pct": None, "prefix_cache_queries": None,
+                      "prefix_cache_hits": None, "source": "patternbench"}
+
+
+def test_our_prefix_cache_counts_map_to_queries_and_hits() -> None:
+    # what fastapi_batching adds to its /metrics when its prefix cache is on
+    text = ("# TYPE patternbench_batch_size gauge\npatternbench_batch_size 2.0\n"
+            "# TYPE patternbench_prefix_cache_queries gauge\n"
+            "patternbench_prefix_cache_queries 4096.0\n"
+            "# TYPE patternbench_prefix_cache_hits gauge\npatternbench_prefix_cache_hits 3072.0\n")
+    fields = server_fields(parse_metrics(text))
+    assert (fields["prefix_cache_queries"], fields["prefix_cache_hits"]) == (4096.0, 3072.0)
 
 
 def test_vllm_gauges_are_summed_over_engines_and_kv_cache_is_a_percentage() -> None:
@@ -55,7 +74,8 @@ def test_vllm_gauges_are_summed_over_engines_and_kv_cache_is_a_percentage() -> N
     assert "vllm:generation_tokens_total" not in values  # only the kept gauges
     fields = server_fields(values)
     assert fields == {"in_flight": 10.0, "queue_depth": 2.0, "batch_size": 8.0,
-                      "kv_cache_pct": 50.0, "source": "vllm"}
+                      "kv_cache_pct": 50.0, "prefix_cache_queries": 8192.0,
+                      "prefix_cache_hits": 5120.0, "source": "vllm"}
     old = server_fields(parse_metrics(OLD_VLLM_TEXT))
     assert (old["batch_size"], old["queue_depth"], old["in_flight"], old["kv_cache_pct"]) == (
         1.0, None, None, 25.0)

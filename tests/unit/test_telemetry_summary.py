@@ -117,6 +117,20 @@ def test_host_health_and_server_are_summarized_over_the_window_only() -> None:
     assert out["gpu"]["available"] is False
 
 
+def test_prefix_cache_hit_rate_is_the_windows_share_of_hits_in_queries() -> None:
+    def scrape(t: float, queries: float, hits: float) -> Record:
+        return {"kind": "metrics", "t": t, "source": "vllm", "batch_size": 8.0,
+                "prefix_cache_queries": queries, "prefix_cache_hits": hits, "error": None}
+
+    # counters since the server started: before the window 1000 tokens (none hit) were looked
+    # up; inside it 4096 more, of which 3072 were served from the cache
+    records = [scrape(0.5, 1000, 0), scrape(1.0, 1000, 0), scrape(2.0, 3048, 1536),
+               scrape(3.0, 5096, 3072)]
+    assert telemetry_json(records, start=1.0, end=3.0)["server"]["prefix_cache_hit_pct"] == 75.0
+    idle = [scrape(1.0, 1000, 0), scrape(2.0, 1000, 0)]
+    assert telemetry_json(idle, start=1.0, end=3.0)["server"]["prefix_cache_hit_pct"] is None
+
+
 def test_empty_window_gives_nulls_not_zeros() -> None:
     out = telemetry_json([{"kind": "host", "t": 9.0, "target_cpu_pct": 5.0}],
                               start=0.0, end=1.0)

@@ -216,7 +216,7 @@ def test_server_queue_in_front_of_one_model() -> None:
     points = sweep()
     queued = ServerTelemetry(source="patternbench", scrapes=8, failed=0, in_flight_max=8,
                              queue_depth_max=7, batch_size_max=0, batch_size_mean=0,
-                             kv_cache_pct_max=None)
+                             kv_cache_pct_max=None, prefix_cache_hit_pct=None)
     telemetry = PointTelemetry(
         window_s=5.0, gpu=GpuTelemetry(available=False, reason="no NVML"),
         target=ProcessTree(samples=10, cpu_pct=None, rss_peak_mb=300.0, pss_peak_mb=None,

@@ -139,6 +139,12 @@ def test_chat_body_with_per_request_seed() -> None:
     }
 
 
+def test_a_nucleus_below_one_is_sent_as_top_p() -> None:
+    wl = Workload(temperature=0.8, top_p=0.95)
+    assert request_body(SPEC, wl, "tiny")["top_p"] == 0.95
+    assert "top_p" not in request_body(SPEC, Workload(temperature=0.8), "tiny")
+
+
 def test_non_streaming_body_has_no_stream_options() -> None:
     body = request_body(SPEC, Workload(stream=False), "tiny")
     assert body["stream"] is False

@@ -42,6 +42,7 @@ from harness.drivers.backoff import Backoff, ErrorStreak, retry_delay
 from harness.drivers.builtin.loop_lag import LoopLag
 from harness.drivers.builtin.shares import Share, run_shares
 from harness.drivers.builtin.streaming import client_timeout, fetch
+from harness.drivers.builtin.turns import take_turn, think
 from harness.drivers.job import (
     MAX_AUTO_CONNECTIONS,
     DriverInterrupted,
@@ -51,6 +52,8 @@ from harness.drivers.job import (
 )
 from harness.drivers.request_pool import RequestPool
 from harness.samples import Sample
+from harness.sessions import Conversation, Reply
+from harness.workload import RequestSpec
 
 ABORT_POLL_S = 0.05
 ABORT_GRACE_S = 1.0
@@ -113,6 +116,12 @@ class BuiltinDriver:
 
             streak = ErrorStreak()
 
+            def record(sample: Sample) -> None:
+                samples.append(sample)
+                reason = streak.observe(sample)
+                if reason is not None:
+                    progress.fail(reason, job.clock.now())
+
             async def attempt(index: int, scheduled_at: float, number: int = 1) -> Sample:
                 async with slots:
                     sent_at = job.clock.now()
@@ -120,10 +129,7 @@ class BuiltinDriver:
                                          progress, self.name, pool.body(index), index)
                 if number > 1:
                     sample = replace(sample, extra={**sample.extra, "attempt": number})
-                samples.append(sample)
-                reason = streak.observe(sample)
-                if reason is not None:
-                    progress.fail(reason, job.clock.now())
+                record(sample)
                 return sample
 
             async def one(index: int, scheduled_at: float) -> Sample:
@@ -136,35 +142,59 @@ class BuiltinDriver:
                     sample = await attempt(index, scheduled_at, k + 2)
                 return sample
 
-            main = (self._closed(job, share, one, progress) if arrivals is None
-                    else self._open(job, share, arrivals, one, progress))
-            await until_aborted(main, progress)
+            async def turn(index: int, scheduled_at: float, conv: Conversation,
+                           stream: int) -> Sample:
+                async def send(spec: RequestSpec, body: bytes, reply: Reply) -> Sample:
+                    async with slots:
+                        return await fetch(session, job, spec, scheduled_at, job.clock.now(),
+                                           progress, self.name, body, index, reply)
 
-    async def _closed(self, job: LoadJob, share: Share, one: Any, progress: Progress) -> None:
+                sample = await take_turn(conv, stream, pool.spec(index), job, send)
+                record(sample)
+                await think(job)
+                return sample
+
+            await until_aborted(self._load(job, share, arrivals, one, turn, progress), progress)
+
+    def _load(self, job: LoadJob, share: Share, arrivals: list[Arrival] | None, one: Any,
+              turn: Any, progress: Progress) -> Coroutine[Any, Any, None]:
+        """The loop that drives the point: users holding sessions, a closed loop or arrivals."""
+        if job.workload.turns > 1:
+            return self._closed(job, share, turn, progress, sessions=True)
+        if arrivals is None:
+            return self._closed(job, share, one, progress)
+        return self._open(job, share, arrivals, one, progress)
+
+    async def _closed(self, job: LoadJob, share: Share, one: Any, progress: Progress,
+                      sessions: bool = False) -> None:
         """`share.part(concurrency)` loops, each sending its next request when the last ends;
-        stream k (k = share.index, share.index + share.count, ...) starts at its ramp offset."""
+        stream k (k = share.index, share.index + share.count, ...) starts at its ramp offset.
+        With `sessions`, each loop is a user holding conversations (`one` is a turn)."""
         assert job.point.concurrency is not None
         indices = share.indices()
         cap = job.point.max_requests
         starts = closed_starts(job.point)[share.index::share.count]
         measured, wanted = [0], share.part(job.point.min_requests)  # sent after warm-up
 
-        async def worker(offset_s: float) -> None:
+        async def worker(offset_s: float, stream: int) -> None:
             delay = job.point_start + offset_s - job.clock.now()
             if delay > 0:
                 await asyncio.sleep(delay)
             backoff = Backoff()
+            conv = Conversation(job.workload.turns, job.prompts.context) if sessions else None
             for index in indices:
                 now = job.clock.now()
                 if (job.load_over(now, measured[0], wanted) or (cap and index >= cap)
                         or progress.abort is not None):
                     return
                 measured[0] += now >= job.warmup_end
-                wait_s = backoff.after(await one(index, now))
+                sample = await (one(index, now, conv, stream) if sessions else one(index, now))
+                wait_s = backoff.after(sample)
                 if wait_s > 0:
                     await asyncio.sleep(wait_s)
 
-        await asyncio.gather(*(worker(offset) for offset in starts))
+        await asyncio.gather(*(worker(offset, share.index + k * share.count)
+                               for k, offset in enumerate(starts)))
 
     async def _open(self, job: LoadJob, share: Share, arrivals: list[Arrival],
                     one: Any, progress: Progress) -> None:

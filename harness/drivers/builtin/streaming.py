@@ -36,6 +36,8 @@ import aiohttp
 from harness.drivers.builtin.event_scan import EventScanner, classify
 from harness.drivers.job import LoadJob, Progress
 from harness.samples import Clock, Sample, Status, TokenSource
+from harness.sessions import Reply
+from harness.sse import Chunk, read_chunk
 from harness.workload import RequestSpec, request_body
 
 
@@ -95,6 +97,7 @@ class _Seen:
     extra: dict[str, Any] = field(default_factory=dict)
     done_at: float | None = None  # the response was read to its end (ok or not)
     failed_at: float | None = None  # a timeout fired or the connection failed
+    reply: Reply | None = None  # where the answer's text goes, when asked for
 
 
 def client_timeout(job: LoadJob) -> aiohttp.ClientTimeout:
@@ -109,14 +112,15 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 async def fetch(session: aiohttp.ClientSession, job: LoadJob, spec: RequestSpec,
                 scheduled_at: float, sent_at: float, progress: Progress,
                 driver: str = "builtin", body: bytes | None = None,
-                index: int | None = None) -> Sample:
+                index: int | None = None, reply: Reply | None = None) -> Sample:
     """Send `spec` now (as `body` when given: its encoded JSON) and follow it to its end;
     never raises for what the server did. `index` is the request's number in the point
-    (default `spec.index`; several requests may share one pooled spec)."""
+    (default `spec.index`; several requests may share one pooled spec). With `reply`, the
+    answer's text and the server's token counts are kept there (`harness.sessions`)."""
     path = "/v1/chat/completions" if job.workload.api == "chat" else "/v1/completions"
     if body is None:
         body = json.dumps(request_body(spec, job.workload, job.model_name)).encode()
-    seen = _Seen()
+    seen = _Seen(reply=reply)
     progress.sent += 1
     watchdog = Watchdog(job)
     try:
@@ -161,6 +165,12 @@ async def _read_response(resp: aiohttp.ClientResponse, job: LoadJob, seen: _Seen
         usage = data.get("usage") or {}
         seen.output_tokens = int(usage.get("completion_tokens", 0))
         seen.source = "usage" if usage else "unknown"
+        if seen.reply is not None:
+            choice = (data.get("choices") or [{}])[0]
+            seen.reply.text = choice.get("text") or (choice.get("message") or {}).get(
+                "content") or ""
+            seen.reply.prompt_tokens = usage.get("prompt_tokens")
+            seen.reply.output_tokens = seen.output_tokens
 
 
 def _client_error(exc: aiohttp.ClientError,
@@ -192,7 +202,8 @@ def _sample(job: LoadJob, spec: RequestSpec, request_id: str, scheduled_at: floa
         done_at=seen.done_at if seen.status == "ok" else None,
         failed_at=(None if seen.status == "ok" else
                    seen.failed_at if seen.failed_at is not None else seen.done_at),
-        prompt_tokens=spec.prompt_tokens,
+        prompt_tokens=(seen.reply.prompt_tokens if seen.reply is not None
+                       and seen.reply.prompt_tokens is not None else spec.prompt_tokens),
         output_tokens=seen.output_tokens,
         tokens_source=seen.source,
         http_status=seen.http_status,
@@ -216,6 +227,7 @@ class _Tally:
     done: bool = False
     usage_tokens: int | None = None
     error: str | None = None
+    reply: Reply | None = None  # keep the text and prompt count here (sessions only)
 
     def add(self, payloads: list[bytes], now: float, times: list[float]) -> None:
         for payload in payloads:
@@ -228,13 +240,23 @@ class _Tally:
                 times.append(now)
             if chunk.usage_completion_tokens is not None:
                 self.usage_tokens = chunk.usage_completion_tokens
+            if self.reply is not None:
+                self._keep(payload, chunk, self.reply)
+
+    @staticmethod
+    def _keep(payload: bytes, chunk: Chunk, reply: Reply) -> None:
+        if chunk.token and not chunk.text:  # the fast path leaves a token's text undecoded
+            chunk = read_chunk(payload.decode("utf-8", "replace"))
+        reply.text += chunk.text
+        if chunk.usage_prompt_tokens is not None:
+            reply.prompt_tokens = chunk.usage_prompt_tokens
 
 
 async def _read_stream(resp: aiohttp.ClientResponse, seen: _Seen, clock: Clock,
                        watchdog: Watchdog) -> tuple[Status, str | None]:
     scanner = EventScanner()
     times = seen.token_times
-    tally = _Tally()
+    tally = _Tally(reply=seen.reply)
     async for raw in resp.content.iter_any():  # all bytes that arrived together
         tally.add(scanner.feed(raw), clock.now(), times)
         if tally.error:
@@ -247,6 +269,8 @@ async def _read_stream(resp: aiohttp.ClientResponse, seen: _Seen, clock: Clock,
         seen.output_tokens, seen.source = tally.usage_tokens, "usage"
     else:
         seen.output_tokens = len(times)
+    if seen.reply is not None:
+        seen.reply.output_tokens = seen.output_tokens
     if not tally.done:
         return "truncated", "stream ended before [DONE]"
     return "ok", None
