@@ -149,9 +149,10 @@ def _ratio(gate: Gate, summary: RunSummary) -> list[GateResult]:
     points = ([p for _, p in _matches(left, summary)] if left.point == "*" else [left.point])
     results = []
     for point in points or [left.point]:
-        lp, rp = left.at(left.target, point), right.at(right.target, point)
+        lp = left.at(left.target, point)
+        rp = right.at(right.target, point if right.point == "*" else right.point)
         subject = f"{lp} / {rp}"
-        a = measure(points_of(summary, lp.target, point), lp)
+        a = measure(points_of(summary, lp.target, lp.point), lp)
         b = measure(points_of(summary, rp.target, rp.point), rp)
         change = change_between(b, a, lp.sub) if lp.field == rp.field and lp.sub == rp.sub \
             else _plain(b, a)

@@ -87,7 +87,7 @@ def change_between(before: Measured, after: Measured, stat: str) -> Change | Non
 
 def _one(point: PointSummary, path: MetricPath) -> Measured:
     where = f"{point.target}.{point.point}"
-    if "driver_bound" in point.flags:
+    if "driver_bound" in point.flags and path.field != "requests":  # counts stay facts
         return Measured(None, problem=f"driver_bound: the load driver could not keep up at "
                                       f"{where}, so its figures measure the driver")
     if path.field in DISTRIBUTIONS:

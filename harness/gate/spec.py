@@ -12,7 +12,8 @@ A gate is a key (what to measure) and an expression (the bound), like k6's `thre
 A metric path is `<target|*>.<point|*>.<field>.<sub>`: a target label, a load point name, a
 summary field (`FIELDS`) and its part (a statistic of a distribution, or a counter). An in-run
 ratio is two paths joined by ` / `; a `*` point on both sides pairs points of the same name.
-The operator is one of `<`, `<=`, `>`, `>=`; a relative bound is a signed percentage.
+The operator is one of `<`, `<=`, `>`, `>=`; a relative bound is a signed percentage. A key
+may hold a list of bounds, one gate each.
 
     >>> parse_gate("*.c32.ttft_ms.p99", "< 1500").kind
     'absolute'
@@ -83,8 +84,10 @@ class Gate:
 
 
 def parse_gates(raw: Mapping[str, Any]) -> tuple[Gate, ...]:
-    """Every gate of a `[gates]` table; `ScenarioError` naming the first malformed one."""
-    return tuple(parse_gate(str(key), value) for key, value in raw.items())
+    """Every gate of a `[gates]` table; `ScenarioError` naming the first malformed one. A key
+    may hold a list of bounds (k6 style): `"a.c1.itl_ms.p50" = ["< 2000", "<= +100%"]`."""
+    return tuple(parse_gate(str(key), expr) for key, value in raw.items()
+                 for expr in (value if isinstance(value, list) else [value]))
 
 
 def parse_gate(key: str, expr: Any) -> Gate:

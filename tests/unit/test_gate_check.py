@@ -129,3 +129,19 @@ def test_exit_codes() -> None:
     assert exit_code([r("inconclusive")], "pass") == 0
     assert exit_code([r("inconclusive")], "fail") == 1
     assert exit_code([r("cannot_judge")], "pass") == 2
+
+
+def test_a_ratio_of_two_points_of_one_target() -> None:
+    c8 = point()
+    c1 = replace(streamed_point("fastapi_batching", "c1", concurrency=1, ttft_ms=50.0,
+                                tpot_ms=4.0, requests=60, tokens=16, seed=4), point="c1")
+    key = ("fastapi_batching.c8.throughput.output_tok_s / "
+           "fastapi_batching.c1.throughput.output_tok_s")
+    result = one(key, ">= 2", [c8, c1])
+    assert result.subject == key and result.verdict == "pass"
+    assert result.value is not None and 4 < result.value < 9
+
+
+def test_error_counters_are_judged_on_a_driver_bound_point() -> None:
+    bound = replace(point(), flags=("driver_bound",))
+    assert one("*.c8.requests.conn_error", "<= 0", [bound]).verdict == "pass"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.gate.spec import Gate, MetricPath, parse_gate
+from harness.gate.spec import Gate, MetricPath, parse_gate, parse_gates
 from harness.scenario import load_scenario
 from harness.scenario_values import ScenarioError
 
@@ -33,6 +33,13 @@ def test_in_run_ratio() -> None:
     gate = parse_gate(RATIO, ">= 8")
     assert (gate.kind, gate.op, gate.limit) == ("ratio", ">=", 8.0)
     assert gate.right == MetricPath("flask_threads", "c32", "throughput", "output_tok_s")
+
+
+def test_a_key_may_hold_several_bounds() -> None:
+    gates = parse_gates({"a.c1.itl_ms.p50": ["< 2000", "<= +100%"], "a.c1.requests.ok": ">= 8"})
+    assert [(g.name, g.kind, g.limit) for g in gates] == [
+        ("a.c1.itl_ms.p50", "absolute", 2000.0), ("a.c1.itl_ms.p50", "relative", 2.0),
+        ("a.c1.requests.ok", "absolute", 8.0)]
 
 
 def test_an_open_loop_point_name_keeps_its_dot() -> None:
