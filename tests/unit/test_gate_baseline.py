@@ -36,8 +36,8 @@ def manifest(run: str, machine: dict[str, Any] = MACHINE, model: str = "3f1c0a9e
 def stored_run(root: Path, name: str, tpot_ms: float, seed: int, **kw: Any) -> Path:
     run = root / name
     points: list[PointSummary] = [streamed_point("fastapi_batching", "c4", concurrency=4,
-                                                 ttft_ms=40.0, tpot_ms=tpot_ms, requests=100,
-                                                 tokens=16, seed=seed)]
+                                                 ttft_ms=40.0, tpot_ms=tpot_ms, requests=60,
+                                                 tokens=8, seed=seed)]
     write_summary(run, points)
     data = json.loads((run / "summary.json").read_text())
     write_json(run / "summary.json", data | {"run": name, "scenario": "ci"})
