@@ -17,10 +17,11 @@ bench: $(STAMP)
 	$(VENV)/bin/patternbench run $(SCENARIO)
 
 # `make bench-micro`: the harness's own hot paths and the batching step (tests/bench, pytest-benchmark),
-# compared with the stored baseline of this machine id; a median more than BENCH_FAIL above it
-# fails (docs/gates.md says how the threshold was chosen). `make bench-micro-save` stores a new one.
+# compared with the stored baseline of this machine id; a minimum more than BENCH_FAIL above it
+# fails: medians moved up to 3.6x between back-to-back runs on the shared 2-core machine, minima at
+# most +68% (docs/gates.md, Micro-benchmarks). `make bench-micro-save` stores a new baseline.
 BENCH_STORAGE := file://results/baselines/pytest-benchmark
-BENCH_FAIL ?= median:35%
+BENCH_FAIL ?= min:75%
 BENCH_ARGS := tests/bench -p no:cacheprovider --benchmark-enable --benchmark-storage=$(BENCH_STORAGE) \
 	--benchmark-columns=median,iqr,min,max,rounds --benchmark-sort=name
 
