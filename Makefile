@@ -11,10 +11,25 @@ DEV_STAMP := $(VENV)/.patternbench-dev-installed
 SCENARIO ?= scenarios/default.toml
 PYTEST_ARGS ?=
 
-.PHONY: bench test test-fast lint typecheck env clean-env vllm wheels
+.PHONY: bench bench-micro bench-micro-save test test-fast lint typecheck env clean-env vllm wheels
 
 bench: $(STAMP)
 	$(VENV)/bin/patternbench run $(SCENARIO)
+
+# `make bench-micro`: the harness's own hot paths and the batching step (tests/bench, pytest-benchmark),
+# compared with the stored baseline of this machine id; a minimum more than BENCH_FAIL above it
+# fails: medians moved up to 3.6x between back-to-back runs on the shared 2-core machine, minima at
+# most +68% (docs/gates.md, Micro-benchmarks). `make bench-micro-save` stores a new baseline.
+BENCH_STORAGE := file://results/baselines/pytest-benchmark
+BENCH_FAIL ?= min:75%
+BENCH_ARGS := tests/bench -p no:cacheprovider --benchmark-enable --benchmark-storage=$(BENCH_STORAGE) \
+	--benchmark-columns=median,iqr,min,max,rounds --benchmark-sort=name
+
+bench-micro: $(DEV_STAMP)
+	$(PY) -m pytest $(BENCH_ARGS) --benchmark-compare --benchmark-compare-fail=$(BENCH_FAIL) $(PYTEST_ARGS)
+
+bench-micro-save: $(DEV_STAMP)
+	$(PY) -m pytest $(BENCH_ARGS) --benchmark-save=baseline $(PYTEST_ARGS)
 
 test: $(DEV_STAMP) lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)

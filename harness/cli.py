@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from harness import cli_reports
+from harness.gate.baseline import BaselineError
 from harness.rundir import RunDir, calibration_path
 from harness.scenario import load_scenario
 from harness.scenario_values import ScenarioError
@@ -20,6 +21,8 @@ patternbench measures LLM serving patterns against one model with identical load
   patternbench run scenarios/default.toml            run a scenario, write results and a report
   patternbench run S --targets flask_threads         only some targets of the scenario
   patternbench report results/<run>                  rebuild a run's HTML report
+  patternbench gate results/<run>                    judge the run's [gates] (exit 0/1/2)
+  patternbench baseline save results/<run>           save it as its scenario's baseline
   patternbench list                                  targets, drivers and scenarios
   patternbench calibrate                             each driver's own overhead (echo target)
   patternbench compare results/<a> results/<b>       deltas with CIs, HTML and Markdown
@@ -151,6 +154,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gate(args: argparse.Namespace) -> int:
+    from harness.gate.command import GateOptions, run_gate
+    from harness.gate.outputs import table, write_outputs
+
+    opts = GateOptions(run=Path(args.run), baseline=Path(args.baseline) if args.baseline else None,
+                       baselines_root=Path(args.baselines), inconclusive=args.inconclusive,
+                       skip_relative_on_mismatch=args.skip_relative_on_mismatch)
+    report = run_gate(opts)
+    print(table(report))
+    for path in write_outputs(opts.run, report):
+        print(f"wrote {path}")
+    print(f"gate: exit {report.exit_code} (baseline: {report.baseline or 'none'})")
+    return report.exit_code
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from harness.gate.baseline import save_baseline
+
+    print(f"baseline: {save_baseline(Path(args.run), Path(args.baselines))}")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from harness.drivers import DRIVERS
     from targets import TARGETS
@@ -242,6 +267,23 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--results", default="results", help="results root (default results/)")
     cal.add_argument("--reports", default="reports", help="reports root (default reports/)")
 
+    gate = sub.add_parser("gate", help="judge a run's [gates]: exit 0 pass, 1 regression, "
+                                       "2 cannot judge")
+    gate.add_argument("run", help="a results/<run> folder")
+    gate.add_argument("--baseline", help="a run folder or a saved baseline file (default: the "
+                                         "saved baseline of the run's scenario and machine kind)")
+    gate.add_argument("--baselines", default="results/baselines", help="saved baselines root")
+    gate.add_argument("--inconclusive", choices=("pass", "fail", "judge"), default="judge",
+                      help="what an inconclusive gate counts as (default judge: exit 2)")
+    gate.add_argument("--skip-relative-on-mismatch", action="store_true",
+                      help="report relative gates as skipped when the baseline is missing or "
+                           "from another machine kind or model (in-run ratios and absolute "
+                           "gates are still judged)")
+    base = sub.add_parser("baseline", help="save a run as its scenario's baseline")
+    base.add_argument("action", choices=("save",))
+    base.add_argument("run", help="a results/<run> folder")
+    base.add_argument("--baselines", default="results/baselines", help="saved baselines root")
+
     lst = sub.add_parser("list", help="list targets, drivers and scenarios")
     lst.add_argument("--scenarios", default="scenarios", help="folder of scenario files")
 
@@ -259,21 +301,17 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "serve":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "run": cmd_run, "report": cmd_report, "calibrate": cmd_calibrate, "list": cmd_list,
+        "capacity": cmd_capacity, "gate": cmd_gate, "baseline": cmd_baseline,
+    }
     try:
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "calibrate":
-            return cmd_calibrate(args)
-        if args.command == "list":
-            return cmd_list(args)
         if args.command in cli_reports.COMMANDS:
             return cli_reports.run(args)
-        if args.command == "capacity":
-            return cmd_capacity(args)
+        if args.command in commands:
+            return commands[args.command](args)
         return cmd_serve(args, extra)
-    except ScenarioError as exc:
+    except (ScenarioError, BaselineError) as exc:
         print(f"patternbench: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

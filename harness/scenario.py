@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.gate.spec import Gate, parse_gates
 from harness.lengths import Lengths
 from harness.scenario_capacity import DEFAULT_SHARE, CapacitySpec, capacity_of, parse_capacity
 from harness.scenario_client import ClientSettings
@@ -166,7 +167,7 @@ class Scenario:
     targets: tuple[TargetConfig, ...]
     timeout_s: float = 300.0
     slo: Mapping[str, float] = field(default_factory=dict)
-    gates: Mapping[str, str] = field(default_factory=dict)
+    gates: tuple[Gate, ...] = ()  # parsed at load: a malformed gate fails here (harness.gate)
     device: str = "auto"
     raw: Mapping[str, Any] = field(default_factory=dict)
     drivers: tuple[str, ...] = ()  # several: each target runs under each, labelled target@driver
@@ -241,7 +242,7 @@ def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario",
     slo = {str(k): _num(v, f"slo.{k}") for k, v in _table(data.get("slo", {}), "slo").items()}
     share = slo.pop("share", DEFAULT_SHARE)
     capacity = capacity_of(data.get("load", {}), slo, share)
-    gates = {str(k): str(v) for k, v in _table(data.get("gates", {}), "gates").items()}
+    gates = parse_gates(_table(data.get("gates", {}), "gates"))
     return Scenario(
         name=str(data.get("name", default_name)),
         description=str(data.get("description", "")),

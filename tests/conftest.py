@@ -16,6 +16,7 @@ TESTS = Path(__file__).resolve().parent
 SLOW_SUITES = {
     "contract": "every test runs against a fleet of target processes on the real tiny model",
     "e2e": "every test drives the CLI, target processes or the real drivers end to end",
+    "bench": "micro-benchmarks (pytest-benchmark), the engine step on the real tiny model",
 }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from harness.gate.spec import Gate, MetricPath
 from harness.scenario import (
     LoadPoint,
     Scenario,
@@ -52,7 +53,7 @@ ttft_ms = 500
 tpot_ms = 50
 
 [gates]
-"ttft.p99_ms" = "< 500"
+"flask_threads.c8.ttft_ms.p99" = "< 500"
 
 [[targets]]
 name = "flask_threads"
@@ -95,7 +96,9 @@ def test_full_file(tmp_path: Path) -> None:
         TargetConfig(name="fastapi_threadpool", label="fastapi_threadpool", options={}),
     )
     assert sc.slo == {"ttft_ms": 500.0, "tpot_ms": 50.0}
-    assert sc.gates == {"ttft.p99_ms": "< 500"}
+    assert sc.gates == (Gate(name="flask_threads.c8.ttft_ms.p99", expr="< 500", kind="absolute",
+                             op="<", bound=500.0,
+                             left=MetricPath("flask_threads", "c8", "ttft_ms", "p99")),)
     assert sc.points[1].load() == Load(kind="closed", concurrency=8)
 
 

@@ -1,0 +1,147 @@
+"""Gate decisions on realistic points: closed-loop streaming samples through `summarize`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import cache
+
+import pytest
+
+from harness.gate.check import Baseline, GateResult, check_gates, decide
+from harness.gate.command import exit_code
+from harness.gate.spec import parse_gate
+from harness.summary import PointSummary
+from tests.summaries import run_summary, streamed_point
+
+
+@cache  # each point is built once: summarize over ~12k token gaps takes a while
+def point(target: str = "fastapi_batching", tpot_ms: float = 5.0, seed: int = 1,
+          requests: int = 150) -> PointSummary:
+    return streamed_point(target, "c8", concurrency=8, ttft_ms=50.0, tpot_ms=tpot_ms,
+                          requests=requests, seed=seed, tokens=8)
+
+
+def one(key: str, expr: str, current: list[PointSummary],
+        base: list[PointSummary] | None = None) -> GateResult:
+    baseline = Baseline(run_summary(base)) if base is not None else None
+    results = check_gates([parse_gate(key, expr)], run_summary(current), baseline)
+    assert len(results) == 1
+    return results[0]
+
+
+def test_decide_reads_the_whole_interval() -> None:
+    assert decide("<", 100, 90, 80, 99) == "pass"
+    assert decide("<", 100, 110, 101, 120) == "fail"
+    assert decide("<", 100, 98, 90, 105) == "inconclusive"
+    assert decide(">=", 0.9, 0.95, None, None) == "pass"
+    assert decide(">=", 0.9, 0.85, None, None) == "fail"
+
+
+def test_absolute_gate_on_a_percentile_uses_its_interval() -> None:
+    ok = one("fastapi_batching.c8.ttft_ms.p50", "< 60", [point()])
+    assert ok.verdict == "pass" and ok.basis == "quantile"
+    assert ok.ci is not None and ok.ci[0] <= ok.value <= ok.ci[1] < 60  # type: ignore[operator]
+    assert one("fastapi_batching.c8.ttft_ms.p50", "< 40", [point()]).verdict == "fail"
+    edge = one("fastapi_batching.c8.ttft_ms.p50", f"< {ok.value}", [point()])
+    assert edge.verdict == "inconclusive"
+
+
+def test_relative_gate_passes_an_unchanged_rerun_and_fails_a_slower_one() -> None:
+    key, expr = "*.c8.tpot_ms.p50", "<= +10%"
+    same = one(key, expr, [point(seed=2)], [point(seed=1)])
+    assert same.verdict == "pass" and same.basis == "quantile"
+    assert same.change_pct is not None and abs(same.change_pct) < 3
+    slower = one(key, expr, [point(tpot_ms=5.75, seed=2)], [point(seed=1)])
+    assert slower.verdict == "fail" and slower.change_ci_pct is not None
+    assert slower.change_ci_pct[0] > 10
+    assert slower.baseline == pytest.approx(same.baseline)
+
+
+def test_relative_gate_straddling_the_bound_is_inconclusive() -> None:
+    result = one("*.c8.tpot_ms.p50", "<= +10%", [point(tpot_ms=5.5, seed=2, requests=40)],
+                 [point(seed=1, requests=40)])
+    assert result.verdict == "inconclusive"
+    lo, hi = result.change_ci_pct or (0.0, 0.0)
+    assert lo < 10 < hi
+
+
+def test_relative_throughput_gate_uses_the_requests_behind_the_rate() -> None:
+    result = one("*.c8.throughput.output_tok_s", ">= -30%", [point(seed=2)], [point(seed=1)])
+    assert result.basis == "count" and result.verdict == "pass"
+    slower = one("*.c8.throughput.output_tok_s", ">= -30%", [point(tpot_ms=20, seed=2)],
+                 [point(seed=1)])
+    assert slower.verdict == "fail" and slower.higher_is_better
+
+
+def test_in_run_ratio_of_two_targets() -> None:
+    fast, slow = point("fastapi_batching"), point("flask_threads", tpot_ms=40.0, seed=3)
+    key = "fastapi_batching.c8.throughput.output_tok_s / flask_threads.c8.throughput.output_tok_s"
+    result = one(key, ">= 2", [fast, slow])  # (50 + 7·40) / (50 + 7·5) ms per request: 3.9
+    assert result.verdict == "pass" and result.value is not None and 3.5 < result.value < 4.3
+    assert one(key, ">= 20", [fast, slow]).verdict == "fail"
+
+
+def test_wildcards_expand_to_every_target() -> None:
+    current = run_summary([point("a"), point("b", tpot_ms=9.0)])
+    results = check_gates([parse_gate("*.*.tpot_ms.p50", "< 7")], current)
+    assert [(r.subject, r.verdict) for r in results] == [
+        ("a.c8.tpot_ms.p50", "pass"), ("b.c8.tpot_ms.p50", "fail")]
+
+
+def test_too_few_driver_bound_and_missing_cannot_be_judged() -> None:
+    few = one("fastapi_batching.c8.ttft_ms.p99", "< 1000", [point()])
+    assert few.verdict == "cannot_judge" and few.reason is not None
+    assert few.reason.startswith("too_few: ttft_ms.p99") and "662" in few.reason
+    bound = replace(point(), flags=("driver_bound",))
+    bound_reason = one("fastapi_batching.c8.ttft_ms.p50", "< 1000", [bound]).reason
+    assert bound_reason is not None and bound_reason.startswith("driver_bound")
+    missing = one("nobody.c8.ttft_ms.p50", "< 1000", [point()])
+    assert missing.verdict == "cannot_judge" and "missing metric" in (missing.reason or "")
+    no_slo = one("fastapi_batching.c8.goodput.fraction", ">= 0.9", [point()])
+    assert no_slo.verdict == "cannot_judge" and "goodput" in (no_slo.reason or "")
+
+
+def test_a_mismatched_baseline_is_unjudged_or_skipped() -> None:
+    gate = [parse_gate("*.c8.tpot_ms.p50", "<= +10%")]
+    current = run_summary([point(seed=2)])
+    why = "baseline from another machine kind: x (this run: y)"
+    judged = check_gates(gate, current, Baseline(run_summary([point()]), problem=why))
+    skipped = check_gates(gate, current, Baseline(None, problem=why, skip=True))
+    assert [(r.verdict, r.reason) for r in judged] == [("cannot_judge", why)]
+    assert [(r.verdict, r.reason) for r in skipped] == [("skipped", why)]
+    assert exit_code(judged) == 2 and exit_code(skipped) == 0
+
+
+def test_repeats_use_the_per_repeat_values() -> None:
+    base = [replace(point(seed=s), repeat=s) for s in range(3)]
+    after = [replace(point(tpot_ms=6.5, seed=10 + s), repeat=s) for s in range(3)]
+    result = one("*.c8.tpot_ms.p50", "<= +10%", after, base)
+    assert result.basis == "repeats" and result.verdict == "fail"
+
+
+def test_exit_codes() -> None:
+    def r(verdict: str) -> GateResult:
+        return GateResult("g", "g", "absolute", "< 1", verdict, 0.5)  # type: ignore[arg-type]
+
+    assert exit_code([r("pass"), r("skipped")]) == 0
+    assert exit_code([r("pass"), r("fail"), r("cannot_judge")]) == 1
+    assert exit_code([r("pass"), r("inconclusive")]) == 2
+    assert exit_code([r("inconclusive")], "pass") == 0
+    assert exit_code([r("inconclusive")], "fail") == 1
+    assert exit_code([r("cannot_judge")], "pass") == 2
+
+
+def test_a_ratio_of_two_points_of_one_target() -> None:
+    c8 = point()
+    c1 = replace(streamed_point("fastapi_batching", "c1", concurrency=1, ttft_ms=50.0,
+                                tpot_ms=4.0, requests=60, tokens=16, seed=4), point="c1")
+    key = ("fastapi_batching.c8.throughput.output_tok_s / "
+           "fastapi_batching.c1.throughput.output_tok_s")
+    result = one(key, ">= 2", [c8, c1])
+    assert result.subject == key and result.verdict == "pass"
+    assert result.value is not None and 4 < result.value < 9
+
+
+def test_error_counters_are_judged_on_a_driver_bound_point() -> None:
+    bound = replace(point(), flags=("driver_bound",))
+    assert one("*.c8.requests.conn_error", "<= 0", [bound]).verdict == "pass"
