@@ -15,7 +15,11 @@ Each `sample()` returns one `host` record:
   sample. A process counts from the first sample that sees it.
 - `*_rss_mb`: resident set size summed over the tree, MiB. Pages shared between processes (a
   forked worker's copy-on-write memory) count once per process; `*_pss_mb` (proportional set
-  size, Linux) splits them, so it adds up — null where the kernel does not provide it.
+  size, Linux) splits them, so it adds up — null where the kernel does not provide it. PSS
+  is read at most every `PSS_EVERY_S` per process (the value in between is the last one read):
+  the kernel walks every page table of the process to compute it, ~100–190 ms for each of
+  vLLM's multi-GB processes here, which at every sample took half of the driver's core and
+  contended with the target for its memory map.
 - `*_procs`: processes in the tree. A target whose root has exited has 0 processes and null
   memory.
 """
@@ -30,6 +34,7 @@ from harness.samples import Clock
 from harness.telemetry.store import Record
 
 MIB = 1024 * 1024
+PSS_EVERY_S = 5.0  # seconds between two PSS reads of one process (RSS: every sample)
 ProcKey = tuple[int, float]  # (pid, create_time): a pid reused by a new process is a new key
 
 
@@ -51,6 +56,7 @@ class TreeMeter:
         self.clock = clock
         self.last_t: float | None = None
         self.last_cpu: dict[ProcKey, float] = {}
+        self.pss: dict[ProcKey, tuple[float, int | None]] = {}  # (read at, bytes)
 
     def measure(self, procs: Iterable[psutil.Process], prefix: str) -> Record:
         t = self.clock.now()
@@ -64,7 +70,7 @@ class TreeMeter:
                     key = (proc.pid, proc.create_time())
                     times = proc.cpu_times()
                     memory = proc.memory_info()
-                    full = _full_memory(proc)
+                    full = self._pss(proc, key, t)
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
             count += 1
@@ -79,12 +85,22 @@ class TreeMeter:
         if self.last_t is not None and t > self.last_t:
             cpu_pct = round(max(0.0, used) / (t - self.last_t) * 100, 2)
         self.last_t, self.last_cpu = t, cpu
+        self.pss = {k: v for k, v in self.pss.items() if k in cpu}  # forget ended processes
         return {
             f"{prefix}_cpu_pct": cpu_pct,
             f"{prefix}_rss_mb": round(rss / MIB, 2) if count else None,
             f"{prefix}_pss_mb": round(pss / MIB, 2) if count and have_pss else None,
             f"{prefix}_procs": count,
         }
+
+
+    def _pss(self, proc: psutil.Process, key: ProcKey, t: float) -> int | None:
+        """`proc`'s PSS, read again only when the last read is `PSS_EVERY_S` old."""
+        last = self.pss.get(key)
+        if last is None or t - last[0] >= PSS_EVERY_S:
+            last = (t, _full_memory(proc))
+            self.pss[key] = last
+        return last[1]
 
 
 def _full_memory(proc: psutil.Process) -> int | None:

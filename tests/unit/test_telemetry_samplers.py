@@ -262,3 +262,42 @@ def test_nvml_that_fails_to_start_or_sees_no_gpu_is_unavailable() -> None:
     sampler = GpuSampler(Clock(), empty)
     assert sampler.open()["reason"] == "NVML sees no GPU"
     assert sampler.sample() == [] and empty.shutdown == 1
+
+
+class _SteppedClock(Clock):
+    """A run clock that reads what the test sets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+
+def test_pss_is_read_again_only_every_pss_every_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import psutil
+
+    from harness.telemetry import host
+
+    reads: list[int] = []
+
+    def counting(proc: psutil.Process) -> int | None:
+        reads.append(proc.pid)
+        return (len(reads) + 1) * 100 * host.MIB
+
+    monkeypatch.setattr(host, "_full_memory", counting)
+    clock = _SteppedClock()
+    meter = host.TreeMeter(clock)
+    me = [psutil.Process(os.getpid())]
+    first = meter.measure(me, "driver")
+    clock.t = host.PSS_EVERY_S / 2
+    between = meter.measure(me, "driver")  # the last PSS read, not a new one
+    clock.t = host.PSS_EVERY_S
+    later = meter.measure(me, "driver")
+    assert len(reads) == 2
+    assert between["driver_pss_mb"] == first["driver_pss_mb"]
+    assert later["driver_pss_mb"] != first["driver_pss_mb"]
+    assert between["driver_rss_mb"] is not None  # RSS is read at every sample
