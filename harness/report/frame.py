@@ -4,8 +4,8 @@ Columns are the summary's fields flattened with dots by `pandas.json_normalize`
 (`ttft_ms.p50`, `throughput.output_tok_s`, `requests.ok`, `telemetry.target.cpu_pct.mean`...),
 each confidence interval split into `.lo` / `.hi` (`ttft_ms.ci95.p50.lo`), plus the run id,
 the load family (`load_kind`: closed / open), its level (`level`: concurrency or req/s), and
-`tok_s_per_request` (per-request decode speed, 1000 / TPOT p50). The report's chart tables, the
-compare stage and `patternbench export` all read this frame.
+`tok_s_per_request` (per-request decode speed, 1000 / TPOT p50). The report's per-target results
+tables and chart tables, the compare stage and `patternbench export` all read this frame.
 
     >>> frame = points_frame(summary, run_id="20261127-173500-default-abc1234")
     >>> frame.pivot_table(index="level", columns="target", values="throughput.output_tok_s")

@@ -1,40 +1,36 @@
 """Per-target sections: one table row per load point, warnings, errors, and every other metric.
 
-The main table shows the numbers people compare; a collapsible block under it shows every key
+The main table (`harness.report.points_table`, its numbers read from the pandas frame) shows
+the numbers people compare; a collapsible block under it shows every key
 of every point (full distributions, telemetry, keys added after this code was written), so a
 new metric appears in the report without a change here.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from harness.report.anchors import point_anchor, target_anchor
+from harness.report.anchors import target_anchor
 from harness.report.formatting import (
     MISSING,
     esc,
     fmt_count,
-    fmt_fraction,
     fmt_ms,
     fmt_number,
-    fmt_rate,
-    fmt_tok_s,
     fmt_value,
 )
+from harness.report.points_table import badges, points_table, too_few_title
 from harness.report.repeats_table import repeats_table
 from harness.report.run_data import (
     DIST_KEYS,
     JSONDict,
     dist_stat,
-    error_counts,
     is_distribution,
     load_label,
     load_level,
-    measured_rate,
 )
 from harness.secrets import redact
-from harness.summary import Distribution, Goodput, PointSummary, ProbeSummary, TargetRun
+from harness.summary import PointSummary, TargetRun
 from harness.typed_json import encode
 
 SHOWN_ELSEWHERE = ("target", "target_name", "point", "load")
@@ -64,7 +60,7 @@ def target_section(target: str, info: TargetRun, points: list[PointSummary], col
     parts.append(_flag_callout(points))
     parts.append(_missing_ttft_note(points))
     if points:
-        parts.append(_points_table(points, targets))
+        parts.append(points_table(points, targets))
         parts.append(repeats_table(points))
         parts.append("<details class='all-metrics'><summary>All metrics per load point "
                      f"({len(points)})</summary>{''.join(map(point_details, points))}</details>")
@@ -97,7 +93,7 @@ def _target_facts(info: TargetRun, points: list[PointSummary]) -> str:
 
 
 def _flag_callout(points: list[PointSummary]) -> str:
-    items = [f"<li><strong>{esc(load_label(p))}</strong>: {_badges(p)}</li>"
+    items = [f"<li><strong>{esc(load_label(p))}</strong>: {badges(_flags(p))}</li>"
              for p in points if _flags(p)]
     if not items:
         return ""
@@ -129,120 +125,12 @@ def _missing_ttft_note(points: list[PointSummary]) -> str:
     return "".join(notes)
 
 
-def _points_table(points: list[PointSummary], targets: list[str]) -> str:
-    head = (
-        "<thead><tr><th rowspan='2'>load</th><th colspan='3'>requests</th>"
-        "<th colspan='2'>TTFT ms</th><th colspan='2'>TPOT ms</th><th colspan='2'>ITL ms</th>"
-        "<th colspan='3'>E2E ms</th><th colspan='2'>throughput</th>"
-        "<th rowspan='2'>goodput<br>req/s</th>"
-        "<th rowspan='2' title='achieved concurrency'>conc.</th>"
-        "<th rowspan='2' title='dispatch lag p99'>lag<br>p99 ms</th>"
-        "<th rowspan='2' title='/health probe p99, timed-out probes counted at the timeout'>"
-        "/health<br>p99 ms</th><th rowspan='2'>flags</th>"
-        "</tr><tr>"
-        "<th>ok</th><th>errors</th><th title='arrivals the driver never sent'>dropped</th>"
-        "<th>p50</th><th>p99</th><th>p50</th><th>p99</th>"
-        "<th>p50</th><th>p99</th><th>p50</th><th>p99</th><th title='from scheduled time'>"
-        "sched<br>p99</th><th>req/s</th><th>out<br>tok/s</th></tr></thead>"
-    )
-    rows, seen = [], set()
-    for p in points:  # the id goes on a point's first row (its first repeat)
-        anchor = point_anchor(targets, p.target, p.point) if p.point not in seen else None
-        seen.add(p.point)
-        rows.append(_point_row(p, anchor))
-    return (f"<div class='scroll'><table class='points'>{head}<tbody>" + "".join(rows)
-            + "</tbody></table></div>")
-
-
-def _point_row(p: PointSummary, anchor: str | None) -> str:
-    throughput = p.throughput
-    label = load_label(p, with_kind=False) + (f" · repeat {p.repeat}" if p.repeat else "")
-    cells = [
-        f"<th scope='row'>{esc(label)}</th>",
-        _num(fmt_count(p.requests.ok)),
-        f"<td class='errs'>{_errors_cell(p)}</td>",
-        _num(fmt_count(p.dropped)),
-        *(_percentile_cell(getattr(p, metric), stat)
-          for metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms") for stat in ("p50", "p99")),
-        _percentile_cell(p.e2e_sched_ms, "p99"),
-        _num(fmt_rate(measured_rate(p, throughput.req_s))),
-        _num(fmt_tok_s(measured_rate(p, throughput.output_tok_s))),
-        _goodput_cell(p.goodput),
-        _num(fmt_number(p.achieved_concurrency)),
-        _percentile_cell(p.dispatch_lag_ms, "p99"),
-        _probe_cell(p.probe),
-        f"<td>{_badges(p)}</td>",
-    ]
-    attrs = (f" id='{anchor}'" if anchor else "") + (" class='flagged'" if _flags(p) else "")
-    return f"<tr{attrs}>{''.join(cells)}</tr>"
-
-
-def too_few_title(stat: str, count: object) -> str:
-    """The tooltip of a percentile drawn from too few values."""
-    return (f"only {fmt_count(count)} values: too few for a trustworthy {stat} (below its "
-            "floor); it is little more than the largest value")
-
-
-def _percentile_cell(dist: Distribution | None, stat: str) -> str:
-    """A percentile, greyed with a title saying why when `stat` is in `dist.too_few`."""
-    value = None if dist is None else getattr(dist, stat)
-    if dist is not None and stat in dist.too_few:
-        return (f"<td class='num too-few' title='{esc(too_few_title(stat, dist.count))}'>"
-                f"{fmt_ms(value)}</td>")
-    return _num(fmt_ms(value))
-
-
-def _probe_cell(probe: ProbeSummary | None) -> str:
-    """/health p99, with the censored (timed-out) and missed-tick counts under it."""
-    if probe is None:
-        return _num(MISSING)
-    dist = probe.latency_ms
-    cell = _percentile_cell(dist, "p99")
-    notes = []
-    if probe.censored:
-        notes.append(f"{probe.censored:,} censored at {fmt_ms(probe.timeout_ms)}")
-    if probe.missed_ticks:
-        notes.append(f"{probe.missed_ticks:,} missed")
-    if not notes:
-        return cell
-    return cell[:-5] + f"<br><span class='err'>{esc(' · '.join(notes))}</span></td>"
-
-
-def _errors_cell(p: PointSummary) -> str:
-    counts = error_counts(p)
-    if not counts:
-        return "0"
-    codes = p.http_errors
-    parts = []
-    for status, n in counts.items():
-        text = f"{status} {n:,}"
-        shown = [f"{code}×{times:g}" for code, times in codes.items() if times]
-        if status == "http_error" and shown:
-            text += " (" + ", ".join(shown) + ")"
-        parts.append(f"<span class='err'>{esc(text)}</span>")
-    return "<br>".join(parts)
-
-
-def _goodput_cell(goodput: Goodput | None) -> str:
-    if goodput is None:
-        return _num(MISSING)
-    slo = esc(json.dumps(goodput.slo, sort_keys=True))
-    text = fmt_rate(goodput.req_s)
-    if goodput.fraction is not None:
-        text += f" · {fmt_fraction(goodput.fraction)}"
-    return f"<td class='num' title='SLO {slo}'>{text}</td>"
-
-
 def _num(text: str) -> str:
     return f"<td class='num'>{text}</td>"
 
 
 def _flags(p: PointSummary) -> list[str]:
     return [f for f in p.flags if f]
-
-
-def _badges(p: PointSummary) -> str:
-    return " ".join(f"<span class='badge'>⚠ {esc(f)}</span>" for f in _flags(p))
 
 
 def point_details(p: PointSummary) -> str:
