@@ -4,10 +4,8 @@
     kind = "sigterm"      # SIGTERM to the target's process `at_s` into the load (a rolling
     at_s = 2.0            # restart); the target is not restarted, so one load point only
 
-    [fault]
-    kind = "disconnect"   # `share` of the streams are closed by the client after
-    after_tokens = 1      # `after_tokens` tokens (builtin driver)
-    share = 0.5
+`kind = "disconnect"` (`after_tokens`, `share`: clients that abandon their streams) is
+validated but refused with a one-line error: the builtin driver cannot abandon streams yet.
 """
 
 from __future__ import annotations
@@ -58,5 +56,6 @@ def parse_fault(raw: Any, points: int) -> Fault | None:
     share = _num(raw.get("share", 1.0), "fault.share", 0.0)
     if not 0.0 < share <= 1.0:
         raise ScenarioError(f"fault.share must be in (0, 1], got {share!r}")
-    return Fault(kind="disconnect", share=share,
-                 after_tokens=_int(raw.get("after_tokens", 1), "fault.after_tokens", 1))
+    _int(raw.get("after_tokens", 1), "fault.after_tokens", 1)
+    raise ScenarioError("fault.kind 'disconnect' is not run yet: the builtin driver cannot "
+                        "abandon streams; only 'sigterm' is")

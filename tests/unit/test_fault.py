@@ -21,8 +21,6 @@ def test_a_scenario_reads_its_fault_table() -> None:
     scenario = parse_scenario({**BASE, "fault": {"kind": "sigterm", "at_s": 2.0}})
     assert scenario.fault == Fault(kind="sigterm", at_s=2.0)
     assert parse_scenario(BASE).fault is None
-    assert parse_fault({"kind": "disconnect", "after_tokens": 3, "share": 0.5}, 2) == Fault(
-        kind="disconnect", after_tokens=3, share=0.5)
 
 
 @pytest.mark.parametrize(("raw", "points", "message"), [
@@ -34,6 +32,7 @@ def test_a_scenario_reads_its_fault_table() -> None:
     ({"kind": "disconnect", "share": 1.5}, 1, "fault.share must be in (0, 1]"),
     ({"kind": "disconnect", "after_tokens": 0}, 1, "fault.after_tokens must be >= 1"),
     ("sigterm", 1, "[fault] must be a table"),
+    ({"kind": "disconnect", "after_tokens": 3, "share": 0.5}, 1, "'disconnect' is not run yet"),
 ])
 def test_a_wrong_fault_is_one_line(raw: Any, points: int, message: str) -> None:
     with pytest.raises(ScenarioError) as info:
