@@ -76,8 +76,8 @@ def _death(p: PointSummary, info: TargetRun | None) -> str:
 
 def _overload(p: PointSummary) -> str:
     counts = p.requests
-    if not counts.refused or not counts.total:
-        return ""
+    if not counts.refused or not counts.total or p.fault is not None:
+        return ""  # a fault's point: its refusals are the drain's (its own row)
     ttft = p.ttft_ms
     saw = (f"{counts.refused / counts.total:.0%} of requests were refused (503); those admitted "
            f"waited {fmt_ms(ttft.p50 if ttft else None)} ms for a first token (median), "

@@ -69,9 +69,12 @@ def test_a_sigterm_point_gets_a_shutdown_row() -> None:
     fault = FaultSummary(kind="sigterm", signal_at_s=4.1, exit_at_s=5.35, drain_s=1.25,
                          in_flight_at_signal=8, completed=7, cut=1, sent_after=24,
                          refused_after=24)
-    point = typed_point("flask_threads", "c8", Load("closed", concurrency=8), fault=fault)
+    point = typed_point("fastapi_threadpool", "c8", Load("closed", concurrency=8), fault=fault,
+                        requests=Requests(ok=7, http_error=0, refused=3, timeout=0,
+                                          truncated=1, conn_error=21, total=32))
     html = production_section(run_of([point], {}))
     assert "shutdown: SIGTERM mid-load" in html
+    assert "overload" not in html  # the drain's 503s are not backpressure
     assert "of 8 streams in flight at the SIGTERM, 7 completed and 1 were cut" in html
     assert "24 of 24 requests sent afterwards were refused" in html
     assert "drain (signal → process exit): 1.25 s" in html
