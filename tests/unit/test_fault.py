@@ -3,15 +3,22 @@ builtin driver's around a rolling restart."""
 
 from __future__ import annotations
 
-from typing import Any
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
 
 import pytest
 
-from harness.fault import expected_end, shutdown_summary
-from harness.samples import Sample, Status
+from harness.fault import EXPECTED, SigtermWatch, expected_end, shutdown_summary
+from harness.liveness import HEALTH_FAILURES, Liveness
+from harness.samples import Clock, Sample, Status
 from harness.scenario import parse_scenario
 from harness.scenario_fault import Fault, parse_fault
 from harness.scenario_values import ScenarioError
+from tests.waiting import wait_for
 
 BASE: dict[str, Any] = {"load": {"kind": "closed", "concurrency": [8], "duration_s": 6},
                         "targets": [{"name": "fastapi_threadpool"}]}
@@ -69,3 +76,75 @@ def test_a_signal_never_sent_counts_nothing_in_flight() -> None:
     record = shutdown_summary(None, None, [sample(0, 0.5, 1.9, "ok")])
     assert (record.in_flight_at_signal, record.sent_after, record.drain_s) == (0, 0, None)
     assert not expected_end(record, 1.0)
+
+
+class Draining:
+    """A target process as `subprocess.Popen` shows it: SIGTERM starts its drain, and it exits
+    once the test lets it (`exit`); no real process is started."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+        self.code: int | None = None
+        self.polls = 0  # both watches poll it every tick
+
+    def send_signal(self, sig: int) -> None:
+        self.signals.append(sig)
+
+    def poll(self) -> int | None:
+        self.polls += 1
+        return self.code
+
+
+class Health(BaseHTTPRequestHandler):
+    """/health of a draining server: 503 once the drain began (the test's `draining`)."""
+
+    draining = False
+    refused = 0  # 503s answered while draining
+
+    def do_GET(self) -> None:
+        Health.refused += Health.draining
+        self.send_response(503 if Health.draining else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def health_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+        Health.draining, Health.refused = False, 0
+
+
+def test_the_watch_signals_at_its_time_and_the_exit_is_expected_not_dead(
+        health_url: str) -> None:
+    process, clock = Draining(), Clock()
+    reasons: list[str] = []
+    popen = cast("subprocess.Popen[bytes]", process)
+    watch = SigtermWatch(popen, clock, lambda: 0.0, 0.05, on_exit=reasons.append)
+    deaths: list[str] = []
+    with watch, Liveness(health_url, popen, clock, on_dead=deaths.append,
+                         interval_s=0.01, expected=lambda: watch.signalled):
+        wait_for(lambda: process.signals == [signal.SIGTERM], timeout_s=10, interval_s=0.01,
+                 what="the SIGTERM")
+        Health.draining = True  # /health would 503 while draining: not asked once signalled
+        polls = process.polls
+        wait_for(lambda: process.polls > polls + 4 * HEALTH_FAILURES, timeout_s=10,
+                 interval_s=0.01, what="several ticks of both watches during the drain")
+        assert not deaths and Health.refused == 0
+        process.code = 0  # the drain ended
+        wait_for(lambda: bool(reasons) and bool(deaths), timeout_s=10, interval_s=0.01,
+                 what="the exit seen by both watches")
+    assert watch.signal_at is not None and watch.signal_at >= 0.05
+    assert watch.exit_at is not None and watch.exit_at >= watch.signal_at
+    assert reasons == [f"{EXPECTED}; the target process exited with code 0"]
+    assert deaths == [f"{EXPECTED}; the target process exited with code 0"]
