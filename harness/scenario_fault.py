@@ -33,8 +33,9 @@ class Fault:
     share: float = 1.0
 
 
-def parse_fault(raw: Any, points: int) -> Fault | None:
-    """The `[fault]` table (None when absent); `points`: how many load points the scenario has."""
+def parse_fault(raw: Any, points: int, search: bool = False) -> Fault | None:
+    """The `[fault]` table (None when absent); `points`: how many load points the scenario has,
+    `search`: whether its load is a capacity search (which runs several)."""
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
@@ -49,6 +50,9 @@ def parse_fault(raw: Any, points: int) -> Fault | None:
     if kind == "sigterm":
         if "at_s" not in raw:
             raise ScenarioError("fault.at_s is required for kind 'sigterm'")
+        if search:
+            raise ScenarioError("fault 'sigterm' ends the target, so it cannot run with "
+                                "load.kind = 'capacity' (a search runs several points)")
         if points != 1:
             raise ScenarioError(f"fault 'sigterm' ends the target, so the scenario must have one "
                                 f"load point, got {points}")

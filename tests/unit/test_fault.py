@@ -30,6 +30,11 @@ def test_a_scenario_reads_its_fault_table() -> None:
     assert parse_scenario(BASE).fault is None
 
 
+def test_a_sigterm_cannot_end_a_capacity_search() -> None:
+    with pytest.raises(ScenarioError, match=r"cannot run with load\.kind = 'capacity'"):
+        parse_fault({"kind": "sigterm", "at_s": 2.0}, 1, search=True)
+
+
 @pytest.mark.parametrize(("raw", "points", "message"), [
     ({"kind": "sigkill", "at_s": 1}, 1, "fault.kind must be one of"),
     ({"kind": "sigterm"}, 1, "fault.at_s is required"),
