@@ -11,7 +11,8 @@ are an HTTP 5xx (a dead engine answers 503) or a refused connection declare the 
 (a 4xx is an answer: an external server may have no /health). A `/health` that does not answer
 in time does not count: a blocked event loop (`fastapi_blocking`) is slow, not dead. The
 driver's own `ErrorStreak` (`harness.drivers.backoff`) catches what neither sees (every request
-failing behind a 200).
+failing behind a 200). Once `expected()` (a `[fault]` sent SIGTERM, `harness.fault`), /health
+is not checked and the exit is reported as `EXPECTED`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 from types import TracebackType
 
+from harness.fault import EXPECTED
 from harness.samples import Clock, Sample
 from harness.summary import PointFailure
 from harness.telemetry.endpoint import Endpoint
@@ -34,8 +36,10 @@ class Liveness:
     """Context manager: watches `process` (None: an external server) and `base_url/health`."""
 
     def __init__(self, base_url: str, process: subprocess.Popen[bytes] | None, clock: Clock,
-                 on_dead: Callable[[str], None], interval_s: float = INTERVAL_S) -> None:
+                 on_dead: Callable[[str], None], interval_s: float = INTERVAL_S,
+                 expected: Callable[[], bool] = lambda: False) -> None:
         self.process, self.clock, self.on_dead = process, clock, on_dead
+        self.expected = expected  # True once a fault signalled the target (`harness.fault`)
         self.endpoint = Endpoint(base_url, "/health", HEALTH_TIMEOUT_S)
         self.interval_s = interval_s
         self.reason: str | None = None
@@ -57,7 +61,11 @@ class Liveness:
         failures = 0
         while not self.stop.wait(self.interval_s):
             reason = self._exited()
-            if reason is None:
+            if self.expected():  # a draining target answers 503 on purpose; its exit is due
+                if reason is None:
+                    continue
+                reason = f"{EXPECTED}; {reason}"
+            elif reason is None:
                 failed = self._health_failure()
                 if failed is None:
                     failures = 0

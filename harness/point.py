@@ -18,7 +18,8 @@ by construction, and these two still see a saturated driver. Arrivals the driver
 (`progress.dropped`, k6's dropped iterations) become `dropped` and, when any, the `dropped` flag.
 A target declared dead during the load (`harness.liveness`: its process exited or /health
 failed; or the driver's error streak) ends the point early, flagged `target_failed`, with its
-`failure`; the runner then skips that target's later points.
+`failure`; the runner then skips that target's later points. A `[fault]` sigterm
+(`harness.fault`) ends the point when the target exits, expected: no `failure`, a `fault` record.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any, TextIO
 
 from harness.drivers import get_driver
 from harness.drivers.job import DriverInterrupted, LoadJob, Progress
+from harness.fault import SigtermWatch, expected_end, shutdown_summary
 from harness.launcher import TargetProcess
 from harness.liveness import Liveness, point_failure
 from harness.metrics import summarize
@@ -51,6 +53,7 @@ from harness.summary import (
     ProbeSummary,
     ProxyPool,
 )
+from harness.summary_fault import FaultSummary
 from harness.telemetry import TelemetryRecorder, append_records
 from harness.telemetry.health import HealthProbe, probe_summary, read_probes
 from harness.telemetry.pool import PoolTotals, pool_point, read_pool_totals
@@ -210,7 +213,7 @@ def load_job(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: Lo
 def point_entry(job: LoadJob, tc: TargetConfig, driver: str, scenario: Scenario,
                 samples: Sequence[Sample], watch: PointWatch, progress: Progress,
                 telemetry: TelemetryRecorder, proxy: ProxyPool | None,
-                repeat: int = 0) -> PointSummary:
+                repeat: int = 0, fault: FaultSummary | None = None) -> PointSummary:
     """The point's summary.json entry: identity, metrics of the measured window, the watch's
     notes (flags, driver_stats, probe), telemetry, and a gateway's pool accounting."""
     warmup_end, load_end = watch.warmup_end(progress), watch.load_end(progress, samples)
@@ -222,7 +225,7 @@ def point_entry(job: LoadJob, tc: TargetConfig, driver: str, scenario: Scenario,
     if point.min_requests and sum(s.sent_at >= warmup_end for s in samples) < point.min_requests:
         flags += ("max_duration_hit",)  # stopped at max_duration_s without min_requests
     failure = None
-    if progress.abort is not None:
+    if progress.abort is not None and not expected_end(fault, progress.abort_at):
         failure = point_failure(progress.abort, progress.abort_at or load_end, samples)
         flags += ("target_failed",)
     return PointSummary.of(
@@ -231,7 +234,7 @@ def point_entry(job: LoadJob, tc: TargetConfig, driver: str, scenario: Scenario,
         max_dispatch_lag_ms=notes.max_dispatch_lag_ms, driver_stats=notes.driver_stats,
         probe=notes.probe, telemetry=point_telemetry, dropped=notes.dropped,
         driver_loop_lag_ms=notes.driver_loop_lag_ms, failure=failure,
-        proxy=proxy)  # proxy: a gateway's pool wait vs upstream
+        fault=fault, proxy=proxy)  # proxy: a gateway's pool wait vs upstream
 
 
 def run_point(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: LoadPoint,
@@ -249,10 +252,14 @@ def run_point(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: L
         target_pids=[target.pid, *(c.pid for c in target.companions)],
         warmup_end=job.warmup_end)
     interrupted = False
+    fault = SigtermWatch.of(scenario.fault, target.process, ctx.clock,
+                            lambda: progress.started_at or job.point_start,
+                            on_exit=lambda reason: progress.fail(reason, ctx.clock.now()))
     liveness = Liveness(target.url, target.process, ctx.clock,
-                        on_dead=lambda reason: progress.fail(reason, ctx.clock.now()))
+                        on_dead=lambda reason: progress.fail(reason, ctx.clock.now()),
+                        expected=lambda: fault is not None and fault.signalled)
     with (ProgressPrinter(ctx.out, job, progress, ctx.progress_interval_s), watch, telemetry,
-          liveness):
+          liveness, fault or contextlib.nullcontext()):
         try:
             samples = driver.run(job, progress)
         except DriverInterrupted as exc:
@@ -260,8 +267,9 @@ def run_point(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: L
     proxy = _pool(pool_before, target.url)
     write_samples(run.samples(job.target, point.name), samples)
     append_records(run.telemetry(job.target), telemetry.records)
+    record = None if fault is None else shutdown_summary(fault.signal_at, fault.exit_at, samples)
     entry = point_entry(job, tc, driver.name, scenario, samples, watch, progress, telemetry,
-                        proxy, repeat)
+                        proxy, repeat, record)
     return PointResult(entry, samples, interrupted)
 
 

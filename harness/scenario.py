@@ -40,6 +40,7 @@ from harness.scenario_capacity import DEFAULT_SHARE, CapacitySpec, capacity_of, 
 from harness.scenario_client import ClientSettings
 from harness.scenario_client import parse_affinity as _parse_affinity
 from harness.scenario_client import parse_client as _parse_client
+from harness.scenario_fault import Fault, parse_fault
 from harness.scenario_values import ScenarioError, parse_drivers
 from harness.scenario_values import boolean as _bool
 from harness.scenario_values import integer as _int
@@ -176,6 +177,7 @@ class Scenario:
     repeats: int = 1  # the whole scenario N times, interleaved: A B C A B C (`harness.runner`)
     capacity: CapacitySpec | None = None  # kind = "capacity": points[0] is the first probe
     slo_share: float = DEFAULT_SHARE  # `[slo] share`: requests that must meet every limit
+    fault: Fault | None = None  # `[fault]`: injected during each point (`harness.fault`)
 
     def with_overrides(
         self,
@@ -225,7 +227,7 @@ def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario",
                    base_dir: Path | None = None) -> Scenario:
     """Validate `data`; a relative trace `path` resolves against `base_dir` when given."""
     known = {"name", "description", "model", "seed", "driver", "workload", "load", "targets",
-             "timeout_s", "slo", "gates", "device", "client", "cpu_affinity", "repeats"}
+             "timeout_s", "slo", "gates", "device", "client", "cpu_affinity", "repeats", "fault"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ScenarioError(f"unknown top-level keys {unknown}; expected some of {sorted(known)}")
@@ -252,6 +254,7 @@ def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario",
         drivers=drivers,
         client=_parse_client(data.get("client", {})),
         cpu_affinity=_parse_affinity(data.get("cpu_affinity", {})),
+        fault=parse_fault(data.get("fault"), len(points), search=capacity is not None),
         workload=workload,
         points=points,
         targets=targets,

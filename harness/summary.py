@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from harness.quantiles import percentile, quantile_ci, too_few
 from harness.scenario_capacity import DEFAULT_SHARE
+from harness.summary_fault import FaultSummary
 from harness.typed_json import RecordError, decode, encode
 
 SCHEMA_VERSION = 4
@@ -38,10 +39,10 @@ SCHEMA_VERSION = 4
 search's interval per target) and `slo_share`; a target that died during the run (`failure`
 on its point, `status` "failed" with `failed_point` and `skipped`), the `never_ran` targets ×
 points of an interrupted run; the server's prefix-cache hit rate
-(`telemetry.server.prefix_cache_hit_pct`); 3: confidence intervals and
-`too_few` on every distribution, failures dated by `failed_at`, the fixed measured window,
-`goodput.unknown`, `dropped`, the probe's censoring, `repeat`; 2: typed record (this module),
-`load.params` nested; 1: the untyped dict of the first releases."""
+(`telemetry.server.prefix_cache_hit_pct`); a point's injected `fault` (SIGTERM: drain); 3:
+confidence intervals and `too_few` on every distribution, failures dated by `failed_at`, the
+fixed measured window, `goodput.unknown`, `dropped`, the probe's censoring, `repeat`; 2: typed
+record (this module), `load.params` nested; 1: the untyped dict of the first releases."""
 
 
 _CI_QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
@@ -292,6 +293,7 @@ class PointSummary(PointMetrics):
     proxy: ProxyPool | None = doc("gateway pool accounting", None)
     failure: PointFailure | None = doc("set when the target died during the point (flag "
                                        "target_failed); the point stopped early", None)
+    fault: FaultSummary | None = doc("what the scenario's [fault] did (harness.fault)", None)
 
     @classmethod
     def of(cls, metrics: PointMetrics, **rest: Any) -> PointSummary:

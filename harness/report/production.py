@@ -9,6 +9,8 @@ Each row is one fault experiment the run's stored summary shows, for one target 
   first failed request the harness noticed, how many requests failed, which points were skipped;
 - **overload**: a point where the target refused requests (503, backpressure): the share refused
   and the TTFT of those admitted;
+- **shutdown**: a `[fault]` sigterm point (`fault`): streams in flight at the SIGTERM, how many
+  completed vs were cut, the drain time (signal → exit), and requests refused after the signal;
 - **timeouts**: a point where the client's timeouts fired (`[client]` connect / first-token /
   between-tokens, the scenario's `timeout_s`): how many requests, of how many.
 
@@ -27,8 +29,8 @@ HEAD = ("<tr><th>target</th><th>experiment</th><th>load point</th><th>what a use
 
 def production_section(run: RunData) -> str:
     """The section's HTML, or "" when the run holds no fault experiment."""
-    rows = [row for p in run.points for row in (_event_loop(p), _overload(p), _timeouts(p))
-            if row]
+    rows = [row for p in run.points
+            for row in (_event_loop(p), _overload(p), _timeouts(p), _shutdown(p)) if row]
     targets = run.targets
     rows += [row for p in run.points if p.failure is not None
              for row in (_death(p, targets.get(p.target)),)]
@@ -74,8 +76,8 @@ def _death(p: PointSummary, info: TargetRun | None) -> str:
 
 def _overload(p: PointSummary) -> str:
     counts = p.requests
-    if not counts.refused or not counts.total:
-        return ""
+    if not counts.refused or not counts.total or p.fault is not None:
+        return ""  # a fault's point: its refusals are the drain's (its own row)
     ttft = p.ttft_ms
     saw = (f"{counts.refused / counts.total:.0%} of requests were refused (503); those admitted "
            f"waited {fmt_ms(ttft.p50 if ttft else None)} ms for a first token (median), "
@@ -92,3 +94,19 @@ def _timeouts(p: PointSummary) -> str:
     measured = (f"{counts.timeout} timeout, {counts.ok} ok, {counts.conn_error} connection "
                 "errors (the phase of each timeout is in its sample: extra.timeout)")
     return _row(p, "timeouts: a slow target", esc(saw), esc(measured))
+
+
+def _shutdown(p: PointSummary) -> str:
+    fault = p.fault
+    if fault is None or fault.kind != "sigterm":
+        return ""
+    if fault.signal_at_s is None:
+        return _row(p, "shutdown: SIGTERM mid-load", "the signal was never sent",
+                    "the point ended before the fault's at_s")
+    drain = f"{fault.drain_s:.2f} s" if fault.drain_s is not None else "did not exit in the point"
+    saw = (f"of {fault.in_flight_at_signal} streams in flight at the SIGTERM, {fault.completed} "
+           f"completed and {fault.cut} were cut; {fault.refused_after} of {fault.sent_after} "
+           "requests sent afterwards were refused")
+    measured = (f"drain (signal → process exit): {drain}; refused = 503 or connection refused; "
+                "the target was not restarted")
+    return _row(p, "shutdown: SIGTERM mid-load", esc(saw), esc(measured))

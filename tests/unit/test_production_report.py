@@ -16,6 +16,7 @@ from harness.summary import (
     RunSummary,
     TargetRun,
 )
+from harness.summary_fault import FaultSummary
 from tests.summaries import typed_point
 
 
@@ -62,3 +63,18 @@ def test_refusals_and_timeouts_get_their_rows() -> None:
     html = production_section(run_of([refused, slow], {}))
     assert "75% of requests were refused (503)" in html and "12 refused, 4 ok of 16" in html
     assert "6 of 6 requests hit a client timeout" in html
+
+
+def test_a_sigterm_point_gets_a_shutdown_row() -> None:
+    fault = FaultSummary(kind="sigterm", signal_at_s=4.1, exit_at_s=5.35, drain_s=1.25,
+                         in_flight_at_signal=8, completed=7, cut=1, sent_after=24,
+                         refused_after=24)
+    point = typed_point("fastapi_threadpool", "c8", Load("closed", concurrency=8), fault=fault,
+                        requests=Requests(ok=7, http_error=0, refused=3, timeout=0,
+                                          truncated=1, conn_error=21, total=32))
+    html = production_section(run_of([point], {}))
+    assert "shutdown: SIGTERM mid-load" in html
+    assert "overload" not in html  # the drain's 503s are not backpressure
+    assert "of 8 streams in flight at the SIGTERM, 7 completed and 1 were cut" in html
+    assert "24 of 24 requests sent afterwards were refused" in html
+    assert "drain (signal → process exit): 1.25 s" in html
