@@ -53,6 +53,10 @@ def samples_frame(run: RunData, target: str, point: str) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame(rows).drop(columns=["token_times", "extra"])
+    # a point whose requests all failed has only None in a time column (dtype object): as
+    # numbers (NaN), so its arithmetic and describe() work as for any other point
+    times = [c for c in frame.columns if c.endswith("_at")]
+    frame[times] = frame[times].apply(pd.to_numeric)
     frame["target"] = target
     frame["ttft_ms"] = (frame["first_token_at"] - frame["sent_at"]) * 1000
     frame["e2e_ms"] = (frame["done_at"] - frame["sent_at"]) * 1000

@@ -57,3 +57,21 @@ def test_the_chosen_load_is_the_highest_every_target_ran(tmp_path: Path) -> None
     write_point_samples(run_dir)
     frame = samples_frame(run, "flask_threads", "c32")
     assert len(frame) == 33 and frame["ttft_ms"].max() == pytest.approx(0.6 * 31e3 + 20)
+
+
+def test_charts_of_a_load_where_one_target_completed_nothing(tmp_path: Path) -> None:
+    """vLLM's default shutdown: every stream of one target is cut, none has a first token."""
+    from harness.report.request_charts import at_load_charts
+
+    run_dir = make_run(tmp_path, RUN_ID, "2026-11-27T17:35:00+00:00")
+    folder = RunDir(run_dir)
+    write_samples(folder.samples("fastapi_batching", "c32"),
+                  [stream("fastapi_batching", i, 0.001 * i, 0.02, 0.01) for i in range(32)])
+    cut = [Sample(request_id=f"flask_threads-c32-{i}", target="flask_threads", point="c32",
+                  scheduled_at=0.01 * i, sent_at=0.01 * i, status="timeout",
+                  failed_at=60.0 + 0.01 * i) for i in range(8)]
+    write_samples(folder.samples("flask_threads", "c32"), cut)
+    label, charts = at_load_charts(load_run(run_dir))
+    cdf = next(c for c in charts if c.kind == "ttft_cdf")
+    assert label == "c=32" and cdf.alt is not None
+    assert "fastapi_batching p50" in cdf.alt and "flask_threads" not in cdf.alt
