@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -169,7 +169,7 @@ def start_target(
 def connect_external(label: str, options: Mapping[str, Any], log_path: Path,
                      timeout_s: float = 10.0) -> TargetProcess:
     """An external OpenAI-compatible server: check it answers; never start or stop it."""
-    from targets.external import ExternalConfig, ExternalError, probe
+    from targets.external import ExternalConfig, ExternalError, listed_model, probe
 
     start = time.monotonic()
     try:
@@ -177,6 +177,8 @@ def connect_external(label: str, options: Mapping[str, Any], log_path: Path,
         path = probe(cfg, timeout_s)
     except ExternalError as exc:
         raise LaunchError(str(exc)) from None
+    if cfg.model is None:  # the name the server answers to, as an OpenAI client would ask
+        cfg = replace(cfg, model=listed_model(cfg))
     extra: dict[str, Any] = {"external": True, "probe": path}
     for key in ("model", "api_key", "api"):
         value = getattr(cfg, key)

@@ -14,7 +14,7 @@ A scenario names it with options::
 - `api` (optional): `completions` or `chat`; overrides the scenario's `workload.api` for this
   target, for servers that speak only one of them.
 - `model` (optional): the `model` field sent in requests (the server's served name); default the
-  scenario's model spec.
+  first model the server lists at `GET /v1/models`, else the scenario's model spec.
 
 Reachability: `GET /health`, else `GET /v1/models`, must answer 200 within `timeout_s`. Prompts are
 built with the scenario model's tokenizer: token counts are exact only when the server uses the same
@@ -23,6 +23,7 @@ tokenizer; output counts come from the server's `usage` when it sends one.
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.error
 import urllib.request
@@ -90,6 +91,21 @@ def probe(cfg: ExternalConfig, timeout_s: float = 10.0) -> str:
             raise ExternalError(f"external: {cfg.url} is not reachable ({'; '.join(seen)}); "
                                 "is the server running, and is the url right?")
         time.sleep(0.5)
+
+
+def listed_model(cfg: ExternalConfig, timeout_s: float = 5.0) -> str | None:
+    """The first model id the server lists at `GET /v1/models` (OpenAI's `{"data": [{"id":
+    ...}]}`); None when it lists none or does not answer that route."""
+    request = urllib.request.Request(cfg.url + "/v1/models", headers=cfg.headers())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
+            body = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    data = body.get("data") if isinstance(body, dict) else None
+    first = data[0] if isinstance(data, list) and data else None
+    name = first.get("id") if isinstance(first, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def serve(cfg: ServeConfig) -> None:

@@ -127,7 +127,7 @@ def test_run_measures_external_and_records_missing_vllm(sim_server: TargetProces
     targets = [
         {"name": "vllm", "options": {"venv": str(tmp_path / "no-venv")}},
         {"name": "external", "label": "ext_chat",
-         "options": {"url": sim_server.url + "/v1", "api": "chat", "model": "served-name"}},
+         "options": {"url": sim_server.url + "/v1", "api": "chat"}},  # model: /v1/models
     ]
     scenario = parse_scenario(SCENARIO | {"targets": targets})
     tokens_before = tokens_generated(sim_server.url)
