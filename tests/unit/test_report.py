@@ -169,6 +169,7 @@ def test_report_escapes_hostile_text(report: tuple[Path, str]) -> None:
     assert "<script" not in html.lower()
 
 
+@pytest.mark.slow  # renders whole pages with charts (seconds): make test, not test-fast
 def test_every_data_string_is_escaped(tmp_path: Path) -> None:
     evil = "<b id=pwn>'\"&"
     run_dir = make_run(tmp_path / "results", "20261127-173500-evil-abc1234", "bad date")
@@ -279,6 +280,7 @@ def test_missing_summary_is_a_notice_and_missing_run_raises(tmp_path: Path) -> N
         build_report(tmp_path / "results" / "nope", tmp_path / "reports")
 
 
+@pytest.mark.slow  # renders whole pages with charts (seconds): make test, not test-fast
 def test_index_lists_runs_newest_first(tmp_path: Path) -> None:
     results, reports = tmp_path / "results", tmp_path / "reports"
     newer = make_run(results, "20261127-173500-default-bbbbbbb", "2026-11-27T17:35:00+00:00")
@@ -356,6 +358,7 @@ def test_glossary_names_aiperf_ttfb_and_pooled_itl(tmp_path: Path) -> None:
     assert "pooled across all requests" in html and "not a per-request average" in html
 
 
+@pytest.mark.slow  # renders whole pages with charts (seconds): make test, not test-fast
 def test_repeats_are_shown_as_mean_and_t_interval(tmp_path: Path) -> None:
     reps = [point("t1", 4, 1.0, repeat=r) for r in range(3)]
     for r, p50 in enumerate((100.0, 110.0, 120.0)):

@@ -59,6 +59,7 @@ def test_the_chosen_load_is_the_highest_every_target_ran(tmp_path: Path) -> None
     assert len(frame) == 33 and frame["ttft_ms"].max() == pytest.approx(0.6 * 31e3 + 20)
 
 
+@pytest.mark.slow  # renders whole pages with charts (seconds): make test, not test-fast
 def test_charts_of_a_load_where_one_target_completed_nothing(tmp_path: Path) -> None:
     """vLLM's default shutdown: every stream of one target is cut, none has a first token."""
     from harness.report.request_charts import at_load_charts

@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from harness.report import build_report
 from harness.report.run_data import load_run
 from harness.report.timeline import series, spans, timeline_chart
@@ -68,6 +70,7 @@ def row(page: str, label: str) -> list[str]:
     return re.findall(r"<td class='num'>(.*?)</td>", match.group(1))
 
 
+@pytest.mark.slow  # renders whole pages with charts (seconds): make test, not test-fast
 def test_gpu_run_shows_gpu_columns_and_a_gpu_panel(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path / "results", gpu=True)
     page = build_report(run_dir, tmp_path / "reports").read_text(encoding="utf-8")
@@ -83,6 +86,7 @@ def test_gpu_run_shows_gpu_columns_and_a_gpu_panel(tmp_path: Path) -> None:
     assert chart.data_uri is not None and "No GPU" not in chart.note
 
 
+@pytest.mark.slow  # renders whole pages with charts (seconds): make test, not test-fast
 def test_run_without_gpu_says_why_and_still_draws_the_rest(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path / "results", gpu=False)
     page = build_report(run_dir, tmp_path / "reports").read_text(encoding="utf-8")
