@@ -204,12 +204,12 @@ def _run_target(ctx: RunContext, state: RunState, tc: TargetConfig, opts: RunOpt
                      startup_s=round(target.startup_s, 2))
     drivers = scenario.drivers or (scenario.driver,)
     state.targets |= {run_label(tc.label, d, drivers): info for d in drivers}  # one series each
-    todo = [(d, p) for d in drivers for p in scenario.points]
     with target:
         if scenario.capacity is not None:  # kind = "capacity": the search picks the levels
             for driver_name in drivers:
                 _search(ctx, state, tc, target, driver_name, drivers, repeat)
-            todo = []
+            return
+        todo = [(d, p) for d in drivers for p in scenario.points]
         while todo:
             driver_name, point = todo.pop(0)
             state.pending = {run_label(tc.label, d, drivers): tuple(
