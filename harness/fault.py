@@ -27,6 +27,7 @@ from types import TracebackType
 from harness.samples import Clock, Sample
 from harness.scenario_fault import Fault
 from harness.summary_fault import FaultSummary
+from harness.typed_json import FLOAT_DIGITS
 
 EXPECTED = "expected: SIGTERM by the fault"
 TICK_S = 0.02
@@ -107,11 +108,15 @@ def refused(sample: Sample) -> bool:
 def shutdown_summary(signal_at: float | None, exit_at: float | None,
                      samples: Sequence[Sample]) -> FaultSummary:
     """The sigterm fault's record (see the module docstring)."""
+    # The record is written with FLOAT_DIGITS decimals; rounding the two instants first keeps
+    # drain_s exactly their difference as read back (rounding all three apart can differ by 1e-4).
+    signal_at, exit_at = (None if t is None else round(t, FLOAT_DIGITS) for t in (signal_at, exit_at))
     at = signal_at if signal_at is not None else float("inf")
     in_flight = [s for s in samples if s.sent_at <= at
                  and ((end := _ended(s)) is None or end > at)]
     after = [s for s in samples if s.sent_at > at]
-    drain = exit_at - signal_at if exit_at is not None and signal_at is not None else None
+    drain = (round(exit_at - signal_at, FLOAT_DIGITS)
+             if exit_at is not None and signal_at is not None else None)
     return FaultSummary(kind="sigterm", signal_at_s=signal_at, exit_at_s=exit_at,
                         drain_s=drain, in_flight_at_signal=len(in_flight),
                         completed=sum(s.ok for s in in_flight),
