@@ -60,7 +60,8 @@ class Workload:
     `prompt_reuse`: false (default) gives every request of the run its own prompt (across points,
     targets, drivers and repeats), so no prefix cache can favour a target; true cycles every point
     through the same 256 prompts (the first releases' pool: a prefix cache then hits).
-    `seed`: "none" (default) sends no `seed` field, as vLLM bench serve and GuideLLM; "per_request"
+    `top_p` < 1, `top_k` > 0 and `min_p` > 0 are sent (vLLM's and our sampler's filters);
+    defaults are left out of the body. `seed`: "none" (default) sends no `seed` field, as vLLM bench serve and GuideLLM; "per_request"
     sends the request's index as its sampling seed.
     Lengths (`harness.lengths`): `prompt_lengths` / `output_lengths` (None: `prompt_tokens` ±
     `prompt_tokens_stdev`, normal), or `lengths` = "chat" / a table path (`length_table` rows).
@@ -75,6 +76,8 @@ class Workload:
     api: str = "completions"
     temperature: float = 0.0
     top_p: float = 1.0  # sent only below 1
+    top_k: int = 0  # sent only above 0
+    min_p: float = 0.0  # sent only above 0
     ignore_eos: bool = True
     prompt_tokens_stdev: float = 0.0
     output_tokens_stdev: float = 0.0
@@ -297,6 +300,11 @@ def _parse_workload(raw: Mapping[str, Any], base_dir: Path | None = None) -> Wor
     if wl.seed not in SEED_MODES:
         raise ScenarioError(f"workload.seed must be one of {SEED_MODES}, got {wl.seed!r}")
     _num(wl.temperature, "workload.temperature")
+    if not 0.0 < _num(wl.top_p, "workload.top_p") <= 1.0:
+        raise ScenarioError(f"workload.top_p must be in (0, 1], got {wl.top_p!r}")
+    _int(wl.top_k, "workload.top_k", 0)
+    if not 0.0 <= _num(wl.min_p, "workload.min_p") <= 1.0:
+        raise ScenarioError(f"workload.min_p must be in [0, 1], got {wl.min_p!r}")
     _num(wl.prompt_tokens_stdev, "workload.prompt_tokens_stdev")
     _num(wl.output_tokens_stdev, "workload.output_tokens_stdev")
     if wl.api not in APIS:

@@ -196,6 +196,10 @@ def request_body(spec: RequestSpec, workload: Workload, model: str) -> dict[str,
     }
     if workload.top_p < 1:
         body["top_p"] = workload.top_p
+    if workload.top_k > 0:
+        body["top_k"] = workload.top_k
+    if workload.min_p > 0:
+        body["min_p"] = workload.min_p
     if workload.seed == "per_request":
         body["seed"] = spec.index
     if workload.stream:

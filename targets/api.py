@@ -98,6 +98,8 @@ class _Common(BaseModel):
     stream: bool = False
     temperature: float = Field(default=1.0, ge=0.0, le=MAX_TEMPERATURE)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    top_k: int = Field(default=0, ge=-1)  # vLLM's convention: -1 or 0 keeps every token
+    min_p: float = Field(default=0.0, ge=0.0, le=1.0)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     ignore_eos: bool = False
     n: int = Field(default=1, ge=1, le=1)
@@ -219,8 +221,11 @@ def prompt_ids(
                        f"context of {max_context} tokens", param="max_tokens",
                        code="context_length_exceeded")
     temperature, top_p = sampling(req.temperature, req.top_p)
+    sampled = temperature > 0  # a greedy row ignores every filter: no work spent on them
     params = GenParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p,
-                       seed=req.seed, ignore_eos=req.ignore_eos)
+                       seed=req.seed, ignore_eos=req.ignore_eos,
+                       top_k=max(req.top_k, 0) if sampled else 0,
+                       min_p=req.min_p if sampled else 0.0)
     return ids, params
 
 

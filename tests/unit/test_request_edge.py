@@ -36,6 +36,7 @@ def refused(body: bytes | dict[str, Any]) -> APIError:
     ("temperature", 2.5), ("temperature", -0.1),
     ("top_p", 0), ("top_p", 1.5), ("top_p", -1e-9),
     ("max_tokens", -5), ("max_tokens", 0), ("n", 2),
+    ("top_k", -2), ("top_k", 1.5), ("min_p", -0.1), ("min_p", 1.5),
 ])
 def test_out_of_range_fields_are_400_naming_the_field(field: str, value: float) -> None:
     error = refused({"prompt": "hi", field: value})
@@ -72,6 +73,20 @@ def test_tiny_temperature_or_top_p_samples_as_greedy(tokenizer: Any, temperature
     _, params = prompt_ids(req, tokenizer, 2048, LIMITS)
     assert (params.temperature, params.top_p) == expected
     assert params.seed == 3
+
+
+@pytest.mark.parametrize(("temperature", "top_k", "min_p", "expected"), [
+    (0.8, 40, 0.05, (40, 0.05)),
+    (0.8, -1, 0.0, (0, 0.0)),  # vLLM's "every token"
+    (0.8, 0, 1.0, (0, 1.0)),  # min_p 1: only the most likely tokens stay (still sampled)
+    (0.0, 40, 0.05, (0, 0.0)),  # greedy: the filters cannot change the argmax, none is run
+])
+def test_top_k_and_min_p_reach_the_sampler(tokenizer: Any, temperature: float, top_k: int,
+                                           min_p: float, expected: tuple[int, float]) -> None:
+    body = {"prompt": "hi", "temperature": temperature, "top_k": top_k, "min_p": min_p}
+    req = parse_request(json.dumps(body).encode(), "completions", LIMITS)
+    _, params = prompt_ids(req, tokenizer, 2048, LIMITS)
+    assert (params.top_k, params.min_p) == expected
 
 
 @pytest.mark.parametrize("ctype", ["application/json", "application/json; charset=utf-8",

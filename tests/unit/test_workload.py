@@ -145,6 +145,13 @@ def test_a_nucleus_below_one_is_sent_as_top_p() -> None:
     assert "top_p" not in request_body(SPEC, Workload(temperature=0.8), "tiny")
 
 
+def test_top_k_and_min_p_are_sent_only_when_set() -> None:
+    body = request_body(SPEC, Workload(temperature=0.8, top_k=40, min_p=0.05), "tiny")
+    assert (body["top_k"], body["min_p"]) == (40, 0.05)
+    plain = request_body(SPEC, Workload(temperature=0.8), "tiny")
+    assert "top_k" not in plain and "min_p" not in plain
+
+
 def test_non_streaming_body_has_no_stream_options() -> None:
     body = request_body(SPEC, Workload(stream=False), "tiny")
     assert body["stream"] is False
