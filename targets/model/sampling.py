@@ -6,8 +6,8 @@
 Each row is sampled at its `temperature`, within its `top_k` most likely tokens, its `min_p`
 floor (tokens at least `min_p` times as likely as the most likely one) and its `top_p` nucleus
 (the most likely tokens whose mass, before each, is below `top_p`). The whole batch goes through
-the same few vocabulary-wide kernels (one exp, one cumulative sum, one mass check), whatever its
-size, instead of a softmax, a sort and a multinomial per row.
+the same few vocabulary-wide kernels (one exp, one cumulative sum, one mass check for the rows
+with a nucleus), whatever its size, instead of a softmax, a sort and a multinomial per row.
 
 The nucleus is found without sorting the vocabulary, by rejection (the sorting-free top-p of
 FlashInfer): draw a token from the row's distribution (inverse CDF: one uniform against the
@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # torch loads with the first model, not with this module
     import torch
 
 GREEDY_BELOW = 1e-5  # a temperature below this samples as its limit, 0: the argmax
+BLOCK = 64  # tokens per block of the two-level draw (`_draw`); 50,304 = 786 blocks
 MAX_ROUNDS = 16  # rejection draws of the nucleus before a row takes the exact sorted nucleus
 PROCESS_RNG = random.Random()  # for unseeded requests; seeded from the OS
 
@@ -77,9 +78,12 @@ def sample(logits: torch.Tensor, params: Sequence[GenParams],
     todo = torch.arange(e.shape[0], device=e.device)
     norm = e.sum(-1)  # each row's whole mass: the nucleus is `top_p` of it
     for _ in range(MAX_ROUNDS):
-        drawn, mass_above = _draw(e, [rngs[i] for i in todo.tolist()])
+        drawn = _draw(e, [rngs[i] for i in todo.tolist()])
         p = keep_p[todo]
-        accept = (mass_above <= 0) | (mass_above < p * norm[todo]) | (p >= 1)
+        accept = p >= 1
+        if not bool(accept.all()):  # a row with a nucleus: is the drawn token in it?
+            mass_above = _mass_heavier(e, e.gather(1, drawn[:, None]))
+            accept |= (mass_above <= 0) | (mass_above < p * norm[todo])
         tokens[todo[accept]] = drawn[accept]
         if bool(accept.all()):
             out: list[int] = tokens.tolist()
@@ -114,19 +118,65 @@ def _weights(logits: torch.Tensor, params: Sequence[GenParams]) -> torch.Tensor:
     return e
 
 
-def _draw(e: torch.Tensor, rngs: Sequence[random.Random]) -> tuple[torch.Tensor, torch.Tensor]:
+def _draw(e: torch.Tensor, rngs: Sequence[random.Random]) -> torch.Tensor:
     """One inverse-CDF draw per row of the weights `e`, with one uniform from each row's
-    generator: the drawn token ids and the mass of the tokens strictly heavier than each."""
+    generator: the drawn token ids.
+
+    A vocabulary of whole `BLOCK`s is searched in two levels — the block sums' cumulative sum,
+    then the chosen block's own — which is the same inverse CDF without a sequential scan of
+    the whole vocabulary (the cumulative sum is ~10× slower than a block sum on a CPU). A row
+    whose two levels disagree in the last float bit (it lands on a zero weight) draws again from
+    the full cumulative sum with the same uniform."""
+    import torch
+
+    u = torch.tensor([rng.random() for rng in rngs], dtype=e.dtype, device=e.device)
+    if e.shape[1] % BLOCK:
+        return _draw_cdf(e, u)[0]
+    drawn = _draw_blocks(e, u)[0]
+    bad = e.gather(1, drawn[:, None])[:, 0] <= 0
+    if bool(bad.any()):
+        drawn[bad] = _draw_cdf(e[bad], u[bad])[0]
+    return drawn
+
+
+def _draw_blocks(e: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two-level inverse CDF of `_draw` (the vocabulary a whole number of blocks)."""
+    import torch
+
+    rows, vocab = e.shape
+    blocks = e.view(rows, vocab // BLOCK, BLOCK)
+    cdf = blocks.sum(-1).cumsum(-1)  # [rows, blocks]
+    total = cdf[:, -1]
+    target = (u * total)[:, None]
+    block = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[1] - 1)
+    before = torch.where(block > 0, cdf.gather(1, (block - 1).clamp(min=0)), 0)
+    inner = blocks.gather(1, block[:, :, None].expand(-1, 1, BLOCK))[:, 0].cumsum(-1) + before
+    at = torch.searchsorted(inner, target, right=True).clamp_(max=BLOCK - 1)
+    return (block * BLOCK + at)[:, 0], total
+
+
+def _draw_cdf(e: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inverse CDF over the whole cumulative sum: drawn ids and each row's mass."""
     import torch
 
     cdf = e.cumsum(-1)
-    u = torch.tensor([rng.random() for rng in rngs], dtype=e.dtype, device=e.device)
     target = (u * cdf[:, -1])[:, None]
     drawn = torch.searchsorted(cdf, target, right=True).clamp_(max=e.shape[1] - 1)
     drawn = _nonzero_at_or_before(e, cdf, drawn)
-    weight = e.gather(1, drawn)
-    mass_above = torch.where(e > weight, e, 0).sum(-1)
-    return drawn[:, 0], mass_above
+    return drawn[:, 0], cdf[:, -1]
+
+
+def _mass_heavier(e: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Each row's mass of the weights strictly above its `weight` (`[rows, 1]`). Row by row
+    with a scalar threshold: one vectorized pass per row, ~4× faster on a CPU than a batched
+    `where(e > weight, e, 0).sum(-1)`, whose broadcast comparison was the sampler's costliest
+    kernel (2.0 vs 8.7 ms for 32 × 50,304 here)."""
+    import torch
+    from torch.nn.functional import threshold
+
+    limits = weight[:, 0].tolist()
+    return torch.stack([threshold(row, limit, 0.0).sum()
+                        for row, limit in zip(e, limits, strict=True)])
 
 
 def _nonzero_at_or_before(e: torch.Tensor, cdf: torch.Tensor,

@@ -9,7 +9,16 @@ import random
 import torch
 
 from targets.model.engine import GenParams
-from targets.model.sampling import GREEDY_BELOW, PROCESS_RNG, is_greedy, row_generator, sample
+from targets.model.sampling import (
+    BLOCK,
+    GREEDY_BELOW,
+    PROCESS_RNG,
+    _draw_blocks,
+    _draw_cdf,
+    is_greedy,
+    row_generator,
+    sample,
+)
 
 VOCAB, REAL = 4096, 4049  # a padded LM head, narrower than the tiny model's 50,304 (fast tests)
 
@@ -112,3 +121,31 @@ def test_tiny_temperature_and_tiny_top_p_are_their_limits_without_nan() -> None:
     assert sample(logits, coldest, [rng] * 2) == best
     narrowest = [GenParams(max_tokens=1, temperature=1.0, top_p=5e-324)] * 2
     assert sample(logits, narrowest, [rng] * 2) == best
+
+
+def test_the_two_level_draw_is_the_inverse_cdf_of_the_whole_vocabulary() -> None:
+    assert VOCAB % BLOCK == 0
+    e = lm_logits(64, seed=4).softmax(-1)  # zero weight on the padding, as the sampler makes it
+    u = torch.rand(64, generator=torch.Generator().manual_seed(2))
+    u[:3] = torch.tensor([0.0, 0.5, 1.0 - 2**-24])  # the bottom, the middle, the very top
+    blocks, total = _draw_blocks(e, u)
+    full, full_total = _draw_cdf(e, u)
+    assert torch.allclose(total, full_total)
+    # the same token wherever float rounding of the two sums cannot tell them apart: all but
+    # draws within a rounding error of a token's edge (none of these 64)
+    assert blocks.tolist() == full.tolist()
+    assert all(e[i, t] > 0 for i, t in enumerate(blocks.tolist()))
+
+
+def test_draws_across_blocks_follow_the_probabilities() -> None:
+    # favourites in different 64-token blocks, and a flat tail: shares must match p
+    logits = torch.zeros(256)
+    logits[[3, 70, 200]] = torch.tensor([3.0, 2.0, 1.0])
+    probs = logits.softmax(-1)
+    rows = 6000
+    params = [GenParams(max_tokens=1, temperature=1.0)] * rows
+    counts = collections.Counter(sample(logits.expand(rows, 256), params,
+                                        [random.Random(8)] * rows))
+    for token in (3, 70, 200):
+        p = probs[token].item()
+        assert abs(counts[token] / rows - p) < 4 * math.sqrt(p * (1 - p) / rows)
