@@ -59,7 +59,7 @@ def compare(runs: Sequence[RunData]) -> Comparison:
               for run, frame in zip(runs[1:], frames[1:], strict=True)]
     return Comparison(tuple(runs), tuple(differences(runs)),
                       pd.concat(deltas, ignore_index=True) if deltas else _empty_deltas(),
-                      pd.concat(frames, ignore_index=True))
+                      pd.concat(frames, ignore_index=True).copy())  # consolidated (see frame_of)
 
 
 def deltas_frame(run_a: RunData, frame_a: pd.DataFrame, run_b: RunData,
