@@ -7,6 +7,7 @@ the samples it gathered if interrupted: it raises `DriverInterrupted` carrying t
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -114,7 +115,8 @@ class Progress:
     (100 per core it can run on; None = not judged), against which `driver.cpu_pct` is read.
     `abort`: set (by the point's `harness.liveness` watch or the driver's `ErrorStreak`) to the
     reason the target is dead (`abort_at`: when, run clock; both set once, by `fail`); a driver
-    that sees it stops sending and ends the point early.
+    that sees it stops sending and ends the point early (k6 and locust are stopped by
+    `wait_stopping_on_abort`).
     """
 
     sent: int = 0
@@ -142,3 +144,20 @@ class DriverInterrupted(Exception):
     def __init__(self, samples: Sequence[Sample]) -> None:
         super().__init__("load interrupted")
         self.samples = list(samples)
+
+
+def wait_stopping_on_abort(proc: subprocess.Popen[bytes], progress: Progress, stop_signal: int,
+                           poll_s: float = 0.1) -> bool:
+    """Wait for a load tool's process (k6, locust's master); once `progress.abort` is set (the
+    target is dead), send it `stop_signal` once — its graceful stop, after which it writes what
+    it measured — and go on waiting. True when it was stopped that way."""
+    stopped = False
+    while True:
+        try:
+            proc.wait(timeout=poll_s)
+            return stopped
+        except subprocess.TimeoutExpired:
+            pass
+        if progress.abort is not None and not stopped:
+            proc.send_signal(stop_signal)
+            stopped = True

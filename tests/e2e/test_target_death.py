@@ -17,6 +17,7 @@ from pathlib import Path
 
 import jsonschema
 import psutil
+import pytest
 
 from harness.samples import read_samples
 from harness.summary import read_summary
@@ -46,11 +47,13 @@ warmup_s = 0.2
 name = "fastapi_threadpool"
 {more}
 """
+STOP_S = 5  # a driver must stop sending within seconds of the verdict, not at the point's end
 
 
-def start_run(tmp_path: Path, duration: float, more: str = "") -> subprocess.Popen[str]:
+def start_run(tmp_path: Path, duration: float, more: str = "",
+              driver: str = "builtin") -> subprocess.Popen[str]:
     scenario = tmp_path / "death.toml"
-    scenario.write_text(SCENARIO.format(duration=duration, more=more))
+    scenario.write_text(f'driver = "{driver}"\n' + SCENARIO.format(duration=duration, more=more))
     return subprocess.Popen(
         [sys.executable, "-m", "harness.cli", "run", str(scenario), "--results",
          str(tmp_path / "results"), "--reports", str(tmp_path / "reports")],
@@ -62,7 +65,7 @@ def first_samples(tmp_path: Path, target: str) -> Path:
     results = tmp_path / "results"
 
     def written() -> bool:
-        return any(results.glob(f"*/samples/{target}/c1.jsonl"))
+        return any(results.glob(f"*/samples/{target}*/c1.jsonl"))
 
     wait_for(written, timeout_s=120, interval_s=0.05, what="the first point's samples")
     (run_dir,) = list(results.iterdir())
@@ -127,6 +130,28 @@ def test_a_killed_target_fails_its_point_is_skipped_after_and_the_run_exits_3(
     assert "Targets that did not run cleanly" in html
     assert "died during c2" in html and "Not run: c3" in html
     assert "exited with code -9" in html
+
+
+@pytest.mark.parametrize("driver", ["k6", "locust"])
+def test_k6_and_locust_are_stopped_soon_after_the_target_dies(tmp_path: Path,
+                                                              driver: str) -> None:
+    cli = start_run(tmp_path, duration=30, driver=driver)
+    run_dir = first_samples(tmp_path, "fastapi_threadpool")
+    target = target_process(cli)
+    wait_for(lambda: in_flight(target) > 0, timeout_s=60, interval_s=0.01,
+             what="the second point's requests in flight")
+    target.send_signal(signal.SIGKILL)
+    code, _, err = finish(cli)
+    assert code == 3, err[-3000:]
+    summary = read_summary(run_dir / "summary.json")
+    (c2,) = [p for p in summary.points if p.point == "c2"]
+    assert "target_failed" in c2.flags and c2.failure is not None
+    assert "exited with code -9" in c2.failure.reason
+    (series,) = [d.name for d in (run_dir / "samples").iterdir()]
+    samples = read_samples(run_dir / "samples" / series / "c2.jsonl")
+    # the tool was stopped on the verdict: nothing sent long after it (the point was 30 s)
+    assert max(s.sent_at for s in samples) - c2.failure.detected_at_s < STOP_S
+    assert not (run_dir / "samples" / series / "c3.jsonl").exists()
 
 
 def test_an_interrupted_run_says_so_and_lists_what_never_ran(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ import bisect
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -48,7 +49,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.arrivals import plan
-from harness.drivers.job import MAX_AUTO_CONNECTIONS, DriverInterrupted, LoadJob, Progress
+from harness.drivers.job import (
+    MAX_AUTO_CONNECTIONS,
+    DriverInterrupted,
+    LoadJob,
+    Progress,
+    wait_stopping_on_abort,
+)
 from harness.drivers.k6.script import APPROXIMATED, executor, render, ticks
 from harness.drivers.request_pool import RequestPool
 from harness.samples import Clock, Sample, Status, TokenSource
@@ -245,8 +252,8 @@ class K6Driver:
         with (work / "k6.log").open("wb") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=work)
             counter = _LineCounter(records_path, progress)
-            try:
-                proc.wait()
+            try:  # a dead target (progress.abort): SIGINT, k6's graceful stop
+                wait_stopping_on_abort(proc, progress, signal.SIGINT)
             except KeyboardInterrupt:
                 interrupted = True  # k6 got SIGINT too: it stops and writes what it has
                 proc.wait(timeout=job.timeout_s + 30)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -267,8 +268,12 @@ class LocustDriver:
         """Wait for the master (or local runner), then its workers; count records meanwhile."""
         seen: dict[Path, tuple[int, int]] = {}  # file → (bytes read, request lines)
         never = b'"status":"%s"' % NEVER_SENT.encode()  # the locustfile's compact JSON
+        stopping = False
         while procs[0].poll() is None:
             time.sleep(0.5)
+            if progress.abort is not None and not stopping:  # a dead target: stop locust
+                procs[0].send_signal(signal.SIGTERM)  # its graceful quit (workers told too)
+                stopping = True
             for path in work.glob("records-*.jsonl"):
                 offset, lines = seen.get(path, (0, 0))
                 with path.open("rb") as fh:
