@@ -61,8 +61,8 @@ class Workload:
     targets, drivers and repeats), so no prefix cache can favour a target; true cycles every point
     through the same 256 prompts (the first releases' pool: a prefix cache then hits).
     `top_p` < 1, `top_k` > 0 and `min_p` > 0 are sent (vLLM's and our sampler's filters);
-    defaults are left out of the body. `seed`: "none" (default) sends no `seed` field, as vLLM bench serve and GuideLLM; "per_request"
-    sends the request's index as its sampling seed.
+    defaults are left out of the body. `seed`: "none" (default) sends no `seed` field, as vLLM
+    bench serve and GuideLLM; "per_request" sends the request's index as its sampling seed.
     Lengths (`harness.lengths`): `prompt_lengths` / `output_lengths` (None: `prompt_tokens` ±
     `prompt_tokens_stdev`, normal), or `lengths` = "chat" / a table path (`length_table` rows).
     `prefixes` > 0 (`harness.workload`): a prompt is one of that many shared `prefix_tokens`-long
