@@ -1,4 +1,5 @@
-"""The fault a scenario's `[fault]` table injects during a load point, and what it did.
+"""The fault a scenario's `[fault]` table injects during a load point, and what it did
+(`disconnect`, clients abandoning streams, is `harness.fault_disconnect`).
 
     watch = SigtermWatch(process, clock, lambda: progress.started_at or job.point_start, at_s,
                          on_exit=lambda reason: progress.fail(reason, clock.now()))

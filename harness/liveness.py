@@ -101,8 +101,9 @@ def point_failure(reason: str, detected_at_s: float, samples: Sequence[Sample]) 
     """The point's `failure` record: `reason`, when it was declared, and when the first request
     failed after the last one that succeeded (ended; `failed_at`)."""
     last_ok = max((s.done_at for s in samples if s.ok and s.done_at is not None), default=None)
-    failed_at = [s.failed_at for s in samples if not s.ok and s.failed_at is not None
+    failed = [s for s in samples if s.failed]  # an abandoned stream is no failure
+    failed_at = [s.failed_at for s in failed if s.failed_at is not None
                  and (last_ok is None or s.failed_at >= last_ok)]
     return PointFailure(reason=reason, detected_at_s=detected_at_s,
                         first_error_at_s=min(failed_at, default=None),
-                        failed_requests=sum(not s.ok for s in samples))
+                        failed_requests=len(failed))

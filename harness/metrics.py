@@ -12,7 +12,10 @@ Definitions (the report's glossary maps them to vLLM / GuideLLM / AIPerf names):
 Which requests count where, with the measured window W = [warmup_end, load_end]:
 
 - Outcomes (`requests`): every request that ended at or after `warmup_end`, also those that end
-  after `load_end` while the driver drains (a hanging target's timeouts count).
+  after `load_end` while the driver drains (a hanging target's timeouts count). A stream its
+  client abandoned (`[fault] disconnect`) is counted apart (`abandoned`), outside `total`: it
+  is no error, no failure and no request the target was asked to complete, so it is in no
+  error rate and no goodput denominator.
 - Latency distributions: ok requests *sent* at or after `warmup_end` (the cold, all-at-once
   first wave of warm-up stays out); `dispatch_lag_ms` takes every request sent then.
 - Throughput, over W only (`window_s` = load_end − warmup_end, whatever happened last):
@@ -129,12 +132,13 @@ def summarize(
     docstring). Without `load_end` (stored samples of unknown span, tests) the window ends when
     the last counted request ended, success or failure.
     """
-    counted = measured(samples, warmup_end)
+    ended = measured(samples, warmup_end)
     if load_end is None:
-        load_end = max((ended_at(s) for s in counted), default=warmup_end)
+        load_end = max((ended_at(s) for s in ended), default=warmup_end)
     window = load_end - warmup_end
     sent = [s for s in samples if s.sent_at >= warmup_end]
-    statuses = Counter(s.status for s in counted)
+    statuses = Counter(s.status for s in ended)
+    counted = [s for s in ended if s.status != "abandoned"]
     http_codes = Counter(str(s.http_status) for s in counted if s.status == "http_error")
     busy = sum(max(0.0, min(ended_at(s), load_end) - max(s.sent_at, warmup_end))
                for s in samples)
@@ -142,7 +146,7 @@ def summarize(
         requests=Requests(ok=statuses["ok"], http_error=statuses["http_error"],
                           refused=statuses["refused"], timeout=statuses["timeout"],
                           truncated=statuses["truncated"], conn_error=statuses["conn_error"],
-                          total=len(counted)),
+                          total=len(counted), abandoned=statuses["abandoned"]),
         http_errors=dict(http_codes),
         **_latencies([s for s in sent if s.ok], sent),
         output_tokens=Distribution.of(float(s.output_tokens) for s in sent if s.ok),

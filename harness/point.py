@@ -20,6 +20,8 @@ A target declared dead during the load (`harness.liveness`: its process exited o
 failed; or the driver's error streak) ends the point early, flagged `target_failed`, with its
 `failure`; the runner then skips that target's later points. A `[fault]` sigterm
 (`harness.fault`) ends the point when the target exits, expected: no `failure`, a `fault` record.
+A `[fault]` disconnect (`harness.fault_disconnect`) has the driver abandon streams; after the
+load the point waits (at most 10 s) for the target to be idle, and records it in `fault`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any, TextIO
 from harness.drivers import get_driver
 from harness.drivers.job import DriverInterrupted, LoadJob, Progress
 from harness.fault import SigtermWatch, expected_end, shutdown_summary
+from harness.fault_disconnect import Cleanup, abandon_settings, target_urls
 from harness.launcher import TargetProcess
 from harness.liveness import Liveness, point_failure
 from harness.metrics import summarize
@@ -206,6 +209,7 @@ def load_job(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: Lo
                    workload=workload, prompts=ctx.prompts, clock=ctx.clock,
                    point_start=ctx.clock.now(), seed=scenario.seed, timeout_s=scenario.timeout_s,
                    api_key=extra.get("api_key"), **job_settings(scenario.client),
+                   **abandon_settings(scenario.fault),  # [fault] disconnect
                    work_dir=ctx.run.driver_work(label, point.name),
                    prompt_offset=ctx.prompts.next_block())
 
@@ -258,19 +262,36 @@ def run_point(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: L
     liveness = Liveness(target.url, target.process, ctx.clock,
                         on_dead=lambda reason: progress.fail(reason, ctx.clock.now()),
                         expected=lambda: fault is not None and fault.signalled)
+    cleanup = Cleanup.of(scenario.fault, target_urls(target), ctx.clock)  # disconnect
+    if cleanup is not None:
+        cleanup.before()
     with (ProgressPrinter(ctx.out, job, progress, ctx.progress_interval_s), watch, telemetry,
           liveness, fault or contextlib.nullcontext()):
         try:
             samples = driver.run(job, progress)
         except DriverInterrupted as exc:
             samples, interrupted = exc.samples, True
+        record: FaultSummary | None = None
+        if cleanup is not None:  # at once after the load: until the target is idle again
+            record, interrupted = _cleaned(cleanup, samples, interrupted, progress)
     proxy = _pool(pool_before, target.url)
     write_samples(run.samples(job.target, point.name), samples)
     append_records(run.telemetry(job.target), telemetry.records)
-    record = None if fault is None else shutdown_summary(fault.signal_at, fault.exit_at, samples)
+    if fault is not None:
+        record = shutdown_summary(fault.signal_at, fault.exit_at, samples)
     entry = point_entry(job, tc, driver.name, scenario, samples, watch, progress, telemetry,
                         proxy, repeat, record)
     return PointResult(entry, samples, interrupted)
+
+
+def _cleaned(cleanup: Cleanup, samples: Sequence[Sample], interrupted: bool,
+             progress: Progress) -> tuple[FaultSummary, bool]:
+    """The disconnect record, waiting for the target to be idle unless the run was stopped or
+    the target died; a ^C while it waits ends the wait (the point is kept, interrupted)."""
+    try:
+        return cleanup.after(samples, poll=not interrupted and progress.abort is None), interrupted
+    except KeyboardInterrupt:
+        return cleanup.after(samples, poll=False), True
 
 
 def _pool(before: PoolTotals | None, url: str) -> ProxyPool | None:

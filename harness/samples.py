@@ -16,8 +16,11 @@ from typing import Any, Literal
 
 from harness.atomic import write_text
 
-Status = Literal["ok", "http_error", "refused", "timeout", "truncated", "conn_error"]
-STATUSES: tuple[Status, ...] = ("ok", "http_error", "refused", "timeout", "truncated", "conn_error")
+Status = Literal["ok", "http_error", "refused", "timeout", "truncated", "conn_error", "abandoned"]
+STATUSES: tuple[Status, ...] = ("ok", "http_error", "refused", "timeout", "truncated", "conn_error",
+                                "abandoned")
+"""`abandoned`: the client closed the stream itself (`[fault] kind = "disconnect"`): its choice,
+never a failure of the target (not an error in metrics, back-off or the dead-target streak)."""
 
 TokenSource = Literal["usage", "counted", "requested", "unknown"]
 
@@ -60,7 +63,7 @@ class Sample:
     first_token_at: float | None = None
     token_times: tuple[float, ...] = ()
     done_at: float | None = None
-    failed_at: float | None = None  # when a failed request ended (timeout fired, 503 read, ...)
+    failed_at: float | None = None  # when a request not ok ended (timeout fired, 503, abandon)
     prompt_tokens: int = 0
     output_tokens: int = 0
     tokens_source: TokenSource = "unknown"
@@ -73,6 +76,11 @@ class Sample:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def failed(self) -> bool:
+        """Not ok, and not abandoned by its client (which is its choice, not a failure)."""
+        return self.status not in ("ok", "abandoned")
 
     def to_json(self) -> str:
         data = asdict(self)

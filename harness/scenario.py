@@ -40,7 +40,7 @@ from harness.scenario_capacity import DEFAULT_SHARE, CapacitySpec, capacity_of, 
 from harness.scenario_client import ClientSettings
 from harness.scenario_client import parse_affinity as _parse_affinity
 from harness.scenario_client import parse_client as _parse_client
-from harness.scenario_fault import Fault, parse_fault
+from harness.scenario_fault import Fault, check_fault_drivers, parse_fault
 from harness.scenario_values import ScenarioError, parse_drivers
 from harness.scenario_values import boolean as _bool
 from harness.scenario_values import integer as _int
@@ -206,6 +206,7 @@ class Scenario:
                 raise ScenarioError(f"load.min_requests is run by the builtin driver only, "
                                     f"not {driver!r}")
             check_sessions(out.workload.turns, out.points[0].kind, [driver])
+            check_fault_drivers(out.fault, [driver])
             out = replace(out, driver=driver, drivers=(driver,))
         if model:
             out = replace(out, model=model)
@@ -257,7 +258,7 @@ def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario",
         drivers=drivers,
         client=_parse_client(data.get("client", {})),
         cpu_affinity=_parse_affinity(data.get("cpu_affinity", {})),
-        fault=parse_fault(data.get("fault"), len(points), search=capacity is not None),
+        fault=parse_fault(data.get("fault"), len(points), capacity is not None, drivers),
         workload=workload,
         points=points,
         targets=targets,

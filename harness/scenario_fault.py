@@ -4,13 +4,17 @@
     kind = "sigterm"      # SIGTERM to the target's process `at_s` into the load (a rolling
     at_s = 2.0            # restart); the target is not restarted, so one load point only
 
-`kind = "disconnect"` (`after_tokens`, `share`: clients that abandon their streams) is
-validated but refused with a one-line error: the builtin driver cannot abandon streams yet.
+    [fault]
+    kind = "disconnect"   # a share of the streams is closed by its client after `after_tokens`
+    after_tokens = 4      # token chunks (the request is chosen from the seed and its index);
+    share = 0.5           # after the load, the clean-up is measured (`harness.fault_disconnect`)
+
+A disconnect is run by the builtin driver only: k6 and locust cannot close a stream midway.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,9 +37,11 @@ class Fault:
     share: float = 1.0
 
 
-def parse_fault(raw: Any, points: int, search: bool = False) -> Fault | None:
+def parse_fault(raw: Any, points: int, search: bool = False,
+                drivers: Sequence[str] = ("builtin",)) -> Fault | None:
     """The `[fault]` table (None when absent); `points`: how many load points the scenario has,
-    `search`: whether its load is a capacity search (which runs several)."""
+    `search`: whether its load is a capacity search (which runs several), `drivers`: the
+    scenario's load drivers."""
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
@@ -60,6 +66,15 @@ def parse_fault(raw: Any, points: int, search: bool = False) -> Fault | None:
     share = _num(raw.get("share", 1.0), "fault.share", 0.0)
     if not 0.0 < share <= 1.0:
         raise ScenarioError(f"fault.share must be in (0, 1], got {share!r}")
-    _int(raw.get("after_tokens", 1), "fault.after_tokens", 1)
-    raise ScenarioError("fault.kind 'disconnect' is not run yet: the builtin driver cannot "
-                        "abandon streams; only 'sigterm' is")
+    fault = Fault(kind="disconnect", share=share,
+                  after_tokens=_int(raw.get("after_tokens", 1), "fault.after_tokens", 1))
+    check_fault_drivers(fault, drivers)
+    return fault
+
+
+def check_fault_drivers(fault: Fault | None, drivers: Sequence[str]) -> None:
+    """A disconnect needs a driver that can close a stream midway: the builtin one."""
+    others = [d for d in drivers if d != "builtin"]
+    if fault is not None and fault.kind == "disconnect" and others:
+        raise ScenarioError(f"fault 'disconnect' is run by the builtin driver only, not "
+                            f"{others[0]!r}: it closes streams after fault.after_tokens tokens")

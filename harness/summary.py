@@ -35,14 +35,16 @@ from harness.summary_fault import FaultSummary
 from harness.typed_json import RecordError, decode, encode
 
 SCHEMA_VERSION = 4
-"""Bumped whenever a field is added, removed or changes meaning. 4: `capacity` (the capacity
-search's interval per target) and `slo_share`; a target that died during the run (`failure`
-on its point, `status` "failed" with `failed_point` and `skipped`), the `never_ran` targets ×
-points of an interrupted run; the server's prefix-cache hit rate
-(`telemetry.server.prefix_cache_hit_pct`); a point's injected `fault` (SIGTERM: drain); 3:
-confidence intervals and `too_few` on every distribution, failures dated by `failed_at`, the
-fixed measured window, `goodput.unknown`, `dropped`, the probe's censoring, `repeat`; 2: typed
-record (this module), `load.params` nested; 1: the untyped dict of the first releases."""
+"""Bumped whenever a field is removed or changes meaning, or is added without a default that
+reads the older files of the version right. 4: `capacity` (the capacity search's interval per
+target) and `slo_share`; a target that died during the run (`failure` on its point, `status`
+"failed" with `failed_point` and `skipped`), the `never_ran` targets × points of an
+interrupted run; the server's prefix-cache hit rate (`telemetry.server.prefix_cache_hit_pct`);
+a point's injected `fault` (SIGTERM: drain; later, with defaults that older files read as
+they meant: `requests.abandoned` = 0 and the disconnect fault's fields, null for a sigterm);
+3: confidence intervals and `too_few` on every distribution, failures dated by `failed_at`,
+the fixed measured window, `goodput.unknown`, `dropped`, the probe's censoring, `repeat`; 2:
+typed record (this module), `load.params` nested; 1: the untyped dict of the first releases."""
 
 
 _CI_QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
@@ -102,7 +104,11 @@ class Requests:
     timeout: int = doc("a connect, first-token, between-tokens or total timeout fired")
     truncated: int = doc("the stream ended early (no [DONE], fewer tokens than asked)")
     conn_error: int = doc("the connection failed or was reset")
-    total: int = doc("all counted requests (ended after warm-up, drain included)")
+    total: int = doc("all counted requests (ended after warm-up, drain included), abandoned "
+                     "streams apart")
+    abandoned: int = doc("streams the client closed itself after fault.after_tokens token "
+                         "chunks ([fault] disconnect): the client's choice, not in total and "
+                         "no error", 0)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ Behaviours (`StubTarget(mode=...)`):
 
 `arrivals` holds the run-clock time (`Clock(origin_ns)`) at which each request's headers were
 read: a driver's `sent_at` must come just before it, whatever clock the driver stamped on.
+`left` counts the streams whose client went away midway (a write to its socket failed).
 
 >>> with StubTarget(Clock()) as target:
 ...     target.url  # doctest: +ELLIPSIS
@@ -80,8 +81,13 @@ class _Handler(BaseHTTPRequestHandler):
         for n in range(target.tokens):
             if n:
                 time.sleep(target.gap_s)
-            self.wfile.write(_chunk(_event({"choices": [{"delta": {"content": f"t{n}"}}]})))
-            self.wfile.flush()
+            try:
+                self.wfile.write(_chunk(_event({"choices": [{"delta": {"content": f"t{n}"}}]})))
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):  # the client closed its stream
+                target.gone()
+                self.close_connection = True
+                return
             if target.mode == "cut" and n == 1:
                 self.wfile.write(b"400\r\ndata: {\"choi")  # promises 1024 bytes, sends 15
                 self.wfile.flush()
@@ -106,6 +112,7 @@ class StubTarget:
         self.clock, self.mode = clock, mode
         self.ttft_s, self.tokens, self.gap_s = ttft_s, tokens, gap_s
         self.arrivals: list[float] = []
+        self.left = 0
         self.closing = threading.Event()
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -119,6 +126,10 @@ class StubTarget:
     def arrived(self, at: float) -> None:
         with self._lock:
             self.arrivals.append(at)
+
+    def gone(self) -> None:
+        with self._lock:
+            self.left += 1
 
     def __enter__(self) -> StubTarget:
         self._thread.start()

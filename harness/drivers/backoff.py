@@ -26,6 +26,9 @@ spread out instead of coming back together.
 `ErrorStreak`: `LIMIT` consecutive requests that failed the way a dead server fails (connection
 error or reset, or an HTTP 5xx other than 503) mean the target is gone. Refusals (503), timeouts
 (a slow target, not a dead one) and truncated streams do not count, and do not reset the streak.
+
+A stream the client abandoned (`[fault] disconnect`, status `abandoned`) is no failure for
+either: the server was streaming tokens, so it resets both, as a success does.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def _ended_at(sample: Sample) -> float | None:
 def immediate(sample: Sample) -> bool:
     """Whether `sample` failed within `IMMEDIATE_S` of being sent."""
     end = _ended_at(sample)
-    return not sample.ok and end is not None and end - sample.sent_at < IMMEDIATE_S
+    return sample.failed and end is not None and end - sample.sent_at < IMMEDIATE_S
 
 
 def dead_server_failure(sample: Sample) -> bool:
@@ -88,7 +91,7 @@ class ErrorStreak:
 
     def observe(self, sample: Sample) -> str | None:
         """Count `sample`; the reason the target is dead once `limit` failures ran in a row."""
-        if sample.ok:
+        if not sample.failed:
             self.count = 0
         elif dead_server_failure(sample):
             self.count += 1

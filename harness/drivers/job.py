@@ -59,6 +59,8 @@ class LoadJob:
     prompt_offset: int = 0  # the point's first run-wide prompt index (`PromptFactory.next_block`)
     retry_refused: int = 0  # builtin: times a 503 is sent again (jittered exponential back-off)
     retry_base_s: float = 0.05  # the first back-off's upper bound, s
+    abandon_after_tokens: int = 0  # builtin: a chosen stream is closed after this many token
+    abandon_share: float = 0.0  # chunks (0 = never); the share chosen ([fault] disconnect)
 
     @property
     def warmup_end(self) -> float:

@@ -12,7 +12,10 @@ Each row is one fault experiment the run's stored summary shows, for one target 
 - **shutdown**: a `[fault]` sigterm point (`fault`): streams in flight at the SIGTERM, how many
   completed vs were cut, the drain time (signal → exit), and requests refused after the signal;
 - **timeouts**: a point where the client's timeouts fired (`[client]` connect / first-token /
-  between-tokens, the scenario's `timeout_s`): how many requests, of how many.
+  between-tokens, the scenario's `timeout_s`): how many requests, of how many;
+- **disconnect**: a `[fault]` disconnect point (`fault`): how many streams their clients
+  abandoned after how many tokens, how soon after the last one the target was idle again (0 in
+  flight on its /metrics), and the tokens it generated that nobody read.
 
 A run with neither shows no section. Only what was measured is shown: a missing figure is "—".
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 from harness.report.formatting import MISSING, esc, fmt_ms
 from harness.report.run_data import RunData
 from harness.summary import PointSummary, TargetRun
+from harness.summary_fault import FaultSummary
 
 HEAD = ("<tr><th>target</th><th>experiment</th><th>load point</th><th>what a user saw</th>"
         "<th>what the harness measured</th></tr>")
@@ -30,7 +34,8 @@ HEAD = ("<tr><th>target</th><th>experiment</th><th>load point</th><th>what a use
 def production_section(run: RunData) -> str:
     """The section's HTML, or "" when the run holds no fault experiment."""
     rows = [row for p in run.points
-            for row in (_event_loop(p), _overload(p), _timeouts(p), _shutdown(p)) if row]
+            for row in (_event_loop(p), _overload(p), _timeouts(p), _shutdown(p),
+                        _disconnect(p)) if row]
     targets = run.targets
     rows += [row for p in run.points if p.failure is not None
              for row in (_death(p, targets.get(p.target)),)]
@@ -110,3 +115,43 @@ def _shutdown(p: PointSummary) -> str:
     measured = (f"drain (signal → process exit): {drain}; refused = 503 or connection refused; "
                 "the target was not restarted")
     return _row(p, "shutdown: SIGTERM mid-load", esc(saw), esc(measured))
+
+
+def _disconnect(p: PointSummary) -> str:
+    fault = p.fault
+    if fault is None or fault.kind != "disconnect":
+        return ""
+    saw = (f"{fault.abandoned} of {fault.requests} streams abandoned after "
+           f"{fault.after_tokens} tokens; {_idle(fault)}")
+    measured = f"{fault.completed} completed ok; {_wasted(fault)}"
+    return _row(p, "disconnect: clients abandon streams", esc(saw), esc(measured))
+
+
+def _idle(fault: FaultSummary) -> str:
+    """When the target was idle again after the load, in words."""
+    after_load = fault.in_flight_zero_after_load_s
+    if after_load is not None:
+        last = fault.in_flight_zero_after_s
+        if last is None:
+            return f"the server was idle again {after_load:.2f} s after the load's end"
+        return (f"the server was idle again {last:.2f} s after the last one "
+                f"({after_load:.2f} s after the load's end)")
+    if fault.metrics_source is None:
+        return "whether the server stopped is not known: in-flight requests not exported"
+    if fault.in_flight_left is None:
+        return "the server's /metrics did not answer after the load"
+    return (f"the server still had {fault.in_flight_left:g} requests in flight "
+            f"{fault.cleanup_wait_s or 0:g} s after the load's end")
+
+
+def _wasted(fault: FaultSummary) -> str:
+    if fault.generated_tokens is None:
+        return (f"{fault.received_tokens} tokens read; tokens generated: not exported, so "
+                "wasted tokens are not known")
+    if fault.wasted_tokens is None:
+        return (f"the server counted {fault.generated_tokens} generated tokens, fewer than the "
+                f"{fault.received_tokens} read: its counter does not count what it serves")
+    per = (f" ({fault.wasted_per_abandoned:.1f} per abandoned stream)"
+           if fault.wasted_per_abandoned is not None else "")
+    return (f"{fault.wasted_tokens} tokens generated that nobody read{per}: "
+            f"{fault.generated_tokens} generated, {fault.received_tokens} read")

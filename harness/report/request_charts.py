@@ -152,13 +152,13 @@ def _gantt(rows: pd.DataFrame, target: str, label: str) -> Chart:
     for y, req in enumerate(shown.itertuples(index=False)):
         sent = _first(req.sent_at) - start
         ax.hlines(y, _first(req.scheduled_at) - start, sent, color=GANTT_COLORS["client"], lw=3)
-        if req.status != "ok":
+        if req.status not in ("ok", "abandoned"):  # abandoned: streamed until its client left
             end = _first(req.failed_at, req.done_at, req.sent_at) - start
             ax.hlines(y, sent, end, color=GANTT_COLORS["failed"], lw=3)
             continue
         first = _first(req.first_token_at, req.done_at) - start
         ax.hlines(y, sent, first, color=GANTT_COLORS["first_token"], lw=3)
-        ax.hlines(y, first, _first(req.done_at, req.first_token_at) - start,
+        ax.hlines(y, first, _first(req.done_at, req.failed_at, req.first_token_at) - start,
                   color=GANTT_COLORS["stream"], lw=3)
     for key, text in (("client", "waiting in the client"), ("first_token", "waiting for the "
                       "first token"), ("stream", "streaming"), ("failed", "failed")):

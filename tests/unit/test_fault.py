@@ -30,6 +30,23 @@ def test_a_scenario_reads_its_fault_table() -> None:
     assert parse_scenario(BASE).fault is None
 
 
+def test_a_disconnect_is_read_and_runs_in_the_builtin_driver_only() -> None:
+    raw = {"kind": "disconnect", "after_tokens": 4, "share": 0.5}
+    scenario = parse_scenario({**BASE, "fault": raw})
+    assert scenario.fault == Fault(kind="disconnect", after_tokens=4, share=0.5)
+    assert parse_scenario({**BASE, "load": {**BASE["load"], "concurrency": [4, 8]},
+                           "fault": raw}).fault is not None  # any number of points
+    for driver in ("k6", ["builtin", "locust"]):
+        with pytest.raises(ScenarioError) as info:
+            parse_scenario({**BASE, "driver": driver, "fault": raw})
+        message = str(info.value)
+        assert "disconnect' is run by the builtin driver only" in message
+        assert "\n" not in message
+    with pytest.raises(ScenarioError, match="builtin driver only, not 'locust'"):
+        scenario.with_overrides(driver="locust")
+    assert scenario.with_overrides(driver="builtin").fault == scenario.fault
+
+
 def test_a_sigterm_cannot_end_a_capacity_search() -> None:
     with pytest.raises(ScenarioError, match=r"cannot run with load\.kind = 'capacity'"):
         parse_fault({"kind": "sigterm", "at_s": 2.0}, 1, search=True)
@@ -44,7 +61,6 @@ def test_a_sigterm_cannot_end_a_capacity_search() -> None:
     ({"kind": "disconnect", "share": 1.5}, 1, "fault.share must be in (0, 1]"),
     ({"kind": "disconnect", "after_tokens": 0}, 1, "fault.after_tokens must be >= 1"),
     ("sigterm", 1, "[fault] must be a table"),
-    ({"kind": "disconnect", "after_tokens": 3, "share": 0.5}, 1, "'disconnect' is not run yet"),
 ])
 def test_a_wrong_fault_is_one_line(raw: Any, points: int, message: str) -> None:
     with pytest.raises(ScenarioError) as info:

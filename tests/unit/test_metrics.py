@@ -133,7 +133,7 @@ def point_json(*args: Any, **kwargs: Any) -> Any:
 def test_requests_counted_by_status_after_warmup() -> None:
     s = point_json(run(), warmup_end=WARMUP_END, load_end=LOAD_END)
     assert s["requests"] == {"ok": 3, "http_error": 1, "refused": 1, "timeout": 1,
-                             "truncated": 0, "conn_error": 0, "total": 6}
+                             "truncated": 0, "conn_error": 0, "total": 6, "abandoned": 0}
     assert s["http_errors"] == {"500": 1}  # the 503 is `refused`, not an http_error
 
 

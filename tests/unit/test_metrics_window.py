@@ -109,7 +109,7 @@ def test_failures_are_dated_by_failed_at_and_old_samples_by_sent_at() -> None:
                  status="conn_error", error="reset")  # no failed_at: dated when sent
     s = point([refused, old], warmup_end=2.0, load_end=8.0)
     assert s["requests"] == {"ok": 0, "http_error": 0, "refused": 1, "timeout": 0,
-                             "truncated": 0, "conn_error": 0, "total": 1}
+                             "truncated": 0, "conn_error": 0, "total": 1, "abandoned": 0}
     assert s["http_errors"] == {}
 
 

@@ -78,3 +78,37 @@ def test_a_sigterm_point_gets_a_shutdown_row() -> None:
     assert "of 8 streams in flight at the SIGTERM, 7 completed and 1 were cut" in html
     assert "24 of 24 requests sent afterwards were refused" in html
     assert "drain (signal → process exit): 1.25 s" in html
+
+
+def test_a_disconnect_point_gets_a_row_with_the_clean_up_and_the_waste() -> None:
+    fault = FaultSummary(kind="disconnect", completed=14, after_tokens=4, requests=28,
+                         abandoned=14, last_abandon_at_s=7.1, load_end_at_s=7.9,
+                         cleanup_wait_s=10.0, metrics_source="patternbench",
+                         in_flight_zero_at_s=7.95, in_flight_zero_after_s=0.85,
+                         in_flight_zero_after_load_s=0.05, in_flight_left=0,
+                         generated_tokens=1868, received_tokens=1848, wasted_tokens=20,
+                         wasted_per_abandoned=20 / 14)
+    point = typed_point("fastapi_batching", "c8", Load("closed", concurrency=8), fault=fault,
+                        requests=Requests(ok=14, http_error=0, refused=0, timeout=0,
+                                          truncated=0, conn_error=0, total=14, abandoned=14))
+    html = production_section(run_of([point], {}))
+    assert html.count("<tr><td>") == 1 and "disconnect: clients abandon streams" in html
+    assert ("14 of 28 streams abandoned after 4 tokens; the server was idle again 0.85 s "
+            "after the last one (0.05 s after the load&#x27;s end)") in html
+    assert "14 completed ok; 20 tokens generated that nobody read (1.4 per abandoned" in html
+
+
+def test_a_disconnect_row_says_what_the_target_does_not_export() -> None:
+    blind = FaultSummary(kind="disconnect", completed=3, after_tokens=4, requests=6,
+                         abandoned=3, cleanup_wait_s=10.0, received_tokens=396)
+    busy = FaultSummary(kind="disconnect", completed=3, after_tokens=4, requests=6,
+                        abandoned=3, cleanup_wait_s=10.0, metrics_source="patternbench",
+                        in_flight_left=2, generated_tokens=700, received_tokens=396,
+                        wasted_tokens=304, wasted_per_abandoned=304 / 3)
+    points = [typed_point(name, "c8", Load("closed", concurrency=8), fault=fault)
+              for name, fault in (("external", blind), ("fastapi_blocking", busy))]
+    html = production_section(run_of(points, {}))
+    assert "in-flight requests not exported" in html
+    assert "tokens generated: not exported" in html
+    assert "the server still had 2 requests in flight 10 s after the load" in html
+    assert "304 tokens generated that nobody read (101.3 per abandoned stream)" in html

@@ -19,6 +19,10 @@ carries `failed_at`: when the timeout fired, the connection failed, or the error
 an error event, a stream cut before `[DONE]`) had been read.
 
 A refused or reset connection is `conn_error`; a stream cut before `[DONE]` is `truncated`.
+With `[fault] kind = "disconnect"`, a request chosen by `abandon_after` closes its connection
+after reading that many token chunks (the client leaves; the server sees the socket close): it
+is `abandoned`, its token times up to then, `failed_at` and `extra["abandoned_at"]` the moment
+it closed; not an error.
 The read phases are watched by one loop timer per request (`Watchdog`): a stream read only
 notes its time, and the timer, when it fires, either re-arms itself from the last read or
 cancels the request — no timer work per token.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,11 +126,12 @@ async def fetch(session: aiohttp.ClientSession, job: LoadJob, spec: RequestSpec,
     if body is None:
         body = json.dumps(request_body(spec, job.workload, job.model_name)).encode()
     seen = _Seen(reply=reply)
+    number = spec.index if index is None else index
     progress.sent += 1
     watchdog = Watchdog(job)
     try:
         async with session.post(job.base_url + path, data=body, headers=JSON_HEADERS) as resp:
-            await _read_response(resp, job, seen, watchdog)
+            await _read_response(resp, job, seen, watchdog, abandon_after(job, number))
         seen.done_at = job.clock.now()
     except asyncio.CancelledError:
         if watchdog.expired is None:
@@ -142,16 +148,27 @@ async def fetch(session: aiohttp.ClientSession, job: LoadJob, spec: RequestSpec,
     finally:
         watchdog.close()
     progress.done += 1
-    if seen.status != "ok":
+    if seen.status not in ("ok", "abandoned"):
         progress.errors += 1
     progress.tokens += seen.output_tokens
-    request_id = f"{job.target}-{job.point.name}-{spec.index if index is None else index}"
+    request_id = f"{job.target}-{job.point.name}-{number}"
     return _sample(job, spec, request_id, scheduled_at, sent_at, seen, driver)
 
 
+def abandon_after(job: LoadJob, index: int) -> int:
+    """After how many token chunks request `index` of the point closes its stream; 0: it reads
+    to the end. A share `job.abandon_share` of the requests is chosen, reproducibly from the
+    seed and the index (a retry of the same request is chosen alike)."""
+    if job.abandon_after_tokens <= 0 or job.abandon_share <= 0:
+        return 0
+    chosen = random.Random(f"{job.seed}-{index}-disconnect").random() < job.abandon_share
+    return job.abandon_after_tokens if chosen else 0
+
+
 async def _read_response(resp: aiohttp.ClientResponse, job: LoadJob, seen: _Seen,
-                         watchdog: Watchdog) -> None:
-    """Read the answer: an error body, a stream token by token, or one JSON body."""
+                         watchdog: Watchdog, abandon: int = 0) -> None:
+    """Read the answer: an error body, a stream token by token (closed after `abandon` token
+    chunks when > 0), or one JSON body."""
     seen.first_byte_at = job.clock.now()  # the response head: what k6 and locust see too
     seen.http_status = resp.status
     if resp.status != 200:
@@ -159,7 +176,7 @@ async def _read_response(resp: aiohttp.ClientResponse, job: LoadJob, seen: _Seen
         seen.status = "refused" if resp.status == 503 else "http_error"
         seen.error = text[:300]
     elif job.workload.stream:
-        seen.status, seen.error = await _read_stream(resp, seen, job.clock, watchdog)
+        seen.status, seen.error = await _read_stream(resp, seen, job.clock, watchdog, abandon)
     else:
         data = await resp.json()
         usage = data.get("usage") or {}
@@ -253,7 +270,7 @@ class _Tally:
 
 
 async def _read_stream(resp: aiohttp.ClientResponse, seen: _Seen, clock: Clock,
-                       watchdog: Watchdog) -> tuple[Status, str | None]:
+                       watchdog: Watchdog, abandon: int = 0) -> tuple[Status, str | None]:
     scanner = EventScanner()
     times = seen.token_times
     tally = _Tally(reply=seen.reply)
@@ -263,6 +280,12 @@ async def _read_stream(resp: aiohttp.ClientResponse, seen: _Seen, clock: Clock,
             return "http_error", tally.error
         if times:
             watchdog.token_seen()
+        if abandon and len(times) >= abandon and not tally.done:
+            resp.close()  # the client leaves: its connection is closed, not pooled again
+            seen.failed_at = clock.now()
+            seen.extra["abandoned_at"] = round(seen.failed_at, 6)
+            seen.output_tokens = len(times)
+            return "abandoned", None
     for payload in scanner.close():
         tally.done = tally.done or classify(payload).done
     if tally.usage_tokens is not None:
