@@ -110,7 +110,8 @@ def shutdown_summary(signal_at: float | None, exit_at: float | None,
     """The sigterm fault's record (see the module docstring)."""
     # The record is written with FLOAT_DIGITS decimals; rounding the two instants first keeps
     # drain_s exactly their difference as read back (rounding all three apart can differ by 1e-4).
-    signal_at, exit_at = (None if t is None else round(t, FLOAT_DIGITS) for t in (signal_at, exit_at))
+    signal_at, exit_at = (None if t is None else round(t, FLOAT_DIGITS)
+                          for t in (signal_at, exit_at))
     at = signal_at if signal_at is not None else float("inf")
     in_flight = [s for s in samples if s.sent_at <= at
                  and ((end := _ended(s)) is None or end > at)]
