@@ -102,7 +102,8 @@ that keeps up spends more than a tenth of its time idle in the selector, waiting
 
 
 def job_settings(client: ClientSettings) -> dict[str, Any]:
-    """`LoadJob` keyword arguments taken from the scenario's `[client]` table."""
+    """`LoadJob` keyword arguments taken from the `[client]` table (with the target's own
+    `client` knobs over it: `TargetConfig.effective_client`)."""
     return {"connect_timeout_s": client.connect_s, "first_token_timeout_s": client.first_token_s,
             "between_tokens_timeout_s": client.between_tokens_s,
             "connections": client.connections, "processes": client.processes,
@@ -197,7 +198,8 @@ class PointWatch:
 def load_job(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: LoadPoint,
              label: str) -> LoadJob:
     """The driver's job: the scenario's load, with what an external target needs sent instead
-    (`target.extra`: model name, API kind, key) and the target's own stream/api overrides."""
+    (`target.extra`: model name, API kind, key), the target's own stream/api overrides and its
+    `client` knobs over the scenario's `[client]`."""
     scenario, extra = ctx.scenario, target.extra
     base = tc.effective_workload(scenario.workload)
     workload = replace(base, api=extra["api"]) if "api" in extra else base
@@ -205,7 +207,8 @@ def load_job(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: Lo
                    model_name=extra.get("model_name", scenario.model), point=point,
                    workload=workload, prompts=ctx.prompts, clock=ctx.clock,
                    point_start=ctx.clock.now(), seed=scenario.seed, timeout_s=scenario.timeout_s,
-                   api_key=extra.get("api_key"), **job_settings(scenario.client),
+                   api_key=extra.get("api_key"),
+                   **job_settings(tc.effective_client(scenario.client)),
                    work_dir=ctx.run.driver_work(label, point.name),
                    prompt_offset=ctx.prompts.next_block())
 
@@ -245,8 +248,8 @@ def run_point(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: L
     job = load_job(ctx, tc, target, point, run_label(tc.label, driver.name, scenario.drivers))
     pool_before = read_pool_totals(target.url) if target.extra.get("pool_metrics") else None
     progress = Progress()
-    watch = PointWatch(job, scenario.client, run.probes(job.target, point.name),
-                       scenario.cpu_affinity.get("driver"))
+    watch = PointWatch(job, tc.effective_client(scenario.client),
+                       run.probes(job.target, point.name), scenario.cpu_affinity.get("driver"))
     telemetry = TelemetryRecorder(  # GPU, host CPU/RSS, /health and /metrics series
         ctx.clock, folder=run.telemetry_dir, label=job.target, point=point.name, url=target.url,
         target_pids=[target.pid, *(c.pid for c in target.companions)],
