@@ -44,6 +44,7 @@ from harness.rundir import RunDir
 from harness.samples import Clock, Sample, write_samples
 from harness.scenario import LoadPoint, Scenario, TargetConfig
 from harness.scenario_client import ClientSettings
+from harness.spike import spike_summary
 from harness.summary import (
     Distribution,
     PointFailure,
@@ -218,7 +219,8 @@ def point_entry(job: LoadJob, tc: TargetConfig, driver: str, scenario: Scenario,
                 telemetry: TelemetryRecorder, proxy: ProxyPool | None,
                 repeat: int = 0, fault: FaultSummary | None = None) -> PointSummary:
     """The point's summary.json entry: identity, metrics of the measured window, the watch's
-    notes (flags, driver_stats, probe), telemetry, and a gateway's pool accounting."""
+    notes (flags, driver_stats, probe), telemetry, a gateway's pool accounting, and a spike
+    point's phases and recovery (`harness.spike`)."""
     warmup_end, load_end = watch.warmup_end(progress), watch.load_end(progress, samples)
     metrics = summarize(samples, warmup_end=warmup_end, load_end=load_end, slo=scenario.slo)
     point_telemetry = telemetry.summary(samples, warmup_end, load_end)
@@ -231,13 +233,17 @@ def point_entry(job: LoadJob, tc: TargetConfig, driver: str, scenario: Scenario,
     if progress.abort is not None and not expected_end(fault, progress.abort_at):
         failure = point_failure(progress.abort, progress.abort_at or load_end, samples)
         flags += ("target_failed",)
+    spike = spike_summary(samples, point, started_at=warmup_end - point.warmup_s,
+                          warmup_end=warmup_end, load_end=load_end,
+                          retry_refused=job.retry_refused if driver == "builtin" else 0,
+                          records=telemetry.records)  # only the builtin driver retries
     return PointSummary.of(
         metrics, target=job.target, target_name=tc.name, driver=driver, point=point.name,
         load=point.load(), stream=job.workload.stream, flags=flags, repeat=repeat,
         max_dispatch_lag_ms=notes.max_dispatch_lag_ms, driver_stats=notes.driver_stats,
         probe=notes.probe, telemetry=point_telemetry, dropped=notes.dropped,
         driver_loop_lag_ms=notes.driver_loop_lag_ms, failure=failure,
-        fault=fault, proxy=proxy)  # proxy: a gateway's pool wait vs upstream
+        fault=fault, proxy=proxy, spike=spike)  # proxy: a gateway's pool wait vs upstream
 
 
 def run_point(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: LoadPoint,
