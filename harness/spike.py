@@ -20,10 +20,11 @@ Times are on the run clock.
 - Recovery: the attempts sent after the spike, in bins of `BIN_S` by sent time. A bin is back
   to the pre-spike state when the share of its attempts that failed (refused or otherwise) is
   no higher than before the spike and its admitted attempts' TTFT p50 is within `TTFT_FACTOR`
-  × the pre-spike p50. `recovery_s` is the start of the first bin from which every later bin
-  with attempts in it is back, less the spike's end: requiring every later bin says the service
-  *stays* back (one good bin in a lull between retries is not recovery), and binning by sent
-  time charges a slow answer to the moment it was asked, not to when the queue let it out.
+  × the pre-spike p50. `recovery_s` is the start of the earliest bin from which every bin with
+  attempts in it is back, less the spike's end (so the end of the last bin that was not back; 0
+  when none was): requiring every later bin says the service *stays* back (one good bin in a
+  lull between retries is not recovery), and binning by sent time charges a slow answer to the
+  moment it was asked, not to when the queue let it out.
   A bin of a few requests is a small sample: the rule is for an arrival rate of several per bin.
 - Memory: the target tree's RSS at the point's first host sample, its peak over the point, and
   the difference (`harness.telemetry.host`).
@@ -133,18 +134,16 @@ def recovery_after(samples: Sequence[Sample], before: SpikePhase,
     bins: dict[int, list[Sample]] = {}
     for s in later:
         bins.setdefault(math.floor((s.sent_at - end) / BIN_S), []).append(s)
-    since: int | None = None
+    last = max(bins)
     for k in sorted(bins, reverse=True):
         trouble = bin_trouble(bins[k], bar, base.p50)
-        if trouble is not None:
-            if since is None:
-                return None, (f"not back by the end of the load: attempts sent "
-                              f"{k * BIN_S:g}-{(k + 1) * BIN_S:g} s after the spike had "
-                              f"{trouble}")
-            break
-        since = k
-    assert since is not None
-    return since * BIN_S, None
+        if trouble is None:
+            continue
+        if k == last:
+            return None, (f"not back by the end of the load: attempts sent "
+                          f"{k * BIN_S:g}-{(k + 1) * BIN_S:g} s after the spike had {trouble}")
+        return (k + 1) * BIN_S, None  # every bin with attempts after the k-th is back
+    return 0.0, None
 
 
 def failed_share(sent: Sequence[Sample]) -> float:

@@ -61,11 +61,11 @@ class SpikeSummary:
     after: SpikePhase = field(metadata=_doc("from the spike's end to the end of the load"))
     bin_s: float = field(metadata=_doc("width of the bins recovery is judged on, s"))
     recovery_s: float | None = field(metadata=_doc(
-        "spike end → the start of the first bin (by attempts sent in it) from which every later "
-        "bin is back to the pre-spike state: a share refused or failed no higher than before "
-        "the spike, and a TTFT p50 of its admitted attempts within 1.5× the pre-spike p50 "
-        "(bins with nothing sent are skipped); 0 when the first bin after the spike already is; "
-        "null when it never was by the end of the load (see not_recovered)"))
+        "spike end → the end of the last bin (of attempts by sent time) that was not back to the "
+        "pre-spike state, after which every bin with attempts in it is: a share refused or "
+        "failed no higher than before the spike, and a TTFT p50 of its admitted attempts within "
+        "1.5× the pre-spike p50; 0 when every bin after the spike was back; null when the last "
+        "one was not (see not_recovered)"))
     not_recovered: str | None = field(metadata=_doc(
         "why recovery_s is null (one line), else null"))
     rss_start_mb: float | None = field(metadata=_doc(

@@ -139,3 +139,12 @@ def test_without_an_admitted_request_before_the_spike_recovery_cannot_be_judged(
     assert record.recovery_s is None
     assert record.not_recovered == "no admitted request before the spike to compare with"
     assert record.before.ttft_ms is None and record.before.refused_share is None
+
+
+def test_a_target_back_in_every_bin_after_the_spike_recovered_at_once() -> None:
+    samples = [*steady(101.0, 103.0, 0.1, 0, lambda i, t: ok(i, t, 0.020)),
+               *steady(103.0, 105.0, 0.1, 100, lambda i, t: refused(i, t)),
+               *steady(105.6, 110.0, 0.2, 300, lambda i, t: ok(i, t, 0.022))]  # 105-105.5: none
+    record = summary(samples)
+    assert (record.recovery_s, record.not_recovered) == (0.0, None)
+    assert record.during.refused_share == 1.0 and record.during.ttft_ms is None
