@@ -105,16 +105,23 @@ def rate_curve(point: LoadPoint) -> RateCurve:
         return [(0.0, rate), (total, end)]
     if point.kind == "spike":
         spike = _number(point.params.get("spike_rate_rps"), "load.spike_rate_rps")
-        start = _number(point.params.get("spike_start_s", point.warmup_s + point.duration_s / 3),
-                        "load.spike_start_s")
-        length = _number(point.params.get("spike_duration_s", point.duration_s / 3),
-                         "load.spike_duration_s")
-        end = min(start + length, total)
-        if start >= total:
-            raise ScenarioError(f"load.spike_start_s {start:g} is past the point ({total:g} s)")
+        start, end = spike_window(point)
         return [(0.0, rate), (start, rate), (start, spike), (end, spike), (end, rate),
                 (total, rate)]
     return [(0.0, rate), (total, rate)]
+
+
+def spike_window(point: LoadPoint) -> tuple[float, float]:
+    """A spike point's (start, end) offsets, s from the point's start (warm-up included), the
+    end cut at the point's end; `ScenarioError` when the spike starts past the point."""
+    total = point.warmup_s + point.duration_s
+    start = _number(point.params.get("spike_start_s", point.warmup_s + point.duration_s / 3),
+                    "load.spike_start_s")
+    length = _number(point.params.get("spike_duration_s", point.duration_s / 3),
+                     "load.spike_duration_s")
+    if start >= total:
+        raise ScenarioError(f"load.spike_start_s {start:g} is past the point ({total:g} s)")
+    return start, min(start + length, total)
 
 
 def read_trace(point: LoadPoint) -> list[Arrival]:

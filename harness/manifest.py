@@ -4,10 +4,12 @@
                               device="cpu", model={"spec": "tiny", ...}, git=git_info())
 
 holds the run id and creation time (UTC, ISO 8601), the scenario as written and `resolved`
-(every default filled in), the git commit and whether the tree was dirty, package versions, the
-machine (host, CPU, cores, memory in GiB), the device, the model (spec, folder, hash), the seed
-and the driver; plus `calibration`, the harness's own overhead from `patternbench calibrate`,
-when `results_root/calibration.json` exists.
+(every default filled in; the load client's settings as `client`, and each target's own as its
+`client`: the scenario's `[client]` with the target's overrides), the git commit and whether
+the tree was dirty, package versions, the machine (host, CPU, cores, memory in GiB), the
+device, the model (spec, folder, hash), the seed and the driver; plus `calibration`, the
+harness's own overhead from `patternbench calibrate`, when `results_root/calibration.json`
+exists.
 """
 
 from __future__ import annotations
@@ -70,7 +72,9 @@ def _resolved(scenario: Scenario) -> dict[str, Any]:
         "device": scenario.device,
         "workload": asdict(scenario.workload),
         "points": [asdict(p) | {"params": dict(p.params)} for p in scenario.points],
-        "targets": [{"name": t.name, "label": t.label, "options": dict(t.options)}
+        "client": asdict(scenario.client),
+        "targets": [{"name": t.name, "label": t.label, "options": dict(t.options),
+                     "client": asdict(t.effective_client(scenario.client))}
                     for t in scenario.targets],
     }
 

@@ -47,6 +47,7 @@ from harness.rundir import RunDir
 from harness.samples import Clock, Sample, write_samples
 from harness.scenario import LoadPoint, Scenario, TargetConfig
 from harness.scenario_client import ClientSettings
+from harness.spike import spike_summary
 from harness.summary import (
     Distribution,
     PointFailure,
@@ -105,7 +106,8 @@ that keeps up spends more than a tenth of its time idle in the selector, waiting
 
 
 def job_settings(client: ClientSettings) -> dict[str, Any]:
-    """`LoadJob` keyword arguments taken from the scenario's `[client]` table."""
+    """`LoadJob` keyword arguments taken from the `[client]` table (with the target's own
+    `client` knobs over it: `TargetConfig.effective_client`)."""
     return {"connect_timeout_s": client.connect_s, "first_token_timeout_s": client.first_token_s,
             "between_tokens_timeout_s": client.between_tokens_s,
             "connections": client.connections, "processes": client.processes,
@@ -200,7 +202,8 @@ class PointWatch:
 def load_job(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: LoadPoint,
              label: str) -> LoadJob:
     """The driver's job: the scenario's load, with what an external target needs sent instead
-    (`target.extra`: model name, API kind, key) and the target's own stream/api overrides."""
+    (`target.extra`: model name, API kind, key), the target's own stream/api overrides and its
+    `client` knobs over the scenario's `[client]`."""
     scenario, extra = ctx.scenario, target.extra
     base = tc.effective_workload(scenario.workload)
     workload = replace(base, api=extra["api"]) if "api" in extra else base
@@ -208,8 +211,9 @@ def load_job(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: Lo
                    model_name=extra.get("model_name", scenario.model), point=point,
                    workload=workload, prompts=ctx.prompts, clock=ctx.clock,
                    point_start=ctx.clock.now(), seed=scenario.seed, timeout_s=scenario.timeout_s,
-                   api_key=extra.get("api_key"), **job_settings(scenario.client),
-                   **abandon_settings(scenario.fault),  # [fault] disconnect
+                    api_key=extra.get("api_key"),
+                    **job_settings(tc.effective_client(scenario.client)),
+                    **abandon_settings(scenario.fault),  # [fault] disconnect
                    work_dir=ctx.run.driver_work(label, point.name),
                    prompt_offset=ctx.prompts.next_block())
 
@@ -219,7 +223,8 @@ def point_entry(job: LoadJob, tc: TargetConfig, driver: str, scenario: Scenario,
                 telemetry: TelemetryRecorder, proxy: ProxyPool | None,
                 repeat: int = 0, fault: FaultSummary | None = None) -> PointSummary:
     """The point's summary.json entry: identity, metrics of the measured window, the watch's
-    notes (flags, driver_stats, probe), telemetry, and a gateway's pool accounting."""
+    notes (flags, driver_stats, probe), telemetry, a gateway's pool accounting, and a spike
+    point's phases and recovery (`harness.spike`)."""
     warmup_end, load_end = watch.warmup_end(progress), watch.load_end(progress, samples)
     metrics = summarize(samples, warmup_end=warmup_end, load_end=load_end, slo=scenario.slo)
     point_telemetry = telemetry.summary(samples, warmup_end, load_end)
@@ -232,13 +237,17 @@ def point_entry(job: LoadJob, tc: TargetConfig, driver: str, scenario: Scenario,
     if progress.abort is not None and not expected_end(fault, progress.abort_at):
         failure = point_failure(progress.abort, progress.abort_at or load_end, samples)
         flags += ("target_failed",)
+    spike = spike_summary(samples, point, started_at=warmup_end - point.warmup_s,
+                          warmup_end=warmup_end, load_end=load_end,
+                          retry_refused=job.retry_refused if driver == "builtin" else 0,
+                          records=telemetry.records)  # only the builtin driver retries
     return PointSummary.of(
         metrics, target=job.target, target_name=tc.name, driver=driver, point=point.name,
         load=point.load(), stream=job.workload.stream, flags=flags, repeat=repeat,
         max_dispatch_lag_ms=notes.max_dispatch_lag_ms, driver_stats=notes.driver_stats,
         probe=notes.probe, telemetry=point_telemetry, dropped=notes.dropped,
         driver_loop_lag_ms=notes.driver_loop_lag_ms, failure=failure,
-        fault=fault, proxy=proxy)  # proxy: a gateway's pool wait vs upstream
+        fault=fault, proxy=proxy, spike=spike)  # proxy: a gateway's pool wait vs upstream
 
 
 def run_point(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: LoadPoint,
@@ -249,8 +258,8 @@ def run_point(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: L
     job = load_job(ctx, tc, target, point, run_label(tc.label, driver.name, scenario.drivers))
     pool_before = read_pool_totals(target.url) if target.extra.get("pool_metrics") else None
     progress = Progress()
-    watch = PointWatch(job, scenario.client, run.probes(job.target, point.name),
-                       scenario.cpu_affinity.get("driver"))
+    watch = PointWatch(job, tc.effective_client(scenario.client),
+                       run.probes(job.target, point.name), scenario.cpu_affinity.get("driver"))
     telemetry = TelemetryRecorder(  # GPU, host CPU/RSS, /health and /metrics series
         ctx.clock, folder=run.telemetry_dir, label=job.target, point=point.name, url=target.url,
         target_pids=[target.pid, *(c.pid for c in target.companions)],

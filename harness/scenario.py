@@ -41,6 +41,8 @@ from harness.scenario_client import ClientSettings
 from harness.scenario_client import parse_affinity as _parse_affinity
 from harness.scenario_client import parse_client as _parse_client
 from harness.scenario_fault import Fault, check_fault_drivers, parse_fault
+from harness.scenario_targets import APIS, parse_targets
+from harness.scenario_targets import TargetConfig as TargetConfig  # re-exported: its old home
 from harness.scenario_values import ScenarioError, parse_drivers
 from harness.scenario_values import boolean as _bool
 from harness.scenario_values import integer as _int
@@ -50,7 +52,6 @@ from harness.scenario_workload import check_sessions, workload_values
 from harness.summary import Load
 
 ARRIVAL_KINDS = ("closed", "constant", "poisson", "gamma", "ramp", "spike", "trace")
-APIS = ("completions", "chat")
 
 
 @dataclass(frozen=True)
@@ -139,27 +140,6 @@ class LoadPoint:
 
 
 @dataclass(frozen=True)
-class TargetConfig:
-    """A target (registry name) with its options; `label` tells apart two runs of one target.
-
-    `workload` overrides request-mode fields of the scenario's `[workload]` for this target only
-    (`TARGET_WORKLOAD_FIELDS`, e.g. `workload = { stream = false }`), so one scenario can hold a
-    streaming and a non-streaming run of the same target. Prompt and output lengths stay shared.
-    """
-
-    name: str
-    label: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    workload: Mapping[str, Any] = field(default_factory=dict)
-
-    def effective_workload(self, base: Workload) -> Workload:
-        return replace(base, **dict(self.workload))
-
-
-TARGET_WORKLOAD_FIELDS = ("stream", "api")
-
-
-@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
@@ -244,7 +224,7 @@ def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario",
     if points[0].min_requests and others:
         raise ScenarioError(f"load.min_requests is run by the builtin driver only, not {others}")
     check_sessions(workload.turns, points[0].kind, others)
-    targets = _parse_targets(data.get("targets", []))
+    targets = parse_targets(data.get("targets", []))
     slo = {str(k): _num(v, f"slo.{k}") for k, v in _table(data.get("slo", {}), "slo").items()}
     share = slo.pop("share", DEFAULT_SHARE)
     capacity = capacity_of(data.get("load", {}), slo, share)
@@ -385,40 +365,6 @@ def _capacity_template(raw: Mapping[str, Any]) -> LoadPoint:
         concurrency=int(spec.start) if closed else None,
         rate_rps=None if closed else spec.start,
         max_requests=_int(keep.pop("max_requests", 0), "load.max_requests"), params=keep)
-
-
-def _parse_targets(raw: Sequence[Any]) -> tuple[TargetConfig, ...]:
-    if not raw:
-        raise ScenarioError("a scenario needs at least one [[targets]] entry")
-    out: list[TargetConfig] = []
-    for i, item in enumerate(raw):
-        if isinstance(item, str):
-            item = {"name": item}
-        if not isinstance(item, Mapping) or "name" not in item:
-            raise ScenarioError(f"targets[{i}] needs a name")
-        extra = sorted(set(item) - {"name", "label", "options", "workload"})
-        if extra:
-            raise ScenarioError(f"unknown keys {extra} in targets[{i}]; expected name, label, "
-                                "options, workload")
-        name = str(item["name"])
-        label = str(item.get("label", name))
-        workload = dict(_table(item.get("workload", {}), f"targets[{i}].workload"))
-        unknown = sorted(set(workload) - set(TARGET_WORKLOAD_FIELDS))
-        if unknown:
-            raise ScenarioError(f"targets[{i}].workload may set only {TARGET_WORKLOAD_FIELDS}, "
-                                f"got {unknown}")
-        if not isinstance(workload.get("stream", True), bool):
-            raise ScenarioError(f"targets[{i}].workload.stream must be true or false")
-        if workload.get("api", APIS[0]) not in APIS:
-            raise ScenarioError(f"targets[{i}].workload.api must be one of {APIS}")
-        options = _table(item.get("options", {}), f"targets[{i}].options")
-        out.append(TargetConfig(name=name, label=label, options=dict(options),
-                                workload=workload))
-    labels = [t.label for t in out]
-    dupes = sorted({x for x in labels if labels.count(x) > 1})
-    if dupes:
-        raise ScenarioError(f"target labels must be unique; repeated: {dupes} (set label = ...)")
-    return tuple(out)
 
 
 def _resolve_trace(point: LoadPoint, base_dir: Path) -> LoadPoint:

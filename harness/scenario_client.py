@@ -5,12 +5,20 @@
     probe_interval_s = 0.25
 
     cpu_affinity = { target = [0], driver = [1] }
+
+A target may set its own client knobs over the scenario's, e.g. clients that retry 503s beside
+clients that do not (`harness.scenario_targets`):
+
+    [[targets]]
+    name = "fastapi_threadpool"
+    label = "limited_retry"
+    client = { retry_refused = 4 }
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.scenario_values import ScenarioError
@@ -47,19 +55,32 @@ class ClientSettings:
 
 
 def parse_client(raw: Any) -> ClientSettings:
+    return ClientSettings(**client_values(raw, "[client]", "client"))
+
+
+def client_values(raw: Any, table: str, prefix: str) -> dict[str, Any]:
+    """The checked `ClientSettings` fields `raw` sets, by name; `ScenarioError` (one line, naming
+    `table` or `prefix.key`) for a key that is not one or a value out of range. A target's
+    `client = { ... }` is read with this too, and merged over the scenario's (`override`)."""
     if not isinstance(raw, Mapping):
-        raise ScenarioError(f"[client] must be a table, got {raw!r}")
+        raise ScenarioError(f"{table} must be a table, got {raw!r}")
     fields = set(ClientSettings.__dataclass_fields__)
     unknown = sorted(set(raw) - fields)
     if unknown:
-        raise ScenarioError(f"unknown [client] keys {unknown}; expected some of {sorted(fields)}")
+        raise ScenarioError(f"unknown {table} keys {unknown}; expected some of {sorted(fields)}")
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key in ("connections", "processes", "retry_refused"):
-            values[key] = _int(value, f"client.{key}", 1 if key == "processes" else 0)
+            values[key] = _int(value, f"{prefix}.{key}", 1 if key == "processes" else 0)
         else:
-            values[key] = _num(value, f"client.{key}", 0.0 if key == "probe_interval_s" else 1e-3)
-    return ClientSettings(**values)
+            least = 0.0 if key == "probe_interval_s" else 1e-3
+            values[key] = _num(value, f"{prefix}.{key}", least)
+    return values
+
+
+def override(base: ClientSettings, values: Mapping[str, Any]) -> ClientSettings:
+    """`base` with the checked `values` (from `client_values`) in place of its own."""
+    return replace(base, **dict(values))
 
 
 def parse_affinity(raw: Any) -> dict[str, tuple[int, ...]]:

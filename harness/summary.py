@@ -9,6 +9,7 @@ types, each part built by the stage that computes it and read back through the s
         PointMetrics fields            `harness.metrics.summarize(samples)`
         flags, driver_stats, probe     the point's watch (driver truth, /health probe)
         telemetry: PointTelemetry      `harness.telemetry.summary.summarize_telemetry`
+        spike: SpikeSummary            a spike point's phases and recovery (`harness.spike`)
         proxy: ProxyPool               a gateway's pool accounting (`harness.telemetry.pool`)
 
 Every metric is a `Distribution` (None when there was no value, never a silent 0), in the unit its
@@ -23,31 +24,15 @@ including one written by an older or newer version of patternbench.
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Iterable
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.quantiles import percentile, quantile_ci, too_few
+from harness.distribution import Distribution as Distribution  # re-exported: its old home
 from harness.scenario_capacity import DEFAULT_SHARE
 from harness.summary_fault import FaultSummary
+from harness.summary_spike import SpikeSummary
 from harness.typed_json import RecordError, decode, encode
-
-SCHEMA_VERSION = 4
-"""Bumped whenever a field is removed or changes meaning, or is added without a default that
-reads the older files of the version right. 4: `capacity` (the capacity search's interval per
-target) and `slo_share`; a target that died during the run (`failure` on its point, `status`
-"failed" with `failed_point` and `skipped`), the `never_ran` targets × points of an
-interrupted run; the server's prefix-cache hit rate (`telemetry.server.prefix_cache_hit_pct`);
-a point's injected `fault` (SIGTERM: drain; later, with defaults that older files read as
-they meant: `requests.abandoned` = 0 and the disconnect fault's fields, null for a sigterm);
-3: confidence intervals and `too_few` on every distribution, failures dated by `failed_at`,
-the fixed measured window, `goodput.unknown`, `dropped`, the probe's censoring, `repeat`; 2:
-typed record (this module), `load.params` nested; 1: the untyped dict of the first releases."""
-
-
-_CI_QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
 
 
 def doc(text: str, default: Any = MISSING) -> Any:
@@ -59,37 +44,18 @@ def doc(text: str, default: Any = MISSING) -> Any:
     return field(default=default, metadata={"doc": text})
 
 
-@dataclass(frozen=True)
-class Distribution:
-    """Summary of one metric's values, in the unit its field name states."""
-
-    count: int = doc("number of values")
-    mean: float = doc("arithmetic mean")
-    p50: float = doc("median (linear interpolation between order statistics)")
-    p90: float = doc("90th percentile")
-    p95: float = doc("95th percentile")
-    p99: float = doc("99th percentile")
-    max: float = doc("largest value")
-    ci95: dict[str, tuple[float, float] | None] = doc(
-        "95% confidence interval [lo, hi] of p50, p90, p95 and p99: distribution-free order "
-        "statistics, ranks from exact binomial sums, equal-tailed (harness.quantiles); null where "
-        "too few values for any such interval (p50: n < 6, p90: n < 29, p95: n < 59, "
-        "p99: n < 299)", {})
-    too_few: tuple[str, ...] = doc("percentiles whose count is below their floor (p50 14, "
-                                   "p90 64, p95 133, p99 662; MLPerf early stopping): shown, "
-                                   "marked, refused by the gate", ())
-
-    @classmethod
-    def of(cls, values: Iterable[float | None]) -> Distribution | None:
-        """The distribution of the finite values; None when there is none."""
-        data = sorted(v for v in values if v is not None and math.isfinite(v))
-        if not data:
-            return None
-        return cls(count=len(data), mean=sum(data) / len(data), p50=percentile(data, 50),
-                   p90=percentile(data, 90), p95=percentile(data, 95),
-                   p99=percentile(data, 99), max=data[-1],
-                   ci95={name: quantile_ci(data, q) for name, q in _CI_QUANTILES},
-                   too_few=too_few(len(data)))
+SCHEMA_VERSION = 4
+"""Bumped whenever a field is removed or changes meaning, or is added without a default that
+reads the older files of the version right. 4: `capacity` (the capacity search's interval per
+target) and `slo_share`; a target that died during the run (`failure` on its point, `status`
+"failed" with `failed_point` and `skipped`), the `never_ran` targets × points of an
+interrupted run; the server's prefix-cache hit rate (`telemetry.server.prefix_cache_hit_pct`);
+a point's injected `fault` (SIGTERM: drain; later, with defaults that older files read as
+they meant: `requests.abandoned` = 0 and the disconnect fault's fields, null for a sigterm);
+a spike point's `spike` accounting (null elsewhere); 3: confidence intervals and `too_few` on
+every distribution, failures dated by `failed_at`, the fixed measured window,
+`goodput.unknown`, `dropped`, the probe's censoring, `repeat`; 2: typed record (this module),
+`load.params` nested; 1: the untyped dict of the first releases."""
 
 
 @dataclass(frozen=True)
@@ -300,6 +266,8 @@ class PointSummary(PointMetrics):
     failure: PointFailure | None = doc("set when the target died during the point (flag "
                                        "target_failed); the point stopped early", None)
     fault: FaultSummary | None = doc("what the scenario's [fault] did (harness.fault)", None)
+    spike: SpikeSummary | None = doc("an open-loop spike point: before / during / after the "
+                                     "spike, recovery, memory growth (harness.spike)", None)
 
     @classmethod
     def of(cls, metrics: PointMetrics, **rest: Any) -> PointSummary:

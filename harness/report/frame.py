@@ -51,7 +51,7 @@ def frame_of(points: Sequence[PointSummary], run_id: str) -> pd.DataFrame:
     frame = pd.concat([flat.drop(columns=ci_columns),
                        pd.DataFrame(extra, index=flat.index)], axis=1)
     rest = [c for c in frame.columns if c not in ID_COLUMNS]
-    return frame[[*ID_COLUMNS, *rest]].copy()  # one block per dtype: later assigns stay cheap
+    return frame[[*ID_COLUMNS, *rest]].copy()  # consolidated: later .assign calls do not warn
 
 
 def _bound(value: object, i: int) -> float | None:

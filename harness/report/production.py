@@ -8,7 +8,10 @@ Each row is one fault experiment the run's stored summary shows, for one target 
 - **target died**: a target declared dead during a point (`failure`): why, how long after the
   first failed request the harness noticed, how many requests failed, which points were skipped;
 - **overload**: a point where the target refused requests (503, backpressure): the share refused
-  and the TTFT of those admitted;
+  and the TTFT of those admitted (and whether the clients retried, from the manifest); for an
+  open-loop spike point (`spike`, `harness.spike`), whether it refused or not: the share refused
+  and the admitted TTFT p50 / p99 during the spike vs before, what users waited (their retries
+  included), the seconds until it was back to its pre-spike state, and the target's RSS growth;
 - **shutdown**: a `[fault]` sigterm point (`fault`): streams in flight at the SIGTERM, how many
   completed vs were cut, the drain time (signal → exit), and requests refused after the signal;
 - **timeouts**: a point where the client's timeouts fired (`[client]` connect / first-token /
@@ -22,10 +25,11 @@ A run with neither shows no section. Only what was measured is shown: a missing 
 
 from __future__ import annotations
 
-from harness.report.formatting import MISSING, esc, fmt_ms
+from harness.report.formatting import MISSING, esc, fmt_fraction, fmt_ms, fmt_rate
 from harness.report.run_data import RunData
-from harness.summary import PointSummary, TargetRun
+from harness.summary import Distribution, PointSummary, TargetRun
 from harness.summary_fault import FaultSummary
+from harness.summary_spike import SpikePhase, SpikeSummary
 
 HEAD = ("<tr><th>target</th><th>experiment</th><th>load point</th><th>what a user saw</th>"
         "<th>what the harness measured</th></tr>")
@@ -33,9 +37,10 @@ HEAD = ("<tr><th>target</th><th>experiment</th><th>load point</th><th>what a use
 
 def production_section(run: RunData) -> str:
     """The section's HTML, or "" when the run holds no fault experiment."""
+    retries = _retries(run)
     rows = [row for p in run.points
-            for row in (_event_loop(p), _overload(p), _timeouts(p), _shutdown(p),
-                        _disconnect(p)) if row]
+            for row in (_event_loop(p), _overload(p, retries.get(p.target.split("@")[0])),
+                        _timeouts(p), _shutdown(p), _disconnect(p)) if row]
     targets = run.targets
     rows += [row for p in run.points if p.failure is not None
              for row in (_death(p, targets.get(p.target)),)]
@@ -79,7 +84,9 @@ def _death(p: PointSummary, info: TargetRun | None) -> str:
     return _row(p, "target died", esc(saw), esc(measured))
 
 
-def _overload(p: PointSummary) -> str:
+def _overload(p: PointSummary, retries: int | None = None) -> str:
+    if p.spike is not None:
+        return _spike(p, p.spike)
     counts = p.requests
     if not counts.refused or not counts.total or p.fault is not None:
         return ""  # a fault's point: its refusals are the drain's (its own row)
@@ -88,7 +95,59 @@ def _overload(p: PointSummary) -> str:
            f"waited {fmt_ms(ttft.p50 if ttft else None)} ms for a first token (median), "
            f"{fmt_ms(ttft.p99 if ttft else None)} ms (p99)")
     measured = f"{counts.refused} refused, {counts.ok} ok of {counts.total} counted"
+    if retries:
+        measured += f"; clients retried each 503 up to {retries} times (each try counted)"
     return _row(p, "overload: backpressure", esc(saw), esc(measured))
+
+
+def _p50_p99(dist: Distribution | None) -> str:
+    return f"{fmt_ms(dist.p50 if dist else None)} / {fmt_ms(dist.p99 if dist else None)} ms"
+
+
+def _spike(p: PointSummary, spike: SpikeSummary) -> str:
+    """A spike point's row: refusals and admitted TTFT during the spike vs before, what users
+    waited, recovery, memory growth (`harness.spike`)."""
+    before, during = spike.before, spike.during
+    rates = (during.offered_rps, before.offered_rps)
+    factor = f" to {rates[0] / rates[1]:.1f}× the arrival rate" if rates[0] and rates[1] else ""
+    clients = (f"clients retrying each 503 up to {spike.retry_refused} times"
+               if spike.retry_refused else "clients that do not retry")
+    recovered = (f"back to the pre-spike state {spike.recovery_s:g} s after the spike's end"
+                 if spike.recovery_s is not None else f"not recovered: {spike.not_recovered}")
+    saw = (f"during the spike {fmt_fraction(during.refused_share)} of requests were refused "
+           f"(503; before it {fmt_fraction(before.refused_share)}); admitted TTFT p50 / p99 "
+           f"{_p50_p99(during.ttft_ms)} during vs {_p50_p99(before.ttft_ms)} before; users "
+           f"({clients}) waited {_p50_p99(during.wait_ms)} during vs "
+           f"{_p50_p99(before.wait_ms)} before; {recovered}")
+    growth = (f"target RSS +{spike.rss_growth_mb:,.1f} MiB ({spike.rss_start_mb:,.1f} → "
+              f"{spike.rss_peak_mb:,.1f})" if spike.rss_growth_mb is not None
+              and spike.rss_start_mb is not None and spike.rss_peak_mb is not None
+              else "no host telemetry for the target's RSS")
+    measured = (f"offered {fmt_rate(before.offered_rps)} → {fmt_rate(during.offered_rps)} → "
+                f"{fmt_rate(spike.after.offered_rps)} req/s (before → spike → after), attempts "
+                f"sent during the spike {fmt_rate(during.sent_rps)}/s; of {during.users} users "
+                f"due in the spike {during.answered} got an answer, {during.gave_up} gave up, "
+                f"{during.failed} failed otherwise, {_attempts(during)}; {growth}")
+    return _row(p, f"overload: a spike{factor}", esc(saw), esc(measured))
+
+
+def _attempts(phase: SpikePhase) -> str:
+    if phase.attempts_mean is None:
+        return "no attempts"
+    return f"{phase.attempts_mean:.2f} attempts per user (most {phase.attempts_max})"
+
+
+def _retries(run: RunData) -> dict[str, int]:
+    """Series label → the clients' retry_refused, from the manifest's resolved targets (a
+    label@driver series is its target's)."""
+    resolved = run.scenario.get("resolved")
+    targets = resolved.get("targets") if isinstance(resolved, dict) else None
+    out: dict[str, int] = {}
+    for t in targets if isinstance(targets, list) else []:
+        client = t.get("client") if isinstance(t, dict) else None
+        if isinstance(client, dict) and isinstance(client.get("retry_refused"), int):
+            out[str(t.get("label"))] = client["retry_refused"]
+    return out
 
 
 def _timeouts(p: PointSummary) -> str:

@@ -92,3 +92,30 @@ def test_the_repeats_table_groups_repeats_and_counts_an_all_failed_one_as_zero()
     tok = spreads.loc["c4", "throughput.output_tok_s"]
     assert isinstance(tok, Spread) and (tok.n, tok.mean) == (3, pytest.approx(210.0))
     assert spreads.loc["c8", "ttft_ms.p50"] is None  # measured once: no spread
+
+
+def test_a_spike_point_s_many_columns_come_back_in_one_consolidated_frame() -> None:
+    """A spike record adds ~140 columns; `.assign` on the frame must not warn (fragmented)."""
+    from harness.samples import Sample
+    from harness.scenario import LoadPoint
+    from harness.spike import spike_summary
+    from harness.summary import Load
+    from tests.summaries import typed_point
+
+    spike_point = LoadPoint("r10", "spike", duration_s=4, warmup_s=0, rate_rps=10,
+                            params={"spike_rate_rps": 50, "spike_start_s": 1,
+                                    "spike_duration_s": 1})
+    samples = [Sample(request_id=f"t-r10-{i}", target="t", point="r10", scheduled_at=t,
+                      sent_at=t + 0.001, status="ok", first_byte_at=t + 0.02,
+                      first_token_at=t + 0.021, token_times=(t + 0.021, t + 0.026),
+                      done_at=t + 0.027, prompt_tokens=16, output_tokens=2,
+                      tokens_source="usage", http_status=200)
+               for i, t in enumerate((0.5, 1.2, 2.5))]
+    spike = spike_summary(samples, spike_point, started_at=0.0, warmup_end=0.0, load_end=4.0)
+    points = tuple(typed_point(f"t{k}", "r10", Load("spike", rate_rps=10.0), spike=spike)
+                   for k in range(3))
+    summary = RunSummary(schema_version=SCHEMA_VERSION, run=RUN_ID, scenario="s",
+                         interrupted=False, targets={}, points=points)
+    frame = points_frame(summary).assign(extra=1)  # pytest turns a PerformanceWarning into an error
+    assert frame["spike.during.sent"].tolist() == [1, 1, 1]
+    assert frame["spike.recovery_s"].tolist() == [0.0, 0.0, 0.0]

@@ -1,5 +1,6 @@
 """The report's "Production behaviour" table, fed typed summary points shaped like the runner's:
-a blocked loop's censored probes and a target killed during its second point."""
+a blocked loop's censored probes, a target killed during its second point, refusals, a drain,
+and spike points with and without retrying clients."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from harness.summary import (
     TargetRun,
 )
 from harness.summary_fault import FaultSummary
+from harness.summary_spike import SpikePhase, SpikeSummary
 from tests.summaries import typed_point
 
 
@@ -112,3 +114,67 @@ def test_a_disconnect_row_says_what_the_target_does_not_export() -> None:
     assert "tokens generated: not exported" in html
     assert "the server still had 2 requests in flight 10 s after the load" in html
     assert "304 tokens generated that nobody read (101.3 per abandoned stream)" in html
+
+
+def spike_phase(start: float, end: float, *, rate: float, sent: int, refused: int,
+                ttft: list[float], answered: int, gave_up: int, attempts: float = 1.0,
+                most: int = 1, waits: list[float] | None = None) -> SpikePhase:
+    users = answered + gave_up
+    return SpikePhase(start_s=start, end_s=end, offered_rps=rate, sent_rps=sent / (end - start),
+                      sent=sent, refused=refused, refused_share=refused / sent,
+                      ttft_ms=Distribution.of(ttft), users=users, answered=answered,
+                      gave_up=gave_up, failed=0, attempts_mean=attempts, attempts_max=most,
+                      wait_ms=Distribution.of(waits if waits is not None else ttft))
+
+
+def spike_record(retries: int, recovery_s: float | None) -> SpikeSummary:
+    return SpikeSummary(
+        start_s=14.0, end_s=16.0, retry_refused=retries,
+        before=spike_phase(11.0, 14.0, rate=11.0, sent=33, refused=0, ttft=[20.4, 20.9, 21.7],
+                           answered=33, gave_up=0),
+        during=spike_phase(14.0, 16.0, rate=110.0, sent=300, refused=210,
+                           ttft=[21.0, 23.5, 40.2], answered=90, gave_up=130, attempts=1.36,
+                           most=5, waits=[23.0, 410.0, 1250.0]),
+        after=spike_phase(16.0, 25.0, rate=11.0, sent=99, refused=0, ttft=[20.5, 21.0],
+                          answered=99, gave_up=0),
+        bin_s=0.5, recovery_s=recovery_s,
+        not_recovered=None if recovery_s is not None else (
+            "not back by the end of the load: attempts sent 8.5-9 s after the spike had a TTFT "
+            "p50 of 950 ms (before the spike: 21 ms, limit 1.5×)"),
+        rss_start_mb=180.25, rss_peak_mb=188.75, rss_growth_mb=8.5)
+
+
+def test_a_spike_point_gets_an_overload_row_with_its_phases_and_recovery() -> None:
+    load = Load("spike", rate_rps=11.0, params={"spike_rate_rps": 110.0})
+    retrying = typed_point("limited_retry", "r11", load, spike=spike_record(4, 0.5),
+                           requests=Requests(ok=222, http_error=0, refused=210, timeout=0,
+                                             truncated=0, conn_error=0, total=432))
+    queued = typed_point("queued", "r11", load, spike=spike_record(0, None))  # never refused
+    summary = run_of([retrying, queued], {}).summary
+    data = summary.to_json()
+    assert RunSummary.from_json(data).to_json() == data  # the record reads back
+    html = production_section(run_of([retrying, queued], {}))
+    assert html.count("overload: a spike to 10.0× the arrival rate") == 2
+    assert "during the spike 70% of requests were refused (503; before it 0%)" in html
+    assert "admitted TTFT p50 / p99 23.5 / 39.9 ms during vs 20.9 / 21.7 ms before" in html
+    assert "users (clients retrying each 503 up to 4 times) waited 410.0 / 1,233.2 ms" in html
+    assert "back to the pre-spike state 0.5 s after the spike&#x27;s end" in html
+    assert "users (clients that do not retry)" in html
+    assert "not recovered: not back by the end of the load: attempts sent 8.5-9 s" in html
+    assert "of 220 users due in the spike 90 got an answer, 130 gave up" in html
+    assert "1.36 attempts per user (most 5)" in html
+    assert "target RSS +8.5 MiB (180.2 → 188.8)" in html
+    assert "offered 11.00 → 110.0 → 11.00 req/s" in html
+
+
+def test_a_closed_loop_overload_row_says_when_its_clients_retried() -> None:
+    point = typed_point("limited_retry", "c20", Load("closed", concurrency=20),
+                        requests=Requests(ok=40, http_error=0, refused=60, timeout=0,
+                                          truncated=0, conn_error=0, total=100))
+    manifest = {"scenario": {"resolved": {"targets": [
+        {"name": "fastapi_threadpool", "label": "limited_retry", "options": {},
+         "client": {"retry_refused": 4, "retry_base_s": 0.05}}]}}}
+    summary = run_of([point], {}).summary
+    html = production_section(RunData("r", manifest, summary))
+    assert "60% of requests were refused (503)" in html
+    assert "clients retried each 503 up to 4 times" in html
