@@ -208,8 +208,11 @@ def _wasted(fault: FaultSummary) -> str:
         return (f"{fault.received_tokens} tokens read; tokens generated: not exported, so "
                 "wasted tokens are not known")
     if fault.wasted_tokens is None:
-        return (f"the server counted {fault.generated_tokens} generated tokens, fewer than the "
-                f"{fault.received_tokens} read: its counter does not count what it serves")
+        read = fault.received_tokens or 0
+        return (f"the server counted {fault.generated_tokens} generated tokens, "
+                f"{read - fault.generated_tokens} fewer than the clients read "
+                f"({read}): its counter and the clients' token count disagree, "
+                "so no waste can be shown")
     per = (f" ({fault.wasted_per_abandoned:.1f} per abandoned stream)"
            if fault.wasted_per_abandoned is not None else "")
     return (f"{fault.wasted_tokens} tokens generated that nobody read{per}: "

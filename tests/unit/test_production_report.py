@@ -107,9 +107,16 @@ def test_a_disconnect_row_says_what_the_target_does_not_export() -> None:
                         abandoned=3, cleanup_wait_s=10.0, metrics_source="patternbench",
                         in_flight_left=2, generated_tokens=700, received_tokens=396,
                         wasted_tokens=304, wasted_per_abandoned=304 / 3)
+    # a proxy's upstream counter read one token short of what its clients counted
+    short = FaultSummary(kind="disconnect", completed=24, after_tokens=4, requests=40,
+                         abandoned=16, cleanup_wait_s=10.0, metrics_source="patternbench",
+                         in_flight_left=0, generated_tokens=3136, received_tokens=3137)
     points = [typed_point(name, "c8", Load("closed", concurrency=8), fault=fault)
-              for name, fault in (("external", blind), ("fastapi_blocking", busy))]
+              for name, fault in (("external", blind), ("fastapi_blocking", busy),
+                                  ("fastapi_proxy", short))]
     html = production_section(run_of(points, {}))
+    assert ("the server counted 3136 generated tokens, 1 fewer than the clients read (3137)"
+            in html.replace("&#x27;", "'"))
     assert "in-flight requests not exported" in html
     assert "tokens generated: not exported" in html
     assert "the server still had 2 requests in flight 10 s after the load" in html
