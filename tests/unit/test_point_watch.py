@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from harness.drivers.builtin.loop_lag import LoopLag
 from harness.drivers.builtin.shares import Share
 from harness.drivers.job import LoadJob, Progress
@@ -127,6 +129,7 @@ def loop_lag_of(busy_ms: float, run_s: float = 0.4) -> list[tuple[float, float]]
     return readings
 
 
+@pytest.mark.slow  # keeps a driver loop busy for about a second: make test, not test-fast
 def test_a_busy_driver_loop_is_measured_and_flagged_in_closed_loop(tmp_path: Path) -> None:
     closed = LoadJob(target="t", base_url="http://127.0.0.1:1", model_name="m",
                      point=LoadPoint("c4", "closed", duration_s=4, warmup_s=0, concurrency=4),

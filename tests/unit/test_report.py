@@ -295,6 +295,7 @@ def test_index_lists_runs_newest_first(tmp_path: Path) -> None:
         assert "fastapi_blocking ✗" in html
 
 
+@pytest.mark.slow  # imports the report stack in a fresh interpreter (~1 s): make test
 def test_import_has_no_side_effects() -> None:
     code = "import sys, harness.report; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -307,6 +308,7 @@ def run_of(tmp_path: Path, points: list[dict[str, Any]]) -> str:
                                "interrupted": False, "targets": {}, "points": points})
 
 
+@pytest.mark.slow  # renders whole pages with charts (seconds): make test, not test-fast
 def test_percentiles_from_too_few_values_are_greyed_with_the_reason(tmp_path: Path) -> None:
     few = point("t1", 16, 1.0)
     few["ttft_ms"] = {**dist(20.0, 60.0, count=16), "ci95": {"p50": [18.0, 23.0], "p99": None},
@@ -320,6 +322,7 @@ def test_percentiles_from_too_few_values_are_greyed_with_the_reason(tmp_path: Pa
     assert "18.0–23.0 · —" in html  # the CI column of the details table
 
 
+@pytest.mark.slow  # renders whole pages with charts (seconds): make test, not test-fast
 def test_dropped_arrivals_are_failures_and_a_column(tmp_path: Path) -> None:
     html = run_of(tmp_path, [point("t1", 4, 1.0, driver="k6", dropped=7)])
     assert "No request failed" not in html
@@ -344,6 +347,7 @@ def test_an_all_failed_point_shows_zero_throughput_and_stays_in_the_charts(
     assert "data:image/png" in tokens_chart  # plotted at 0, not left out
 
 
+@pytest.mark.slow  # renders whole pages with charts (seconds): make test, not test-fast
 def test_probe_censored_and_missed_counts_are_shown(tmp_path: Path) -> None:
     stalled = point("t1", 16, 1.0, probe={
         "latency_ms": dist(8181.0, 10000.0, count=12), "sent": 12, "answered": 9,
@@ -352,6 +356,7 @@ def test_probe_censored_and_missed_counts_are_shown(tmp_path: Path) -> None:
     assert "10,000.0<br><span class='err'>3 censored at 10,000.0 · 41 missed</span>" in row
 
 
+@pytest.mark.slow  # renders whole pages with charts (seconds): make test, not test-fast
 def test_glossary_names_aiperf_ttfb_and_pooled_itl(tmp_path: Path) -> None:
     html = run_of(tmp_path, [point("t1", 1, 1.0)])
     assert "k6&#x27;s name" not in html and "its HTTP trace metric" in html

@@ -153,6 +153,7 @@ def test_a_timed_out_probe_is_censored_at_the_timeout(silent_server: str) -> Non
     assert summary.missed_ticks == sum(r["missed"] for r in records)
 
 
+@pytest.mark.slow  # waits out a deliberately slow server (~1 s): make test, not test-fast
 def test_a_slow_answer_counts_the_ticks_it_made_the_probe_miss(slow_server: str) -> None:
     records = run_probe(slow_server, interval_s=0.1, timeout_s=5.0, limit=3)
     assert [r["status"] for r in records] == [200] * 3
