@@ -8,7 +8,7 @@ the samples it gathered if interrupted: it raises `DriverInterrupted` carrying t
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -149,10 +149,12 @@ class DriverInterrupted(Exception):
 
 
 def wait_stopping_on_abort(proc: subprocess.Popen[bytes], progress: Progress, stop_signal: int,
-                           poll_s: float = 0.1) -> bool:
-    """Wait for a load tool's process (k6, locust's master); once `progress.abort` is set (the
-    target is dead), send it `stop_signal` once — its graceful stop, after which it writes what
-    it measured — and go on waiting. True when it was stopped that way."""
+                           poll_s: float = 0.1,
+                           each_poll: Callable[[], None] | None = None) -> bool:
+    """Wait for a load tool's process (k6, locust's master), calling `each_poll` every `poll_s`
+    while it runs; once `progress.abort` is set (the target is dead), send it `stop_signal` once
+    — its graceful stop, after which it writes what it measured — and go on waiting. True when
+    it was stopped that way."""
     stopped = False
     while True:
         try:
@@ -160,6 +162,8 @@ def wait_stopping_on_abort(proc: subprocess.Popen[bytes], progress: Progress, st
             return stopped
         except subprocess.TimeoutExpired:
             pass
+        if each_poll is not None:
+            each_poll()
         if progress.abort is not None and not stopped:
             proc.send_signal(stop_signal)
             stopped = True

@@ -47,7 +47,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.arrivals import Arrival, plan, rate_curve
-from harness.drivers.job import MAX_AUTO_CONNECTIONS, DriverInterrupted, LoadJob, Progress
+from harness.drivers.job import (
+    MAX_AUTO_CONNECTIONS,
+    DriverInterrupted,
+    LoadJob,
+    Progress,
+    wait_stopping_on_abort,
+)
 from harness.drivers.request_pool import RequestPool
 from harness.samples import STATUSES, Sample, TokenSource
 from harness.workload import RequestSpec
@@ -268,12 +274,8 @@ class LocustDriver:
         """Wait for the master (or local runner), then its workers; count records meanwhile."""
         seen: dict[Path, tuple[int, int]] = {}  # file → (bytes read, request lines)
         never = b'"status":"%s"' % NEVER_SENT.encode()  # the locustfile's compact JSON
-        stopping = False
-        while procs[0].poll() is None:
-            time.sleep(0.5)
-            if progress.abort is not None and not stopping:  # a dead target: stop locust
-                procs[0].send_signal(signal.SIGTERM)  # its graceful quit (workers told too)
-                stopping = True
+
+        def count() -> None:
             for path in work.glob("records-*.jsonl"):
                 offset, lines = seen.get(path, (0, 0))
                 with path.open("rb") as fh:
@@ -282,6 +284,9 @@ class LocustDriver:
                 seen[path] = (offset + len(data),
                               lines + data.count(b"\n") - data.count(never))
             progress.sent = progress.done = sum(lines for _, lines in seen.values())
+
+        # a dead target: SIGTERM, locust's graceful quit (the master tells its workers)
+        wait_stopping_on_abort(procs[0], progress, signal.SIGTERM, poll_s=0.5, each_poll=count)
         for proc in procs[1:]:
             try:
                 proc.wait(timeout=30)
