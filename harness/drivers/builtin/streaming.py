@@ -147,12 +147,12 @@ async def fetch(session: aiohttp.ClientSession, job: LoadJob, spec: RequestSpec,
         seen.status, seen.error, seen.extra = _client_error(exc, job)
     finally:
         watchdog.close()
+    sample = _sample(job, spec, f"{job.target}-{job.point.name}-{number}", scheduled_at,
+                     sent_at, seen, driver)
     progress.done += 1
-    if seen.status not in ("ok", "abandoned"):
-        progress.errors += 1
+    progress.errors += sample.failed  # an abandoned stream is the client's choice, no error
     progress.tokens += seen.output_tokens
-    request_id = f"{job.target}-{job.point.name}-{number}"
-    return _sample(job, spec, request_id, scheduled_at, sent_at, seen, driver)
+    return sample
 
 
 def abandon_after(job: LoadJob, index: int) -> int:
