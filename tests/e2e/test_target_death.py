@@ -98,15 +98,22 @@ def finish(cli: subprocess.Popen[str]) -> tuple[int, str, str]:
     return cli.returncode, out, err
 
 
-def test_a_killed_target_fails_its_point_is_skipped_after_and_the_run_exits_3(
-        tmp_path: Path) -> None:
-    cli = start_run(tmp_path, duration=30)  # a point that would run 30 s if nothing stopped it
+def killed_in_second_point(tmp_path: Path, driver: str = "builtin") -> tuple[Path, int, str]:
+    """Run points that would last 30 s each if nothing stopped them, and `kill -9` the target
+    once the second point's requests are in flight: the run folder, exit code and stderr."""
+    cli = start_run(tmp_path, duration=30, driver=driver)
     run_dir = first_samples(tmp_path, "fastapi_threadpool")
     target = target_process(cli)
     wait_for(lambda: in_flight(target) > 0, timeout_s=60, interval_s=0.01,
              what="the second point's requests in flight")
     target.send_signal(signal.SIGKILL)
     code, _, err = finish(cli)
+    return run_dir, code, err
+
+
+def test_a_killed_target_fails_its_point_is_skipped_after_and_the_run_exits_3(
+        tmp_path: Path) -> None:
+    run_dir, code, err = killed_in_second_point(tmp_path)
     assert code == 3, err[-3000:]
 
     summary = read_summary(run_dir / "summary.json")
@@ -135,13 +142,7 @@ def test_a_killed_target_fails_its_point_is_skipped_after_and_the_run_exits_3(
 @pytest.mark.parametrize("driver", ["k6", "locust"])
 def test_k6_and_locust_are_stopped_soon_after_the_target_dies(tmp_path: Path,
                                                               driver: str) -> None:
-    cli = start_run(tmp_path, duration=30, driver=driver)
-    run_dir = first_samples(tmp_path, "fastapi_threadpool")
-    target = target_process(cli)
-    wait_for(lambda: in_flight(target) > 0, timeout_s=60, interval_s=0.01,
-             what="the second point's requests in flight")
-    target.send_signal(signal.SIGKILL)
-    code, _, err = finish(cli)
+    run_dir, code, err = killed_in_second_point(tmp_path, driver)
     assert code == 3, err[-3000:]
     summary = read_summary(run_dir / "summary.json")
     (c2,) = [p for p in summary.points if p.point == "c2"]
