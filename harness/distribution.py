@@ -9,36 +9,31 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from harness.quantiles import percentile, quantile_ci, too_few
+from harness.typed_json import doc
 
 _CI_QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
-
-
-def _doc(text: str, *default: Any) -> Any:
-    return field(default=default[0], metadata={"doc": text}) if default else field(
-        metadata={"doc": text})
 
 
 @dataclass(frozen=True)
 class Distribution:
     """Summary of one metric's values, in the unit its field name states."""
 
-    count: int = _doc("number of values")
-    mean: float = _doc("arithmetic mean")
-    p50: float = _doc("median (linear interpolation between order statistics)")
-    p90: float = _doc("90th percentile")
-    p95: float = _doc("95th percentile")
-    p99: float = _doc("99th percentile")
-    max: float = _doc("largest value")
-    ci95: dict[str, tuple[float, float] | None] = field(default_factory=dict, metadata={"doc": (
+    count: int = doc("number of values")
+    mean: float = doc("arithmetic mean")
+    p50: float = doc("median (linear interpolation between order statistics)")
+    p90: float = doc("90th percentile")
+    p95: float = doc("95th percentile")
+    p99: float = doc("99th percentile")
+    max: float = doc("largest value")
+    ci95: dict[str, tuple[float, float] | None] = doc(
         "95% confidence interval [lo, hi] of p50, p90, p95 and p99: distribution-free order "
         "statistics, ranks from exact binomial sums, equal-tailed (harness.quantiles); null where "
         "too few values for any such interval (p50: n < 6, p90: n < 29, p95: n < 59, "
-        "p99: n < 299)")})
-    too_few: tuple[str, ...] = _doc("percentiles whose count is below their floor (p50 14, "
+        "p99: n < 299)", {})
+    too_few: tuple[str, ...] = doc("percentiles whose count is below their floor (p50 14, "
                                     "p90 64, p95 133, p99 662; MLPerf early stopping): shown, "
                                     "marked, refused by the gate", ())
 

@@ -24,7 +24,7 @@ including one written by an older or newer version of patternbench.
 from __future__ import annotations
 
 import json
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,17 +32,7 @@ from harness.distribution import Distribution as Distribution  # re-exported: it
 from harness.scenario_capacity import DEFAULT_SHARE
 from harness.summary_fault import FaultSummary
 from harness.summary_spike import SpikeSummary
-from harness.typed_json import RecordError, decode, encode
-
-
-def doc(text: str, default: Any = MISSING) -> Any:
-    """A dataclass field documented for the schema and docs/results.md."""
-    if default is MISSING:
-        return field(metadata={"doc": text})
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata={"doc": text})
-    return field(default=default, metadata={"doc": text})
-
+from harness.typed_json import RecordError, decode, doc, encode
 
 SCHEMA_VERSION = 4
 """Bumped whenever a field is removed or changes meaning, or is added without a default that

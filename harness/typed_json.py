@@ -30,6 +30,17 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar, get_args, get_origin
 
+
+def doc(text: str, default: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field documented for the schema and docs/results.md (`metadata["doc"]`,
+    read by `schema_of`); a dict or list default is copied per instance."""
+    if default is dataclasses.MISSING:
+        return dataclasses.field(metadata={"doc": text})
+    if isinstance(default, (dict, list)):
+        return dataclasses.field(default_factory=lambda: type(default)(default),
+                                 metadata={"doc": text})
+    return dataclasses.field(default=default, metadata={"doc": text})
+
 FLOAT_DIGITS = 4
 T = TypeVar("T")
 
