@@ -42,7 +42,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     **{name: STATS for name in DISTRIBUTIONS},
     "throughput": ("req_s", "output_tok_s", "input_tok_s"),
     "goodput": ("fraction", "req_s", "good_requests"),
-    "requests": ("ok", "http_error", "refused", "timeout", "truncated", "conn_error", "total"),
+    "requests": ("ok", "http_error", "refused", "timeout", "truncated", "conn_error",
+                 "abandoned", "total"),
 }
 _EXPR = re.compile(r"^\s*(<=|>=|<|>)\s*([+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(%?)\s*$")
 

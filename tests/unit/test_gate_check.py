@@ -145,3 +145,10 @@ def test_a_ratio_of_two_points_of_one_target() -> None:
 def test_error_counters_are_judged_on_a_driver_bound_point() -> None:
     bound = replace(point(), flags=("driver_bound",))
     assert one("*.c8.requests.conn_error", "<= 0", [bound]).verdict == "pass"
+
+
+def test_abandoned_streams_are_a_counter_a_gate_can_bound() -> None:
+    left = replace(point(), requests=replace(point().requests, abandoned=3))
+    assert one("*.c8.requests.abandoned", "<= 4", [left]).verdict == "pass"
+    result = one("*.c8.requests.abandoned", "<= 2", [left])
+    assert (result.verdict, result.value) == ("fail", 3.0)
