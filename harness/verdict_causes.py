@@ -39,13 +39,26 @@ def slo_breach(target: str, point: PointSummary, share: float) -> str | None:
     if good is None or good.fraction is None:
         return None
     name = share_percentile(share)
-    over = []
+    over: list[tuple[str, float]] = []
+    within: list[tuple[str, float]] = []
+    counts: list[int] = []
     for key, limit in good.slo.items():
         source = SLO_SOURCES.get(key)
         dist = getattr(point, source[0]) if source else None
-        if source and isinstance(dist, Distribution) and getattr(dist, name) > limit:
-            over.append(f"{source[1]} {name} {ms(getattr(dist, name))} against {ms(limit)}")
-    broke = f": {'; '.join(over)}" if over else ""
+        if not source or not isinstance(dist, Distribution):
+            continue
+        counts.append(dist.count)
+        value = f"{source[1]} {name} {ms(getattr(dist, name))}"
+        (over if getattr(dist, name) > limit else within).append((value, limit))
+    if over:
+        broke = ": " + "; ".join(f"{value} against {ms(limit)}" for value, limit in over)
+    elif not within:  # every request that ended in the window was sent during the warm-up
+        broke = (": none of the requests it sent after the warm-up finished within the point, "
+                 "so it has no latency percentile to show (a longer duration_s measures them)")
+    else:  # goodput counts every request ended in the window, percentiles those sent after
+        broke = (f": over the {max(counts)} requests sent after the warm-up, "
+                 f"{', '.join(value for value, _ in within)} are within the limits, so the "
+                 "misses are among those sent during the warm-up, or split across limits")
     return (f"At {short_level(point)} only {pct(good.fraction)} of {target}'s requests met the "
             f"SLO ({good.good_requests} of {point.requests.total}){broke}.")
 

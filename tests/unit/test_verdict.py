@@ -237,3 +237,25 @@ def test_ties_rank_by_goodput() -> None:
               point("fastapi_batching", 2, good=5, total=40, ttft_ms=900, tok_s=310)]
     ranking = verdict(summary(points), {}, ["flask_threads", "fastapi_batching"])
     assert "1. fastapi_batching: 1 request at once" in ranking.of_kind("ranking")[0].text
+
+
+def test_a_breach_without_percentiles_says_why_it_names_no_limit() -> None:
+    """flask_threads at c=8 in a 4-s capacity point: all 8 requests counted were sent during the
+    warm-up and missed the SLO, none sent after it finished, so the point has no TTFT."""
+    points = [point("fastapi_batching", c, good=40, total=40, ttft_ms=40, tok_s=300 * c)
+              for c in (1, 8)]
+    points += [point("flask_threads", 1, good=4, total=4, ttft_ms=190, tok_s=50),
+               replace(point("flask_threads", 8, good=0, total=8, ttft_ms=1500, tok_s=60),
+                       ttft_ms=None, ttft_sched_ms=None)]
+    split = replace(point("fastapi_threadpool", 8, good=30, total=40, ttft_ms=500, tok_s=60),
+                    tpot_ms=Distribution.of([50.0] * 40))
+    points += [point("fastapi_threadpool", 1, good=4, total=4, ttft_ms=190, tok_s=50), split]
+    texts = [s.text for s in verdict(summary(points), {}, ["flask_threads", "fastapi_batching",
+                                                           "fastapi_threadpool"]).of_kind("reason")]
+    assert ("At c=8 only 0% of flask_threads's requests met the SLO (0 of 8): none of the "
+            "requests it sent after the warm-up finished within the point, so it has no latency "
+            "percentile to show (a longer duration_s measures them).") in texts
+    assert ("At c=8 only 75% of fastapi_threadpool's requests met the SLO (30 of 40): over "
+            "the 40 requests sent after the warm-up, TTFT p90 576 ms, TPOT p90 50 ms are within "
+            "the limits, so the misses are among those sent during the warm-up, or split across "
+            "limits.") in texts
