@@ -3,7 +3,7 @@
 - a target that failed to start (not ranked), an interrupted run;
 - driver-bound points (the load generator, not the target, set the pace);
 - percentiles marked too few (fewer values than their floor, `harness.quantiles.FLOORS`);
-- a CPU-only run (the manifest's device);
+- a CPU-only run (the manifest's device), unless every target is `external` (served elsewhere);
 - a capacity search stopped by its time budget (its interval is wider than the resolution).
 """
 
@@ -92,15 +92,26 @@ def _too_few(summary: RunSummary, order: list[str]) -> list[Sentence]:
 
 
 def _cpu_only(manifest: Mapping[str, Any]) -> list[Sentence]:
-    if manifest.get("device") != "cpu":
+    if manifest.get("device") != "cpu" or not _serves_here(manifest):
         return []
     machine = manifest.get("machine")
     machine = machine if isinstance(machine, Mapping) else {}
     cores = machine.get("usable_cores") or machine.get("cores")
-    where = f" on {cores} CPU cores" if isinstance(cores, int) else ""
+    where = (f" on {cores} CPU core{'s' if cores != 1 else ''}" if isinstance(cores, int)
+             else "")
     return [Sentence("caveat", f"CPU-only run (device cpu{where}): batching gains and absolute "
                      "latencies are at CPU scale and do not transfer to a GPU.",
                      (Link("run details", section_id("manifest")),))]
+
+
+def _serves_here(manifest: Mapping[str, Any]) -> bool:
+    """Whether a target ran on this machine: an `external` one runs wherever its URL points, so
+    this machine's device says nothing about it (`patternbench capacity URL` of a GPU server)."""
+    scenario = manifest.get("scenario")
+    targets = scenario.get("targets") if isinstance(scenario, Mapping) else None
+    if not isinstance(targets, list) or not targets:
+        return True
+    return any(not isinstance(t, Mapping) or t.get("name") != "external" for t in targets)
 
 
 def _budget(summary: RunSummary, order: list[str]) -> list[Sentence]:

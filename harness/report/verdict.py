@@ -23,9 +23,11 @@ def verdict_section(run: RunData) -> str:
     if not result.sentences:
         return ""
     parts = [f"<section id='{section_anchor('verdict')}' class='callout'><h2>Verdict</h2>"]
+    alone = len({p.target for p in run.summary.points}) == 1
     for kind, heading in HEADINGS.items():
         sentences = result.of_kind(kind)
         if sentences:
+            heading = "What limits it" if kind == "reason" and alone else heading
             items = "".join(f"<li>{sentence_html(s)}</li>" for s in sentences)
             parts.append(f"<h3>{heading}</h3><ul class='verdict-{kind}'>{items}</ul>")
     parts.append("</section>")

@@ -259,3 +259,18 @@ def test_a_breach_without_percentiles_says_why_it_names_no_limit() -> None:
             "the 40 requests sent after the warm-up, TTFT p90 576 ms, TPOT p90 50 ms are within "
             "the limits, so the misses are among those sent during the warm-up, or split across "
             "limits.") in texts
+
+
+def test_an_endpoint_alone_gets_what_limits_it_and_no_cpu_caveat() -> None:
+    """`patternbench capacity URL`: one `external` target served elsewhere (maybe on a GPU), the
+    harness on one pinned CPU core; its device says nothing about the server."""
+    points = [point("endpoint", c, good=g, total=40, ttft_ms=40 * c, tok_s=100 * c)
+              for c, g in ((1, 40), (16, 40), (17, 30))]
+    endpoint = {"device": "cpu", "machine": {"cores": 2, "usable_cores": 1},
+                "scenario": {"targets": [{"name": "external", "label": "endpoint"}]}}
+    html = verdict_section(RunData(run_id="r", manifest=endpoint, summary=summary(points)))
+    assert "<h3>What limits it</h3>" in html and "Why the others" not in html
+    assert "CPU-only" not in html
+    local = {**endpoint, "scenario": {"targets": [{"name": "vllm", "label": "endpoint"}]}}
+    texts = [s.text for s in verdict(summary(points), local, ["endpoint"]).of_kind("caveat")]
+    assert any(t.startswith("CPU-only run (device cpu on 1 CPU core):") for t in texts)
