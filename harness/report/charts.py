@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -280,11 +281,27 @@ def _png(fig: Figure) -> str:
 def _scale_x(ax: Axes, xs: list[float]) -> None:
     from matplotlib.ticker import NullLocator
 
-    if xs and xs[0] > 0 and _wide(xs, 7.9):
+    log = bool(xs) and xs[0] > 0 and _wide(xs, 7.9)
+    if log:
         ax.set_xscale("log", base=2)
         ax.xaxis.set_minor_locator(NullLocator())
     if len(xs) <= 12:
-        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+        ticks = _spaced(sorted(set(xs)), math.log2 if log else float)
+        ax.set_xticks(ticks, [f"{x:g}" for x in ticks])
+
+
+def _spaced(xs: list[float], scale: Callable[[float], float], share: float = 0.06
+            ) -> list[float]:
+    """The ticks of `xs` (sorted) at least `share` of the axis apart, ends kept: a capacity
+    search's bisected levels (16, 17, 18, 20) would print over each other."""
+    if len(xs) < 3:
+        return xs
+    gap = share * (scale(xs[-1]) - scale(xs[0]))
+    kept = [xs[0]]
+    for x in xs[1:-1]:
+        if scale(x) - scale(kept[-1]) >= gap and scale(xs[-1]) - scale(x) >= gap:
+            kept.append(x)
+    return [*kept, xs[-1]]
 
 
 def _wide(values: Sequence[float], ratio: float = WIDE_SPREAD) -> bool:
