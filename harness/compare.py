@@ -143,11 +143,7 @@ def differences(runs: Sequence[RunData]) -> list[str]:
             out.append(f"Different scenarios ({pair}): {run.scenario_name!r} vs "
                        f"{first.scenario_name!r}.")
         else:
-            changed = _changed_keys(first.scenario, run.scenario)
-            if changed:
-                out.append(f"Scenario {run.scenario_name!r} has different settings ({pair}): "
-                           + ", ".join(changed) + f" (scenario hash {scenario_hash(run)} vs "
-                           f"{scenario_hash(first)}).")
+            out += _settings_warning(first, run, pair)
         out += _model_warning(first, run, pair) + _machine_warning(first, run, pair)
     return out
 
@@ -158,9 +154,60 @@ def scenario_hash(run: RunData) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def _changed_keys(a: dict[str, object], b: dict[str, object]) -> list[str]:
-    return sorted(k for k in a.keys() | b.keys()
-                  if k != "description" and a.get(k) != b.get(k))
+SETTINGS_SHOWN = 4
+"""Scenario settings named in a warning; the rest are counted."""
+
+
+def _settings_warning(a: RunData, b: RunData, pair: str) -> list[str]:
+    """The settings of one scenario that differ between two runs (the resolved scenario, every
+    default filled in, when both manifests have it); settings only the later run records were
+    added by a newer patternbench with their defaults, and are named apart from changes."""
+    resolved_a, resolved_b = a.scenario.get("resolved"), b.scenario.get("resolved")
+    both = isinstance(resolved_a, dict) and isinstance(resolved_b, dict)
+    changed: list[str] = []
+    added: list[str] = []
+    _walk(resolved_a if both else a.scenario, resolved_b if both else b.scenario, "",
+          changed, added)
+    out = []
+    if changed:
+        out.append(f"Scenario {b.scenario_name!r} has different settings ({pair}): "
+                   + _named(changed, "; ") + f" (scenario hash {scenario_hash(b)} vs "
+                   f"{scenario_hash(a)}).")
+    if added:
+        out.append(f"{b.run_id} records settings {a.run_id} does not, added by a newer "
+                   f"patternbench at their defaults: {_named(added, ', ')}.")
+    return out
+
+
+def _walk(a: object, b: object, path: str, changed: list[str], added: list[str]) -> None:
+    """Collect each leaf that differs (dotted path, later run's value first)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(a.keys() | b.keys()):
+            if path or key != "description":
+                _walk(a.get(key), b.get(key), f"{path}.{key}" if path else str(key),
+                      changed, added)
+    elif isinstance(a, list) and isinstance(b, list) and _records(a, b):  # [[targets]]
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _walk(x, y, f"{path}[{i}]", changed, added)
+    elif a is None and b is not None:
+        added.append(path)
+    elif a != b:
+        changed.append(f"{path} {_short(b)} vs {_short(a)}")
+
+
+def _records(a: list[object], b: list[object]) -> bool:
+    """Two lists of tables of one length ([[targets]]): compared entry by entry."""
+    return len(a) == len(b) and all(isinstance(x, dict) for x in [*a, *b])
+
+
+def _named(items: list[str], sep: str) -> str:
+    more = len(items) - SETTINGS_SHOWN
+    return sep.join(items[:SETTINGS_SHOWN]) + (f" and {more} more" if more > 0 else "")
+
+
+def _short(value: object, width: int = 40) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _model_warning(a: RunData, b: RunData, pair: str) -> list[str]:

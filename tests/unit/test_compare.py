@@ -64,7 +64,34 @@ def test_different_model_machine_and_scenario_are_named(tmp_path: Path) -> None:
     warnings = " ".join(differences([load_run(a), load_run(b)]))
     assert "Different models" in warnings and "0123abcd" in warnings
     assert "Different machines" in warnings and "cores 16 vs 2" in warnings
-    assert "different settings" in warnings and "load" in warnings
+    assert "different settings" in warnings and "load.concurrency [4] vs [1, 8, 32]" in warnings
+
+
+def test_settings_a_newer_version_records_are_not_called_changes(tmp_path: Path) -> None:
+    """Two runs of ci.toml, before and after the workload gained top_k/min_p and [client] was
+    resolved per target: what only the later manifest holds is named apart, a real change as
+    one with both values."""
+    resolved = {"name": "ci", "workload": {"temperature": 0.0, "output_tokens": 32},
+                "load": {"kind": "closed", "concurrency": [1, 16]},
+                "targets": [{"name": "flask_threads", "options": {"threads": 16}}]}
+    newer = {"name": "ci", "workload": {"temperature": 0.0, "output_tokens": 32, "top_k": 0,
+                                        "min_p": 0.0},
+             "load": {"kind": "closed", "concurrency": [1, 16]},
+             "targets": [{"name": "flask_threads", "options": {"threads": 16},
+                          "client": {"retries": 0}}]}
+    a = write_run(tmp_path, "20261201-153058-ci-7855faa", 100.0, 300.0,
+                  scenario={"name": "ci", "resolved": resolved})
+    b = write_run(tmp_path, "20261201-190149-ci-99bb511", 100.0, 300.0,
+                  scenario={"name": "ci", "resolved": newer})
+    (added,) = differences([load_run(a), load_run(b)])
+    assert added == ("20261201-190149-ci-99bb511 records settings 20261201-153058-ci-7855faa "
+                     "does not, added by a newer patternbench at their defaults: "
+                     "targets[0].client, workload.min_p, workload.top_k.")
+    newer["load"] = {"kind": "closed", "concurrency": [1, 8]}
+    c = write_run(tmp_path, "20261201-200000-ci-aaaaaaa", 100.0, 300.0,
+                  scenario={"name": "ci", "resolved": newer})
+    changed, _ = differences([load_run(a), load_run(c)])
+    assert "different settings" in changed and "load.concurrency [1, 8] vs [1, 16]" in changed
 
 
 def test_compare_needs_two_runs(tmp_path: Path) -> None:
