@@ -137,9 +137,9 @@ def index_html(runs: list[tuple[str, JSONDict]], compares: dict[str, str] | None
 
 def _scenario_section(i: int, scenario: str, group: list[tuple[str, JSONDict]],
                       compares: dict[str, str]) -> str:
-    head = ("<thead><tr><th>run</th><th>date</th><th>best output tok/s</th>"
-            "<th>TTFT p50 at the top load</th><th>targets</th><th>device</th><th>model</th>"
-            "<th>vs previous run</th></tr></thead>")
+    head = ("<thead><tr><th>run</th><th>vs previous run</th><th>date</th>"
+            "<th>best output tok/s</th><th>TTFT p50 at the top load</th><th>targets</th>"
+            "<th>device</th><th>model</th></tr></thead>")
     rows = "".join(_row(name, meta, compares.get(name)) for name, meta in group)
     chart = figure_html(trend_chart(scenario, [m for _, m in group])) if len(group) > 1 else ""
     description = group[0][1].get("description")
@@ -164,17 +164,19 @@ def _row(name: str, meta: JSONDict, compare_href: str | None) -> str:
         model += f" <code>{esc(str(meta['model_hash'])[:8])}</code>"
     run_id = str(meta.get("run") or name)
     h = as_dict(meta.get("headline"))
-    best = (f"{fmt_tok_s(h.get('best_tok_s'))} <span class='muted'>{esc(h.get('best_target'))}"
-            f" · {esc(h.get('best_point'))}</span>" if h.get("best_target") else MISSING)
-    ttft = (f"{fmt_ms(h.get('top_ttft_p50_ms'))} ms <span class='muted'>"
+    # the figure, then on its own line which target and load it is (keeps the table narrow)
+    best = (f"{fmt_tok_s(h.get('best_tok_s'))}<br><span class='muted'>"
+            f"{esc(h.get('best_target'))} · {esc(h.get('best_point'))}</span>"
+            if h.get("best_target") else MISSING)
+    ttft = (f"{fmt_ms(h.get('top_ttft_p50_ms'))} ms<br><span class='muted'>"
             f"{esc(h.get('top_ttft_target'))} · {esc(h.get('top_load'))}</span>"
             if h.get("top_ttft_target") else MISSING)
     link = f"<a href='{esc(compare_href)}'>compare</a>" if compare_href else MISSING
-    return (f"<tr><th scope='row'><a href='{href}'>{esc(run_id)}</a></th>"
+    return (f"<tr><th scope='row'><a href='{href}'>{esc(run_id)}</a></th><td>{link}</td>"
             f"<td class='num'>{fmt_date(meta.get('created'), run_id)}</td>"
             f"<td class='num'>{best}</td><td class='num'>{ttft}</td>"
             f"<td>{targets}</td><td>{esc(meta.get('device') or MISSING)}</td><td>{model}</td>"
-            f"<td>{link}</td></tr>")
+            "</tr>")
 
 
 def compare_pages(reports_root: Path, runs: list[tuple[str, JSONDict]],

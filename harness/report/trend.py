@@ -1,8 +1,9 @@
 """A scenario's key figures across its runs, for the index: the trend chart and its data.
 
-Two panels against the runs in date order: the best output tok/s of any target (higher is
-better), and the best TTFT p50 at the highest load every target ran (lower is better). The
-figures are the ones each run's `meta.json` holds (`headline`), so the index needs no results.
+Two panels side by side against the runs in date order: the best output tok/s of any target
+(higher is better), and the best TTFT p50 at the highest load every target ran (lower is
+better). The figures are the ones each run's `meta.json` holds (`headline`), so the index
+needs no results.
 """
 
 from __future__ import annotations
@@ -34,17 +35,19 @@ def trend_chart(scenario: str, runs: list[JSONDict]) -> Chart:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4, 4.2), dpi=100, layout="constrained")
+    # side by side and wide: the chart spans the index's full width (a tall 6.4-inch figure
+    # was drawn there at twice its size)
+    fig = Figure(figsize=(11, 3.2), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(2, 1, sharex=True)
+    axes = fig.subplots(1, 2, sharex=True)
     xs = list(range(len(frame)))
     for ax, (key, label, color) in zip(axes, PANELS, strict=True):
         ax.plot(xs, frame[key], "o-", color=color)
         ax.set_ylabel(_text(label), fontsize=8)
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
-    axes[-1].set_xticks(xs, [_text(r[:15]) for r in frame["run"]], rotation=20, fontsize=7,
-                        ha="right")
+        ax.set_xticks(xs, [_text(r[:15]) for r in frame["run"]], rotation=20, fontsize=7,
+                      ha="right")
     fig.suptitle(_text(title), fontsize=11)
     last = frame.iloc[-1]
     alt = (f"{title}, {len(frame)} runs; latest {last['run']}: "
@@ -52,6 +55,6 @@ def trend_chart(scenario: str, runs: list[JSONDict]) -> Chart:
                        if pd.notna(last[key])) + ".")
     table = frame.to_html(index=False, border=0, classes="data", na_rep="—",
                           float_format=lambda v: f"{v:,.1f}")
-    note = ("Oldest run on the left. A drop in the top panel or a rise in the bottom one "
+    note = ("Oldest run on the left. A drop in the left panel or a rise in the right one "
             "is a run that served worse; open its compare page below to see where.")
     return Chart(title, _png(fig), note, kind, detail, alt=alt, table=table)

@@ -91,7 +91,7 @@ def test_the_index_groups_by_scenario_with_headlines_trend_and_compare_links(
     html = pages(site)["index"].read_text(encoding="utf-8")
     sections = re.findall(r"<section id='scenario-\d+'><h2>([^<]*)</h2>", html)
     assert sections == ["&lt;script&gt;alert(1)&lt;/script&gt;", "default"]  # newest first
-    assert "7,223 <span class='muted'>fastapi_batching · c32</span>" in html
+    assert "7,223<br><span class='muted'>fastapi_batching · c32</span>" in html
     assert html.count("href='compare-") == 1 and "data:image/png" in html  # default's trend
     assert "id='chart-trend-default'" in html
 
