@@ -163,7 +163,10 @@ def _gantt(rows: pd.DataFrame, target: str, label: str) -> Chart:
     for key, text in (("client", "waiting in the client"), ("first_token", "waiting for the "
                       "first token"), ("stream", "streaming"), ("failed", "failed")):
         ax.plot([], [], color=GANTT_COLORS[key], lw=3, label=text)
+    from matplotlib.ticker import MaxNLocator
+
     ax.invert_yaxis()
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # request numbers, never 0.5
     ax.set_xlabel("s since the point started")
     ax.set_ylabel("request (in order sent)")
     ax.set_title(_text(title), fontsize=11)
