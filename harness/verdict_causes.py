@@ -103,9 +103,13 @@ def health_stalled(target: str, point: PointSummary, base: PointSummary) -> str 
     p99 = probe.latency_ms.p99
     if not probe.censored and p99 < HEALTH_STALL_SHARE * probe.timeout_ms:
         return None
+    waited = (f"{probe.censored} of {probe.sent} probes unanswered within "
+              f"{ms(probe.timeout_ms)}" if probe.censored
+              else f"{probe.sent} probe{'' if probe.sent == 1 else 's'} answered in the point")
+    missed = (f", {probe.missed_ticks} probe ticks missed while one waited"
+              if probe.missed_ticks else "")
     return (f"{target}'s /health stalled at {short_level(point)}: probe p99 {ms(p99)}, "
-            f"{probe.censored} of {probe.sent} probes unanswered within "
-            f"{ms(probe.timeout_ms)}; the model blocks the event loop.")
+            f"{waited}{missed}; the model blocks the event loop.")
 
 
 def queueing(target: str, point: PointSummary, base: PointSummary) -> str | None:

@@ -103,7 +103,8 @@ def test_batching_wins_on_capacity_with_ratios_and_reasons() -> None:
     assert reasons[queue] == (Link("fastapi_threadpool c8", "target-0-c8"),)
     stall = next(t for t in reasons if "/health stalled" in t)
     assert stall == ("fastapi_blocking's /health stalled at c=4: probe p99 1,000 ms, 9 of 10 "
-                     "probes unanswered within 1,000 ms; the model blocks the event loop.")
+                     "probes unanswered within 1,000 ms, 12 probe ticks missed while one waited; "
+                     "the model blocks the event loop.")
     breach = next(t for t in reasons if t.startswith("At c=8 only 22%"))
     assert "TTFT p90 1,728 ms against 1,000 ms" in breach
     assert not any("fastapi_batching" in t for t in reasons)  # the winner has no reason
@@ -274,3 +275,16 @@ def test_an_endpoint_alone_gets_what_limits_it_and_no_cpu_caveat() -> None:
     local = {**endpoint, "scenario": {"targets": [{"name": "vllm", "label": "endpoint"}]}}
     texts = [s.text for s in verdict(summary(points), local, ["endpoint"]).of_kind("caveat")]
     assert any(t.startswith("CPU-only run (device cpu on 1 CPU core):") for t in texts)
+
+
+def test_a_stall_whose_one_probe_was_answered_late_counts_the_ticks_it_missed() -> None:
+    """make bench's fastapi_blocking at c=4: one probe sent in the point, answered after 6.3 s
+    (no probe unanswered within the 10 s timeout), 12 ticks of the 0.5 s period missed."""
+    late = ProbeSummary(latency_ms=Distribution.of([6267.1]), sent=1, answered=1, censored=0,
+                        missed_ticks=12, timeout_ms=10000.0)
+    points = sweep()
+    points[-1] = replace(points[-1], probe=late)
+    texts = [s.text for s in verdict(summary(points), {}, ORDER).of_kind("reason")]
+    assert ("fastapi_blocking's /health stalled at c=4: probe p99 6,267 ms, 1 probe answered in "
+            "the point, 12 probe ticks missed while one waited; the model blocks the event "
+            "loop.") in texts
