@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from harness.report.charts import _figure, _scale_x
+
+# draws on real matplotlib axes (its import alone is ~1 s): make test, not test-fast
+pytestmark = pytest.mark.slow
 
 
 def labels(xs: list[float]) -> list[str]:

@@ -129,6 +129,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return page, page.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # renders whole pages with charts (seconds): make test, not test-fast
 def test_report_is_written_beside_meta_and_index(report: tuple[Path, str]) -> None:
     page, _ = report
     reports = page.parents[1]
@@ -140,6 +141,7 @@ def test_report_is_written_beside_meta_and_index(report: tuple[Path, str]) -> No
     assert sorted(p.name for p in page.parent.iterdir()) == ["index.html", "meta.json"]
 
 
+@pytest.mark.slow  # renders whole pages with charts (seconds): make test, not test-fast
 def test_report_is_self_contained_with_embedded_charts(report: tuple[Path, str]) -> None:
     _, html = report
     assert not re.search(r"""(?:src|href|action)\s*=\s*["']?\s*(?:https?:)?//""", html, re.I)
@@ -149,6 +151,7 @@ def test_report_is_self_contained_with_embedded_charts(report: tuple[Path, str])
     assert all(base64.b64decode(i).startswith(b"\x89PNG\r\n\x1a\n") for i in images)
 
 
+@pytest.mark.slow  # renders whole pages with charts (seconds): make test, not test-fast
 def test_report_shows_the_numbers_fed_in(report: tuple[Path, str]) -> None:
     _, html = report
     row = point_row(html, "c=1")  # flask_threads c1 comes first
@@ -162,6 +165,7 @@ def test_report_shows_the_numbers_fed_in(report: tuple[Path, str]) -> None:
     assert "threads=8" in html
 
 
+@pytest.mark.slow  # renders whole pages with charts (seconds): make test, not test-fast
 def test_report_escapes_hostile_text(report: tuple[Path, str]) -> None:
     _, html = report
     assert HOSTILE not in html
@@ -194,6 +198,7 @@ def test_every_data_string_is_escaped(tmp_path: Path) -> None:
     assert "bad date" in html  # an unparsable date is shown as given
 
 
+@pytest.mark.slow  # renders whole pages with charts (seconds): make test, not test-fast
 def test_report_shows_failed_target_flags_and_dashes(report: tuple[Path, str]) -> None:
     _, html = report
     assert FAILED_ERROR in html
@@ -206,6 +211,7 @@ def test_report_shows_failed_target_flags_and_dashes(report: tuple[Path, str]) -
     assert "TTFT shows — for c=32 (closed)" in html
 
 
+@pytest.mark.slow  # renders whole pages with charts (seconds): make test, not test-fast
 def test_report_renders_every_field_and_telemetry(report: tuple[Path, str]) -> None:
     _, html = report
     assert "<code>probe.latency_ms</code>" in html
