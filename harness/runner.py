@@ -189,8 +189,12 @@ def _run_target(ctx: RunContext, state: RunState, tc: TargetConfig, opts: RunOpt
                 open_target: TargetOpener, repeat: int = 0) -> None:
     """Open `tc`, run every driver × point against it, close it; record a failed start."""
     scenario, out = ctx.scenario, ctx.out
-    print(f"patternbench: starting {tc.label} ({tc.name}) with model {scenario.model}",
-          file=out, flush=True)
+    if tc.name == "external":  # never started: its prompts only use the model's tokenizer
+        print(f"patternbench: connecting to {tc.label} at {tc.options.get('url')} (prompts "
+              f"tokenized as {scenario.model})", file=out, flush=True)
+    else:
+        print(f"patternbench: starting {tc.label} ({tc.name}) with model {scenario.model}",
+              file=out, flush=True)
     try:
         with pinned(scenario.cpu_affinity.get("target")):  # the target tree inherits it
             target = open_target(tc, scenario, ctx.run.path, opts)
