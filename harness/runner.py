@@ -188,8 +188,11 @@ def _unopened(scenario: Scenario, passes: list[tuple[int, TargetConfig]]
 def _run_target(ctx: RunContext, state: RunState, tc: TargetConfig, opts: RunOptions,
                 open_target: TargetOpener, repeat: int = 0) -> None:
     """Open `tc`, run every driver × point against it, close it; record a failed start."""
+    from targets import TARGETS
+
     scenario, out = ctx.scenario, ctx.out
-    if tc.name == "external":  # never started: its prompts only use the model's tokenizer
+    registered = TARGETS.get(tc.name)
+    if registered is not None and not registered.local:  # never started; prompts: tokenizer
         print(f"patternbench: connecting to {tc.label} at {tc.options.get('url')} (prompts "
               f"tokenized as {scenario.model})", file=out, flush=True)
     else:

@@ -105,13 +105,18 @@ def _cpu_only(manifest: Mapping[str, Any]) -> list[Sentence]:
 
 
 def _serves_here(manifest: Mapping[str, Any]) -> bool:
-    """Whether a target ran on this machine: an `external` one runs wherever its URL points, so
-    this machine's device says nothing about it (`patternbench capacity URL` of a GPU server)."""
+    """Whether a target ran on this machine: one the registry marks not local (`external`) runs
+    wherever its URL points, so this machine's device says nothing about it (`patternbench
+    capacity URL` of a GPU server)."""
+    from targets import TARGETS
+
     scenario = manifest.get("scenario")
     targets = scenario.get("targets") if isinstance(scenario, Mapping) else None
     if not isinstance(targets, list) or not targets:
         return True
-    return any(not isinstance(t, Mapping) or t.get("name") != "external" for t in targets)
+    infos = [TARGETS.get(str(t.get("name"))) if isinstance(t, Mapping) else None
+             for t in targets]
+    return any(info is None or info.local for info in infos)
 
 
 def _budget(summary: RunSummary, order: list[str]) -> list[Sentence]:
