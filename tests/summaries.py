@@ -6,10 +6,13 @@ and takes the fields a test sets, so a fixture has exactly the shape the runner 
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
+
+import jsonschema
 
 from harness.atomic import write_json
 from harness.metrics import summarize
@@ -21,7 +24,18 @@ from harness.summary import (
     PointSummary,
     RunSummary,
     TargetRun,
+    read_summary,
 )
+
+SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "summary.schema.json"
+
+
+def read_checked(run_dir: Path) -> RunSummary:
+    """A real run's summary.json, validated against the committed JSON schema, then read
+    through the typed records (as the report and the gate read it)."""
+    path = run_dir / "summary.json"
+    jsonschema.validate(json.loads(path.read_text()), json.loads(SCHEMA.read_text()))
+    return read_summary(path)
 
 
 def typed_point(target: str, point: str, load: Load, **fields: Any) -> PointSummary:

@@ -6,19 +6,16 @@ idle again after the load, and the record and the report's row say so."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
-import jsonschema
 import pytest
 
 from harness.samples import read_samples
-from harness.summary import read_summary
+from tests.summaries import read_checked
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT / "docs" / "summary.schema.json"
 
 SHUTDOWN = """
 name = "shutdown_e2e"
@@ -91,9 +88,7 @@ def run_cli(tmp_path: Path, text: str) -> tuple[int, str, Path]:
 def test_sigterm_mid_load_drains_and_is_recorded_not_failed(tmp_path: Path) -> None:
     code, err, run_dir = run_cli(tmp_path, SHUTDOWN)
     assert code == 0, err[-3000:]
-    jsonschema.validate(json.loads((run_dir / "summary.json").read_text()),
-                        json.loads(SCHEMA.read_text()))
-    summary = read_summary(run_dir / "summary.json")
+    summary = read_checked(run_dir)
     assert summary.targets["fastapi_threadpool"].status == "ok"
     (point,) = summary.points
     assert point.failure is None and "target_failed" not in point.flags
@@ -117,9 +112,7 @@ def test_sigterm_mid_load_drains_and_is_recorded_not_failed(tmp_path: Path) -> N
 def test_abandoned_streams_are_no_errors_and_the_target_is_idle_again(tmp_path: Path) -> None:
     code, err, run_dir = run_cli(tmp_path, DISCONNECT)
     assert code == 0, err[-3000:]
-    jsonschema.validate(json.loads((run_dir / "summary.json").read_text()),
-                        json.loads(SCHEMA.read_text()))
-    (point,) = read_summary(run_dir / "summary.json").points
+    (point,) = read_checked(run_dir).points
     assert point.failure is None and "target_failed" not in point.flags
     fault = point.fault
     assert fault is not None and fault.kind == "disconnect" and fault.after_tokens == 4

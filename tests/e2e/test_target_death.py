@@ -7,7 +7,6 @@ samples file, which the runner writes once that point ended and the next one beg
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,16 +14,15 @@ import sys
 import urllib.request
 from pathlib import Path
 
-import jsonschema
 import psutil
 import pytest
 
 from harness.samples import read_samples
 from harness.summary import read_summary
+from tests.summaries import read_checked
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT / "docs" / "summary.schema.json"
 
 SCENARIO = """
 name = "death"
@@ -116,9 +114,7 @@ def test_a_killed_target_fails_its_point_is_skipped_after_and_the_run_exits_3(
     run_dir, code, err = killed_in_second_point(tmp_path)
     assert code == 3, err[-3000:]
 
-    summary = read_summary(run_dir / "summary.json")
-    jsonschema.validate(json.loads((run_dir / "summary.json").read_text()),
-                        json.loads(SCHEMA.read_text()))
+    summary = read_checked(run_dir)
     info = summary.targets["fastapi_threadpool"]
     assert info.status == "failed" and info.failed_point == "c2"
     assert info.skipped == ("c3",)
