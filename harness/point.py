@@ -211,9 +211,9 @@ def load_job(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: Lo
                    model_name=extra.get("model_name", scenario.model), point=point,
                    workload=workload, prompts=ctx.prompts, clock=ctx.clock,
                    point_start=ctx.clock.now(), seed=scenario.seed, timeout_s=scenario.timeout_s,
-                    api_key=extra.get("api_key"),
-                    **job_settings(tc.effective_client(scenario.client)),
-                    **abandon_settings(scenario.fault),  # [fault] disconnect
+                   api_key=extra.get("api_key"),
+                   **job_settings(tc.effective_client(scenario.client)),
+                   **abandon_settings(scenario.fault),  # [fault] disconnect
                    work_dir=ctx.run.driver_work(label, point.name),
                    prompt_offset=ctx.prompts.next_block())
 
