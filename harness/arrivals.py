@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.scenario import LoadPoint
-from harness.scenario_values import ScenarioError
+from harness.scenario.types import LoadPoint
+from harness.scenario.values import ScenarioError
 
 RateCurve = list[tuple[float, float]]  # (offset s, rate req/s) breakpoints, linear in between
 

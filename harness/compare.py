@@ -2,7 +2,7 @@
 
 The first run is the reference; every later run is compared with it. Points are matched by
 target label and point name (a pandas merge of the runs' point frames); each metric's change
-and its 95% interval come from `harness.change` (percentiles: order-statistic intervals;
+and its 95% interval come from `harness.metrics.change` (percentiles: order-statistic intervals;
 throughput: Poisson counts; with ≥ 2 repeats on both sides: Welch over the repeats), and
 `classify` marks it improved / regressed / unchanged / unknown. Runs of different scenarios,
 models or machines are still compared, under a warning naming each difference.
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.change import Change, classify, count_change, quantile_change, repeats_change
-from harness.change import higher_is_better as is_higher_better
+from harness.metrics.change import Change, classify, count_change, quantile_change, repeats_change
+from harness.metrics.change import higher_is_better as is_higher_better
 from harness.report.frame import metric, points_frame
 from harness.report.run_data import RunData, as_dict
-from harness.summary import PointSummary
+from harness.summary.record import PointSummary
 
 # (frame column, label): the metrics a compare page shows for each target × point.
 METRICS = (

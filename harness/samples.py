@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.atomic import write_text
+from harness.records.atomic import write_text
 
 Status = Literal["ok", "http_error", "refused", "timeout", "truncated", "conn_error", "abandoned"]
 STATUSES: tuple[Status, ...] = ("ok", "http_error", "refused", "timeout", "truncated", "conn_error",

@@ -18,7 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from harness.summary import Distribution, PointSummary, SummaryError, read_summary
+from harness.summary.record import Distribution, PointSummary, SummaryError, read_summary
 
 BATCHING = "fastapi_batching"
 
@@ -70,7 +70,7 @@ def report_page(run_dir: Path, reports: Path) -> Path | None:
         import matplotlib  # noqa: F401 - only to know whether the report can be drawn here
     except ImportError:
         return None
-    from harness.report import build_report
+    from harness.report.build import build_report
 
     return build_report(run_dir, reports)
 

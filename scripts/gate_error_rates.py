@@ -26,9 +26,9 @@ from typing import Any
 from harness.gate.check import Baseline, GateResult, check_gates
 from harness.gate.command import exit_code
 from harness.gate.spec import parse_gates
-from harness.runner import RunOptions, run_scenario
-from harness.scenario import parse_scenario
-from harness.summary import RunSummary, read_summary
+from harness.run.runner import RunOptions, run_scenario
+from harness.scenario.load import parse_scenario
+from harness.summary.record import RunSummary, read_summary
 
 GATES = {"*.c4.tpot_ms.p50": "<= +10%", "*.c4.throughput.output_tok_s": ">= -10%"}
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import jsonschema
 
-from harness.atomic import write_json
-from harness.metrics import summarize
+from harness.metrics.requests import summarize
+from harness.records.atomic import write_json
 from harness.samples import Sample
-from harness.summary import (
+from harness.summary.record import (
     SCHEMA_VERSION,
     Load,
     PointMetrics,

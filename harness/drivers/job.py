@@ -15,8 +15,8 @@ from typing import Any
 
 from harness.arrivals import Arrival, plan
 from harness.samples import Clock, Sample
-from harness.scenario import LoadPoint, Workload
-from harness.workload import PromptFactory
+from harness.scenario.types import LoadPoint, Workload
+from harness.workload.prompts import PromptFactory
 
 MAX_AUTO_CONNECTIONS = 1024  # `connections = 0` sizes an open-loop point to its schedule, to this
 
@@ -115,7 +115,7 @@ class Progress:
     periodic timer woke, stamped at run-clock `t`; every driver process's, merged; see
     `harness.drivers.builtin.loop_lag`). `cpu_capacity_pct`: the CPU the driver's load loop can use
     (100 per core it can run on; None = not judged), against which `driver.cpu_pct` is read.
-    `abort`: set (by the point's `harness.liveness` watch or the driver's `ErrorStreak`) to the
+    `abort`: set (by the point's `harness.run.liveness` watch or the driver's `ErrorStreak`) to the
     reason the target is dead (`abort_at`: when, run clock; both set once, by `fail`); a driver
     that sees it stops sending and ends the point early (k6 and locust are stopped by
     `wait_stopping_on_abort`).

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.atomic import read_json, write_json
-from harness.rundir import RunDir
-from harness.summary import RunSummary, SummaryError, read_summary
+from harness.records.atomic import read_json, write_json
+from harness.run.folder import RunDir
+from harness.summary.record import RunSummary, SummaryError, read_summary
 
 BASELINE_VERSION = 1
 BASELINES = Path("results") / "baselines"

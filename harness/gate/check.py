@@ -6,7 +6,7 @@ Every kind is decided the same way, on the interval of what it compares with its
 beyond it, `inconclusive` when the bound lies inside it; a figure without an interval (a
 counter, a mean) is compared as it is. An absolute gate compares the value's own interval,
 an in-run ratio the interval of left / right, a relative gate the interval of the change
-current / baseline (`harness.change`: per-request percentile intervals, Poisson on the
+current / baseline (`harness.metrics.change`: per-request percentile intervals, Poisson on the
 requests behind a rate, or Welch across `repeats`).
 
     results = check_gates(scenario.gates, summary, Baseline(base_summary, problem=None))
@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.change import Change, higher_is_better
 from harness.gate.measure import Measured, change_between, measure, points_of
 from harness.gate.spec import Gate, Kind, MetricPath, Op
-from harness.summary import RunSummary
+from harness.metrics.change import Change, higher_is_better
+from harness.summary.record import RunSummary
 
 Verdict = Literal["pass", "fail", "inconclusive", "cannot_judge", "skipped"]
 _OPS: dict[Op, Callable[[float, float], bool]] = {

@@ -13,11 +13,11 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.change import Z975, Change, count_change, quantile_change, repeats_change
 from harness.gate.spec import DISTRIBUTIONS, MetricPath
-from harness.quantiles import FLOORS
-from harness.repeats import t975
-from harness.summary import Distribution, PointSummary, RunSummary
+from harness.metrics.change import Z975, Change, count_change, quantile_change, repeats_change
+from harness.metrics.quantiles import FLOORS
+from harness.metrics.repeats import t975
+from harness.summary.record import Distribution, PointSummary, RunSummary
 
 
 @dataclass(frozen=True)

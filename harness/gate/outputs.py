@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.atomic import write_json, write_text
 from harness.gate.check import GateResult
-from harness.typed_json import decode, encode
+from harness.records.atomic import write_json, write_text
+from harness.records.typed_json import decode, encode
 
 GATE_JSON = "gate.json"
 GATE_MD = "gate.md"

@@ -26,7 +26,7 @@ from harness.report.run_data import (
     load_level,
     measured_rate,
 )
-from harness.summary import PointSummary
+from harness.summary.record import PointSummary
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.atomic import write_text
 from harness.compare import METRICS, Comparison, compare, compare_dir_name
+from harness.records.atomic import write_text
 from harness.report.charts import Chart, _figure, _png, _scale_x, _text, target_styles
 from harness.report.formatting import esc, fmt_number
 from harness.report.frame import first_repeats, metric
@@ -62,8 +62,8 @@ def compare_html(c: Comparison) -> str:
     body += [figure_html(chart) for chart in overlay_charts(c)]
     body.append("</div><h2 id='deltas'>Deltas per target and load point</h2><p class='muted'>"
                 "Each cell: reference → this run, the change in % and its 95% interval "
-                "(harness.change: percentiles by order statistics, rates by request counts, "
-                "repeats by Welch). Improved / regressed only when the interval excludes 0."
+                "(harness.metrics.change: percentiles by order statistics, rates by request "
+                "counts, repeats by Welch). Improved / regressed only when the interval excludes 0."
                 "</p>")
     body.append(_delta_tables(c.deltas))
     body.append("<footer><a href='../index.html'>All runs</a></footer>")

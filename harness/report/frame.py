@@ -18,9 +18,9 @@ from typing import Any
 
 import pandas as pd
 
+from harness.records.typed_json import encode
 from harness.report.run_data import load_kind, load_level
-from harness.summary import PointSummary, RunSummary
-from harness.typed_json import encode
+from harness.summary.record import PointSummary, RunSummary
 
 ID_COLUMNS = ("run", "target", "target_name", "driver", "point", "repeat", "load_kind", "level")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from harness.atomic import write_text
+from harness.records.atomic import write_text
 from harness.report.formatting import MISSING, esc, fmt_date, fmt_ms, fmt_tok_s, parse_date
 from harness.report.frame import first_repeats, metric, points_frame
 from harness.report.page import figure_html, html_document

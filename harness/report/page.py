@@ -7,7 +7,6 @@ inline stylesheet and `data:` images, so it opens the same offline as online.
 
 from __future__ import annotations
 
-from harness.report.anchors import chart_anchor, section_anchor, target_anchor
 from harness.report.calibration import calibration_section
 from harness.report.charts import Chart, target_styles
 from harness.report.formatting import (
@@ -25,6 +24,7 @@ from harness.report.style import CSS
 from harness.report.tables import target_section
 from harness.report.telemetry import telemetry_section
 from harness.report.verdict import verdict_section
+from harness.verdict.anchors import chart_anchor, section_anchor, target_anchor
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 MANIFEST_PARTS = ("versions", "machine", "model", "git", "seeds", "calibration")

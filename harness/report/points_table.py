@@ -18,7 +18,6 @@ from typing import Any
 
 import pandas as pd
 
-from harness.report.anchors import point_anchor
 from harness.report.formatting import (
     MISSING,
     esc,
@@ -31,7 +30,8 @@ from harness.report.formatting import (
 )
 from harness.report.frame import frame_of
 from harness.report.run_data import ERROR_STATUSES, load_label
-from harness.summary import PointSummary
+from harness.summary.record import PointSummary
+from harness.verdict.anchors import point_anchor
 
 Row = dict[str, Any]  # one frame row: column → value, None where the frame has NaN
 Cell = Callable[[str, Row], str]  # (the spec's frame column, the row) → the cell's HTML

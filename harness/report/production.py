@@ -9,9 +9,10 @@ Each row is one fault experiment the run's stored summary shows, for one target 
   first failed request the harness noticed, how many requests failed, which points were skipped;
 - **overload**: a point where the target refused requests (503, backpressure): the share refused
   and the TTFT of those admitted (and whether the clients retried, from the manifest); for an
-  open-loop spike point (`spike`, `harness.spike`), whether it refused or not: the share refused
-  and the admitted TTFT p50 / p99 during the spike vs before, what users waited (their retries
-  included), the seconds until it was back to its pre-spike state, and the target's RSS growth;
+  open-loop spike point (`spike`, `harness.metrics.spike`), whether it refused or not: the share
+  refused and the admitted TTFT p50 / p99 during the spike vs before, what users waited (their
+  retries included), the seconds until it was back to its pre-spike state, and the target's RSS
+  growth;
 - **shutdown**: a `[fault]` sigterm point (`fault`): streams in flight at the SIGTERM, how many
   completed vs were cut, the drain time (signal → exit), and requests refused after the signal;
 - **timeouts**: a point where the client's timeouts fired (`[client]` connect / first-token /
@@ -27,9 +28,9 @@ from __future__ import annotations
 
 from harness.report.formatting import MISSING, esc, fmt_fraction, fmt_ms, fmt_rate
 from harness.report.run_data import RunData
-from harness.summary import Distribution, PointSummary, TargetRun
-from harness.summary_fault import FaultSummary
-from harness.summary_spike import SpikePhase, SpikeSummary
+from harness.summary.fault import FaultSummary
+from harness.summary.record import Distribution, PointSummary, TargetRun
+from harness.summary.spike import SpikePhase, SpikeSummary
 
 HEAD = ("<tr><th>target</th><th>experiment</th><th>load point</th><th>what a user saw</th>"
         "<th>what the harness measured</th></tr>")
@@ -106,7 +107,7 @@ def _p50_p99(dist: Distribution | None) -> str:
 
 def _spike(p: PointSummary, spike: SpikeSummary) -> str:
     """A spike point's row: refusals and admitted TTFT during the spike vs before, what users
-    waited, recovery, memory growth (`harness.spike`)."""
+    waited, recovery, memory growth (`harness.metrics.spike`)."""
     before, during = spike.before, spike.during
     rates = (during.offered_rps, before.offered_rps)
     factor = f" to {rates[0] / rates[1]:.1f}× the arrival rate" if rates[0] and rates[1] else ""

@@ -1,8 +1,8 @@
 """The across-repeats table of a target: mean ± 95% t-interval of each headline number.
 
 Shown only when the scenario ran `repeats` > 1 (some point has `repeat` > 0). Each cell is the
-mean of the per-repeat values with the half-width of their t-interval (`harness.repeats`) and
-the number of repeats that had a value; one repeat gives the value alone. The grouping over
+mean of the per-repeat values with the half-width of their t-interval (`harness.metrics.repeats`)
+and the number of repeats that had a value; one repeat gives the value alone. The grouping over
 repeats is the pandas frame's (`harness.report.frame`).
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.repeats import Spread, spread
+from harness.metrics.repeats import Spread, spread
 from harness.report.formatting import MISSING, esc
 from harness.report.frame import frame_of, metric
 from harness.report.run_data import load_label
-from harness.summary import PointSummary
+from harness.summary.record import PointSummary
 
 COLUMNS = (("TTFT p50 ms", "ttft_ms.p50"), ("TTFT p99 ms", "ttft_ms.p99"),
            ("E2E p50 ms", "e2e_ms.p50"), ("E2E p99 ms", "e2e_ms.p99"),

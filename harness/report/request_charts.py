@@ -19,7 +19,7 @@ import pandas as pd
 
 from harness.report.charts import Chart, _figure, _png, _text, _wide, target_styles
 from harness.report.run_data import RunData, load_kind, load_label, load_level
-from harness.rundir import RunDir
+from harness.run.folder import RunDir
 from harness.samples import iter_samples
 
 MAX_GANTT_REQUESTS = 80  # bars per Gantt; more would be thinner than a pixel

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from harness.rundir import RunDir
-from harness.summary import (
+from harness.run.folder import RunDir
+from harness.summary.record import (
     SCHEMA_VERSION,
     Distribution,
     PointSummary,

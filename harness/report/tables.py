@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report.anchors import target_anchor
+from harness.records.redact import redact
+from harness.records.typed_json import encode
 from harness.report.formatting import (
     MISSING,
     esc,
@@ -29,9 +30,8 @@ from harness.report.run_data import (
     load_label,
     load_level,
 )
-from harness.secrets import redact
-from harness.summary import PointSummary, TargetRun
-from harness.typed_json import encode
+from harness.summary.record import PointSummary, TargetRun
+from harness.verdict.anchors import target_anchor
 
 SHOWN_ELSEWHERE = ("target", "target_name", "point", "load")
 MAX_DEPTH = 4

@@ -24,7 +24,7 @@ from harness.report.run_data import (
     stat,
 )
 from harness.report.timeline import timeline_chart
-from harness.summary import PointSummary
+from harness.summary.record import PointSummary
 
 CLOCK_KEYS = frozenset({"t", "ts", "time", "timestamp", "at", "t_s", "elapsed_s", "start", "end",
                         "warmup_end", "gpu"})

@@ -1,16 +1,16 @@
 """The verdict at the top of a run's report: `harness.verdict` rendered as HTML.
 
 Every sentence is text from the run's files (target labels, server errors), so it is escaped
-here, and every link goes to an id of this page (`harness.report.anchors`).
+here, and every link goes to an id of this page (`harness.verdict.anchors`).
 """
 
 from __future__ import annotations
 
-from harness.report.anchors import section_anchor
 from harness.report.formatting import esc
 from harness.report.run_data import RunData
-from harness.verdict import verdict
-from harness.verdict_text import Kind, Sentence
+from harness.verdict.anchors import section_anchor
+from harness.verdict.ranking import verdict
+from harness.verdict.text import Kind, Sentence
 
 HEADINGS: dict[Kind, str] = {"ranking": "Capacity under the SLO",
                              "reason": "Why the others hold less",

@@ -18,13 +18,3 @@ each point's measured window (`summary`) under `telemetry` in its summary.json e
 Where there is no GPU (or no NVML), the point says `"gpu": {"available": false, "reason": ...}`:
 nothing is invented.
 """
-
-from __future__ import annotations
-
-from harness.telemetry.collector import Rates
-from harness.telemetry.recorder import TelemetryRecorder
-from harness.telemetry.store import Record, append_records, read_records, write_records
-from harness.telemetry.summary import summarize_telemetry
-
-__all__ = ["Rates", "Record", "TelemetryRecorder", "append_records", "read_records",
-           "summarize_telemetry", "write_records"]

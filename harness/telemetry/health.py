@@ -51,9 +51,9 @@ from types import TracebackType
 from typing import IO, Any
 
 from harness.samples import Clock
-from harness.summary import Distribution, ProbeSummary
-from harness.telemetry.endpoint import Endpoint
+from harness.summary.record import Distribution, ProbeSummary
 from harness.telemetry.store import Record
+from harness.telemetry.target_http import Endpoint
 
 PROBE_TIMEOUT_S = 10.0  # the event-loop probe
 HEALTH_TIMEOUT_S = 5.0  # the telemetry series

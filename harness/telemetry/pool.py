@@ -18,9 +18,9 @@ from __future__ import annotations
 import http.client
 from dataclasses import dataclass
 
-from harness.summary import ProxyPool
-from harness.telemetry.endpoint import Endpoint
+from harness.summary.record import ProxyPool
 from harness.telemetry.scrape import SCRAPE_TIMEOUT_S, parse_metrics
+from harness.telemetry.target_http import Endpoint
 
 POOL_WAIT = "patternbench_proxy_pool_wait_seconds"
 UPSTREAM = "patternbench_proxy_upstream_seconds"

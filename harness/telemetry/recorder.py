@@ -27,10 +27,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from harness.launcher import log_tail
-from harness.metrics import window_output_tokens
+from harness.metrics.requests import window_output_tokens
+from harness.run.launcher import log_tail
 from harness.samples import Clock, Sample
-from harness.summary import PointTelemetry
+from harness.summary.record import PointTelemetry
 from harness.telemetry.collector import DEFAULT_RATES, Rates
 from harness.telemetry.store import Record, by_time, read_records
 from harness.telemetry.summary import summarize_telemetry

@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.samples import Clock
-from harness.telemetry.endpoint import Endpoint
 from harness.telemetry.store import Record
+from harness.telemetry.target_http import Endpoint
 
 SCRAPE_TIMEOUT_S = 5.0
 OURS = {

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.atomic import write_text
+from harness.records.atomic import write_text
 
 Record = dict[str, Any]
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 
-from harness.summary import (
+from harness.summary.record import (
     Distribution,
     GpuTelemetry,
     HealthTelemetry,

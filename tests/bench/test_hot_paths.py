@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from harness.arrivals import schedule
-from harness.metrics import summarize
+from harness.drivers.sse import SSEParser, read_chunk
+from harness.metrics.requests import summarize
 from harness.samples import Sample
-from harness.scenario import LoadPoint
-from harness.sse import SSEParser, read_chunk
+from harness.scenario.types import LoadPoint
 from targets.api import Formatter
 from targets.batching.load import load_batch_model
 from targets.batching.scheduler import BatchModel, Sequence

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.sse import SSEParser
+from harness.drivers.sse import SSEParser
 from harness.telemetry.scrape import parse_metrics, server_fields
 
 

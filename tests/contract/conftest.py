@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from harness.launcher import LaunchError, TargetProcess, start_proxy, start_target
+from harness.run.launcher import LaunchError, TargetProcess, start_proxy, start_target
 from targets import TARGETS
 from targets.vllm import READY_TIMEOUT_S, install_error
 

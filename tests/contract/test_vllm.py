@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from harness.launcher import TargetProcess
+from harness.run.launcher import TargetProcess
 from harness.telemetry.scrape import parse_metrics
 from tests.contract.client import Stream, request
 from tests.contract.conftest import API_KEY, MODEL, Fleet, target_params
@@ -72,8 +72,8 @@ def test_chat_template_renders_our_transcript(vllm: TargetProcess, engine: Any) 
 
 
 def test_prompt_token_count_matches_our_tokenizer(vllm: TargetProcess, engine: Any) -> None:
-    from harness.scenario import Workload
-    from harness.workload import PromptFactory
+    from harness.scenario.types import Workload
+    from harness.workload.prompts import PromptFactory
 
     prompts = PromptFactory(engine.tokenizer, Workload(prompt_tokens=128, output_tokens=4), 7)
     for i in range(3):

@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.launcher import start_target
-from harness.summary import RunSummary, read_summary
+from harness.run.launcher import start_target
+from harness.summary.record import RunSummary, read_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "sim:ttft_ms=15,tpot_ms=3,gil=release"

@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 
 from harness.samples import read_samples
-from harness.summary import read_summary
+from harness.summary.record import read_summary
 
 SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "summary.schema.json"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from harness.launcher import TargetProcess, start_target
+from harness.run.launcher import TargetProcess, start_target
 from tests.contract.client import Reply, Stream, metrics, request
 from tests.waiting import wait_for
 

@@ -17,13 +17,14 @@ from typing import Any
 
 import pytest
 
-from harness.calibrate import CalibrateOptions, calibrate
-from harness.launcher import TargetProcess
-from harness.manifest import build_manifest
-from harness.rundir import RunDir
-from harness.runner import RunOptions, open_registry_target, run_scenario
+from harness.run.calibrate import CalibrateOptions, calibrate
+from harness.run.folder import RunDir
+from harness.run.launcher import TargetProcess
+from harness.run.manifest import build_manifest
+from harness.run.runner import RunOptions, open_registry_target, run_scenario
 from harness.samples import read_samples
-from harness.scenario import Scenario, TargetConfig, parse_scenario
+from harness.scenario.load import parse_scenario
+from harness.scenario.types import Scenario, TargetConfig
 
 SIM = "sim:ttft_ms=10,tpot_ms=3,gil=release"
 

@@ -23,8 +23,8 @@ from harness.drivers.job import LoadJob, Progress
 from harness.drivers.locust.clock import SKEW_ENV
 from harness.drivers.locust.driver import LocustDriver
 from harness.samples import Clock
-from harness.scenario import LoadPoint, Workload
-from harness.workload import PromptFactory
+from harness.scenario.types import LoadPoint, Workload
+from harness.workload.prompts import PromptFactory
 from tests.stub_target import StubTarget
 
 TOLERANCE_S = 0.02  # the handshake's error bound on one machine is well under this

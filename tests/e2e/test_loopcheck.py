@@ -1,13 +1,13 @@
-"""The loop-blocking check (`harness.loopcheck`) on two real target apps, built in-process on a
-fast sim model: it catches `fastapi_blocking` and passes `fastapi_threadpool`. Under e2e: building
-an app materializes the sim model folder and loads its tokenizer (seconds)."""
+"""The loop-blocking check (`harness.testing.loopcheck`) on two real target apps, built in-process
+on a fast sim model: it catches `fastapi_blocking` and passes `fastapi_threadpool`. Under e2e:
+building an app materializes the sim model folder and loads its tokenizer (seconds)."""
 
 from __future__ import annotations
 
 import pytest
 from fastapi import FastAPI
 
-from harness.loopcheck import assert_loop_responsive, measure_loop
+from harness.testing.loopcheck import assert_loop_responsive, measure_loop
 from targets import fastapi_blocking, fastapi_threadpool
 from targets.config import ServeConfig
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from harness.launcher import TargetProcess, start_proxy, start_target
+from harness.run.launcher import TargetProcess, start_proxy, start_target
 from targets.api import ChatMessage, chat_prompt
 from targets.model.engine import GenParams
 from targets.model.load import load_engine

@@ -15,9 +15,15 @@ from typing import Any, cast
 
 import pytest
 
-from harness.launcher import LaunchError, TargetProcess, connect_external, start_proxy, start_target
-from harness.runner import RunOptions, run_scenario
-from harness.scenario import parse_scenario
+from harness.run.launcher import (
+    LaunchError,
+    TargetProcess,
+    connect_external,
+    start_proxy,
+    start_target,
+)
+from harness.run.runner import RunOptions, run_scenario
+from harness.scenario.load import parse_scenario
 from harness.telemetry.pool import parse_pool_totals
 
 MODEL = "sim:ttft_ms=40,tpot_ms=2,gil=release"
@@ -96,7 +102,7 @@ def test_proxy_stops_the_upstream_it_started(tmp_path: Path) -> None:
 
 
 def test_external_unreachable_is_one_line(tmp_path: Path) -> None:
-    from harness.launcher import free_port
+    from harness.run.launcher import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(LaunchError, match="not reachable") as info:

@@ -12,9 +12,9 @@ import itertools
 from collections import defaultdict
 from pathlib import Path
 
-from harness.runner import RunOptions, run_scenario
+from harness.run.runner import RunOptions, run_scenario
 from harness.samples import Sample, read_samples
-from harness.scenario import parse_scenario
+from harness.scenario.load import parse_scenario
 
 SIM = "sim:ttft_ms=5,tpot_ms=2,gil=release"
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli_reports import main
-from harness.report import build_report
-from harness.report.anchors import chart_anchor
+from harness.cli.reports import main
+from harness.report.build import build_report
 from harness.report.compare_page import compare_runs
+from harness.verdict.anchors import chart_anchor
 from tests.unit.test_compare import write_run
 from tests.unit.test_report import HOSTILE, make_run
 from tests.unit.test_request_charts import RUN_ID, write_point_samples

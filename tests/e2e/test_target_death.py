@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from harness.samples import read_samples
-from harness.summary import read_summary
+from harness.summary.record import read_summary
 from tests.summaries import read_checked
 from tests.waiting import wait_for
 

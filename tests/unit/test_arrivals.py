@@ -13,11 +13,12 @@ import pytest
 
 from harness.arrivals import Arrival, plan, rate_curve, schedule
 from harness.drivers.job import LoadJob
-from harness.drivers.request_pool import RequestPool
 from harness.samples import Clock
-from harness.scenario import LoadPoint, Workload, load_scenario
-from harness.scenario_values import ScenarioError
-from harness.workload import PromptFactory
+from harness.scenario.load import load_scenario
+from harness.scenario.types import LoadPoint, Workload
+from harness.scenario.values import ScenarioError
+from harness.workload.prompts import PromptFactory
+from harness.workload.request_pool import RequestPool
 
 
 def point(kind: str, rate_rps: float | None = None, duration_s: float = 4.0,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from harness.drivers.backoff import BASE_S, LIMIT, MAX_S, Backoff, ErrorStreak
-from harness.liveness import point_failure
+from harness.run.liveness import point_failure
 from harness.samples import Sample
 
 

@@ -382,7 +382,7 @@ def test_target_streams_the_batchers_greedy_tokens_and_413s_prompts_over_a_slot(
     import urllib.error
     import urllib.request
 
-    from harness.launcher import start_target
+    from harness.run.launcher import start_target
 
     def post(url: str, body: dict[str, Any]) -> tuple[int, bytes]:
         req = urllib.request.Request(url + "/v1/completions", data=json.dumps(body).encode(),

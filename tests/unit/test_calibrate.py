@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.calibrate import CalibrateOptions, calibration_scenario, figures, table
-from harness.manifest import read_calibration
 from harness.report.calibration import calibration_section
 from harness.report.run_data import RunData, empty_summary
-from harness.summary import Distribution, Load, PointSummary, Requests, Throughput
+from harness.run.calibrate import CalibrateOptions, calibration_scenario, figures, table
+from harness.run.manifest import read_calibration
+from harness.summary.record import Distribution, Load, PointSummary, Requests, Throughput
 from harness.telemetry.summary import summarize_telemetry
 from tests.summaries import typed_point
 

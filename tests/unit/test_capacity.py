@@ -7,11 +7,17 @@ from dataclasses import replace
 
 import pytest
 
-from harness.capacity import capacity_level, capacity_point, next_level, search, sweep_interval
-from harness.scenario import parse_scenario
-from harness.scenario_capacity import CapacitySpec
-from harness.scenario_values import ScenarioError
-from harness.summary import Goodput, Load, PointSummary, Requests
+from harness.run.capacity import (
+    capacity_level,
+    capacity_point,
+    next_level,
+    search,
+    sweep_interval,
+)
+from harness.scenario.capacity import CapacitySpec
+from harness.scenario.load import parse_scenario
+from harness.scenario.values import ScenarioError
+from harness.summary.record import Goodput, Load, PointSummary, Requests
 from tests.summaries import typed_point
 
 SLO = {"ttft_ms": 1000.0, "tpot_ms": 100.0}

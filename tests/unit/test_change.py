@@ -1,4 +1,4 @@
-"""harness.change: the change between two measurements and its 95% interval."""
+"""harness.metrics.change: the change between two measurements and its 95% interval."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import random
 
 import pytest
 
-from harness.change import (
+from harness.metrics.change import (
     classify,
     count_change,
     higher_is_better,
     quantile_change,
     repeats_change,
 )
-from harness.summary import Distribution
+from harness.summary.record import Distribution
 
 
 def _latencies(n: int, scale: float, seed: int) -> Distribution:

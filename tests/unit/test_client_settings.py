@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from harness.scenario import parse_scenario
-from harness.scenario_client import ClientSettings
-from harness.scenario_values import ScenarioError
+from harness.scenario.client import ClientSettings
+from harness.scenario.load import parse_scenario
+from harness.scenario.values import ScenarioError
 
 
 def parse(**fields: Any) -> Any:
@@ -61,7 +61,7 @@ def test_bad_client_fields_name_the_field(fields: dict[str, Any], name: str) -> 
 
 def test_run_refuses_cores_this_process_cannot_use(tmp_path: Any,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.cli import main
+    from harness.cli.main import main
 
     path = tmp_path / "s.toml"
     path.write_text('cpu_affinity = { driver = [4096] }\n[[targets]]\nname = "echo"\n',

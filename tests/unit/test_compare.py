@@ -1,4 +1,5 @@
-"""`patternbench compare`: deltas with intervals from harness.change, warnings, HTML and md."""
+"""`patternbench compare`: deltas with intervals from harness.metrics.change, warnings, HTML and
+md."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from typing import Any
 import pytest
 
 from harness.compare import compare, differences
+from harness.records.typed_json import encode
 from harness.report.compare_page import compare_runs
 from harness.report.run_data import load_run
-from harness.summary import Distribution
-from harness.typed_json import encode
+from harness.summary.record import Distribution
 from tests.unit.test_report import make_run
 
 

@@ -17,15 +17,15 @@ from harness.drivers.backoff import Backoff, ErrorStreak
 from harness.drivers.builtin.driver import BuiltinDriver
 from harness.drivers.builtin.streaming import abandon_after
 from harness.drivers.job import LoadJob, Progress
-from harness.fault_disconnect import Cleanup, Reading, disconnect_summary
-from harness.liveness import point_failure
-from harness.metrics import summarize
+from harness.metrics.requests import summarize
+from harness.records.typed_json import decode
+from harness.run.fault import Cleanup, Reading, disconnect_summary
+from harness.run.liveness import point_failure
 from harness.samples import Clock, Sample
-from harness.scenario import LoadPoint, Workload
-from harness.scenario_fault import Fault
-from harness.summary import SCHEMA_VERSION, Load, Requests, RunSummary, TargetRun
-from harness.typed_json import decode
-from harness.workload import PromptFactory
+from harness.scenario.fault import Fault
+from harness.scenario.types import LoadPoint, Workload
+from harness.summary.record import SCHEMA_VERSION, Load, Requests, RunSummary, TargetRun
+from harness.workload.prompts import PromptFactory
 from targets.serving import Stats
 from tests.http_server import serving
 from tests.stub_target import StubTarget

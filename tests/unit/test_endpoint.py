@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.endpoint import EndpointOptions, answer, endpoint_scenario, parse_slo
-from harness.scenario_values import ScenarioError
-from harness.summary import (
+from harness.run.capacity_url import EndpointOptions, answer, endpoint_scenario, parse_slo
+from harness.scenario.values import ScenarioError
+from harness.summary.record import (
     SCHEMA_VERSION,
     Capacity,
     CapacityLevel,

@@ -1,4 +1,5 @@
-"""The builtin driver's fast SSE path gives the reference parser's answers (`harness.sse`)."""
+"""The builtin driver's fast SSE path gives the reference parser's answers
+(`harness.drivers.sse`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import pytest
 
 from harness.drivers.builtin.event_scan import EventScanner, classify
-from harness.sse import SSEParser, read_chunk
+from harness.drivers.sse import SSEParser, read_chunk
 from targets.api import Formatter
 
 PAYLOADS = [

@@ -12,12 +12,12 @@ from typing import Any, cast
 
 import pytest
 
-from harness.fault import EXPECTED, SigtermWatch, expected_end, shutdown_summary
-from harness.liveness import HEALTH_FAILURES, Liveness
+from harness.run.fault import EXPECTED, SigtermWatch, expected_end, shutdown_summary
+from harness.run.liveness import HEALTH_FAILURES, Liveness
 from harness.samples import Clock, Sample, Status
-from harness.scenario import parse_scenario
-from harness.scenario_fault import Fault, parse_fault
-from harness.scenario_values import ScenarioError
+from harness.scenario.fault import Fault, parse_fault
+from harness.scenario.load import parse_scenario
+from harness.scenario.values import ScenarioError
 from tests.waiting import wait_for
 
 BASE: dict[str, Any] = {"load": {"kind": "closed", "concurrency": [8], "duration_s": 6},

@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.cli import main
-from harness.export import export_run
-from harness.repeats import Spread
+from harness.cli.main import main
+from harness.metrics.repeats import Spread
+from harness.report.export import export_run
 from harness.report.frame import metric, points_frame
 from harness.report.repeats_table import spreads_frame
-from harness.rundir import RunDir
-from harness.summary import SCHEMA_VERSION, RunSummary, read_summary
+from harness.run.folder import RunDir
+from harness.summary.record import SCHEMA_VERSION, RunSummary, read_summary
 from tests.unit.test_report import make_run, point
 
 RUN_ID = "20261127-173500-default-abc1234"
@@ -96,10 +96,10 @@ def test_the_repeats_table_groups_repeats_and_counts_an_all_failed_one_as_zero()
 
 def test_a_spike_point_s_many_columns_come_back_in_one_consolidated_frame() -> None:
     """A spike record adds ~140 columns; `.assign` on the frame must not warn (fragmented)."""
+    from harness.metrics.spike import spike_summary
     from harness.samples import Sample
-    from harness.scenario import LoadPoint
-    from harness.spike import spike_summary
-    from harness.summary import Load
+    from harness.scenario.types import LoadPoint
+    from harness.summary.record import Load
     from tests.summaries import typed_point
 
     spike_point = LoadPoint("r10", "spike", duration_s=4, warmup_s=0, rate_rps=10,

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from harness.atomic import write_json
-from harness.cli import main
+from harness.cli.main import main
 from harness.gate.baseline import (
     BaselineError,
     find_baseline,
@@ -18,7 +17,8 @@ from harness.gate.baseline import (
     machine_kind,
     save_baseline,
 )
-from harness.summary import PointSummary
+from harness.records.atomic import write_json
+from harness.summary.record import PointSummary
 from tests.summaries import streamed_point, write_summary
 
 MACHINE = {"hostname": "runner-17", "platform": "Linux-6.8", "cpu": "AMD EPYC 7763 64-Core "

@@ -10,7 +10,7 @@ import pytest
 from harness.gate.check import Baseline, GateResult, check_gates, decide
 from harness.gate.command import exit_code
 from harness.gate.spec import parse_gate
-from harness.summary import PointSummary
+from harness.summary.record import PointSummary
 from tests.summaries import run_summary, streamed_point
 
 

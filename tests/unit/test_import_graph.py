@@ -8,7 +8,8 @@ body. Relative imports are resolved against A's package. What counts as B:
   `a.b.c.x` when `x` is itself a module). The parent packages Python initialises on the way
   (`a`, `a.b`) are not edges: otherwise a package whose `__init__` imports its own submodules
   would always be a cycle.
-- Imports under `if TYPE_CHECKING:` are left out: they never run.
+- Imports under `if TYPE_CHECKING:` count too: they never run, but a cycle hidden there is still
+  two modules that each need the other to be read (and it is one edit away from a real one).
 
 Cycles are the strongly connected components of more than one module (or a module importing
 itself), found with Tarjan's algorithm; the failure lists each one with the lines that close it.
@@ -46,22 +47,11 @@ def module_names(root: Path = ROOT) -> dict[str, Path]:
     return out
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-
-
 def _imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
-    """Every import statement in `tree`, at any depth, except those under `if TYPE_CHECKING:`."""
-    stack: list[ast.AST] = [tree]
-    while stack:
-        node = stack.pop()
+    """Every import statement in `tree`, at any depth, `if TYPE_CHECKING:` blocks included."""
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import | ast.ImportFrom):
             yield node
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            stack.extend(node.orelse)
-            continue
-        stack.extend(ast.iter_child_nodes(node))
 
 
 def _base(module: str, is_package: bool, node: ast.ImportFrom) -> str:
@@ -176,13 +166,15 @@ def test_imports_inside_functions_and_relative_imports_are_edges(tmp_path: Path)
     (pkg / "__init__.py").write_text("", encoding="utf-8")
     (pkg / "sub" / "__init__.py").write_text("from . import leaf\n", encoding="utf-8")
     (pkg / "sub" / "leaf.py").write_text(
-        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import harness.top\n"
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import harness.other\n"
         "def f() -> None:\n    from ..top import g\n", encoding="utf-8")
+    (pkg / "other.py").write_text("", encoding="utf-8")
     (pkg / "top.py").write_text("import harness.sub.leaf\n", encoding="utf-8")
     (tmp_path / "targets").mkdir()
     graph = import_graph(tmp_path)
     assert [e.target for e in graph["harness.sub"]] == ["harness.sub.leaf"]
-    assert [(e.target, e.line) for e in graph["harness.sub.leaf"]] == [("harness.top", 5)]
+    assert sorted((e.target, e.line) for e in graph["harness.sub.leaf"]) == [
+        ("harness.other", 3), ("harness.top", 5)]
     assert cycles(graph) == [["harness.sub.leaf", "harness.top"]]
 
 
@@ -191,3 +183,37 @@ def test_no_import_cycles(package: str) -> None:
     graph = import_graph()
     found = [c for c in cycles(graph) if any(m.split(".")[0] == package for m in c)]
     assert not found, "import cycles:\n" + "\n".join(describe(graph, c) for c in found)
+
+
+# A package's `__init__` that imports project modules runs them whenever any of its submodules is
+# imported, so `a.x` imported from `b` while `b` is loading through `a/__init__` is a cycle at run
+# time that the edges above (which skip parent packages) cannot see. Package inits hold their
+# docstring (the map of the package); these two are explicit registries, listed here on purpose.
+REGISTRIES = {
+    "harness.drivers": "the DRIVERS dict and the Driver protocol; the drivers load lazily",
+    "targets": "the TARGETS dict; each target module loads only when started",
+}
+
+
+def init_imports(root: Path = ROOT) -> dict[str, list[str]]:
+    """Each package `__init__`'s imports of project modules (any depth, as `edges_of` sees)."""
+    modules = module_names(root)
+    return {name: sorted({e.target for e in edges_of(name, path, modules)})
+            for name, path in modules.items() if path.name == "__init__.py"}
+
+
+def test_package_inits_import_no_project_module_except_the_registries() -> None:
+    found = {name: targets for name, targets in init_imports().items()
+             if targets and name not in REGISTRIES}
+    assert not found, "keep package __init__ files to their docstring; move the code into a " \
+        "named module:\n" + "\n".join(f"{k}: {', '.join(v)}" for k, v in sorted(found.items()))
+
+
+def test_the_init_check_sees_an_init_that_imports_its_submodule(tmp_path: Path) -> None:
+    pkg = tmp_path / "harness" / "stage"
+    pkg.mkdir(parents=True)
+    (tmp_path / "harness" / "__init__.py").write_text('"""doc"""\n', encoding="utf-8")
+    (pkg / "__init__.py").write_text("from harness.stage.core import run\n", encoding="utf-8")
+    (pkg / "core.py").write_text("def run() -> None: ...\n", encoding="utf-8")
+    (tmp_path / "targets").mkdir()
+    assert init_imports(tmp_path) == {"harness": [], "harness.stage": ["harness.stage.core"]}

@@ -28,8 +28,8 @@ from harness.drivers.k6.driver import (
 )
 from harness.drivers.k6.script import executor, render, ticks
 from harness.samples import Clock
-from harness.scenario import LoadPoint
-from harness.workload import RequestSpec
+from harness.scenario.types import LoadPoint
+from harness.workload.prompts import RequestSpec
 
 FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "k6_records.json").read_text())
 SPECS = [RequestSpec(index=i, prompt="x", prompt_tokens=8 + i, max_tokens=4) for i in range(2)]

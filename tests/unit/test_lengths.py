@@ -10,9 +10,16 @@ from typing import Any
 
 import pytest
 
-from harness.lengths import CHAT, CHAT_OUTPUT_MEAN, CHAT_PROMPT_MEAN, Lengths, clip, read_table
-from harness.scenario import parse_scenario
-from harness.scenario_values import ScenarioError
+from harness.scenario.load import parse_scenario
+from harness.scenario.values import ScenarioError
+from harness.workload.lengths import (
+    CHAT,
+    CHAT_OUTPUT_MEAN,
+    CHAT_PROMPT_MEAN,
+    Lengths,
+    clip,
+    read_table,
+)
 
 DRAWS = 10_000  # the mean's standard error is stdev / 100: well inside the tolerances below
 

@@ -24,8 +24,8 @@ from harness.drivers.locust.driver import (
     user_steps,
 )
 from harness.samples import Clock, Sample
-from harness.scenario import LoadPoint, Workload
-from harness.workload import RequestSpec
+from harness.scenario.types import LoadPoint, Workload
+from harness.workload.prompts import RequestSpec
 
 FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "locust_records.json").read_text())
 SPECS = [RequestSpec(index=i, prompt="x", prompt_tokens=8 + i, max_tokens=4) for i in range(2)]

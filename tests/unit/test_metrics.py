@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.metrics import summarize
-from harness.quantiles import percentile
+from harness.metrics.quantiles import percentile
+from harness.metrics.requests import summarize
+from harness.records.typed_json import encode
 from harness.samples import Sample
-from harness.summary import Distribution, PointMetrics
-from harness.typed_json import encode
+from harness.summary.record import Distribution, PointMetrics
 
 WARMUP_END = 10.0
 LOAD_END = 16.0  # a 6 s measured window

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from harness.metrics import summarize
+from harness.metrics.requests import summarize
+from harness.records.typed_json import encode
 from harness.samples import Sample
-from harness.typed_json import encode
 
 STREAMS = 16
 TOKENS = 20

@@ -12,7 +12,7 @@ from harness.drivers.builtin.driver import BuiltinDriver
 from harness.drivers.builtin.shares import Share
 from harness.drivers.job import LoadJob, Progress
 from harness.samples import Clock, Sample
-from harness.scenario import LoadPoint, Workload
+from harness.scenario.types import LoadPoint, Workload
 
 
 def make_job(point: LoadPoint) -> LoadJob:

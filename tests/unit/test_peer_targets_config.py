@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.summary import ProxyPool
+from harness.summary.record import ProxyPool
 from harness.telemetry.pool import parse_pool_totals, pool_point
 from targets.config import ServeConfig
 from targets.options import parse_options

@@ -15,12 +15,12 @@ from harness.drivers.builtin.loop_lag import LoopLag
 from harness.drivers.builtin.shares import Share
 from harness.drivers.job import LoadJob, Progress
 from harness.drivers.k6.driver import note_summary
-from harness.metrics import summarize
-from harness.point import PointWatch, WatchNotes, run_label
+from harness.metrics.requests import summarize
+from harness.run.point import PointWatch, WatchNotes, run_label
 from harness.samples import Clock, Sample
-from harness.scenario import LoadPoint, Workload
-from harness.scenario_client import ClientSettings
-from harness.summary import PointMetrics
+from harness.scenario.client import ClientSettings
+from harness.scenario.types import LoadPoint, Workload
+from harness.summary.record import PointMetrics
 from harness.telemetry.health import HealthProbe, probe_summary, read_probes
 from harness.telemetry.summary import summarize_telemetry
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from harness.drivers.job import LoadJob, Progress
-from harness.point import PointWatch
+from harness.run.point import PointWatch
 from harness.samples import Clock, Sample
-from harness.scenario import LoadPoint, Workload
-from harness.scenario_client import ClientSettings
+from harness.scenario.client import ClientSettings
+from harness.scenario.types import LoadPoint, Workload
 
 POINT = LoadPoint("c4", "closed", duration_s=4, warmup_s=1, concurrency=4)
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
-from harness.metrics import summarize
-from harness.report.anchors import point_anchor
+from harness.metrics.requests import summarize
 from harness.report.formatting import MISSING
 from harness.report.frame import frame_of, metric
 from harness.report.points_table import COLUMNS, points_table
-from harness.summary import Load, PointSummary
+from harness.summary.record import Load, PointSummary
+from harness.verdict.anchors import point_anchor
 from tests.unit.test_metrics import LOAD_END, WARMUP_END, run
 
 TARGETS = ["flask_threads"]
@@ -28,7 +28,7 @@ COLUMN = {name: i for i, (name, _) in enumerate(COLUMNS)}
 
 
 def entry(point: str, concurrency: int, request_ids: str | None, repeat: int = 0) -> PointSummary:
-    """The point `harness.point` would write for the samples of `run()` named in
+    """The point `harness.run.point` would write for the samples of `run()` named in
     `request_ids` (all of them: None; none: "", a point that measured nothing)."""
     samples = [s for s in run() if request_ids is None or s.request_id in request_ids]
     metrics = (summarize(samples, warmup_end=WARMUP_END, load_end=LOAD_END, slo=SLO) if samples

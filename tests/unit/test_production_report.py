@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from harness.report.production import production_section
 from harness.report.run_data import RunData
-from harness.summary import (
+from harness.summary.fault import FaultSummary
+from harness.summary.record import (
     SCHEMA_VERSION,
     Distribution,
     Load,
@@ -17,8 +18,7 @@ from harness.summary import (
     RunSummary,
     TargetRun,
 )
-from harness.summary_fault import FaultSummary
-from harness.summary_spike import SpikePhase, SpikeSummary
+from harness.summary.spike import SpikePhase, SpikeSummary
 from tests.summaries import typed_point
 
 

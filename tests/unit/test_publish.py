@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.publish import REPO_ROOT, machine_paths, scrub
+from harness.report.publish import REPO_ROOT, machine_paths, scrub
 
 
 def test_machine_paths_are_replaced_outside_images(tmp_path: Path) -> None:

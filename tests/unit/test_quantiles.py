@@ -11,8 +11,8 @@ from math import comb
 
 import pytest
 
-from harness.quantiles import FLOORS, ci_ranks, quantile_ci, too_few
-from harness.summary import Distribution
+from harness.metrics.quantiles import FLOORS, ci_ranks, quantile_ci, too_few
+from harness.summary.record import Distribution
 
 
 def exact_coverage(n: int, q: Fraction, j: int, k: int) -> Fraction:

@@ -13,8 +13,9 @@ from harness.drivers.builtin.shares import Share
 from harness.drivers.job import LoadJob, Progress, closed_starts
 from harness.drivers.k6.script import render
 from harness.samples import Clock, Sample
-from harness.scenario import LoadPoint, Workload, parse_scenario
-from harness.scenario_values import ScenarioError
+from harness.scenario.load import parse_scenario
+from harness.scenario.types import LoadPoint, Workload
+from harness.scenario.values import ScenarioError
 
 
 def scenario(**load: Any) -> Any:

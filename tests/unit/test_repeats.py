@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
-from harness import runner
-from harness.launcher import TargetProcess
-from harness.metrics import summarize
-from harness.point import PointResult, RunContext
-from harness.repeats import by_point, spread, t975
-from harness.scenario import LoadPoint, Scenario, TargetConfig, parse_scenario
-from harness.summary import PointSummary
+from harness.metrics.repeats import by_point, spread, t975
+from harness.metrics.requests import summarize
+from harness.run import runner
+from harness.run.launcher import TargetProcess
+from harness.run.point import PointResult, RunContext
+from harness.scenario.load import parse_scenario
+from harness.scenario.types import LoadPoint, Scenario, TargetConfig
+from harness.summary.record import PointSummary
 
 
 def test_spread_is_the_mean_and_student_t_interval() -> None:
@@ -30,7 +31,7 @@ def test_spread_is_the_mean_and_student_t_interval() -> None:
 
 
 def entry(target: str, point: str, repeat: int) -> PointSummary:
-    """A point's entry as `harness.point.point_entry` assembles it (no samples)."""
+    """A point's entry as `harness.run.point.point_entry` assembles it (no samples)."""
     return PointSummary.of(
         summarize([]), target=target, target_name=target, driver="builtin", point=point,
         load=LoadPoint(point, "closed", 1, 0, 1).load(), stream=True, flags=(),

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from harness.report import build_index, build_report
-from harness.report.anchors import chart_anchor, point_anchor, target_anchor
-from harness.summary import SCHEMA_VERSION
+from harness.records.typed_json import encode
+from harness.report.build import build_index, build_report
+from harness.summary.record import SCHEMA_VERSION
 from harness.telemetry.summary import summarize_telemetry
-from harness.typed_json import encode
+from harness.verdict.anchors import chart_anchor, point_anchor, target_anchor
 
 HOSTILE = "<script>alert(1)</script>"
 FAILED_ERROR = "startup timed out after 60 s: /health never answered"
@@ -383,7 +383,7 @@ def test_repeats_are_shown_as_mean_and_t_interval(tmp_path: Path) -> None:
 
 def test_headline_charts_fall_back_from_a_p99_that_too_few_requests_cannot_carry() -> None:
     from harness.report.charts import supported_tail
-    from harness.summary import Distribution, Load
+    from harness.summary.record import Distribution, Load
     from tests.summaries import typed_point
 
     few = Distribution.of(float(v) for v in range(20))  # 20 values: p90 and p99 too few

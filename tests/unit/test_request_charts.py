@@ -10,7 +10,7 @@ import pytest
 from harness.report.pareto import pareto_frame
 from harness.report.request_charts import chosen_load, samples_frame
 from harness.report.run_data import load_run
-from harness.rundir import RunDir
+from harness.run.folder import RunDir
 from harness.samples import Sample, write_samples
 from tests.unit.test_report import make_run
 

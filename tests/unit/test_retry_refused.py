@@ -11,9 +11,9 @@ from harness.drivers.backoff import RETRY_MAX_S, retry_delay
 from harness.drivers.builtin.driver import BuiltinDriver
 from harness.drivers.job import LoadJob, Progress
 from harness.samples import Clock, Sample
-from harness.scenario import LoadPoint, Workload
-from harness.scenario_client import parse_client
-from harness.workload import PromptFactory
+from harness.scenario.client import parse_client
+from harness.scenario.types import LoadPoint, Workload
+from harness.workload.prompts import PromptFactory
 from tests.stub_target import StubTarget
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.atomic import read_json, write_json, write_text
-from harness.rundir import RunDir
+from harness.records.atomic import read_json, write_json, write_text
+from harness.run.folder import RunDir
 
 
 def test_a_new_run_folder_is_named_after_scenario_and_commit_and_never_reused(

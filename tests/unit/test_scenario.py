@@ -9,16 +9,10 @@ from typing import Any
 import pytest
 
 from harness.gate.spec import Gate, MetricPath
-from harness.scenario import (
-    LoadPoint,
-    Scenario,
-    TargetConfig,
-    Workload,
-    load_scenario,
-    parse_scenario,
-)
-from harness.scenario_values import ScenarioError
-from harness.summary import Load
+from harness.scenario.load import load_scenario, parse_scenario
+from harness.scenario.types import LoadPoint, Scenario, TargetConfig, Workload
+from harness.scenario.values import ScenarioError
+from harness.summary.record import Load
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -206,7 +200,7 @@ def test_malformed_scenario_names_the_field(data: dict[str, Any], names: list[st
 
 
 # Each case below is a malformed scenario the loader should reject with a ScenarioError naming
-# the field. They fail today: see the report for the bugs in harness/scenario.py.
+# the field. They fail today: see the report for the bugs in harness/scenario/types.py.
 @pytest.mark.parametrize(("data", "name"), [
     pytest.param(minimal(slo={"ttft_ms": "fast"}), "slo.ttft_ms", id="slo-not-a-number"),
     pytest.param(minimal(timeout_s="long"), "timeout_s", id="timeout-not-a-number"),

@@ -1,16 +1,16 @@
-"""No key given to a run ends up in its folder or its report (`harness.secrets`)."""
+"""No key given to a run ends up in its folder or its report (`harness.records.redact`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from harness.atomic import write_json
-from harness.manifest import build_manifest
-from harness.report import build_report
-from harness.rundir import RunDir
-from harness.scenario import parse_scenario
-from harness.secrets import REDACTED, redact
-from harness.summary import TargetRun
+from harness.records.atomic import write_json
+from harness.records.redact import REDACTED, redact
+from harness.report.build import build_report
+from harness.run.folder import RunDir
+from harness.run.manifest import build_manifest
+from harness.scenario.load import parse_scenario
+from harness.summary.record import TargetRun
 from tests.summaries import typed_point, write_summary
 
 KEY = "sk-test-0123456789abcdef"

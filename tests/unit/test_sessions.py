@@ -1,11 +1,11 @@
-"""Multi-turn session turns (`harness.sessions`): what each turn sends, and when a conversation
-ends (turn count, context)."""
+"""Multi-turn session turns (`harness.workload.sessions`): what each turn sends, and when a
+conversation ends (turn count, context)."""
 
 from __future__ import annotations
 
-from harness.scenario import Workload
-from harness.sessions import Conversation, Reply
-from harness.workload import RequestSpec
+from harness.scenario.types import Workload
+from harness.workload.prompts import RequestSpec
+from harness.workload.sessions import Conversation, Reply
 
 FIRST = RequestSpec(index=0, prompt=" river stone", prompt_tokens=2, max_tokens=3)
 SECOND = RequestSpec(index=1, prompt=" cloud", prompt_tokens=1, max_tokens=4)

@@ -9,11 +9,11 @@ from dataclasses import replace
 from typing import Any
 
 from harness.drivers.job import LoadJob
-from harness.drivers.request_pool import RequestPool
-from harness.lengths import Lengths
 from harness.samples import Clock
-from harness.scenario import LoadPoint, Workload
-from harness.workload import HEAD_TOKENS, PromptFactory
+from harness.scenario.types import LoadPoint, Workload
+from harness.workload.lengths import Lengths
+from harness.workload.prompts import HEAD_TOKENS, PromptFactory
+from harness.workload.request_pool import RequestPool
 
 
 def n_tokens(tokenizer: Any, text: str) -> int:

@@ -1,5 +1,5 @@
-"""Spike accounting (`harness.spike`) on sample lists shaped like the builtin driver's: an ok
-stream has its 32 token times, done_at and usage counts; a 503 has its status, first byte and
+"""Spike accounting (`harness.metrics.spike`) on sample lists shaped like the builtin driver's: an
+ok stream has its 32 token times, done_at and usage counts; a 503 has its status, first byte and
 failed_at (no done_at, no tokens); a retry keeps the request's id and scheduled time and carries
 `extra.attempt`. The point's load began at 100 s; warm-up ends at 101 s, the spike runs
 103-105 s, the load ends at 110 s."""
@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.metrics.spike import spike_summary
 from harness.samples import Sample
-from harness.scenario import LoadPoint
-from harness.spike import spike_summary
-from harness.summary_spike import SpikeSummary
+from harness.scenario.types import LoadPoint
+from harness.summary.spike import SpikeSummary
 from harness.telemetry.store import Record
 
 POINT = LoadPoint("r10", "spike", duration_s=9, warmup_s=1, rate_rps=10,

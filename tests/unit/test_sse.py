@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from harness.sse import DONE, Chunk, SSEParser, read_chunk
+from harness.drivers.sse import DONE, Chunk, SSEParser, read_chunk
 
 
 def event(data: dict[str, Any] | str) -> bytes:

@@ -13,9 +13,11 @@ from typing import Any
 import jsonschema
 import pytest
 
-from harness.metrics import summarize
+from harness.metrics.requests import summarize
+from harness.records.typed_json import RecordError, decode, encode
 from harness.samples import Sample
-from harness.summary import (
+from harness.summary.docs import main as summary_docs
+from harness.summary.record import (
     SCHEMA_VERSION,
     Distribution,
     Load,
@@ -26,9 +28,7 @@ from harness.summary import (
     TargetRun,
     read_summary,
 )
-from harness.summary_docs import main as summary_docs
 from harness.telemetry.summary import summarize_telemetry
-from harness.typed_json import RecordError, decode, encode
 
 SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "summary.schema.json"
 
@@ -100,7 +100,7 @@ def test_a_written_summary_fits_the_committed_json_schema() -> None:
 
 
 def test_the_committed_schema_and_field_list_are_generated_from_the_types() -> None:
-    assert summary_docs(["--check"]) == 0, "run: python -m harness.summary_docs"
+    assert summary_docs(["--check"]) == 0, "run: python -m harness.summary.docs"
 
 
 @pytest.mark.parametrize(("version", "says"), [

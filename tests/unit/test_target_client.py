@@ -10,15 +10,16 @@ from typing import Any
 
 import pytest
 
-from harness.launcher import TargetProcess
-from harness.manifest import build_manifest
-from harness.point import RunContext, load_job
-from harness.rundir import RunDir
+from harness.run.folder import RunDir
+from harness.run.launcher import TargetProcess
+from harness.run.manifest import build_manifest
+from harness.run.point import RunContext, load_job
 from harness.samples import Clock
-from harness.scenario import Scenario, parse_scenario
-from harness.scenario_client import ClientSettings
-from harness.scenario_values import ScenarioError
-from harness.workload import PromptFactory
+from harness.scenario.client import ClientSettings
+from harness.scenario.load import parse_scenario
+from harness.scenario.types import Scenario
+from harness.scenario.values import ScenarioError
+from harness.workload.prompts import PromptFactory
 
 
 def scenario(**client: Any) -> Scenario:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from harness.scenario import parse_scenario
-from harness.scenario_values import ScenarioError
+from harness.scenario.load import parse_scenario
+from harness.scenario.values import ScenarioError
 
 
 def scenario(**target: Any) -> dict[str, Any]:

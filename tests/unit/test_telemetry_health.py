@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 import pytest
 
 from harness.samples import Clock
-from harness.telemetry.endpoint import Endpoint
 from harness.telemetry.health import check, probe_loop, probe_summary
 from harness.telemetry.summary import summarize_telemetry
+from harness.telemetry.target_http import Endpoint
 from tests.http_server import serving
 
 

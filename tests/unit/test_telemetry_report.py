@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.report import build_report
+from harness.report.build import build_report
 from harness.report.run_data import load_run
 from harness.report.timeline import series, spans, timeline_chart
-from harness.summary import Load
-from harness.telemetry import summarize_telemetry, write_records
-from harness.telemetry.store import Record
+from harness.summary.record import Load
+from harness.telemetry.store import Record, write_records
+from harness.telemetry.summary import summarize_telemetry
 from tests.summaries import typed_point, write_summary
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.report import build_report
-from harness.runner import RunOptions, run_scenario
-from harness.scenario import parse_scenario
-from harness.telemetry import read_records
+from harness.report.build import build_report
+from harness.run.runner import RunOptions, run_scenario
+from harness.scenario.load import parse_scenario
+from harness.telemetry.store import read_records
 
 SCENARIO = {
     "name": "telemetry",

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from harness.records.typed_json import encode
 from harness.samples import Clock, Sample
 from harness.telemetry.recorder import TelemetryRecorder
 from harness.telemetry.store import Record
 from harness.telemetry.summary import integrate, summarize_telemetry
-from harness.typed_json import encode
 
 H100 = {"kind": "gpu_status", "t": 0.0, "available": True, "reason": None,
         "devices": [{"index": 0, "name": "GPU-A", "mem_total_mb": 81559.0}]}

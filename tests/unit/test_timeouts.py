@@ -18,8 +18,8 @@ from aiohttp import web
 from harness.drivers.builtin.streaming import client_timeout, fetch
 from harness.drivers.job import LoadJob, Progress
 from harness.samples import Clock, Sample
-from harness.scenario import LoadPoint, Workload
-from harness.workload import RequestSpec
+from harness.scenario.types import LoadPoint, Workload
+from harness.workload.prompts import RequestSpec
 from tests.waiting import wait_for
 
 TOKEN = b'data: {"choices":[{"index":0,"text":" a","finish_reason":null}]}\n\n'

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from harness.report.run_data import RunData
 from harness.report.verdict import sentence_html, verdict_section
-from harness.summary import (
+from harness.summary.record import (
     SCHEMA_VERSION,
     Capacity,
     CapacityLevel,
@@ -27,8 +27,8 @@ from harness.summary import (
     TargetRun,
     Throughput,
 )
-from harness.verdict import verdict
-from harness.verdict_text import Link, Sentence
+from harness.verdict.ranking import verdict
+from harness.verdict.text import Link, Sentence
 from tests.summaries import typed_point
 
 SLO = {"ttft_ms": 1000.0, "tpot_ms": 100.0}

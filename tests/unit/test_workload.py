@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from harness.scenario import Workload
-from harness.workload import (
+from harness.scenario.types import Workload
+from harness.workload.prompts import (
     BLOCK,
     HEAD_TOKENS,
     PromptFactory,

@@ -50,10 +50,10 @@ from harness.drivers.job import (
     Progress,
     closed_starts,
 )
-from harness.drivers.request_pool import RequestPool
 from harness.samples import Sample
-from harness.sessions import Conversation, Reply
-from harness.workload import RequestSpec
+from harness.workload.prompts import RequestSpec
+from harness.workload.request_pool import RequestPool
+from harness.workload.sessions import Conversation, Reply
 
 ABORT_POLL_S = 0.05
 ABORT_GRACE_S = 1.0

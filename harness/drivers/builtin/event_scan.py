@@ -4,21 +4,21 @@ OpenAI-compatible servers send one-line events, `data: {...}\\n\\n`, and a token
 `"finish_reason":null`. `EventScanner` splits such events with one `bytes.split` per read and
 `classify` recognises a plain token chunk by that marker without decoding its JSON; anything
 else (multi-line events, comments, CRLF line ends, role-only chat chunks, usage, errors, spaced
-JSON) goes through the reference parser, `harness.sse`, so the answer is always the one
+JSON) goes through the reference parser, `harness.drivers.sse`, so the answer is always the one
 `read_chunk` would give. Profiling against the echo target put SSE parsing at ~40% of the
 driver's CPU per streamed request before this path existed.
 """
 
 from __future__ import annotations
 
-from harness.sse import DONE, Chunk, SSEParser, read_chunk
+from harness.drivers.sse import DONE, Chunk, SSEParser, read_chunk
 
 TOKEN = Chunk(token=True)
 _TOKEN_MARK = b'"finish_reason":null'
 
 
 def classify(payload: bytes) -> Chunk:
-    """What one `data:` payload carries (the same answer as `harness.sse.read_chunk`, except
+    """What one `data:` payload carries (the same answer as `harness.drivers.sse.read_chunk`, except
     that a plain token chunk's `text` is not decoded)."""
     if payload == b"[DONE]":
         return DONE

@@ -40,10 +40,10 @@ import aiohttp
 
 from harness.drivers.builtin.event_scan import EventScanner, classify
 from harness.drivers.job import LoadJob, Progress
+from harness.drivers.sse import Chunk, read_chunk
 from harness.samples import Clock, Sample, Status, TokenSource
-from harness.sessions import Reply
-from harness.sse import Chunk, read_chunk
-from harness.workload import RequestSpec, request_body
+from harness.workload.prompts import RequestSpec, request_body
+from harness.workload.sessions import Reply
 
 
 class Watchdog:
@@ -121,7 +121,7 @@ async def fetch(session: aiohttp.ClientSession, job: LoadJob, spec: RequestSpec,
     """Send `spec` now (as `body` when given: its encoded JSON) and follow it to its end;
     never raises for what the server did. `index` is the request's number in the point
     (default `spec.index`; several requests may share one pooled spec). With `reply`, the
-    answer's text and the server's token counts are kept there (`harness.sessions`)."""
+    answer's text and the server's token counts are kept there (`harness.workload.sessions`)."""
     path = "/v1/chat/completions" if job.workload.api == "chat" else "/v1/completions"
     if body is None:
         body = json.dumps(request_body(spec, job.workload, job.model_name)).encode()

@@ -1,4 +1,5 @@
-"""The builtin driver's side of multi-turn sessions (`harness.sessions`): one turn of a user.
+"""The builtin driver's side of multi-turn sessions (`harness.workload.sessions`): one turn of a
+user.
 
 `take_turn` fits the pool's next message into the user's conversation (starting a new one when
 it must), sends the conversation so far with it, records the answer, and tags the sample with
@@ -15,8 +16,8 @@ from dataclasses import replace
 
 from harness.drivers.job import LoadJob
 from harness.samples import Sample
-from harness.sessions import Conversation, Reply
-from harness.workload import RequestSpec
+from harness.workload.prompts import RequestSpec
+from harness.workload.sessions import Conversation, Reply
 
 Send = Callable[[RequestSpec, bytes, Reply], Awaitable[Sample]]
 

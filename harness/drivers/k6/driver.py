@@ -57,9 +57,9 @@ from harness.drivers.job import (
     wait_stopping_on_abort,
 )
 from harness.drivers.k6.script import APPROXIMATED, executor, render, ticks
-from harness.drivers.request_pool import RequestPool
 from harness.samples import Clock, Sample, Status, TokenSource
-from harness.workload import RequestSpec
+from harness.workload.prompts import RequestSpec
+from harness.workload.request_pool import RequestPool
 
 
 class K6NotFound(RuntimeError):

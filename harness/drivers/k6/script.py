@@ -33,7 +33,7 @@ from typing import Any
 
 from harness.arrivals import rate_curve
 from harness.drivers.job import closed_starts
-from harness.scenario import LoadPoint
+from harness.scenario.types import LoadPoint
 
 RATE_SCALE = 1000  # rate r req/s → round(r · RATE_SCALE) iterations per RATE_SCALE s
 APPROXIMATED = ("poisson", "gamma", "trace")

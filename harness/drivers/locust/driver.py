@@ -54,9 +54,9 @@ from harness.drivers.job import (
     Progress,
     wait_stopping_on_abort,
 )
-from harness.drivers.request_pool import RequestPool
 from harness.samples import STATUSES, Sample, TokenSource
-from harness.workload import RequestSpec
+from harness.workload.prompts import RequestSpec
+from harness.workload.request_pool import RequestPool
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 PLAN_ENV = "PATTERNBENCH_LOCUST_PLAN"  # the locustfile reads the same names

@@ -17,7 +17,7 @@ from typing import Any
 
 import gevent  # type: ignore[import-untyped]  # gevent ships no type information
 
-from harness.sse import SSEParser, read_chunk
+from harness.drivers.sse import SSEParser, read_chunk
 
 RECORD_KEYS = ("i", "sched", "sent", "fb", "tok", "done", "fail", "status", "http", "n", "src",
                "err", "timeout", "off", "off_err")  # times: local seconds; run = local + off

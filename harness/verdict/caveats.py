@@ -1,0 +1,133 @@
+"""The verdict's caveats: what to keep in mind before trusting its ranking, each with its count.
+
+- a target that failed to start (not ranked), an interrupted run;
+- driver-bound points (the load generator, not the target, set the pace);
+- percentiles marked too few (fewer values than their floor, `harness.metrics.quantiles.FLOORS`);
+- a CPU-only run (the manifest's device), unless every target is `external` (served elsewhere);
+- a capacity search stopped by its time budget (its interval is wider than the resolution).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness.metrics.quantiles import FLOORS
+from harness.summary.record import PointSummary, RunSummary
+from harness.verdict.text import (
+    Link,
+    Sentence,
+    level_text,
+    point_id,
+    section_id,
+    share_percentile,
+    short_level,
+    target_id,
+)
+
+SHOWN = 3
+"""Points named (and linked) in one caveat sentence; the rest are counted."""
+
+
+def caveats(summary: RunSummary, manifest: Mapping[str, Any], order: Sequence[str]
+            ) -> list[Sentence]:
+    order = list(order)
+    out = _failed(summary, order)
+    out += _interrupted(summary)
+    out += _flagged(summary, order)
+    out += _too_few(summary, order)
+    out += _cpu_only(manifest)
+    out += _budget(summary, order)
+    return out
+
+
+def _failed(summary: RunSummary, order: list[str]) -> list[Sentence]:
+    return [Sentence("caveat", f"{label} ({info.name}) failed to start and is not ranked: "
+                     f"{(info.error or 'no error recorded').strip().splitlines()[-1][:200]}",
+                     (Link(label, target_id(order, label)),))
+            for label, info in summary.targets.items()
+            if info.status == "failed" and label in order]
+
+
+def _interrupted(summary: RunSummary) -> list[Sentence]:
+    if not summary.interrupted:
+        return []
+    targets = len({p.target for p in summary.points})
+    return [Sentence("caveat", f"The run was interrupted after {len(summary.points)} points "
+                     f"on {targets} targets: what follows them was not measured.",
+                     (Link("results", section_id("results")),))]
+
+
+def _point_links(points: Sequence[PointSummary], order: list[str]) -> tuple[Link, ...]:
+    return tuple(Link(f"{p.target} {short_level(p)}", point_id(order, p.target, p.point))
+                 for p in points[:SHOWN] if p.target in order)
+
+
+def _flagged(summary: RunSummary, order: list[str]) -> list[Sentence]:
+    bound = [p for p in summary.points if "driver_bound" in p.flags]
+    if not bound:
+        return []
+    named = ", ".join(f"{p.target} at {short_level(p)}" for p in bound[:SHOWN])
+    more = f" and {len(bound) - SHOWN} more" if len(bound) > SHOWN else ""
+    return [Sentence("caveat", f"{len(bound)} of {len(summary.points)} points were "
+                     f"driver-bound ({named}{more}): the load generator, not the target, set "
+                     "their pace, so their latency is suspect.", _point_links(bound, order))]
+
+
+def _too_few(summary: RunSummary, order: list[str]) -> list[Sentence]:
+    out = []
+    for name in dict.fromkeys((share_percentile(summary.slo_share), "p99")):
+        marked = [p for p in summary.points
+                  if p.ttft_ms is not None and name in p.ttft_ms.too_few]
+        if not marked:
+            continue
+        first = marked[0]
+        count = first.ttft_ms.count if first.ttft_ms is not None else 0
+        out.append(Sentence("caveat", (
+            f"TTFT {name} is marked too few in {len(marked)} of {len(summary.points)} points: "
+            f"it needs {FLOORS[name]} values and e.g. {first.target} at {short_level(first)} "
+            f"has {count}; read those percentiles as rough, the gate refuses them."),
+            _point_links(marked, order)))
+    return out
+
+
+def _cpu_only(manifest: Mapping[str, Any]) -> list[Sentence]:
+    if manifest.get("device") != "cpu" or not _serves_here(manifest):
+        return []
+    machine = manifest.get("machine")
+    machine = machine if isinstance(machine, Mapping) else {}
+    cores = machine.get("usable_cores") or machine.get("cores")
+    where = (f" on {cores} CPU core{'s' if cores != 1 else ''}" if isinstance(cores, int)
+             else "")
+    return [Sentence("caveat", f"CPU-only run (device cpu{where}): batching gains and absolute "
+                     "latencies are at CPU scale and do not transfer to a GPU.",
+                     (Link("run details", section_id("manifest")),))]
+
+
+def _serves_here(manifest: Mapping[str, Any]) -> bool:
+    """Whether a target ran on this machine: one the registry marks not local (`external`) runs
+    wherever its URL points, so this machine's device says nothing about it (`patternbench
+    capacity URL` of a GPU server)."""
+    from targets import TARGETS
+
+    scenario = manifest.get("scenario")
+    targets = scenario.get("targets") if isinstance(scenario, Mapping) else None
+    if not isinstance(targets, list) or not targets:
+        return True
+    infos = [TARGETS.get(str(t.get("name"))) if isinstance(t, Mapping) else None
+             for t in targets]
+    return any(info is None or info.local for info in infos)
+
+
+def _budget(summary: RunSummary, order: list[str]) -> list[Sentence]:
+    out = []
+    for target, cap in summary.capacity.items():
+        if cap.stopped != "budget" or target not in order:
+            continue
+        low = level_text(cap.axis, cap.last_pass.level) if cap.last_pass else "none"
+        high = f"{cap.first_fail.level:g}" if cap.first_fail else "not found"
+        out.append(Sentence("caveat", (
+            f"{target}'s capacity search stopped at its {cap.budget_s:g} s budget after "
+            f"{len(cap.levels)} levels ({cap.elapsed_s:.0f} s): last pass {low}, first fail "
+            f"{high}; a larger budget narrows it."), (Link(target, target_id(order, target)),)))
+    return out

@@ -1,0 +1,146 @@
+"""The verdict of a run, computed from its summary: which pattern holds the most load within the
+SLO, by how much, why each other one loses, and what to keep in mind when reading it.
+
+    v = verdict(read_summary(path), manifest, order=["flask_threads", "fastapi_batching"])
+    for s in v.sentences: print(s.kind, s.text, [l.anchor for l in s.links])
+
+Capacity under the SLO is the capacity search's interval (`summary.capacity`, kind =
+"capacity") or, for a plain sweep, the highest measured level below the first failing one
+(`harness.run.capacity.sweep_interval`): "≥ 8, not measured above", "4 (8 fails)". `order` is the
+report's target order, so each `Link.anchor` is the id the report gives that table, row or
+section (`harness.verdict.anchors`). Every sentence carries its numbers; a fact the data lacks
+gives no sentence. Pure: nothing here reads files or prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.run.capacity import level_of, sweep_interval
+from harness.summary.record import CapacityLevel, RunSummary
+from harness.verdict.causes import causes, slo_breach
+from harness.verdict.caveats import caveats
+from harness.verdict.text import (
+    Link,
+    Sentence,
+    Verdict,
+    level_text,
+    pct,
+    point_id,
+    slo_text,
+    target_id,
+)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A target's capacity interval, with the axis and why the search ended."""
+
+    target: str
+    axis: str
+    last_pass: CapacityLevel | None
+    first_fail: CapacityLevel | None
+    stopped: str
+    measured: int
+
+    @property
+    def key(self) -> tuple[float, float, float]:
+        """Rank by the last passing level, then the first failing one, then the goodput there."""
+        low = self.last_pass.level if self.last_pass else 0.0
+        good = (self.last_pass.goodput_req_s or 0.0) if self.last_pass else 0.0
+        return (low, self.first_fail.level if self.first_fail else float("inf"), good)
+
+    def text(self) -> str:
+        """'6 requests at once (8 fails)', '≥ 8 requests at once, not measured above', ..."""
+        lp, ff = self.last_pass, self.first_fail
+        if lp is None:
+            return f"below {level_text(self.axis, ff.level)} (fails there)" if ff else "—"
+        held = (f"{level_text(self.axis, lp.level)} ({pct(lp.good_fraction)} within the SLO"
+                + (f", goodput {lp.goodput_req_s:.2f} req/s)" if lp.goodput_req_s is not None
+                   else ")"))
+        if ff is not None:
+            return f"{held}; {ff.level:g} fails ({pct(ff.good_fraction)} within)"
+        why = {"budget": "the search's time budget ran out"}.get(self.stopped,
+                                                                  "not measured above")
+        return f"≥ {held}, {why}"
+
+
+def verdict(summary: RunSummary, manifest: Mapping[str, Any], order: Sequence[str]) -> Verdict:
+    """The run's verdict (see the module docstring); `order`: the report's series labels."""
+    order = list(order)
+    standings = _standings(summary, order)
+    sentences = _ranking(summary, standings, order)
+    sentences += _reasons(summary, standings, order)
+    sentences += caveats(summary, manifest, order)
+    return Verdict(tuple(sentences))
+
+
+def _standings(summary: RunSummary, order: list[str]) -> list[Standing]:
+    out = []
+    for target in order:
+        points = [p for p in summary.points if p.target == target]
+        cap = summary.capacity.get(target)
+        if cap is not None and cap.levels:
+            out.append(Standing(target, cap.axis, cap.last_pass, cap.first_fail, cap.stopped,
+                                len(cap.levels)))
+            continue
+        last_pass, first_fail, count = sweep_interval(points, summary.slo_share)
+        if count and points:
+            axis = "concurrency" if points[0].load.concurrency is not None else "rate_rps"
+            out.append(Standing(target, axis, last_pass, first_fail, "sweep", count))
+    return sorted(out, key=lambda s: s.key, reverse=True)
+
+
+def _slo(summary: RunSummary) -> dict[str, float]:
+    for point in summary.points:
+        if point.goodput is not None:
+            return dict(point.goodput.slo)
+    return {}
+
+
+def _ranking(summary: RunSummary, standings: list[Standing], order: list[str]
+             ) -> list[Sentence]:
+    if not standings:
+        return []
+    slo = slo_text(_slo(summary), summary.slo_share)
+    ranked = "; ".join(f"{i}. {s.target}: {s.text()}" for i, s in enumerate(standings, 1))
+    links = tuple(Link(s.target, target_id(order, s.target)) for s in standings)
+    out = [Sentence("ranking", f"Capacity under the SLO ({slo}): {ranked}.", links)]
+    best = standings[0]
+    if best.last_pass is None:
+        return out
+    for other in standings[1:]:
+        if (other.last_pass is None or other.first_fail is None or other.axis != best.axis
+                or other.last_pass.level == best.last_pass.level):
+            continue  # no ratio: none passed, only a lower bound, or the same level
+        bound = "at least " if best.first_fail is None else ""
+        out.append(Sentence("ranking", (
+            f"{best.target} holds {bound}{best.last_pass.level / other.last_pass.level:.1f}× "
+            f"the load of {other.target} within the SLO "
+            f"({best.last_pass.level:g} vs {other.last_pass.level:g})."),
+            (Link(best.target, target_id(order, best.target)),
+             Link(other.target, target_id(order, other.target)))))
+    return out
+
+
+def _reasons(summary: RunSummary, standings: list[Standing], order: list[str]
+             ) -> list[Sentence]:
+    """Why each target below the first one loses, from its first failing point."""
+    out: list[Sentence] = []
+    for standing in standings[1:] if len(standings) > 1 else standings:
+        if standing.first_fail is None:
+            continue
+        points = [p for p in summary.points if p.target == standing.target]
+        failing = next((p for p in points if p.point == standing.first_fail.point), None)
+        if failing is None:
+            continue
+        base = min(points, key=lambda p: level_of(p) or 0.0)
+        link = (Link(f"{standing.target} {failing.point}",
+                     point_id(order, standing.target, failing.point)),)
+        texts = [slo_breach(standing.target, failing, summary.slo_share)]
+        texts += causes(standing.target, failing, base)
+        out += [Sentence("reason", t, link) for t in texts if t]
+    return out
+
