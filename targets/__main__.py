@@ -13,9 +13,9 @@ import json
 from typing import Any
 
 from targets import TARGETS
-from targets.api import Limits
-from targets.config import ServeConfig, split_options
 from targets.model.tuning import keep_freed_memory
+from targets.server.api import Limits
+from targets.server.config import ServeConfig, split_options
 
 
 def parse_value(text: str) -> Any:

@@ -21,9 +21,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from targets.api import sse
-from targets.config import ServeConfig
-from targets.options import nonneg
+from targets.server.api import sse
+from targets.server.config import ServeConfig, nonneg
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -31,8 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from targets.config import ServeConfig
-from targets.options import parse_options
+from targets.server.config import ServeConfig, parse_options
 
 PROBE_PATHS = ("/health", "/v1/models")
 

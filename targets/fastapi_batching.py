@@ -49,15 +49,15 @@ from typing import Literal
 from fastapi import FastAPI
 from prometheus_client import Gauge
 
-from targets.asgi import model_app, serve_app
 from targets.batching.load import load_batch_model
 from targets.batching.scheduler import ContinuousBatcher
-from targets.config import ServeConfig
 from targets.model.engine import GenParams, Tokenizer
 from targets.model.load import load_engine
 from targets.model.tuning import configure_threads
-from targets.options import positive
-from targets.serving import Job, Stats
+from targets.server.asgi import model_app, serve_app
+from targets.server.config import ServeConfig, positive
+from targets.server.job import Job
+from targets.server.stats import Stats
 
 
 @dataclass(frozen=True)

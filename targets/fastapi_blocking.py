@@ -32,12 +32,13 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from targets.asgi import model_app, serve_app
-from targets.config import ServeConfig
-from targets.drain import Drain, shutting_down
 from targets.model.load import load_engine
 from targets.model.tuning import configure_threads
-from targets.serving import Job, Stats
+from targets.server.asgi import model_app, serve_app
+from targets.server.config import ServeConfig
+from targets.server.drain import Drain, shutting_down
+from targets.server.job import Job
+from targets.server.stats import Stats
 
 DEFAULT_MAX_CONCURRENCY = 64
 

@@ -34,15 +34,15 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
-from targets.asgi import model_app, serve_app
 from targets.batching.static import generate_batch
-from targets.channel import TokenChannel
-from targets.config import ServeConfig
 from targets.model.engine import ModelEngine
 from targets.model.load import load_engine
 from targets.model.tuning import configure_threads
-from targets.options import nonneg, positive
-from targets.serving import Job, Stats
+from targets.server.asgi import model_app, serve_app
+from targets.server.channel import TokenChannel
+from targets.server.config import ServeConfig, nonneg, positive
+from targets.server.job import Job
+from targets.server.stats import Stats
 
 log = logging.getLogger("patternbench.target")
 

@@ -29,13 +29,13 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from targets.asgi import model_app, serve_app
-from targets.config import ServeConfig
 from targets.model.engine import Tokenizer
 from targets.model.store import load_tokenizer, materialize
-from targets.options import positive
 from targets.replica import ReplicaPool
-from targets.serving import Job, Stats
+from targets.server.asgi import model_app, serve_app
+from targets.server.config import ServeConfig, positive
+from targets.server.job import Job
+from targets.server.stats import Stats
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ inside the gateway, invisible to the upstream's own metrics. `/metrics` here sho
 `patternbench_proxy_upstream_seconds` (time holding one: upstream TTFT, generation and streaming),
 and the gauges `patternbench_proxy_pool_in_use` / `patternbench_proxy_pool_waiting`.
 
-It takes the same request flow as every local target (`targets.lifecycle`: API key, body limit,
-backpressure with 503, outcome counting, OpenAI-shaped errors) on the same FastAPI adapter
-(`targets.asgi`: `/health`, `/metrics`, drain on SIGTERM), with forwarding in place of a model
-job: a gateway parses nothing and passes the upstream's bytes, status codes and errors through
-untouched.
+It takes the same request flow as every local target (`targets.server.flow`: API key, body limit,
+backpressure with 503, outcome counting, OpenAI-shaped errors) on the same FastAPI
+adapter (`targets.server.asgi`: `/health`, `/metrics`, drain on SIGTERM), with forwarding in place
+of a model job: a gateway parses nothing and passes the upstream's bytes, status codes and errors
+through untouched.
 
 Options: `upstream_url` (required; the launcher starts the upstream target named by the scenario
 option `upstream` and fills this in), `pool_size` (connections, default 100 like aiohttp),
@@ -35,14 +35,13 @@ from dataclasses import dataclass
 import aiohttp
 from fastapi import FastAPI
 
-from targets.admission import AsyncAdmission
-from targets.api import APIError, Kind, check_api_key, error_event
-from targets.asgi import AsyncReply, build_app, serve_app
-from targets.config import ServeConfig
-from targets.exchange import Call, Events, Reply
-from targets.options import positive
 from targets.proxy_pool import Forwarded, PoolMetrics, trace_config
-from targets.serving import Stats
+from targets.server.admission import AsyncAdmission
+from targets.server.api import APIError, Kind, check_api_key, error_event
+from targets.server.asgi import AsyncReply, build_app, serve_app
+from targets.server.config import ServeConfig, positive
+from targets.server.exchange import Call, Events, Reply
+from targets.server.stats import Stats
 
 PATHS: dict[Kind, str] = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 
@@ -61,7 +60,7 @@ class ProxyOptions:
 
 
 class Gateway:
-    """The request flow with forwarding in place of a model job (`targets.asgi.Handler`)."""
+    """The request flow with forwarding in place of a model job (`targets.server.asgi.Handler`)."""
 
     def __init__(self, cfg: ServeConfig, opts: ProxyOptions, stats: Stats) -> None:
         self.cfg, self.opts, self.stats = cfg, opts, stats

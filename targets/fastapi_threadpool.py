@@ -27,14 +27,14 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from targets.asgi import model_app, serve_app
-from targets.channel import TokenChannel
-from targets.config import ServeConfig
 from targets.model.engine import ModelEngine
 from targets.model.load import load_engine
 from targets.model.tuning import configure_threads
-from targets.options import positive
-from targets.serving import Job, Stats
+from targets.server.asgi import model_app, serve_app
+from targets.server.channel import TokenChannel
+from targets.server.config import ServeConfig, positive
+from targets.server.job import Job
+from targets.server.stats import Stats
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ shared `max_concurrency` (default = threads) and `max_queue`, both per worker pr
 Metrics are per worker process too (gunicorn hands each request to one worker).
 
 Backpressure, the API key, body limits, drain and cancellation are the same request flow as in
-the FastAPI targets (`targets.lifecycle`), on the Flask adapter (`targets.wsgi`): a client that
-leaves mid-stream makes the next write fail, gunicorn closes the response iterator, and that sets
-`job.cancel`. On SIGTERM gunicorn closes its listening socket and waits up to `graceful_timeout`
-(= the drain timeout) for in-flight responses.
+the FastAPI targets (`targets.server.flow`), on the Flask adapter (`targets.server.wsgi`): a
+client that leaves mid-stream makes the next write fail, gunicorn closes the response iterator,
+and that sets `job.cancel`. On SIGTERM gunicorn closes its listening socket and waits up to
+`graceful_timeout` (= the drain timeout) for in-flight responses.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from targets.config import ServeConfig
 from targets.model.load import load_engine
 from targets.model.tuning import configure_threads
-from targets.options import positive
-from targets.serving import Job, Stats
-from targets.wsgi import model_app, serve_app
+from targets.server.config import ServeConfig, positive
+from targets.server.job import Job
+from targets.server.stats import Stats
+from targets.server.wsgi import model_app, serve_app
 
 
 @dataclass(frozen=True)

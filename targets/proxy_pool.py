@@ -20,9 +20,9 @@ from typing import Any
 import aiohttp
 from prometheus_client import Gauge, Histogram
 
-from targets.admission import Slot
-from targets.lifecycle import Outcome
-from targets.serving import Stats
+from targets.server.admission import Slot
+from targets.server.flow import Outcome
+from targets.server.stats import Stats
 
 # Buckets in seconds: pool waits span ~0 to the length of a whole queued generation.
 BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)

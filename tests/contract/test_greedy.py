@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from targets.api import Detokenizer
 from targets.model.engine import GenParams, ModelEngine
 from targets.model.load import load_engine
 from targets.model.tuning import configure_threads
+from targets.server.api import Detokenizer
 from tests.contract.client import Stream, request, stream_text, token_payloads
 from tests.contract.conftest import Fleet, supports, target_params
 

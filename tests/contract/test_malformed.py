@@ -4,7 +4,7 @@ and none harms the server or the requests running beside it (every local target)
 The cases are the ones probed from outside (issue 15): broken JSON, wrong types, missing fields,
 out-of-range numbers (2^64 seed, tiny top_p and temperature, NaN), a wrong Content-Type and an
 unknown model name. A tiny positive temperature or top_p is not an error: it samples as greedy
-(`targets.api.MIN_TEMPERATURE`, `MIN_TOP_P`), so it is answered 200 with text.
+(`targets.server.api.MIN_TEMPERATURE`, `MIN_TOP_P`), so it is answered 200 with text.
 """
 
 from __future__ import annotations

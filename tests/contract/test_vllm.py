@@ -55,8 +55,8 @@ def test_serves_the_same_model_folder(vllm: TargetProcess) -> None:
 def test_chat_template_renders_our_transcript(vllm: TargetProcess, engine: Any) -> None:
     """vLLM's chat goes through `CHAT_TEMPLATE`: greedy chat output equals our engine's on our
     transcript (the contract's greedy check compares completions)."""
-    from targets.api import ChatMessage, chat_prompt
     from targets.model.engine import GenParams
+    from targets.server.api import ChatMessage, chat_prompt
 
     def ours(text: str, n: int) -> str:
         ids = engine.tokenizer.encode(text, add_special_tokens=False)

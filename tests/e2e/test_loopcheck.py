@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from harness.testing.loopcheck import assert_loop_responsive, measure_loop
 from targets import fastapi_blocking, fastapi_threadpool
-from targets.config import ServeConfig
+from targets.server.config import ServeConfig
 
 MODEL = "sim:ttft_ms=20,tpot_ms=4,gil=release"  # 64 tokens ≈ 0.27 s, the GIL free
 BODY = {"model": MODEL, "prompt": "Hello there", "max_tokens": 64, "stream": True,

@@ -15,9 +15,9 @@ import openai
 import pytest
 
 from harness.run.launcher import TargetProcess, start_proxy, start_target
-from targets.api import ChatMessage, chat_prompt
 from targets.model.engine import GenParams
 from targets.model.load import load_engine
+from targets.server.api import ChatMessage, chat_prompt
 
 MODEL = "sim:ttft_ms=5,tpot_ms=1,gil=release"
 MAX_TOKENS = 8

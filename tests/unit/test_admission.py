@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from targets.admission import AsyncAdmission, ThreadAdmission
-from targets.api import APIError
-from targets.serving import Stats
+from targets.server.admission import AsyncAdmission, ThreadAdmission
+from targets.server.api import APIError
+from targets.server.stats import Stats
 from tests.waiting import wait_for
 
 

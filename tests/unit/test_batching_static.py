@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from targets.api import CompletionRequest, Limits
 from targets.batching.static import generate_batch
 from targets.model.engine import ModelEngine
 from targets.model.load import load_engine
 from targets.model.tuning import configure_threads
-from targets.serving import Job
+from targets.server.api import CompletionRequest, Limits
+from targets.server.job import Job
 
 
 def job(engine: ModelEngine, prompt: str, max_tokens: int, **kw: Any) -> Job:

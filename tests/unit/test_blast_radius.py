@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from targets import asgi
 from targets.batching.scheduler import (
     BatcherDead,
     ContinuousBatcher,
@@ -17,13 +16,15 @@ from targets.batching.scheduler import (
     SequenceFailed,
 )
 from targets.batching.sim import SimBatchModel
-from targets.config import ServeConfig
 from targets.model.engine import GenParams
 from targets.model.load import load_engine
 from targets.model.spec import SimParams
-from targets.serving import Job, Stats
+from targets.server import asgi
+from targets.server.config import ServeConfig
+from targets.server.job import Job
+from targets.server.stats import Stats
 from tests.unit.test_batching import Recorder
-from tests.unit.test_lifecycle import AsgiClient, sse_payloads
+from tests.unit.test_flow import AsgiClient, sse_payloads
 from tests.waiting import wait_for
 
 FAST = SimParams(ttft_ms=0.0, tpot_ms=0.0)

@@ -26,7 +26,7 @@ from harness.scenario.fault import Fault
 from harness.scenario.types import LoadPoint, Workload
 from harness.summary.record import SCHEMA_VERSION, Load, Requests, RunSummary, TargetRun
 from harness.workload.prompts import PromptFactory
-from targets.serving import Stats
+from targets.server.stats import Stats
 from tests.http_server import serving
 from tests.stub_target import StubTarget
 from tests.summaries import typed_point

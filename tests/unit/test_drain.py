@@ -1,4 +1,4 @@
-"""The drain in the API's shape (`targets.drain`): after SIGTERM a request on a kept-alive
+"""The drain in the API's shape (`targets.server.drain`): after SIGTERM a request on a kept-alive
 connection gets a 503 with `Connection: close`, the queue is refused with that 503 before the
 drain timeout ends, and the blocking pattern stops generating at the cutoff. Also `/openapi.json`.
 """
@@ -16,16 +16,16 @@ import pytest
 import targets.fastapi_blocking
 import targets.fastapi_threadpool
 import targets.flask_threads
-from targets.admission import AsyncAdmission, Slot, ThreadAdmission
-from targets.api import APIError
-from targets.config import ServeConfig, SharedOptions
-from targets.drain import Drain, shutting_down
 from targets.fastapi_blocking import create_app as blocking_app
 from targets.fastapi_threadpool import create_app as threadpool_app
 from targets.flask_threads import create_app as flask_app
 from targets.model.load import load_engine
-from targets.serving import Stats
-from tests.unit.test_lifecycle import AsgiClient, WsgiClient, sse_payloads
+from targets.server.admission import AsyncAdmission, Slot, ThreadAdmission
+from targets.server.api import APIError
+from targets.server.config import ServeConfig, SharedOptions
+from targets.server.drain import Drain, shutting_down
+from targets.server.stats import Stats
+from tests.unit.test_flow import AsgiClient, WsgiClient, sse_payloads
 from tests.waiting import wait_for
 
 MODEL = "sim:ttft_ms=0,tpot_ms=2"

@@ -9,7 +9,7 @@ import pytest
 
 from harness.drivers.builtin.event_scan import EventScanner, classify
 from harness.drivers.sse import SSEParser, read_chunk
-from targets.api import Formatter
+from targets.server.api import Formatter
 
 PAYLOADS = [
     b"[DONE]",

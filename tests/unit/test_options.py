@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 
 from targets.__main__ import build_parser, config_from_args
-from targets.config import ServeConfig, SharedOptions, split_options
 from targets.fastapi_batching import BatchingOptions
 from targets.fastapi_dynamic_batching import DynamicBatchingOptions
 from targets.fastapi_proxy import ProxyOptions
 from targets.fastapi_threadpool import ThreadpoolOptions
 from targets.flask_threads import ThreadsOptions
-from targets.options import parse_options
+from targets.server.config import ServeConfig, SharedOptions, parse_options, split_options
 from targets.vllm import VllmOptions
 
 

@@ -11,10 +11,9 @@ import pytest
 
 from harness.summary.record import ProxyPool
 from harness.telemetry.pool import parse_pool_totals, pool_point
-from targets.config import ServeConfig
-from targets.options import parse_options
 from targets.proxy_pool import PoolMetrics
-from targets.serving import Stats
+from targets.server.config import ServeConfig, parse_options
+from targets.server.stats import Stats
 from targets.vllm import VllmOptions, command, environment, install_error
 
 

@@ -1,5 +1,6 @@
-"""The API's edge (`targets.api`): range checks that keep unsafe values away from the sampler,
-415 / 404 in OpenAI's shape, and a detokenizer that never loses text (real GPT-2 tokenizer)."""
+"""The API's edge (`targets.server.api`): range checks that keep unsafe values away from the
+sampler, 415 / 404 in OpenAI's shape, and a detokenizer that never loses text (real GPT-2
+tokenizer)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from targets.api import (
+from targets.server.api import (
     MAX_SEED,
     MIN_TEMPERATURE,
     MIN_TOP_P,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from targets.__main__ import build_parser, check_bind, config_from_args
-from targets.config import ServeConfig
+from targets.server.config import ServeConfig
 from targets.vllm import command
 
 

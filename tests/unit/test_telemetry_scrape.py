@@ -10,7 +10,7 @@ import pytest
 from harness.samples import Clock
 from harness.telemetry.health import HealthSeries
 from harness.telemetry.scrape import MetricsScraper, parse_metrics, server_fields
-from targets.serving import Stats
+from targets.server.stats import Stats
 from tests.http_server import serving
 
 # The shape vLLM's OpenAI server exports (gauges with model/engine labels, a counter around

@@ -4,10 +4,10 @@
 
 A request arrives as a `Call` — what the flow needs from the framework: a header, the body within
 the limits, a way to notice that the client left — and leaves as a `Reply` (a whole body) or an
-`Events` (an SSE stream), all in `targets.exchange`. The framework adapters only translate those
-and add what never reaches a model (`/health`, `/metrics`, error rendering, drain):
-`targets.asgi` (FastAPI on uvicorn) and `targets.wsgi` (Flask on gunicorn). A gateway
-(`fastapi_proxy`) takes the same steps with its own forwarding in place of the job.
+`Events` (an SSE stream), all in `targets.server.exchange`. The framework adapters only
+translate those and add what never reaches a model (`/health`, `/metrics`, error rendering,
+drain): `targets.server.asgi` (FastAPI on uvicorn) and `targets.server.wsgi` (Flask on gunicorn).
+A gateway (`fastapi_proxy`) takes the same steps with its own forwarding in place of the job.
 
 Every request that took an admission slot ends exactly once as an `Outcome`: its slot is freed
 and `patternbench_requests_total{outcome}` counts how it ended (`ok`, `error`, `cancelled`, or a
@@ -30,8 +30,8 @@ import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 
-from targets.admission import AsyncAdmission, Slot, ThreadAdmission
-from targets.api import (
+from targets.server.admission import AsyncAdmission, Slot, ThreadAdmission
+from targets.server.api import (
     APIError,
     Kind,
     check_api_key,
@@ -41,10 +41,11 @@ from targets.api import (
     model_list,
     parse_request,
 )
-from targets.config import ServeConfig
-from targets.drain import Drain
-from targets.exchange import Call, Events, Reply, SyncCall
-from targets.serving import Job, ModelInfo, Stats
+from targets.server.config import ServeConfig
+from targets.server.drain import Drain
+from targets.server.exchange import Call, Events, Reply, SyncCall
+from targets.server.job import Job, ModelInfo
+from targets.server.stats import Stats
 
 TokenStream = Callable[[Job], AsyncIterator[int]]
 """An asyncio pattern's output token ids for one job. It must stop soon after `job.cancel` is set

@@ -1,6 +1,6 @@
 """One HTTP exchange as the request flow sees it, whatever the web framework.
 
-A framework adapter (`targets.asgi`, `targets.wsgi`) wraps its request as a `Call` (or
+A framework adapter (`targets.server.asgi`, `targets.server.wsgi`) wraps its request as a `Call` (or
 `SyncCall`) — a header, the body read through a `BodyReader`, a way to notice that the client
 left — and turns what the flow answers into its own response: a `Reply` (a whole body) or an
 `Events` (an SSE stream). `route_error` and `internal_error` give the framework's own 404 / 405 /
@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from targets.api import APIError, Limits
+from targets.server.api import APIError, Limits
 
 DISCARD_LIMIT_BYTES = 16 << 20  # an oversized body up to this size is read and dropped, so the
 # client reads its 413 instead of a connection reset

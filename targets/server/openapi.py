@@ -3,7 +3,7 @@
 The OpenAI routes read their body themselves (so every error is OpenAI-shaped, not FastAPI's
 422), which leaves FastAPI nothing to describe them with. `install_openapi` adds what a client or
 a fuzzer (schemathesis) needs: the request bodies, from the same pydantic models that validate
-them (`targets.api`), with this server's `max_tokens` cap, and the error responses each route
+them (`targets.server.api`), with this server's `max_tokens` cap, and the error responses each route
 may answer, as one OpenAI error object.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from targets.api import ChatRequest, CompletionRequest
+from targets.server.api import ChatRequest, CompletionRequest
 
 REF = "#/components/schemas/{model}"
 ERROR_SCHEMA: dict[str, Any] = {

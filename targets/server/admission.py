@@ -20,8 +20,8 @@ import asyncio
 import collections
 import threading
 
-from targets.api import APIError
-from targets.serving import Stats
+from targets.server.api import APIError
+from targets.server.stats import Stats
 
 RETRY_AFTER_S = 1
 

@@ -1,4 +1,4 @@
-"""The one request flow (`targets.lifecycle`) through both framework adapters, in process.
+"""The one request flow (`targets.server.flow`) through both framework adapters, in process.
 
 The same checks run against a FastAPI app (`fastapi_threadpool`, driven by Starlette's
 TestClient, which streams and cancels the app when a stream is closed early) and a Flask app
@@ -18,13 +18,14 @@ import pytest
 from fastapi.testclient import TestClient
 from flask import Flask
 
-from targets import asgi, wsgi
-from targets.config import ServeConfig, SharedOptions
 from targets.fastapi_threadpool import create_app as threadpool_app
 from targets.flask_threads import create_app as flask_app
 from targets.model.engine import ModelEngine
 from targets.model.load import load_engine
-from targets.serving import Job, Stats
+from targets.server import asgi, wsgi
+from targets.server.config import ServeConfig, SharedOptions
+from targets.server.job import Job
+from targets.server.stats import Stats
 from tests.waiting import wait_for
 
 MODEL = "sim:ttft_ms=0,tpot_ms=2"

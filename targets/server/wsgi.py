@@ -1,6 +1,6 @@
 """The Flask / gunicorn adapter: puts the threaded request flow (`ThreadFlow`) on a WSGI server.
 
-It only translates and adds what never reaches a model, like `targets.asgi` does for asyncio:
+It only translates and adds what never reaches a model, like `targets.server.asgi` does for asyncio:
 
 - a Flask request becomes the flow's `SyncCall` (headers, the body read through a
   `BodyReader`); a `Reply` becomes a Response, an `Events` a streamed response whose generator
@@ -25,11 +25,12 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from targets.api import SSE_HEADERS, APIError, Limits
-from targets.config import ServeConfig
-from targets.exchange import BodyReader, Events, Reply, internal_error, route_error
-from targets.lifecycle import SyncTokenStream, ThreadFlow
-from targets.serving import PROMETHEUS_CONTENT_TYPE, ModelInfo, Stats
+from targets.server.api import SSE_HEADERS, APIError, Limits
+from targets.server.config import ServeConfig
+from targets.server.exchange import BodyReader, Events, Reply, internal_error, route_error
+from targets.server.flow import SyncTokenStream, ThreadFlow
+from targets.server.job import ModelInfo
+from targets.server.stats import PROMETHEUS_CONTENT_TYPE, Stats
 
 READ_CHUNK_BYTES = 1 << 16
 

@@ -1,8 +1,8 @@
-"""What every local target shares beyond the wire format: one request's job and the counters.
+"""One model request's job: its validated prompt and parameters, and its output as it grows.
 
-`Job` turns generated token ids into SSE chunks or a final body; `Stats` keeps the Prometheus
-metrics served at `/metrics`. The request flow (`targets.lifecycle`) runs a `Job` from admission
-to its outcome; the framework adapters (`targets.asgi`, `targets.wsgi`) stay thin around it.
+`Job` turns generated token ids into SSE chunks or a final body; `ModelInfo` is what validating
+and formatting one needs from a model. The request flow (`targets.server.flow`) runs a `Job` from
+admission to its outcome.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-
-from targets.api import (
+from targets.model.engine import GenParams, Tokenizer
+from targets.server.api import (
     ChatRequest,
     CompletionRequest,
     Detokenizer,
@@ -23,9 +22,6 @@ from targets.api import (
     finish_reason,
     prompt_ids,
 )
-from targets.model.engine import GenParams, Tokenizer
-
-PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class ModelInfo(Protocol):
@@ -102,29 +98,3 @@ class Job:
         self.rest()
         return self.formatter.response("".join(self.text), self.finish(eos), len(self.ids),
                                        len(self.tokens))
-
-
-class Stats:
-    """Prometheus counters and gauges of one target process (`/metrics`)."""
-
-    def __init__(self, target: str) -> None:
-        self.registry = CollectorRegistry()
-        labels = {"target": target}
-        self.in_flight = Gauge("patternbench_in_flight", "requests admitted and not finished",
-                               registry=self.registry)
-        self.queued = Gauge("patternbench_queue_depth", "requests waiting for a model slot",
-                            registry=self.registry)
-        self.batch_size = Gauge("patternbench_batch_size", "sequences in the running batch",
-                                registry=self.registry)
-        self.tokens = Counter("patternbench_generated_tokens", "output tokens generated",
-                              registry=self.registry)
-        self.requests = Counter("patternbench_requests", "requests finished by outcome",
-                                ["outcome"], registry=self.registry)
-        self.rejections = Counter("patternbench_rejections", "requests refused with 503",
-                                  registry=self.registry)
-        self.info = Gauge("patternbench_target_info", "target identity", list(labels),
-                          registry=self.registry)
-        self.info.labels(**labels).set(1)
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)

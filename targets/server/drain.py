@@ -9,7 +9,7 @@ with the server's plain-text 500. `Drain` closes both gaps:
 - after `begin()`, `refusal()` is the 503 every new request gets (OpenAI-shaped, `Retry-After`,
   `Connection: close` so the client reconnects elsewhere);
 - at `cutoff_s()` before the drain timeout ends, the flow refuses its queued requests with the
-  same 503 (`targets.admission` `refuse_waiting`), so none is left to the server's cut.
+  same 503 (`targets.server.admission` `refuse_waiting`), so none is left to the server's cut.
 
     drain = Drain(timeout_s=30)
     drain.begin()          # from the SIGTERM handler (signal-safe: it only stores a time)
@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from targets.api import APIError
+from targets.server.api import APIError
 
 CUTOFF_MARGIN_S = 1.0  # queued requests are refused this long before the drain timeout ends
 SHUTDOWN_RETRY_AFTER_S = 1

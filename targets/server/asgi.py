@@ -1,4 +1,4 @@
-"""The FastAPI / uvicorn adapter: puts a request flow (`targets.lifecycle`) on an ASGI server.
+"""The FastAPI / uvicorn adapter: puts a request flow (`targets.server.flow`) on an ASGI server.
 
 It only translates and adds what never reaches a model:
 
@@ -37,13 +37,14 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
-from targets.api import SSE_HEADERS, APIError, Kind, Limits
-from targets.config import ServeConfig
-from targets.drain import Drain
-from targets.exchange import BodyReader, Call, Events, Reply, internal_error, route_error
-from targets.lifecycle import AsyncFlow, Down, TokenStream
-from targets.openapi import install_openapi
-from targets.serving import PROMETHEUS_CONTENT_TYPE, ModelInfo, Stats
+from targets.server.api import SSE_HEADERS, APIError, Kind, Limits
+from targets.server.config import ServeConfig
+from targets.server.drain import Drain
+from targets.server.exchange import BodyReader, Call, Events, Reply, internal_error, route_error
+from targets.server.flow import AsyncFlow, Down, TokenStream
+from targets.server.job import ModelInfo
+from targets.server.openapi import install_openapi
+from targets.server.stats import PROMETHEUS_CONTENT_TYPE, Stats
 
 Hook = Callable[[], "Awaitable[None] | None"]
 """A startup or shutdown callable, sync or async, run inside the server's event loop."""

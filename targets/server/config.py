@@ -1,9 +1,18 @@
-"""Target options: each pattern declares its own as a frozen dataclass, parsed by one function.
+"""How a target is configured: where it listens, its model, and its options, parsed in one place.
 
-A pattern's options arrive as a mapping (a scenario's `options = {...}`, or `-o key=value` on
-`python -m targets`). `parse_options` turns it into the pattern's dataclass, checking every value
-against its field's type and range, so a typo or a bad value stops the target at start-up with a
-one-line `ValueError` that names the option:
+`ServeConfig` is everything a target's `serve()` gets (address, model spec, device, API key and
+the options). The options come in two parts:
+
+- the shared ones every local target understands (`SharedOptions`, so a scenario can set them
+  like any other): `max_concurrency` (requests running at once; default: the pattern's natural
+  parallelism), `max_queue` (requests waiting for a slot before 503s), `drain_timeout_s` and
+  `max_tokens_cap` (both override their `python -m targets` flags);
+- the pattern's own (`threads`, `replicas`, ...), declared as a frozen dataclass of its own and
+  read with `ServeConfig.pattern_options`.
+
+Both are parsed by `parse_options`, which checks every value against its field's type and range,
+so a typo or a bad value stops the target at start-up with a one-line `ValueError` that names the
+option:
 
     @dataclass(frozen=True)
     class ThreadsOptions:
@@ -28,7 +37,10 @@ import dataclasses
 import types
 import typing
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from targets.server.api import Limits
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -112,3 +124,55 @@ def _in_range(value: float, rule: Range | None) -> bool:
     if rule == "positive":
         return value > 0
     return value >= 0 if rule == "nonneg" else True
+
+
+@dataclass(frozen=True)
+class SharedOptions:
+    """The serving options every local target takes, beside its own."""
+
+    max_concurrency: int | None = positive(None)  # None: the pattern's natural parallelism
+    max_queue: int = nonneg(256)
+    drain_timeout_s: float = nonneg(30.0)
+    max_tokens_cap: int = positive(Limits.max_tokens_cap)
+
+    def concurrency(self, natural: int) -> int:
+        """Requests allowed to run at once: `max_concurrency`, else the pattern's `natural` one."""
+        return self.max_concurrency if self.max_concurrency is not None else natural
+
+
+SHARED_OPTIONS = frozenset(f.name for f in dataclasses.fields(SharedOptions))
+
+
+def split_options(options: Mapping[str, Any]) -> tuple[SharedOptions, dict[str, Any]]:
+    """The shared options, parsed (`ValueError` naming a bad one), and the pattern's own, raw."""
+    shared = {k: v for k, v in options.items() if k in SHARED_OPTIONS}
+    own = {k: v for k, v in options.items() if k not in SHARED_OPTIONS}
+    return parse_options(SharedOptions, shared), own
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything a target's `serve()` needs.
+
+    `options` are the pattern's own, as given (parse them with `pattern_options`); the shared
+    ones are already parsed into `shared`.
+    """
+
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model: str = "tiny"
+    device: str = "auto"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    shared: SharedOptions = field(default_factory=SharedOptions)
+    api_key: str | None = None
+    torch_threads: int | None = None
+
+    @property
+    def limits(self) -> Limits:
+        """Per-request limits: the shared `max_tokens_cap` and the default body size."""
+        return Limits(max_tokens_cap=self.shared.max_tokens_cap)
+
+    def pattern_options(self, schema: type[T]) -> T:
+        """The pattern's own options as `schema` (`ValueError` naming any unknown or bad one)."""
+        return parse_options(schema, self.options, shared=SHARED_OPTIONS)
