@@ -15,11 +15,13 @@ inside the gateway, invisible to the upstream's own metrics. `/metrics` here sho
 `patternbench_proxy_upstream_seconds` (time holding one: upstream TTFT, generation and streaming),
 and the gauges `patternbench_proxy_pool_in_use` / `patternbench_proxy_pool_waiting`.
 
-It takes the same request flow as every local target (`targets.server.flow`: API key, body limit,
-backpressure with 503, outcome counting, OpenAI-shaped errors) on the same FastAPI
-adapter (`targets.server.asgi`: `/health`, `/metrics`, drain on SIGTERM), with forwarding in place
-of a model job: a gateway parses nothing and passes the upstream's bytes, status codes and errors
-through untouched.
+It runs the same request flow as every local target (`targets.server.flow`: API key, drain and
+serving check, body limit, backpressure with 503, outcome counting, OpenAI-shaped errors) on the
+same FastAPI adapter (`targets.server.asgi`: `/health`, `/metrics`, drain on SIGTERM), with the
+strategy `Forward` in place of a model job: a gateway parses nothing and passes the upstream's
+bytes, status codes and errors through untouched. Its own answers are the flow's: 401, 413, 503
+when its queue is full or it drains (at the drain's cutoff, requests still waiting for a pooled
+connection get that 503 too), and 502 when the upstream cannot be reached.
 
 Options: `upstream_url` (required; the launcher starts the upstream target named by the scenario
 option `upstream` and fills this in), `pool_size` (connections, default 100 like aiohttp),
@@ -29,6 +31,7 @@ shared `max_concurrency` (default 1024: requests wait in the pool, not here), `m
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
@@ -36,14 +39,16 @@ import aiohttp
 from fastapi import FastAPI
 
 from targets.proxy_pool import Forwarded, PoolMetrics, trace_config
-from targets.server.admission import AsyncAdmission
-from targets.server.api import APIError, Kind, check_api_key, error_event
-from targets.server.asgi import AsyncReply, build_app, serve_app
+from targets.server.admission import Slot
+from targets.server.api import APIError, error_event
+from targets.server.asgi import build_app, serve_app
 from targets.server.config import ServeConfig, positive
-from targets.server.exchange import Call, Events, Reply
+from targets.server.exchange import AsyncReply, Call, Events, Reply
+from targets.server.flow import AsyncFlow, Route
 from targets.server.stats import Stats
 
-PATHS: dict[Kind, str] = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
+PATHS: dict[Route, str] = {"completions": "/v1/completions", "chat": "/v1/chat/completions",
+                           "models": "/v1/models"}
 
 
 @dataclass(frozen=True)
@@ -59,17 +64,16 @@ class ProxyOptions:
                              f"got {self.upstream_url!r}")
 
 
-class Gateway:
-    """The request flow with forwarding in place of a model job (`targets.server.asgi.Handler`)."""
+class Forward:
+    """The flow's strategy for a gateway: forward each request upstream through ONE pooled
+    client session (`targets.server.flow.Strategy`)."""
 
-    def __init__(self, cfg: ServeConfig, opts: ProxyOptions, stats: Stats) -> None:
-        self.cfg, self.opts, self.stats = cfg, opts, stats
+    def __init__(self, opts: ProxyOptions, stats: Stats) -> None:
+        self.opts, self.stats = opts, stats
         self.upstream = opts.upstream_url.rstrip("/")
         self.metrics = PoolMetrics(stats, opts.pool_size)
-        # Its parallelism is the pool's queue: by default it admits far more than the pool
-        # holds and lets them wait there.
-        self.admission = AsyncAdmission(cfg.shared.concurrency(1024), cfg.shared.max_queue, stats)
         self.session: aiohttp.ClientSession | None = None
+        self.sending: set[Forwarding] = set()  # waiting for a connection or the headers
 
     async def open(self) -> None:
         """The one shared client (created inside the server's event loop)."""
@@ -82,30 +86,49 @@ class Gateway:
         if self.session is not None:
             await self.session.close()
 
-    async def respond(self, call: Call, kind: Kind) -> AsyncReply:
-        return await self.forward(call, PATHS[kind])
+    def listing(self) -> None:
+        """None: `/v1/models` is the upstream's, forwarded like any request."""
 
-    async def models(self, call: Call) -> AsyncReply:
-        return await self.forward(call, "/v1/models")
+    def prepare(self, route: Route, content_type: str | None, body: bytes) -> Forwarding:
+        return Forwarding(self, route, content_type, body)  # a gateway parses nothing
 
-    async def forward(self, call: Call, path: str) -> AsyncReply:
-        check_api_key(call.header("authorization"), self.cfg.api_key)
-        body = await call.body(self.cfg.limits) if call.method == "POST" else b""
-        headers = {"Content-Type": call.header("content-type") or "application/json"}
-        if self.opts.upstream_api_key:
-            headers["Authorization"] = f"Bearer {self.opts.upstream_api_key}"
-        request = Forwarded(await self.admission.acquire(), self.stats, self.metrics)
-        assert self.session is not None, "open() runs at startup"
-        try:
-            resp = await self.session.request(call.method, self.upstream + path, data=body,
-                                              headers=headers, trace_request_ctx=request)
-        except aiohttp.ClientError as exc:
-            request.end("upstream_error")
-            raise APIError(502, f"upstream {self.upstream} failed: {type(exc).__name__}: {exc}",
-                           type="upstream_error") from None
-        except BaseException:  # cancelled (client gone) while waiting for a connection
-            request.end("cancelled")
-            raise
+    def refuse_waiting(self, error: APIError) -> None:
+        """The drain's cutoff: requests still queued for a pooled connection get `error`."""
+        for request in list(self.sending):
+            if request.forwarded is not None and request.forwarded.queued_at is not None:
+                request.refuse(error)
+
+
+class Forwarding:
+    """One request on its way upstream; once admitted its `Forwarded` outcome keeps the pool
+    accounting (aiohttp's trace hooks fill it in)."""
+
+    def __init__(self, gateway: Forward, route: Route, content_type: str | None,
+                 body: bytes) -> None:
+        self.gateway = gateway
+        self.method = "GET" if route == "models" else "POST"
+        self.url = gateway.upstream + PATHS[route]
+        self.body = body
+        self.headers = {"Content-Type": content_type or "application/json"}
+        if gateway.opts.upstream_api_key:
+            self.headers["Authorization"] = f"Bearer {gateway.opts.upstream_api_key}"
+        self.forwarded: Forwarded | None = None
+        self.sent: asyncio.Future[aiohttp.ClientResponse] | None = None
+        self.refusal: APIError | None = None
+
+    def begin(self, slot: Slot) -> Forwarded:
+        self.forwarded = Forwarded(slot, self.gateway.stats, self.gateway.metrics)
+        return self.forwarded
+
+    def refuse(self, error: APIError) -> None:
+        self.refusal = error
+        if self.sent is not None:
+            self.sent.cancel()
+
+    async def run(self, call: Call) -> AsyncReply:
+        request = self.forwarded
+        assert request is not None, "begin() comes first"
+        resp = await self._send(request)
         ctype = resp.headers.get("Content-Type", "application/json")
         if ctype.startswith("text/event-stream"):
             return Events(relay(resp, request), on_close=lambda: finish(resp, request))
@@ -113,10 +136,33 @@ class Gateway:
             data = await resp.read()
         finally:
             resp.release()
-            request.end("ok" if resp.status == 200 else "upstream_status")
+            request.outcome = "ok" if resp.status == 200 else "upstream_status"
         retry = resp.headers.get("Retry-After")
         return Reply(resp.status, data, media_type=ctype.split(";")[0],
                      headers={"Retry-After": retry} if retry else {})
+
+    async def _send(self, request: Forwarded) -> aiohttp.ClientResponse:
+        """The upstream's response headers, through a pooled connection (502 if it fails)."""
+        session = self.gateway.session
+        assert session is not None, "open() runs at startup"
+        self.sent = asyncio.ensure_future(session.request(
+            self.method, self.url, data=self.body, headers=self.headers,
+            trace_request_ctx=request))
+        self.gateway.sending.add(self)
+        try:
+            return await self.sent
+        except aiohttp.ClientError as exc:
+            request.outcome = "upstream_error"
+            raise APIError(502, f"upstream {self.gateway.upstream} failed: "
+                           f"{type(exc).__name__}: {exc}", type="upstream_error") from None
+        except asyncio.CancelledError:  # the client left, or the drain refused it in the pool
+            task = asyncio.current_task()
+            if self.refusal is None or (task is not None and task.cancelling()):
+                raise
+            request.outcome = "rejected"
+            raise self.refusal from None
+        finally:
+            self.gateway.sending.discard(self)
 
 
 async def relay(resp: aiohttp.ClientResponse, request: Forwarded) -> AsyncGenerator[bytes, None]:
@@ -135,13 +181,16 @@ def finish(resp: aiohttp.ClientResponse, request: Forwarded) -> None:
         resp.release()
     else:  # drop the upstream stream so the upstream stops generating
         resp.close()
-    request.end()
 
 
 def create_app(cfg: ServeConfig) -> FastAPI:
-    gateway = Gateway(cfg, cfg.pattern_options(ProxyOptions), Stats(cfg.name))
-    return build_app(cfg, gateway, stats=gateway.stats, on_startup=[gateway.open],
-                     on_shutdown=[gateway.close])
+    stats = Stats(cfg.name)
+    forward = Forward(cfg.pattern_options(ProxyOptions), stats)
+    # Its parallelism is the pool's queue: by default it admits far more than the pool holds
+    # and lets them wait there.
+    flow = AsyncFlow(cfg, forward, stats, concurrency=1024)
+    return build_app(cfg, flow, stats=stats, on_startup=[forward.open],
+                     on_shutdown=[forward.close])
 
 
 def serve(cfg: ServeConfig) -> None:

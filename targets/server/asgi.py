@@ -1,4 +1,4 @@
-"""The FastAPI / uvicorn adapter: puts a request flow (`targets.server.flow`) on an ASGI server.
+"""The FastAPI / uvicorn adapter: puts the request flow (`targets.server.flow`) on an ASGI server.
 
 It only translates and adds what never reaches a model:
 
@@ -11,7 +11,7 @@ It only translates and adds what never reaches a model:
   listening socket, lets in-flight requests — streams included — finish for up to
   `drain_timeout_s`, cancels what is left, runs the shutdown hooks, and the process exits 0.
 
-A pattern writes only how tokens are produced for a `Job` and calls `model_app`:
+A model pattern writes only how tokens are produced for a `Job` and calls `model_app`:
 
     async def generate(job: Job) -> AsyncIterator[int]:
         for token in engine.generate(job.ids, job.params, job.cancel):  # inline: blocks the loop
@@ -19,7 +19,8 @@ A pattern writes only how tokens are produced for a `Job` and calls `model_app`:
 
     serve_app(model_app(cfg, engine, generate, stats=Stats(cfg.name), concurrency=1), cfg)
 
-A gateway passes its own `Handler` to `build_app` (`targets.fastapi_proxy`).
+A gateway builds the flow with its own strategy and passes it to `build_app`
+(`targets.fastapi_proxy`).
 """
 
 from __future__ import annotations
@@ -30,35 +31,32 @@ import signal
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
-from targets.server.api import SSE_HEADERS, APIError, Kind, Limits
+from targets.server.api import SSE_HEADERS, APIError, Limits
 from targets.server.config import ServeConfig
 from targets.server.drain import Drain
-from targets.server.exchange import BodyReader, Call, Events, Reply, internal_error, route_error
-from targets.server.flow import AsyncFlow, Down, TokenStream
-from targets.server.job import ModelInfo
+from targets.server.exchange import (
+    AsyncReply,
+    BodyReader,
+    Events,
+    Reply,
+    internal_error,
+    route_error,
+)
+from targets.server.flow import AsyncFlow, Down
+from targets.server.generation import AsyncJobs
+from targets.server.job import ModelInfo, TokenStream
 from targets.server.openapi import install_openapi
 from targets.server.stats import PROMETHEUS_CONTENT_TYPE, Stats
 
 Hook = Callable[[], "Awaitable[None] | None"]
 """A startup or shutdown callable, sync or async, run inside the server's event loop."""
-
-AsyncReply = Reply | Events[AsyncGenerator[bytes, None]]
-
-
-class Handler(Protocol):
-    """What this adapter serves on the OpenAI routes: `AsyncFlow`, or a gateway's own flow."""
-
-    async def respond(self, call: Call, kind: Kind) -> AsyncReply: ...
-
-    async def models(self, call: Call) -> AsyncReply: ...
-
 
 class SSEResponse(StreamingResponse):
     """A `text/event-stream` response that always closes its generator and runs `on_close`.
@@ -85,10 +83,6 @@ class _RequestCall:
 
     def __init__(self, request: Request) -> None:
         self.request = request
-
-    @property
-    def method(self) -> str:
-        return self.request.method
 
     def header(self, name: str) -> str | None:
         return self.request.headers.get(name)
@@ -123,20 +117,20 @@ def model_app(cfg: ServeConfig, model: ModelInfo, generate: TokenStream, *, stat
               concurrency: int, on_startup: Sequence[Hook] = (),
               on_shutdown: Sequence[Hook] = (), counts_tokens: bool = False,
               drain: Drain | None = None, down: Down | None = None) -> FastAPI:
-    """The OpenAI-compatible app around `generate` (see `AsyncFlow` for `concurrency`,
-    `counts_tokens`, `drain` and `down`). `on_startup` hooks run before the first request,
-    `on_shutdown` after the drain (so a pool can still finish in-flight streams)."""
-    flow = AsyncFlow(cfg, model, generate, stats, concurrency=concurrency,
-                     counts_tokens=counts_tokens, drain=drain, down=down)
-    return build_app(cfg, flow, stats=stats, on_startup=on_startup, on_shutdown=on_shutdown,
-                     drain=flow.drain, down=down)
+    """The OpenAI-compatible app around `generate`: the flow with the model-job strategy (see
+    `AsyncFlow` for `concurrency`, `drain` and `down`, `AsyncJobs` for `counts_tokens`).
+    `on_startup` hooks run before the first request, `on_shutdown` after the drain (so a pool can
+    still finish in-flight streams)."""
+    jobs = AsyncJobs(cfg, model, generate, stats, counts_tokens=counts_tokens)
+    flow = AsyncFlow(cfg, jobs, stats, concurrency=concurrency, drain=drain, down=down)
+    return build_app(cfg, flow, stats=stats, on_startup=on_startup, on_shutdown=on_shutdown)
 
 
-def build_app(cfg: ServeConfig, handler: Handler, *, stats: Stats,
-              on_startup: Sequence[Hook] = (), on_shutdown: Sequence[Hook] = (),
-              drain: Drain | None = None, down: Down | None = None) -> FastAPI:
-    """The app serving `handler` on the OpenAI routes, plus `/health` (503 with the reason once
-    `down()` gives one), `/metrics` and `/openapi.json`. `serve_app` begins `drain` on SIGTERM."""
+def build_app(cfg: ServeConfig, flow: AsyncFlow, *, stats: Stats,
+              on_startup: Sequence[Hook] = (), on_shutdown: Sequence[Hook] = ()) -> FastAPI:
+    """The app serving `flow` on the OpenAI routes, plus `/health` (503 with the reason once
+    the flow's `down()` gives one), `/metrics` and `/openapi.json`. `serve_app` begins the
+    flow's drain on SIGTERM."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -146,19 +140,20 @@ def build_app(cfg: ServeConfig, handler: Handler, *, stats: Stats,
 
     app = FastAPI(title=cfg.name, docs_url=None, redoc_url=None, openapi_url="/openapi.json",
                   lifespan=lifespan)
-    app.state.drain = drain
+    app.state.drain = flow.drain
+    down = flow.down
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
-        return _response(await handler.respond(_RequestCall(request), "completions"))
+        return _response(await flow.respond(_RequestCall(request), "completions"))
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
-        return _response(await handler.respond(_RequestCall(request), "chat"))
+        return _response(await flow.respond(_RequestCall(request), "chat"))
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
-        return _response(await handler.models(_RequestCall(request)))
+        return _response(await flow.respond(_RequestCall(request), "models"))
 
     @app.get("/health")
     async def health() -> Response:

@@ -52,11 +52,14 @@ class Events(Generic[B]):
     on_close: Callable[[], None]
 
 
+AsyncReply = Reply | Events[AsyncGenerator[bytes, None]]
+"""What the asyncio flow answers."""
+ThreadReply = Reply | Events[Iterator[bytes]]
+"""What the threaded flow answers."""
+
+
 class Call(Protocol):
     """What the asyncio flow needs from one HTTP request."""
-
-    @property
-    def method(self) -> str: ...
 
     def header(self, name: str) -> str | None: ...
 

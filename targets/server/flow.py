@@ -1,64 +1,61 @@
-"""One request's life in every local target, written once for every web framework:
+"""The request flow every local target runs, written once for every web framework and pattern:
 
-    auth → body (size limit) → parse and validate → admission → job → complete | stream → outcome
+    auth → serving check (drain, engine down) → body (size limit) → prepare → admission
+         → run → outcome
 
-A request arrives as a `Call` — what the flow needs from the framework: a header, the body within
-the limits, a way to notice that the client left — and leaves as a `Reply` (a whole body) or an
-`Events` (an SSE stream), all in `targets.server.exchange`. The framework adapters only
-translate those and add what never reaches a model (`/health`, `/metrics`, error rendering,
-drain): `targets.server.asgi` (FastAPI on uvicorn) and `targets.server.wsgi` (Flask on gunicorn).
-A gateway (`fastapi_proxy`) takes the same steps with its own forwarding in place of the job.
+The flow owns every step. What differs between patterns is a per-request *strategy*
+(`Strategy`): its `prepare` turns the request into work before it takes a slot, and that work's
+`run` answers it once admitted. Two strategies exist:
+
+- run a model job (`targets.server.job`: `AsyncJobs`, `ThreadJobs`): `prepare` parses and
+  validates the body into a `Job`; `run` completes it or streams its tokens;
+- forward upstream (`targets.fastapi_proxy`: `Forward`): `prepare` parses nothing; `run` sends
+  the bytes on through a pooled connection and relays the upstream's answer untouched.
+
+A request arrives as a `Call` (a header, the body within the limits, a way to notice that the
+client left) and leaves as a `Reply` (a whole body) or an `Events` (an SSE stream), all in
+`targets.server.exchange`. The framework adapters only translate those and add what never reaches
+the strategy (`/health`, `/metrics`, error rendering, the server's drain): `targets.server.asgi`
+(FastAPI on uvicorn) and `targets.server.wsgi` (Flask on gunicorn).
 
 Every request that took an admission slot ends exactly once as an `Outcome`: its slot is freed
 and `patternbench_requests_total{outcome}` counts how it ended (`ok`, `error`, `cancelled`, or a
-gateway's `upstream_error` / `upstream_status`; `rejected` is counted by admission). A client
-that leaves cancels its generation (`job.cancel`, and the token iterator is closed).
+gateway's `upstream_error` / `upstream_status`; `rejected` is counted by admission). The flow
+ends it when `run` returns a whole reply or raises, and when the adapter closes a stream (a
+stream's last step may end it sooner). At the drain's cutoff the flow refuses what still waits:
+its admission queue and whatever waits inside the strategy (a gateway's pool queue).
 
-`AsyncFlow` runs a pattern whose `generate(job)` is an async iterator of token ids (asyncio);
-`ThreadFlow` one whose `generate(job)` is a plain iterator, driven by the request's own thread.
-They share every step; only how they wait differs (`await` or blocking):
+`AsyncFlow` runs on an asyncio event loop, `ThreadFlow` on the request's own thread; they share
+every step, only how they wait differs (`await` or blocking):
 
-    flow = AsyncFlow(cfg, engine, generate, stats, concurrency=4)
+    flow = AsyncFlow(cfg, AsyncJobs(cfg, engine, generate, stats), stats, concurrency=4)
     reply = await flow.respond(call, "completions")   # Reply | Events; raises APIError
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
-import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import Callable
+from typing import Generic, Literal, Protocol, TypeVar
 
 from targets.server.admission import AsyncAdmission, Slot, ThreadAdmission
-from targets.server.api import (
-    APIError,
-    Kind,
-    check_api_key,
-    check_content_type,
-    check_model,
-    error_event,
-    model_list,
-    parse_request,
-)
+from targets.server.api import APIError, check_api_key
 from targets.server.config import ServeConfig
 from targets.server.drain import Drain
-from targets.server.exchange import Call, Events, Reply, SyncCall
-from targets.server.job import Job, ModelInfo
+from targets.server.exchange import AsyncReply, B, Call, Events, Reply, SyncCall, ThreadReply
 from targets.server.stats import Stats
 
-TokenStream = Callable[[Job], AsyncIterator[int]]
-"""An asyncio pattern's output token ids for one job. It must stop soon after `job.cancel` is set
-and release what it holds when closed early (`aclose()`)."""
-
-SyncTokenStream = Callable[[Job], Iterator[int]]
-"""A threaded pattern's output token ids for one job, produced on the request's thread."""
+Route = Literal["completions", "chat", "models"]
+"""What a request asks for: `POST /v1/completions`, `POST /v1/chat/completions` or
+`GET /v1/models`."""
 
 Down = Callable[[], "str | None"]
 """Why the pattern's engine cannot serve (its loop died), or None while it can: `/health` answers
 503 with the reason and every request fails fast with it."""
 
-log = logging.getLogger("patternbench.target")
+W = TypeVar("W")
+W_co = TypeVar("W_co", covariant=True)
 
 
 class Outcome:
@@ -81,62 +78,60 @@ class Outcome:
             self.stats.requests.labels(outcome or self.outcome).inc()
 
 
-class Generation(Outcome):
-    """An admitted job: its tokens become SSE chunks or a final body (`count`: also count them in
-    `patternbench_generated_tokens`, when the pattern's producer does not)."""
+class AsyncWork(Protocol):
+    """One request its strategy prepared, answered on the event loop."""
 
-    def __init__(self, job: Job, slot: Slot, stats: Stats, outcome: str, eos: int,
-                 count: bool) -> None:
-        super().__init__(slot, stats, outcome)
-        self.job = job
-        self.eos = eos
-        self.count = count
+    def begin(self, slot: Slot) -> Outcome:
+        """The request's one `Outcome`, holding `slot`; `run` sets its `outcome` as it goes."""
+        ...
 
-    def add(self, token: int) -> None:
-        if self.count:
-            self.stats.tokens.inc()
-        self.job.add(token)
-
-    def chunk(self, token: int) -> bytes:
-        if self.count:
-            self.stats.tokens.inc()
-        return self.job.on_token(token)
-
-    def tail(self) -> bytes:
-        return self.job.tail(self.eos)
-
-    def body(self) -> Reply:
-        return Reply.json(self.job.response(self.eos))
-
-    def failed(self, exc: Exception) -> bytes:
-        """After a mid-stream failure (headers are sent): the error inside the stream."""
-        log.exception("generation failed mid-stream")
-        self.outcome = "error"
-        if isinstance(exc, APIError):
-            return error_event(exc)
-        return error_event(APIError(500, f"generation failed: {exc}", type="server_error"))
+    async def run(self, call: Call) -> AsyncReply:
+        """The answer (`APIError` before any byte is sent; inside the stream after)."""
+        ...
 
 
-class _ModelFlow:
-    """The steps both flows share: auth, drain and engine checks, validation, the job's start,
-    `/v1/models`. A request names the served model (its name, or the model spec the target was
-    started with) or none; `drain` (default: one of `cfg`'s drain timeout) is begun by the
-    adapter on SIGTERM; `down` says when the engine died."""
+class ThreadWork(Protocol):
+    """One request its strategy prepared, answered on the request's own thread."""
 
-    def __init__(self, cfg: ServeConfig, model: ModelInfo, stats: Stats,
-                 counts_tokens: bool, drain: Drain | None, down: Down | None) -> None:
+    def begin(self, slot: Slot) -> Outcome: ...
+
+    def run(self, call: SyncCall) -> ThreadReply: ...
+
+
+class Strategy(Protocol[W_co]):
+    """The per-request part of a flow: what a checked request becomes, and what answers it."""
+
+    def listing(self) -> Reply | None:
+        """`/v1/models` answered at once (a model target lists its model: no slot is taken), or
+        None: the route is prepared and admitted like any other (a gateway forwards it)."""
+        ...
+
+    def prepare(self, route: Route, content_type: str | None, body: bytes) -> W_co:
+        """The request's work, before it takes a slot (raise `APIError` 400 / 404 / 413 / 415 for
+        what the strategy refuses to run)."""
+        ...
+
+    def refuse_waiting(self, error: APIError) -> None:
+        """The drain's cutoff: answer `error` to requests waiting inside the strategy."""
+        ...
+
+
+class _Flow(Generic[W]):
+    """The steps both flows share: auth and the serving check. `drain` (default: one of `cfg`'s
+    drain timeout) is begun by the adapter on SIGTERM; `down` says when the engine died."""
+
+    def __init__(self, cfg: ServeConfig, strategy: Strategy[W], drain: Drain | None,
+                 down: Down | None) -> None:
         self.api_key = cfg.api_key
         self.limits = cfg.limits
-        self.model = model
-        self.served = (model.name, cfg.model)
-        self.stats = stats
-        self.count = not counts_tokens
-        self.started = int(time.time())
+        self.strategy = strategy
         self.drain = drain or Drain(cfg.shared.drain_timeout_s)
         self.down = down
 
-    def authorize(self, authorization: str | None) -> None:
-        check_api_key(authorization, self.api_key)
+    def listed(self, call: Call | SyncCall, route: Route) -> Reply | None:
+        """Auth; then the strategy's own `/v1/models` answer, if it has one."""
+        check_api_key(call.header("authorization"), self.api_key)
+        return self.strategy.listing() if route == "models" else None
 
     def check_serving(self) -> None:
         """503 while draining or with the engine down: fail fast, in the API's shape."""
@@ -147,169 +142,92 @@ class _ModelFlow:
             raise APIError(503, f"the engine is down: {reason}", type="server_error",
                            code="engine_down")
 
-    def job(self, kind: Kind, content_type: str | None, body: bytes) -> Job:
-        """Parse and validate against the limits and the model (raises `APIError` 400 / 404 /
-        413 / 415)."""
-        check_content_type(content_type)
-        request = parse_request(body, kind, self.limits)
-        check_model(request.model, self.served)
-        return Job.create(kind, request, self.model, self.limits)
-
-    def start(self, job: Job, slot: Slot) -> Generation:
-        """A streamed job that stops early was cancelled; a whole one that raises, an error."""
-        outcome = "cancelled" if job.stream else "error"
-        return Generation(job, slot, self.stats, outcome, self.model.eos_token_id, self.count)
-
-    def model_list(self, authorization: str | None) -> Reply:
-        self.authorize(authorization)
-        return Reply.json(model_list(self.model.name, self.model.max_context, self.started))
+    def refuse_waiting(self, admission: AsyncAdmission | ThreadAdmission) -> None:
+        error = self.drain.refusal()
+        admission.refuse_waiting(error)
+        self.strategy.refuse_waiting(error)
 
 
-class AsyncFlow(_ModelFlow):
-    """The flow on an asyncio event loop; `generate(job)` is an async iterator.
+class AsyncFlow(_Flow[AsyncWork]):
+    """The flow on an asyncio event loop.
 
     `concurrency` is the pattern's natural parallelism (the default of the shared option
-    `max_concurrency`): that many jobs run `generate` at once, `max_queue` more wait, the rest get
-    503. `counts_tokens`: the pattern's producer (a worker thread or process) counts tokens itself,
-    so tokens a departed client never read are counted too; otherwise they are counted here.
+    `max_concurrency`): that many requests run at once, `max_queue` more wait, the rest get 503.
     """
 
-    def __init__(self, cfg: ServeConfig, model: ModelInfo, generate: TokenStream, stats: Stats,
-                 *, concurrency: int, counts_tokens: bool = False, drain: Drain | None = None,
-                 down: Down | None = None) -> None:
-        super().__init__(cfg, model, stats, counts_tokens, drain, down)
-        self.generate = generate
+    def __init__(self, cfg: ServeConfig, strategy: Strategy[AsyncWork], stats: Stats, *,
+                 concurrency: int, drain: Drain | None = None, down: Down | None = None) -> None:
+        super().__init__(cfg, strategy, drain, down)
         self.admission = AsyncAdmission(cfg.shared.concurrency(concurrency),
                                         cfg.shared.max_queue, stats)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.drain.on_begin(self._on_drain)
 
     def _on_drain(self, cutoff_s: float) -> None:
-        """At the drain's cutoff, refuse the queue (scheduled from the signal handler)."""
+        """At the drain's cutoff, refuse what waits (scheduled from the signal handler)."""
         loop = self._loop
         if loop is not None:
-            loop.call_soon_threadsafe(loop.call_later, cutoff_s, self._cut)
+            loop.call_soon_threadsafe(loop.call_later, cutoff_s, self.refuse_waiting,
+                                      self.admission)
 
-    def _cut(self) -> None:
-        self.admission.refuse_waiting(self.drain.refusal())
-
-    async def respond(self, call: Call, kind: Kind) -> Reply | Events[AsyncGenerator[bytes, None]]:
+    async def respond(self, call: Call, route: Route) -> AsyncReply:
         self._loop = self._loop or asyncio.get_running_loop()
-        self.authorize(call.header("authorization"))
+        if (listing := self.listed(call, route)) is not None:
+            return listing
         self.check_serving()
-        job = self.job(kind, call.header("content-type"), await call.body(self.limits))
-        run = self.start(job, await self.admission.acquire())
-        if job.stream:
-            return Events(self._events(run), on_close=run.end)
-        return await self._complete(call, run)
-
-    async def models(self, call: Call) -> Reply:
-        return self.model_list(call.header("authorization"))
-
-    async def _complete(self, call: Call, run: Generation) -> Reply:
-        watcher = asyncio.ensure_future(_cancel_on_disconnect(call, run.job))
-        tokens: AsyncIterator[int] | None = None
+        body = b"" if route == "models" else await call.body(self.limits)
+        work = self.strategy.prepare(route, call.header("content-type"), body)
+        outcome = work.begin(await self.admission.acquire())
         try:
-            tokens = self.generate(run.job)
-            async for token in tokens:
-                run.add(token)
-            reply = run.body()
-            run.outcome = "cancelled" if watcher.done() else "ok"
-            return reply
-        finally:
-            watcher.cancel()
-            await _aclose(run.job, tokens)
-            run.end()
-
-    async def _events(self, run: Generation) -> AsyncGenerator[bytes, None]:
-        tokens: AsyncIterator[int] | None = None
-        try:
-            tokens = self.generate(run.job)
-            async for token in tokens:
-                yield run.chunk(token)
-            yield run.tail()
-            run.outcome = "ok"
-        except Exception as exc:
-            yield run.failed(exc)
-        finally:  # also on a disconnect (the adapter closes this generator)
-            await _aclose(run.job, tokens)
-            run.end()
+            reply = await work.run(call)
+        except BaseException:
+            outcome.end()
+            raise
+        return _ended_with(reply, outcome)
 
 
-class ThreadFlow(_ModelFlow):
-    """The flow on the request's own thread; `generate(job)` is a plain iterator. Same options as
-    `AsyncFlow`; a stream whose client left ends at the next failed write (the adapter closes
-    the generator)."""
+class ThreadFlow(_Flow[ThreadWork]):
+    """The flow on the request's own thread. Same options as `AsyncFlow`; a stream whose client
+    left ends at the next failed write (the adapter closes the generator)."""
 
-    def __init__(self, cfg: ServeConfig, model: ModelInfo, generate: SyncTokenStream,
-                 stats: Stats, *, concurrency: int, counts_tokens: bool = False,
-                 drain: Drain | None = None) -> None:
-        super().__init__(cfg, model, stats, counts_tokens, drain, None)
-        self.generate = generate
+    def __init__(self, cfg: ServeConfig, strategy: Strategy[ThreadWork], stats: Stats, *,
+                 concurrency: int, drain: Drain | None = None) -> None:
+        super().__init__(cfg, strategy, drain, None)
         self.admission = ThreadAdmission(cfg.shared.concurrency(concurrency),
                                          cfg.shared.max_queue, stats)
         self.drain.on_begin(self._on_drain)
 
     def _on_drain(self, cutoff_s: float) -> None:
-        timer = threading.Timer(cutoff_s, self.admission.refuse_waiting,
-                                args=(self.drain.refusal(),))
+        timer = threading.Timer(cutoff_s, self.refuse_waiting, args=(self.admission,))
         timer.daemon = True
         timer.start()
 
-    def respond(self, call: SyncCall, kind: Kind) -> Reply | Events[Iterator[bytes]]:
-        self.authorize(call.header("authorization"))
+    def respond(self, call: SyncCall, route: Route) -> ThreadReply:
+        if (listing := self.listed(call, route)) is not None:
+            return listing
         self.check_serving()
-        job = self.job(kind, call.header("content-type"), call.body(self.limits))
-        run = self.start(job, self.admission.acquire())
-        if job.stream:
-            return Events(self._events(run), on_close=run.end)
-        return self._complete(run)
-
-    def models(self, call: SyncCall) -> Reply:
-        return self.model_list(call.header("authorization"))
-
-    def _complete(self, run: Generation) -> Reply:
-        tokens: Iterator[int] | None = None
+        body = b"" if route == "models" else call.body(self.limits)
+        work = self.strategy.prepare(route, call.header("content-type"), body)
+        outcome = work.begin(self.admission.acquire())
         try:
-            tokens = self.generate(run.job)
-            for token in tokens:
-                run.add(token)
-            reply = run.body()
-            run.outcome = "ok"
-            return reply
+            reply = work.run(call)
+        except BaseException:
+            outcome.end()
+            raise
+        return _ended_with(reply, outcome)
+
+
+def _ended_with(reply: Reply | Events[B], outcome: Outcome) -> Reply | Events[B]:
+    """End `outcome` now for a whole reply; for a stream, once the adapter closes it."""
+    if not isinstance(reply, Events):
+        outcome.end()
+        return reply
+    close = reply.on_close
+
+    def on_close() -> None:
+        try:
+            close()
         finally:
-            _close(run.job, tokens)
-            run.end()
+            outcome.end()
 
-    def _events(self, run: Generation) -> Iterator[bytes]:
-        tokens: Iterator[int] | None = None
-        try:
-            tokens = self.generate(run.job)
-            for token in tokens:
-                yield run.chunk(token)
-            yield run.tail()
-            run.outcome = "ok"
-        except Exception as exc:
-            yield run.failed(exc)
-        finally:  # GeneratorExit lands here when a write to a departed client failed
-            _close(run.job, tokens)
-            run.end()
-
-
-async def _cancel_on_disconnect(call: Call, job: Job) -> None:
-    await call.disconnected()
-    job.cancel.set()
-
-
-async def _aclose(job: Job, tokens: AsyncIterator[int] | None) -> None:
-    """Stop a generation left behind (a no-op after a normal end) and close its iterator."""
-    job.cancel.set()
-    if isinstance(tokens, AsyncGenerator):
-        await tokens.aclose()
-
-
-def _close(job: Job, tokens: Iterator[int] | None) -> None:
-    job.cancel.set()
-    close = getattr(tokens, "close", None)
-    if close is not None:
-        close()
+    return Events(reply.chunks, on_close=on_close)

@@ -1,13 +1,21 @@
-"""One model request's job: its validated prompt and parameters, and its output as it grows.
+"""One model request's job, and what a pattern writes against to produce its tokens.
 
-`Job` turns generated token ids into SSE chunks or a final body; `ModelInfo` is what validating
-and formatting one needs from a model. The request flow (`targets.server.flow`) runs a `Job` from
-admission to its outcome.
+`Job` is one validated request: its prompt ids and parameters, and its output as it grows, turned
+into SSE chunks or a final body. `ModelInfo` is what validating and formatting a request needs
+from a model. A pattern writes only how tokens are
+produced for a `Job`:
+
+- `TokenStream` (asyncio): an async iterator of token ids; it must stop soon after `job.cancel`
+  is set and release what it holds when closed early (`aclose()`);
+- `SyncTokenStream` (threads): a plain iterator, produced on the request's own thread.
+
+`targets.server.generation` runs it for the request flow.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -98,3 +106,12 @@ class Job:
         self.rest()
         return self.formatter.response("".join(self.text), self.finish(eos), len(self.ids),
                                        len(self.tokens))
+
+
+TokenStream = Callable[[Job], AsyncIterator[int]]
+"""An asyncio pattern's output token ids for one job: it stops soon after `job.cancel`
+is set and releases what it holds when closed early (`aclose()`)."""
+
+SyncTokenStream = Callable[[Job], Iterator[int]]
+"""A threaded pattern's output token ids for one job, produced on the request's thread."""
+

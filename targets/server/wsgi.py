@@ -28,8 +28,9 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from targets.server.api import SSE_HEADERS, APIError, Limits
 from targets.server.config import ServeConfig
 from targets.server.exchange import BodyReader, Events, Reply, internal_error, route_error
-from targets.server.flow import SyncTokenStream, ThreadFlow
-from targets.server.job import ModelInfo
+from targets.server.flow import ThreadFlow
+from targets.server.generation import ThreadJobs
+from targets.server.job import ModelInfo, SyncTokenStream
 from targets.server.stats import PROMETHEUS_CONTENT_TYPE, Stats
 
 READ_CHUNK_BYTES = 1 << 16
@@ -60,9 +61,10 @@ def _response(reply: Reply | Events[Iterator[bytes]]) -> Response:
 
 def model_app(cfg: ServeConfig, model: ModelInfo, generate: SyncTokenStream, *, stats: Stats,
               concurrency: int, counts_tokens: bool = False) -> Flask:
-    """The OpenAI-compatible WSGI app around `generate` (see `ThreadFlow`)."""
-    flow = ThreadFlow(cfg, model, generate, stats, concurrency=concurrency,
-                      counts_tokens=counts_tokens)
+    """The OpenAI-compatible WSGI app around `generate`: the flow with the model-job strategy
+    (see `ThreadFlow`, `ThreadJobs`)."""
+    jobs = ThreadJobs(cfg, model, generate, stats, counts_tokens=counts_tokens)
+    flow = ThreadFlow(cfg, jobs, stats, concurrency=concurrency)
     app = Flask(cfg.name)
     app.extensions["patternbench_drain"] = flow.drain  # begun by the worker on SIGTERM
 
@@ -76,7 +78,7 @@ def model_app(cfg: ServeConfig, model: ModelInfo, generate: SyncTokenStream, *, 
 
     @app.get("/v1/models")
     def models() -> Response:
-        return _response(flow.models(_RequestCall()))
+        return _response(flow.respond(_RequestCall(), "models"))
 
     @app.get("/health")
     def health() -> Response:

@@ -1,9 +1,11 @@
-"""The one request flow (`targets.server.flow`) through both framework adapters, in process.
+"""The one request flow (`targets.server.flow`) through both framework adapters and both
+strategies, in process.
 
 The same checks run against a FastAPI app (`fastapi_threadpool`, driven by Starlette's
 TestClient, which streams and cancels the app when a stream is closed early) and a Flask app
 (`flask_threads`, driven by Flask's test client), both on the `sim:` model with
-`max_concurrency=1, max_queue=0`, so a second request while one runs gets the 503.
+`max_concurrency=1, max_queue=0`, so a second request while one runs gets the 503. The gateway
+(`fastapi_proxy`: the same flow, forwarding upstream) runs in front of a stub upstream server.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import pytest
 from fastapi.testclient import TestClient
 from flask import Flask
 
+from harness.run.launcher import free_port
+from harness.samples import Clock
+from targets.fastapi_proxy import create_app as proxy_app
 from targets.fastapi_threadpool import create_app as threadpool_app
 from targets.flask_threads import create_app as flask_app
 from targets.model.engine import ModelEngine
@@ -26,6 +31,7 @@ from targets.server import asgi, wsgi
 from targets.server.config import ServeConfig, SharedOptions
 from targets.server.job import Job
 from targets.server.stats import Stats
+from tests.stub_target import StubTarget
 from tests.waiting import wait_for
 
 MODEL = "sim:ttft_ms=0,tpot_ms=2"
@@ -218,3 +224,64 @@ def test_failure_mid_stream_is_an_error_event(kind: str) -> None:
     assert metric(client, 'patternbench_requests_total{outcome="error"}') == 2
     assert metric(client, "patternbench_in_flight") == 0
     client.close()
+
+
+@contextmanager
+def gateway(upstream_url: str) -> Iterator[AsgiClient]:
+    """`fastapi_proxy` in front of `upstream_url`, with the API key and limits of `config`."""
+    cfg = ServeConfig("fastapi_proxy", model=MODEL, api_key="k",
+                      options={"upstream_url": upstream_url},
+                      shared=SharedOptions(max_concurrency=1, max_queue=0))
+    client = AsgiClient(proxy_app(cfg))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def test_the_gateway_checks_a_request_before_it_forwards_it() -> None:
+    with StubTarget(Clock(), tokens=1000, gap_s=0.01, ttft_s=0) as upstream, \
+            gateway(upstream.url) as client:
+        no_key = client.request("POST", "/v1/completions", BODY)
+        assert no_key.status == 401 and no_key.json()["error"]["code"] == "invalid_api_key"
+        big = client.request("POST", "/v1/completions", b"x" * (2 << 20), AUTH)
+        assert big.status == 413 and big.json()["error"]["code"] == "body_too_large"
+        assert upstream.arrivals == []  # neither reached the upstream
+        with client.stream(LONG) as held:
+            next(held)  # the one slot is taken by a stream in flight
+            refused = client.request("POST", "/v1/completions", BODY, AUTH)
+            assert refused.status == 503 and refused.headers["retry-after"] == "1"
+            assert refused.json()["error"]["code"] == "overloaded"
+        assert len(upstream.arrivals) == 1
+        settle(client)
+        assert metric(client, 'patternbench_requests_total{outcome="cancelled"}') == 1
+
+
+def test_the_gateway_passes_the_upstream_answer_through_untouched() -> None:
+    with StubTarget(Clock(), tokens=3, gap_s=0, ttft_s=0) as upstream, \
+            gateway(upstream.url) as client:
+        whole = client.request("POST", "/v1/completions", BODY, AUTH)
+        assert whole.status == 200
+        assert whole.json() == {"choices": [{"text": "xxx"}], "usage": {"completion_tokens": 3}}
+        streamed = client.request("POST", "/v1/completions", {**BODY, "stream": True}, AUTH)
+        assert streamed.headers["content-type"].startswith("text/event-stream")
+        payloads = sse_payloads(streamed.body)
+        assert [json.loads(p)["choices"] for p in payloads[:3]] == [
+            [{"delta": {"content": f"t{n}"}}] for n in range(3)]
+        assert payloads[-1] == "[DONE]"
+        upstream.mode = "busy"
+        busy = client.request("POST", "/v1/completions", BODY, AUTH)
+        assert busy.status == 503 and busy.json() == {"error": {"message": "busy",
+                                                                "type": "overloaded"}}
+        outcomes = {o: metric(client, f'patternbench_requests_total{{outcome="{o}"}}')
+                    for o in ("ok", "upstream_status")}
+        assert outcomes == {"ok": 2, "upstream_status": 1}
+        assert metric(client, "patternbench_proxy_pool_wait_seconds_count") == 3
+
+
+def test_an_unreachable_upstream_is_a_502() -> None:
+    with gateway(f"http://127.0.0.1:{free_port()}") as client:
+        reply = client.request("POST", "/v1/completions", BODY, AUTH)
+        assert reply.status == 502 and reply.json()["error"]["type"] == "upstream_error"
+        assert metric(client, 'patternbench_requests_total{outcome="upstream_error"}') == 1
+        assert metric(client, "patternbench_in_flight") == 0
