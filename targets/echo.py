@@ -32,6 +32,9 @@ Send = Callable[[Message], Awaitable[None]]
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
                 (b"x-accel-buffering", b"no")]
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+# OpenAI's `object` of a whole answer and of a stream chunk, as `targets.server.api` names them.
+OBJECT = {"completions": "text_completion", "chat": "chat.completion"}
+CHUNK_OBJECT = {"completions": "text_completion", "chat": "chat.completion.chunk"}
 
 
 class EchoApp:
@@ -45,16 +48,12 @@ class EchoApp:
         self.chunks = {kind: self._chunk(kind) for kind in ("completions", "chat")}
 
     @staticmethod
-    def _chunk(kind: str) -> bytes:
-        if kind == "completions":
-            choice: dict[str, Any] = {"index": 0, "text": " echo", "logprobs": None,
-                                      "finish_reason": None}
-            obj = "text_completion"
-        else:
-            choice = {"index": 0, "delta": {"content": " echo"}, "logprobs": None,
-                      "finish_reason": None}
-            obj = "chat.completion.chunk"
-        return sse({"id": "echo", "object": obj, "created": 0, "model": "echo",
+    def _chunk(kind: str, text: str = " echo", finish: str | None = None) -> bytes:
+        """One stream chunk: a completion's `text`, or a chat reply's `delta`."""
+        choice: dict[str, Any] = ({"index": 0, "text": text} if kind == "completions" else
+                                  {"index": 0, "delta": {"content": text}})
+        choice |= {"logprobs": None, "finish_reason": finish}
+        return sse({"id": "echo", "object": CHUNK_OBJECT[kind], "created": 0, "model": "echo",
                     "choices": [choice]})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -102,7 +101,7 @@ class EchoApp:
                                       if kind == "completions" else
                                       {"index": 0, "finish_reason": "length",
                                        "message": {"role": "assistant", "content": text}})
-            body = {"id": "echo", "object": "text_completion", "created": 0, "model": "echo",
+            body = {"id": "echo", "object": OBJECT[kind], "created": 0, "model": "echo",
                     "choices": [choice], "usage": usage}
             await self._reply(send, 200, json.dumps(body).encode())
             return
@@ -110,11 +109,10 @@ class EchoApp:
         chunk = self.chunks[kind]
         for _ in range(n):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        tail = sse({"id": "echo", "object": "text_completion", "created": 0, "model": "echo",
-                    "choices": [{"index": 0, "text": "", "finish_reason": "length"}]})
+        tail = self._chunk(kind, "", finish="length")
         opts = req.get("stream_options") or {}
         if isinstance(opts, dict) and opts.get("include_usage"):
-            tail += sse({"id": "echo", "object": "text_completion", "created": 0,
+            tail += sse({"id": "echo", "object": CHUNK_OBJECT[kind], "created": 0,
                          "model": "echo", "choices": [], "usage": usage})
         await send({"type": "http.response.body", "body": tail + b"data: [DONE]\n\n",
                     "more_body": False})

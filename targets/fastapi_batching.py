@@ -1,6 +1,6 @@
 """fastapi_batching — continuous (iteration-level) batching behind an asyncio server.
 
-The pattern: what vLLM, TGI and SGLang do. One engine thread owns the model and loops over
+The pattern: what vLLM, TGI and SGLang do. One batcher thread owns the model and loops over
 *steps*. Each step is one forward pass over every running sequence: each decoding sequence gets
 its next token, and a request that arrived since the last step joins right away (its prompt is
 prefilled in the same pass, at most `prefill_tokens` prompt tokens a step, so a long prompt does
@@ -14,19 +14,19 @@ for 32 sequences costs a few times one for a single sequence, so throughput grow
 the batch while each request still streams from its first token, and short requests never wait
 for long ones (unlike request-level batching, `fastapi_dynamic_batching`).
 
-Pitfall: the engine, not the web server, is now the bottleneck and the scheduler: per-token
+Pitfall: the batcher, not the web server, is now the bottleneck and the scheduler: per-token
 latency (TPOT) grows with the batch, and every prompt that joins makes that step longer for
 everybody (prefill interference). Cap the batch (`max_batch`) and the per-step prompt tokens
 (`prefill_tokens`) for your latency goals; requests beyond `max_batch` queue, and beyond
 `max_queue` get 503. All Python work on the step path (scheduling, sampling, detokenizing) is paid
-by the whole batch at every step: keep it off the engine thread.
+by the whole batch at every step: keep it off the batcher thread.
 
 Options: `max_batch` (sequences decoding together, each with a KV-cache slot; default 64),
 `prefill_tokens` (prompt tokens per forward pass, beside one token per decoding sequence;
 default 2048, vLLM's per-step budget on CPU: smaller cuts TTFT p50 and decode stalls, larger
 clears a burst of prompts in fewer steps, which lowers TTFT p99 and raises throughput), `max_len`
 (tokens per slot, prompt included; default the model's context), `linear` (`onednn` or `torch`
-for the linear layers on CPU; default `onednn`), `torch_threads` (the engine's intra-op threads;
+for the linear layers on CPU; default `onednn`), `torch_threads` (the batcher's intra-op threads;
 default all cores the process may use), plus the shared `max_concurrency` (default `max_batch`)
 and `max_queue`; `prefix_cache` (default true: a prompt whose leading 16-token blocks were seen
 before copies their keys and values instead of recomputing them, targets/batching/prefix_cache.py)
@@ -36,7 +36,7 @@ tokens looked up and served as `patternbench_prefix_cache_queries` / `_hits`.
 
 Failures stay local: a sequence that cannot join or be sampled fails alone (its stream gets an
 error event, its response a 500) and the batch goes on; a step that fails as a whole fails the
-sequences of that batch, and the loop goes on. If the engine loop itself dies, `/health` answers
+sequences of that batch, and the loop goes on. If the batcher loop itself dies, `/health` answers
 503 with the reason and every in-flight and later request fails at once with an OpenAI error.
 """
 
@@ -51,12 +51,12 @@ from prometheus_client import Gauge
 
 from targets.batching.load import load_batch_model
 from targets.batching.scheduler import ContinuousBatcher
-from targets.model.engine import GenParams, Tokenizer
+from targets.model.engine import GenParams
 from targets.model.load import load_engine
 from targets.model.tuning import configure_threads
 from targets.server.asgi import model_app, serve_app
 from targets.server.config import ServeConfig, positive
-from targets.server.job import Job
+from targets.server.job import Job, ServedModel
 from targets.server.stats import Stats
 
 
@@ -71,26 +71,16 @@ class BatchingOptions:
     prefix_cache_gb: float = positive(1.0)  # memory for cached blocks (LRU beyond it)
 
 
-@dataclass(frozen=True)
-class SlotLimited:
-    """The model as the API layer sees it, with the context cut to the engine's slot length."""
-
-    name: str
-    max_context: int
-    eos_token_id: int
-    tokenizer: Tokenizer
-
-
 def create_app(cfg: ServeConfig) -> FastAPI:
     opts = cfg.pattern_options(BatchingOptions)
     configure_threads(opts.torch_threads or cfg.torch_threads)
-    model = load_engine(cfg.model, cfg.device)
-    max_len = opts.max_len or model.max_context
-    batch_model = load_batch_model(model, opts.max_batch, max_len, backend=opts.linear,
+    engine = load_engine(cfg.model, cfg.device)
+    max_len = opts.max_len or engine.max_context
+    batch_model = load_batch_model(engine, opts.max_batch, max_len, backend=opts.linear,
                                    prefix_gb=opts.prefix_cache_gb if opts.prefix_cache else 0)
-    engine = ContinuousBatcher(batch_model, prefill_tokens=opts.prefill_tokens)
+    batcher = ContinuousBatcher(batch_model, prefill_tokens=opts.prefill_tokens)
     stats = Stats(cfg.name)
-    stats.batch_size.set_function(lambda: engine.running)  # read at scrape time, no step cost
+    stats.batch_size.set_function(lambda: batcher.running)  # read at scrape time, no step cost
     if (prefix := getattr(batch_model, "prefix", None)) is not None:  # a PrefixCache
         Gauge("patternbench_prefix_cache_queries", "prompt tokens looked up in the prefix cache",
               registry=stats.registry).set_function(lambda: float(prefix.queries))
@@ -98,20 +88,22 @@ def create_app(cfg: ServeConfig) -> FastAPI:
               registry=stats.registry).set_function(lambda: float(prefix.hits))
 
     def start() -> None:
-        engine.start()
+        batcher.start()
         # Warm-up: the first passes build kernels and fault in cache pages; no client pays it.
-        list(engine.generate([model.eos_token_id] * 16, GenParams(max_tokens=4, ignore_eos=True)))
+        warm = GenParams(max_tokens=4, ignore_eos=True)
+        list(batcher.generate([engine.eos_token_id] * 16, warm))
 
     def generate(job: Job) -> AsyncIterator[int]:
-        # The engine's own async iterator: the serving layer closes it (and sets job.cancel)
+        # The batcher's own async iterator: the serving layer closes it (and sets job.cancel)
         # when the client goes away, and the sequence leaves the batch at the next step.
-        return engine.stream(job.ids, job.params, job.cancel)
+        return batcher.stream(job.ids, job.params, job.cancel)
 
     # Prompts are checked against the slot length, so one too long for a slot gets a 413.
-    info = SlotLimited(model.name, engine.model.max_len, model.eos_token_id, model.tokenizer)
-    # An engine loop that died is reported: /health answers 503 and requests fail fast.
-    return model_app(cfg, info, generate, stats=stats, concurrency=opts.max_batch,
-                     on_startup=[start], on_shutdown=[engine.stop], down=lambda: engine.dead)
+    served = ServedModel(engine.name, batcher.model.max_len, engine.eos_token_id,
+                         engine.tokenizer)
+    # A batcher loop that died is reported: /health answers 503 and requests fail fast.
+    return model_app(cfg, served, generate, stats=stats, concurrency=opts.max_batch,
+                     on_startup=[start], on_shutdown=[batcher.stop], down=lambda: batcher.dead)
 
 
 def serve(cfg: ServeConfig) -> None:

@@ -29,28 +29,17 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from targets.model.engine import Tokenizer
 from targets.model.store import load_tokenizer, materialize
 from targets.replica import ReplicaPool
 from targets.server.asgi import model_app, serve_app
 from targets.server.config import ServeConfig, positive
-from targets.server.job import Job
+from targets.server.job import Job, ServedModel
 from targets.server.stats import Stats
 
 
 @dataclass(frozen=True)
 class ProcessPoolOptions:
     replicas: int = positive(1)  # worker processes, each with its own model
-
-
-@dataclass(frozen=True)
-class FrontModel:
-    """`ModelInfo` for the front end: the tokenizer here, the rest as a replica reported it."""
-
-    name: str
-    max_context: int
-    eos_token_id: int
-    tokenizer: Tokenizer
 
 
 async def generate(pool: ReplicaPool, job: Job) -> AsyncIterator[int]:
@@ -69,7 +58,8 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     threads = cfg.torch_threads or max(1, len(os.sched_getaffinity(0)) // opts.replicas)
     stats = Stats(cfg.name)
     pool = ReplicaPool(cfg.model, cfg.device, opts.replicas, threads, stats)
-    model = FrontModel(tokenizer=load_tokenizer(materialize(cfg.model)), **pool.info)
+    # The front end holds no model: the tokenizer here, the rest as a replica reported it.
+    model = ServedModel(tokenizer=load_tokenizer(materialize(cfg.model)), **pool.info)
     return model_app(cfg, model, lambda job: generate(pool, job), stats=stats,
                      concurrency=opts.replicas, on_startup=[pool.reader.start],
                      on_shutdown=[pool.stop], counts_tokens=True)

@@ -2,8 +2,9 @@
 
 `ModelEngine.generate(prompt_ids, params, cancel)` is blocking and yields output token ids one at
 a time; `GenParams` are one request's sampling parameters; `Tokenizer` is the part of a
-transformers tokenizer the API layer uses. `targets.model.load.load_engine` returns a
-`ModelEngine` for any spec.
+transformers tokenizer the API layer uses; `resolve_device` names the device an engine runs on
+(the harness records the same answer in a run's manifest). `targets.model.load.load_engine`
+returns a `ModelEngine` for any spec.
 """
 
 from __future__ import annotations
@@ -36,6 +37,18 @@ class Tokenizer(Protocol):
 
     def encode(self, text: str, add_special_tokens: bool = ...) -> list[int]: ...
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = ...) -> str: ...
+
+
+def resolve_device(device: str = "auto") -> str:
+    """`device` as torch names it: `auto` is `cuda` when torch is installed and sees a GPU, else
+    `cpu`; any other name is returned as given. Imports torch only for `auto`."""
+    if device != "auto":
+        return device
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class ModelEngine(Protocol):

@@ -13,19 +13,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from targets.model.engine import GenParams
+from targets.model.engine import GenParams, resolve_device
 from targets.model.sampling import is_greedy, row_generator, sample
 from targets.model.spec import GPT2_EOS
 from targets.model.store import load_tokenizer
-
-
-def resolve_device(device: str = "auto") -> str:
-    """`device` as torch names it: `auto` is `cuda` when a GPU is present, else `cpu`."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 class HFEngine:

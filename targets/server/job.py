@@ -2,7 +2,7 @@
 
 `Job` is one validated request: its prompt ids and parameters, and its output as it grows, turned
 into SSE chunks or a final body. `ModelInfo` is what validating and formatting a request needs
-from a model. A pattern writes only how tokens are
+from a model (`ServedModel` holds it as plain values). A pattern writes only how tokens are
 produced for a `Job`:
 
 - `TokenStream` (asyncio): an async iterator of token ids; it must stop soon after `job.cancel`
@@ -47,6 +47,18 @@ class ModelInfo(Protocol):
     def eos_token_id(self) -> int: ...
     @property
     def tokenizer(self) -> Tokenizer: ...
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A `ModelInfo` as plain values, for an API layer that does not hold the engine: a process
+    pool's front end (the rest as a replica reported it), or a batcher serving the model with its
+    context cut to the slot length."""
+
+    name: str
+    max_context: int
+    eos_token_id: int
+    tokenizer: Tokenizer
 
 
 @dataclass
@@ -109,9 +121,8 @@ class Job:
 
 
 TokenStream = Callable[[Job], AsyncIterator[int]]
-"""An asyncio pattern's output token ids for one job: it stops soon after `job.cancel`
-is set and releases what it holds when closed early (`aclose()`)."""
+"""An asyncio pattern's output token ids for one job: it stops soon after `job.cancel` is set and
+releases what it holds when closed early (`aclose()`)."""
 
 SyncTokenStream = Callable[[Job], Iterator[int]]
 """A threaded pattern's output token ids for one job, produced on the request's thread."""
-
