@@ -18,7 +18,7 @@ Ramp and spike place arrivals on the rate curve r(t) by inverting its integral �
 due when Λ(t) = n (`process = "uniform"`, the default) or when Λ(t) equals the n-th partial sum of
 unit exponentials (`process = "poisson"`, a non-homogeneous Poisson process).
 `max_requests` (when > 0) keeps the first arrivals only. Which extras each kind accepts is
-validated when the scenario is read (`harness.scenario.LOAD_EXTRAS`).
+validated when the scenario is read (`harness.scenario.points.KINDS`).
 
 Example::
 
@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.scenario.decode import ScenarioError
 from harness.scenario.types import LoadPoint
-from harness.scenario.values import ScenarioError
 
 RateCurve = list[tuple[float, float]]  # (offset s, rate req/s) breakpoints, linear in between
 

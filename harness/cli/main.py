@@ -12,8 +12,8 @@ from pathlib import Path
 from harness.cli import reports as cli_reports
 from harness.gate.baseline import BaselineError
 from harness.run.folder import RunDir, calibration_path
+from harness.scenario.decode import ScenarioError
 from harness.scenario.load import load_scenario
-from harness.scenario.values import ScenarioError
 
 DESCRIPTION = """\
 patternbench measures LLM serving patterns against one model with identical load.

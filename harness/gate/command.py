@@ -34,7 +34,7 @@ from harness.gate.baseline import (
 from harness.gate.check import Baseline, GateResult, check_gates
 from harness.gate.outputs import GateReport
 from harness.gate.spec import parse_gates
-from harness.scenario.values import ScenarioError
+from harness.scenario.decode import ScenarioError
 
 Inconclusive = Literal["pass", "fail", "judge"]
 

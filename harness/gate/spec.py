@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from harness.scenario.values import ScenarioError
+from harness.scenario.decode import ScenarioError
 
 Kind = Literal["absolute", "relative", "ratio"]
 Op = Literal["<", "<=", ">", ">="]

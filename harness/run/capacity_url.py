@@ -21,9 +21,9 @@ from typing import Any, TextIO
 
 from harness.run.folder import RunDir
 from harness.scenario.capacity import DEFAULT_SHARE
+from harness.scenario.decode import ScenarioError
 from harness.scenario.load import parse_scenario
 from harness.scenario.types import Scenario
-from harness.scenario.values import ScenarioError
 from harness.summary.record import Capacity, RunSummary, read_summary
 from harness.verdict.ranking import verdict
 from harness.verdict.text import level_text, pct, slo_text

@@ -25,13 +25,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.scenario.values import ScenarioError
-from harness.scenario.values import number as _num
+from harness.scenario.decode import error, setting
 
 CAPACITY_ARRIVALS = ("closed", "constant", "poisson", "gamma")
-CAPACITY_KEYS = frozenset({"kind", "arrival", "start", "max_level", "factor", "resolution",
-                           "budget_s", "duration_s", "warmup_s", "max_requests", "burstiness",
-                           "ramp_up_s"})
 DEFAULT_SHARE = 0.9
 """Share of a point's requests that must meet every SLO limit when `[slo] share` is not set:
 the "for 90% of requests" of the usual capacity statement."""
@@ -64,41 +60,51 @@ class CapacitySpec:
         return self.warmup_s + self.duration_s
 
 
-def parse_capacity(raw: Mapping[str, Any]) -> tuple[CapacitySpec, dict[str, Any]]:
-    """The spec of a `kind = "capacity"` `[load]` table, and the `[load]` keys its probe points
-    keep (max_requests, ramp_up_s, burstiness); `ScenarioError` naming the bad key."""
-    unknown = sorted(set(raw) - CAPACITY_KEYS)
-    if unknown:
-        raise ScenarioError(f"unknown [load] keys {unknown} for kind 'capacity'; expected some "
-                            f"of {sorted(CAPACITY_KEYS)}")
-    arrival = str(raw.get("arrival", "closed"))
-    if arrival not in CAPACITY_ARRIVALS:
-        raise ScenarioError(f"load.arrival must be one of {CAPACITY_ARRIVALS}, got {arrival!r}")
-    closed = arrival == "closed"
-    start = _num(raw.get("start", 1), "load.start", 1.0 if closed else 1e-6)
-    spec = CapacitySpec(
-        arrival=arrival, start=start,
-        max_level=_num(raw.get("max_level", 64), "load.max_level", start),
-        factor=_num(raw.get("factor", 2), "load.factor", 1.1),
-        resolution=_num(raw.get("resolution", 1 if closed else start / 10), "load.resolution",
-                        1.0 if closed else 1e-6),
-        budget_s=_num(raw.get("budget_s", 120), "load.budget_s", 0.1),
-        duration_s=_num(raw.get("duration_s", 5.0), "load.duration_s", 0.1),
-        warmup_s=_num(raw.get("warmup_s", 1.5), "load.warmup_s"))
-    if closed and (not float(spec.start).is_integer() or not spec.max_level.is_integer()):
-        raise ScenarioError("load.start and load.max_level are concurrencies for arrival "
-                            "'closed': whole numbers")
-    keep = {k: v for k, v in raw.items() if k in ("max_requests", "ramp_up_s", "burstiness")}
-    return spec, keep
+@dataclass(frozen=True)
+class CapacityLoad:
+    """The `[load]` keys of `kind = "capacity"`: the search (`CapacitySpec`), and what its probe
+    points keep (`max_requests`, and `ramp_up_s` / `burstiness` in their params, as written)."""
+
+    arrival: str = setting("closed", one_of=CAPACITY_ARRIVALS)
+    start: float = setting(1.0, ge=1e-6)  # closed: a whole number ≥ 1
+    max_level: float = setting(64.0, ge=1e-6)  # ≥ start
+    factor: float = setting(2.0, ge=1.1)
+    resolution: float | None = setting(None, ge=1e-6)  # closed: ≥ 1; default 1 / start ÷ 10
+    budget_s: float = setting(120.0, ge=0.1)
+    duration_s: float = setting(5.0, ge=0.1)
+    warmup_s: float = setting(1.5, ge=0)
+    max_requests: int = setting(0, ge=0)
+    ramp_up_s: float | None = setting(None, ge=0)
+    burstiness: Any = None  # checked by the gamma arrival (`harness.arrivals`)
 
 
-def capacity_of(raw: Any, slo: Mapping[str, float], share: float) -> CapacitySpec | None:
-    """The search of a `kind = "capacity"` `[load]`, else None; checks `[slo]` and its share."""
+def capacity_spec(load: CapacityLoad) -> CapacitySpec:
+    """The search a decoded capacity `[load]` asks for; `ScenarioError` for a level that a
+    closed loop cannot run (not a whole number of streams) or a range upside down."""
+    closed = load.arrival == "closed"
+    if closed and (load.start < 1 or not load.start.is_integer()):
+        raise error("load.start", f"must be a whole number ≥ 1 for arrival 'closed' (a "
+                                  f"concurrency), got {load.start:g}")
+    if load.max_level < load.start:
+        raise error("load.max_level", f"must be ≥ load.start ({load.start:g}), "
+                                      f"got {load.max_level:g}")
+    if closed and not load.max_level.is_integer():
+        raise error("load.max_level", f"must be a whole number for arrival 'closed' (a "
+                                      f"concurrency), got {load.max_level:g}")
+    resolution = load.resolution
+    if resolution is None:
+        resolution = 1.0 if closed else load.start / 10
+    elif closed and resolution < 1:
+        raise error("load.resolution", f"must be ≥ 1 for arrival 'closed', got {resolution:g}")
+    return CapacitySpec(arrival=load.arrival, start=load.start, max_level=load.max_level,
+                        factor=load.factor, resolution=resolution, budget_s=load.budget_s,
+                        duration_s=load.duration_s, warmup_s=load.warmup_s)
+
+
+def check_slo(slo: Mapping[str, float], share: float, search: bool) -> None:
+    """`[slo] share` is a share of requests; a capacity search needs a limit to search against."""
     if not 0 < share <= 1:
-        raise ScenarioError(f"slo.share must be in (0, 1], got {share:g}")
-    if not isinstance(raw, Mapping) or raw.get("kind") != "capacity":
-        return None
-    if not slo:
-        raise ScenarioError("load.kind 'capacity' needs at least one [slo] limit to search "
-                            "against, e.g. ttft_ms = 1000")
-    return parse_capacity(raw)[0]
+        raise error("slo.share", f"must be in (0, 1], got {share:g}")
+    if search and not slo:
+        raise error("slo", "load.kind 'capacity' needs at least one [slo] limit to search "
+                           "against, e.g. ttft_ms = 1000")

@@ -21,9 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from harness.scenario.values import ScenarioError
-from harness.scenario.values import integer as _int
-from harness.scenario.values import number as _num
+from harness.scenario.decode import decode, setting
 
 
 @dataclass(frozen=True)
@@ -43,58 +41,36 @@ class ClientSettings:
     `retry_base_s`); 0 = a refusal is final.
     """
 
-    connections: int = 0
-    processes: int = 1
-    probe_interval_s: float = 0.5
-    max_dispatch_lag_ms: float = 10.0
-    connect_s: float = 10.0
-    first_token_s: float = 120.0
-    between_tokens_s: float = 60.0
-    retry_refused: int = 0
-    retry_base_s: float = 0.05
+    connections: int = setting(0, ge=0)
+    processes: int = setting(1, ge=1)
+    probe_interval_s: float = setting(0.5, ge=0)
+    max_dispatch_lag_ms: float = setting(10.0, ge=1e-3)
+    connect_s: float = setting(10.0, ge=1e-3)
+    first_token_s: float = setting(120.0, ge=1e-3)
+    between_tokens_s: float = setting(60.0, ge=1e-3)
+    retry_refused: int = setting(0, ge=0)
+    retry_base_s: float = setting(0.05, ge=1e-3)
+
+
+@dataclass(frozen=True)
+class Affinity:
+    """`cpu_affinity = { target = [0], driver = [1] }`: the CPU cores of the target's process
+    tree and of the load driver (a lone core may be written without brackets)."""
+
+    target: tuple[int, ...] | None = setting(None, ge=0, nonempty=True)
+    driver: tuple[int, ...] | None = setting(None, ge=0, nonempty=True)
+
+    def cores(self) -> dict[str, tuple[int, ...]]:
+        """The roles set, with their cores (`Scenario.cpu_affinity`)."""
+        return {role: cores for role in ("target", "driver")
+                if (cores := getattr(self, role)) is not None}
 
 
 def parse_client(raw: Any) -> ClientSettings:
-    return ClientSettings(**client_values(raw, "[client]", "client"))
-
-
-def client_values(raw: Any, table: str, prefix: str) -> dict[str, Any]:
-    """The checked `ClientSettings` fields `raw` sets, by name; `ScenarioError` (one line, naming
-    `table` or `prefix.key`) for a key that is not one or a value out of range. A target's
-    `client = { ... }` is read with this too, and merged over the scenario's (`override`)."""
-    if not isinstance(raw, Mapping):
-        raise ScenarioError(f"{table} must be a table, got {raw!r}")
-    fields = set(ClientSettings.__dataclass_fields__)
-    unknown = sorted(set(raw) - fields)
-    if unknown:
-        raise ScenarioError(f"unknown {table} keys {unknown}; expected some of {sorted(fields)}")
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in ("connections", "processes", "retry_refused"):
-            values[key] = _int(value, f"{prefix}.{key}", 1 if key == "processes" else 0)
-        else:
-            least = 0.0 if key == "probe_interval_s" else 1e-3
-            values[key] = _num(value, f"{prefix}.{key}", least)
-    return values
+    """The `[client]` table; `ScenarioError` naming `client.<key>`."""
+    return decode(ClientSettings, raw, "client")
 
 
 def override(base: ClientSettings, values: Mapping[str, Any]) -> ClientSettings:
-    """`base` with the checked `values` (from `client_values`) in place of its own."""
+    """`base` with the checked `values` (a target's `client` table) in place of its own."""
     return replace(base, **dict(values))
-
-
-def parse_affinity(raw: Any) -> dict[str, tuple[int, ...]]:
-    """`{ target = [0], driver = [1] }`: CPU cores for the target process tree and the driver."""
-    if not isinstance(raw, Mapping):
-        raise ScenarioError(f"cpu_affinity must be a table like {{ target = [0], driver = [1] }}, "
-                            f"got {raw!r}")
-    unknown = sorted(set(raw) - {"target", "driver"})
-    if unknown:
-        raise ScenarioError(f"unknown cpu_affinity keys {unknown}; expected target and/or driver")
-    out: dict[str, tuple[int, ...]] = {}
-    for role, cores in raw.items():
-        cores = cores if isinstance(cores, list) else [cores]
-        if not cores:
-            raise ScenarioError(f"cpu_affinity.{role} must list at least one core")
-        out[role] = tuple(_int(c, f"cpu_affinity.{role}") for c in cores)
-    return out

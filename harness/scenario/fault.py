@@ -14,17 +14,13 @@ A disconnect is run by the builtin driver only: k6 and locust cannot close a str
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from harness.scenario.values import ScenarioError
-from harness.scenario.values import integer as _int
-from harness.scenario.values import number as _num
+from harness.scenario.decode import decode_variant, error, setting
 
 FaultKind = Literal["sigterm", "disconnect"]
-KEYS: dict[str, frozenset[str]] = {"sigterm": frozenset({"kind", "at_s"}),
-                                   "disconnect": frozenset({"kind", "after_tokens", "share"})}
 
 
 @dataclass(frozen=True)
@@ -37,6 +33,24 @@ class Fault:
     share: float = 1.0
 
 
+@dataclass(frozen=True)
+class Sigterm:
+    """`[fault]` keys of kind "sigterm"."""
+
+    at_s: float = setting(ge=0)
+
+
+@dataclass(frozen=True)
+class Disconnect:
+    """`[fault]` keys of kind "disconnect"."""
+
+    after_tokens: int = setting(1, ge=1)
+    share: float = setting(1.0, gt=0, le=1)
+
+
+KINDS: dict[str, type[Sigterm | Disconnect]] = {"sigterm": Sigterm, "disconnect": Disconnect}
+
+
 def parse_fault(raw: Any, points: int, search: bool = False,
                 drivers: Sequence[str] = ("builtin",)) -> Fault | None:
     """The `[fault]` table (None when absent); `points`: how many load points the scenario has,
@@ -44,30 +58,16 @@ def parse_fault(raw: Any, points: int, search: bool = False,
     scenario's load drivers."""
     if raw is None:
         return None
-    if not isinstance(raw, Mapping):
-        raise ScenarioError(f"[fault] must be a table, got {raw!r}")
-    kind = raw.get("kind")
-    if kind not in KEYS:
-        raise ScenarioError(f"fault.kind must be one of {sorted(KEYS)}, got {kind!r}")
-    unknown = sorted(set(raw) - KEYS[kind])
-    if unknown:
-        raise ScenarioError(f"unknown [fault] keys {unknown} for kind {kind!r}; "
-                            f"expected some of {sorted(KEYS[kind])}")
-    if kind == "sigterm":
-        if "at_s" not in raw:
-            raise ScenarioError("fault.at_s is required for kind 'sigterm'")
+    _, table = decode_variant(KINDS, raw, "fault")
+    if isinstance(table, Sigterm):
         if search:
-            raise ScenarioError("fault 'sigterm' ends the target, so it cannot run with "
-                                "load.kind = 'capacity' (a search runs several points)")
+            raise error("fault.kind", "'sigterm' ends the target, so it cannot run with "
+                                      "load.kind = 'capacity' (a search runs several points)")
         if points != 1:
-            raise ScenarioError(f"fault 'sigterm' ends the target, so the scenario must have one "
-                                f"load point, got {points}")
-        return Fault(kind="sigterm", at_s=_num(raw["at_s"], "fault.at_s", 0.0))
-    share = _num(raw.get("share", 1.0), "fault.share", 0.0)
-    if not 0.0 < share <= 1.0:
-        raise ScenarioError(f"fault.share must be in (0, 1], got {share!r}")
-    fault = Fault(kind="disconnect", share=share,
-                  after_tokens=_int(raw.get("after_tokens", 1), "fault.after_tokens", 1))
+            raise error("fault.kind", f"'sigterm' ends the target, so the scenario must have "
+                                      f"one load point, got {points}")
+        return Fault(kind="sigterm", at_s=table.at_s)
+    fault = Fault(kind="disconnect", after_tokens=table.after_tokens, share=table.share)
     check_fault_drivers(fault, drivers)
     return fault
 
@@ -76,5 +76,6 @@ def check_fault_drivers(fault: Fault | None, drivers: Sequence[str]) -> None:
     """A disconnect needs a driver that can close a stream midway: the builtin one."""
     others = [d for d in drivers if d != "builtin"]
     if fault is not None and fault.kind == "disconnect" and others:
-        raise ScenarioError(f"fault 'disconnect' is run by the builtin driver only, not "
-                            f"{others[0]!r}: it closes streams after fault.after_tokens tokens")
+        raise error("fault.kind", f"'disconnect' is run by the builtin driver only, not "
+                                  f"{others[0]!r}: it closes streams after fault.after_tokens "
+                                  f"tokens")

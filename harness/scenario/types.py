@@ -23,8 +23,10 @@ Example (`scenarios/default.toml`)::
     name = "flask_threads"
     options = { threads = 8 }
 
-The types here; reading a file into them is `harness.scenario.load`. Nothing here reads
-command-line arguments: the CLI resolves overrides and passes plain values.
+The types here; reading a file into them is `harness.scenario.load`. A field's type and its
+`setting(...)` rule (range, allowed values) are what the file may hold there: the decoder
+(`harness.scenario.decode`) checks them. Nothing here reads command-line arguments: the CLI
+resolves overrides and passes plain values.
 """
 
 from __future__ import annotations
@@ -36,13 +38,16 @@ from typing import Any
 from harness.gate.spec import Gate
 from harness.scenario.capacity import DEFAULT_SHARE, CapacitySpec
 from harness.scenario.client import ClientSettings, override
+from harness.scenario.decode import DERIVED, error, partial, setting
 from harness.scenario.fault import Fault, check_fault_drivers
-from harness.scenario.values import ScenarioError
 from harness.scenario.workload import check_sessions
 from harness.summary.record import Load
-from harness.workload.lengths import Lengths
+from harness.workload.lengths import PROFILES, Lengths
 
 ARRIVAL_KINDS = ("closed", "constant", "poisson", "gamma", "ramp", "spike", "trace")
+APIS = ("completions", "chat")
+SEED_MODES = ("none", "per_request")
+TARGET_WORKLOAD_FIELDS = ("stream", "api")  # what a target may set of `[workload]`
 
 
 @dataclass(frozen=True)
@@ -63,30 +68,27 @@ class Workload:
     `think_time_s` between them.
     """
 
-    prompt_tokens: int = 128
-    output_tokens: int = 64
+    prompt_tokens: int = setting(128, ge=1)  # a `{dist = ...}` table: prompt_lengths' mean
+    output_tokens: int = setting(64, ge=1)
     stream: bool = True
-    api: str = "completions"
-    temperature: float = 0.0
-    top_p: float = 1.0  # sent only below 1
-    top_k: int = 0  # sent only above 0
-    min_p: float = 0.0  # sent only above 0
+    api: str = setting("completions", one_of=APIS)
+    temperature: float = setting(0.0, ge=0)
+    top_p: float = setting(1.0, gt=0, le=1)  # sent only below 1
+    top_k: int = setting(0, ge=0)  # sent only above 0
+    min_p: float = setting(0.0, ge=0, le=1)  # sent only above 0
     ignore_eos: bool = True
-    prompt_tokens_stdev: float = 0.0
-    output_tokens_stdev: float = 0.0
+    prompt_tokens_stdev: float = setting(0.0, ge=0)
+    output_tokens_stdev: float = setting(0.0, ge=0)
     prompt_reuse: bool = False
-    seed: str = "none"
-    prompt_lengths: Lengths | None = None
-    output_lengths: Lengths | None = None
-    lengths: str = ""
-    length_table: tuple[tuple[int, int], ...] = ()
-    prefixes: int = 0
-    prefix_tokens: int = 0
-    turns: int = 1
-    think_time_s: float = 0.0
-
-
-SEED_MODES = ("none", "per_request")
+    seed: str = setting("none", one_of=SEED_MODES)
+    prompt_lengths: Lengths | None = field(default=None, metadata=DERIVED)  # from a table
+    output_lengths: Lengths | None = field(default=None, metadata=DERIVED)
+    lengths: str = setting("", one_of=("", *PROFILES))  # or `{table = PATH}`: its path
+    length_table: tuple[tuple[int, int], ...] = field(default=(), metadata=DERIVED)
+    prefixes: int = setting(0, ge=0)
+    prefix_tokens: int = setting(0, ge=0)  # ≥ 1 when prefixes > 0
+    turns: int = setting(1, ge=1)
+    think_time_s: float = setting(0.0, ge=0)
 
 
 @dataclass(frozen=True)
@@ -145,9 +147,9 @@ class TargetConfig:
 
     name: str
     label: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    workload: Mapping[str, Any] = field(default_factory=dict)
-    client: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = setting({})  # the target's own, checked when it starts
+    workload: Mapping[str, Any] = partial(Workload, TARGET_WORKLOAD_FIELDS)
+    client: Mapping[str, Any] = partial(ClientSettings)
 
     def effective_workload(self, base: Workload) -> Workload:
         return replace(base, **dict(self.workload))
@@ -201,8 +203,8 @@ class Scenario:
             out = replace(out, targets=kept)
         if driver:
             if driver != "builtin" and any(p.min_requests for p in out.points):
-                raise ScenarioError(f"load.min_requests is run by the builtin driver only, "
-                                    f"not {driver!r}")
+                raise error("load.min_requests", f"is run by the builtin driver only, "
+                                                 f"not {driver!r}")
             check_sessions(out.workload.turns, out.points[0].kind, [driver])
             check_fault_drivers(out.fault, [driver])
             out = replace(out, driver=driver, drivers=(driver,))

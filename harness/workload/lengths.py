@@ -26,12 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.scenario.values import ScenarioError
-from harness.scenario.values import integer as _int
-from harness.scenario.values import number as _num
-from harness.scenario.values import table as _table
+from harness.scenario.decode import ScenarioError, decode, decode_variant, error, setting
 
-DISTS = ("fixed", "uniform", "normal", "lognormal")
 PROFILES = ("chat",)
 
 
@@ -74,42 +70,58 @@ CHAT = (Lengths("lognormal", CHAT_PROMPT_MEAN, CHAT_PROMPT_MEAN),
         Lengths("lognormal", CHAT_OUTPUT_MEAN, CHAT_OUTPUT_MEAN))
 
 
-def parse_lengths(raw: Any, name: str) -> Lengths:
-    """A whole number (fixed) or a `{dist = ...}` table; `ScenarioError` names `name`.field."""
-    if not isinstance(raw, Mapping):
-        return Lengths("fixed", float(_int(raw, name, 1)))
-    raw = _table(raw, name)
-    dist = raw.get("dist", "fixed")
-    if dist not in DISTS:
-        raise ScenarioError(f"{name}.dist must be one of {DISTS}, got {dist!r}")
-    allowed = {"fixed": {"mean"}, "uniform": {"min", "max"}}.get(dist, {"mean", "stdev"})
-    unknown = sorted(set(raw) - allowed - {"dist"})
-    missing = sorted(allowed - set(raw))
-    if unknown or missing:
-        raise ScenarioError(f"{name} ({dist}) takes {sorted(allowed)}; "
-                            f"unknown {unknown}, missing {missing}")
-    if dist == "uniform":
-        low, high = _int(raw["min"], f"{name}.min", 1), _int(raw["max"], f"{name}.max", 1)
-        if high < low:
-            raise ScenarioError(f"{name}.max ({high}) must be >= {name}.min ({low})")
-        return Lengths(dist, low=low, high=high)
-    mean = _num(raw["mean"], f"{name}.mean", 1.0)
-    stdev = _num(raw.get("stdev", 0.0), f"{name}.stdev")
-    return Lengths(dist, mean, stdev)
+@dataclass(frozen=True)
+class Fixed:
+    """The keys of `{dist = "fixed", ...}` (also without `dist`)."""
+
+    mean: float = setting(ge=1)
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """The keys of `{dist = "uniform", ...}`: whole numbers, both ends included."""
+
+    min: int = setting(ge=1)
+    max: int = setting(ge=1)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The keys of `{dist = "normal" | "lognormal", ...}`."""
+
+    mean: float = setting(ge=1)
+    stdev: float = setting(ge=0)
+
+
+DIST_TABLES: dict[str, type[Fixed | Uniform | Spread]] = {
+    "fixed": Fixed, "uniform": Uniform, "normal": Spread, "lognormal": Spread}
+DISTS = tuple(DIST_TABLES)
+
+
+@dataclass(frozen=True)
+class LengthsFile:
+    """`lengths = { table = PATH }`: a CSV or JSONL file of (prompt, output) rows."""
+
+    table: str = setting()
+
+
+def parse_lengths(raw: Any, path: str) -> Lengths:
+    """A `{dist = ...}` table at the TOML `path`; `ScenarioError` names `path.key`."""
+    dist, table = decode_variant(DIST_TABLES, raw, path, tag="dist", default="fixed")
+    if isinstance(table, Uniform):
+        if table.max < table.min:
+            raise error(f"{path}.max", f"must be ≥ {path}.min ({table.min}), got {table.max}")
+        return Lengths(dist, low=table.min, high=table.max)
+    return Lengths(dist, table.mean, table.stdev if isinstance(table, Spread) else 0.0)
 
 
 def parse_profile(raw: Any, base_dir: Path | None) -> tuple[str, tuple[tuple[int, int], ...]]:
-    """`workload.lengths`: "" (none), a profile name, or `{table = PATH}` read by `read_table`
-    (a relative path resolves against `base_dir`). Returns (what it was, the table rows)."""
+    """`workload.lengths`: a profile name (returned as is: `Workload.lengths` declares the
+    names), or `{table = PATH}` read by `read_table` (a relative path resolves against
+    `base_dir`). Returns (the name or the table's path, the table rows)."""
     if isinstance(raw, str):
-        if raw and raw not in PROFILES:
-            raise ScenarioError(f"workload.lengths must be one of {PROFILES} or "
-                                f"{{table = PATH}}, got {raw!r}")
         return raw, ()
-    raw = _table(raw, "workload.lengths")
-    if set(raw) != {"table"} or not isinstance(raw["table"], str):
-        raise ScenarioError(f"workload.lengths takes {{table = PATH}}, got {dict(raw)!r}")
-    path = Path(raw["table"])
+    path = Path(decode(LengthsFile, raw, "workload.lengths").table)
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     return str(path), read_table(path)
@@ -119,7 +131,7 @@ def read_table(path: Path) -> tuple[tuple[int, int], ...]:
     """(prompt_tokens, output_tokens) rows from a CSV (a header naming both columns) or a JSONL
     file (`.jsonl`: one object per line with both keys). `ScenarioError` names the line."""
     if not path.exists():
-        raise ScenarioError(f"workload.lengths table not found: {path}")
+        raise error("workload.lengths", f"table not found: {path}")
     text = path.read_text(encoding="utf-8")
     rows = _jsonl_rows(path, text) if path.suffix == ".jsonl" else _csv_rows(path, text)
     if not rows:
@@ -136,7 +148,7 @@ def _row(path: Path, line: int, item: Any) -> tuple[int, int]:
         raise ScenarioError(f"{path}:{line}: prompt_tokens and output_tokens must be whole "
                             f"numbers, got {dict(item)!r}") from None
     if min(pair) < 1:
-        raise ScenarioError(f"{path}:{line}: token counts must be >= 1, got {pair}")
+        raise ScenarioError(f"{path}:{line}: token counts must be ≥ 1, got {pair}")
     return pair
 
 

@@ -14,9 +14,9 @@ import pytest
 from harness.arrivals import Arrival, plan, rate_curve, schedule
 from harness.drivers.job import LoadJob
 from harness.samples import Clock
+from harness.scenario.decode import ScenarioError
 from harness.scenario.load import load_scenario
 from harness.scenario.types import LoadPoint, Workload
-from harness.scenario.values import ScenarioError
 from harness.workload.prompts import PromptFactory
 from harness.workload.request_pool import RequestPool
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness.run.capacity_url import EndpointOptions, answer, endpoint_scenario, parse_slo
-from harness.scenario.values import ScenarioError
+from harness.scenario.decode import ScenarioError
 from harness.summary.record import (
     SCHEMA_VERSION,
     Capacity,

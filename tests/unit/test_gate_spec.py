@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.gate.spec import Gate, MetricPath, parse_gate, parse_gates
+from harness.scenario.decode import ScenarioError
 from harness.scenario.load import load_scenario
-from harness.scenario.values import ScenarioError
 
 RATIO = ("fastapi_batching.c32.throughput.output_tok_s / "
          "flask_threads.c32.throughput.output_tok_s")

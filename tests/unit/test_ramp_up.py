@@ -13,9 +13,9 @@ from harness.drivers.builtin.shares import Share
 from harness.drivers.job import LoadJob, Progress, closed_starts
 from harness.drivers.k6.script import render
 from harness.samples import Clock, Sample
+from harness.scenario.decode import ScenarioError
 from harness.scenario.load import parse_scenario
 from harness.scenario.types import LoadPoint, Workload
-from harness.scenario.values import ScenarioError
 
 
 def scenario(**load: Any) -> Any:
@@ -34,9 +34,10 @@ def test_ramp_up_defaults_to_half_the_warm_up_and_can_be_set() -> None:
 
 
 @pytest.mark.parametrize(("load", "needle"), [
-    ({"concurrency": 4, "warmup_s": 1, "ramp_up_s": 1.5}, "warm-up must cover the ramp"),
-    ({"concurrency": 4, "ramp_up_s": -1}, "load.ramp_up_s must be >= 0"),
-    ({"concurrency": 4, "ramp_up_s": "slow"}, "load.ramp_up_s must be a number"),
+    ({"concurrency": 4, "warmup_s": 1, "ramp_up_s": 1.5}, r"^load\.ramp_up_s: must not pass "
+     r"load\.warmup_s \(1\), got 1\.5: the warm-up must cover the ramp$"),
+    ({"concurrency": 4, "ramp_up_s": -1}, r"^load\.ramp_up_s: must be ≥ 0, got -1$"),
+    ({"concurrency": 4, "ramp_up_s": "slow"}, r"^load\.ramp_up_s: must be a number, got 'slow'$"),
 ])
 def test_bad_ramp_ups_are_one_line_errors(load: dict[str, Any], needle: str) -> None:
     with pytest.raises(ScenarioError, match=needle) as err:

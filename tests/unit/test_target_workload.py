@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from harness.scenario.decode import ScenarioError
 from harness.scenario.load import parse_scenario
-from harness.scenario.values import ScenarioError
 
 
 def scenario(**target: Any) -> dict[str, Any]:
@@ -25,10 +25,13 @@ def test_override_applies_to_its_target_only() -> None:
 
 
 @pytest.mark.parametrize("workload, message", [
-    ({"output_tokens": 8}, "may set only"),
-    ({"stream": "no"}, "stream must be true or false"),
-    ({"api": "embeddings"}, "api must be one of"),
+    ({"output_tokens": 8},
+     "targets[1].workload: unknown key 'output_tokens'; expected one of api, stream"),
+    ({"stream": "no"}, "targets[1].workload.stream: must be true or false, got 'no'"),
+    ({"api": "embeddings"},
+     "targets[1].workload.api: must be one of 'completions', 'chat', got 'embeddings'"),
 ])
 def test_bad_override_is_a_scenario_error(workload: dict[str, Any], message: str) -> None:
-    with pytest.raises(ScenarioError, match=message):
+    with pytest.raises(ScenarioError) as info:
         parse_scenario(scenario(workload=workload))
+    assert str(info.value) == message
