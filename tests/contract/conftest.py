@@ -118,19 +118,16 @@ class Fleet:
     missing: dict[str, str] = field(default_factory=dict)
     starting: dict[str, Future[None]] = field(default_factory=dict)
 
-    def api_key(self, name: str) -> str | None:
-        return None if TARGETS[name].kind == "proxy" else API_KEY
-
     def auth(self, name: str) -> dict[str, str]:
-        key = self.api_key(name)
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        """The header every target (a gateway too, not its upstream) is started to require."""
+        return {"Authorization": f"Bearer {API_KEY}"}
 
     def start(self, name: str) -> None:
         if TARGETS[name].kind == "vllm" and (problem := install_error()) is not None:
             self.missing[name] = problem
             return
         try:
-            self.servers[name] = _start(name, self.log_dir, self.api_key(name))
+            self.servers[name] = _start(name, self.log_dir, API_KEY)
         except LaunchError as exc:
             self.errors[name] = str(exc)
 
@@ -147,27 +144,25 @@ class Fleet:
         return self.servers[name]
 
 
-def _start(name: str, log_dir: Path, api_key: str | None) -> TargetProcess:
+def _start(name: str, log_dir: Path, api_key: str) -> TargetProcess:
     info = TARGETS[name]
     log_path = log_dir / f"{name}.log"
+    key = ["--api-key", api_key]
     options: dict[str, Any] = {"max_concurrency": MAX_CONCURRENCY, "max_queue": 0,
                                "max_tokens_cap": MAX_TOKENS_CAP}
-    if info.kind == "proxy":  # the gateway takes no flags through start_proxy: no API key
+    if info.kind == "proxy":  # the key is the gateway's own; its upstream takes none
         # An upstream running every admitted stream at once, so the gateway is what is tested.
         options["upstream_options"] = {"max_tokens_cap": MAX_TOKENS_CAP,
                                        "workers": MAX_CONCURRENCY}
         return start_proxy(name, name, model=MODEL, device="cpu", options=options,
-                           log_path=log_path, ready_timeout_s=240)
+                           log_path=log_path, ready_timeout_s=240, extra_args=key)
     if info.kind == "vllm":  # vLLM's own server: none of our options, its own thread defaults
         return start_target(name, name, model=MODEL, device="cpu", options={}, log_path=log_path,
-                            ready_timeout_s=VLLM_READY_S,
-                            extra_args=["--api-key", api_key] if api_key else [])
+                            ready_timeout_s=VLLM_READY_S, extra_args=key)
     # One torch thread each: a fleet of servers on few cores must not oversubscribe them.
-    extra = ["--torch-threads", "1"]
-    if api_key:
-        extra += ["--api-key", api_key]
     return start_target(name, name, model=MODEL, device="cpu", options=options,
-                        log_path=log_path, ready_timeout_s=240, extra_args=extra)
+                        log_path=log_path, ready_timeout_s=240,
+                        extra_args=["--torch-threads", "1", *key])
 
 
 def selected_targets(session: pytest.Session) -> list[str]:
