@@ -1,7 +1,12 @@
 """Serving patterns, one module each, listed explicitly (no auto-discovery).
 
 Each module exposes `serve(config: ServeConfig) -> None`, which runs a real HTTP server in the
-foreground until SIGTERM. The launcher starts it as `python -m targets NAME ...`.
+foreground until SIGTERM. The launcher starts it as `python -m targets NAME ...`. What the
+patterns share lives once beside them: `targets.server` (config, the request flow and its
+strategies, wire format, admission, drain, the FastAPI and Flask adapters), `targets.model`
+(model specs, folders, engines) and `targets.batching` (the batch models and schedulers). A
+pattern's private helper sits beside it (`replica.py` for `fastapi_processpool`, `proxy_pool.py`
+for `fastapi_proxy`).
 """
 
 from __future__ import annotations
