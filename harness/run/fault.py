@@ -37,8 +37,8 @@ the last abandon, so the load's end bounds how soon the target can be idle).
 Wasted tokens: the counter (`patternbench_generated_tokens_total`, vLLM's
 `vllm:generation_tokens_total`) once idle minus before the load, minus the output tokens the
 client read (every request of the point, the abandoned streams' chunks included). A gateway's
-upstream (`upstream_url`) is read too and added: it is the one generating. No counter, or one
-that counts fewer tokens than were read (a gateway without its upstream), gives null.
+upstream (`TargetProcess.gateway`) is read too and added: it is the one generating. No counter,
+or one that counts fewer tokens than were read (a gateway without its upstream), gives null.
 """
 
 from __future__ import annotations
@@ -188,8 +188,7 @@ def abandon_settings(fault: Fault | None) -> dict[str, Any]:
 
 def target_urls(target: TargetProcess) -> list[str]:
     """The target's base URL, and a gateway's upstream after it."""
-    upstream = target.extra.get("upstream_url")
-    return [target.url, *([str(upstream)] if upstream else [])]
+    return [target.url, *([target.gateway.url] if target.gateway is not None else [])]
 
 
 def read(endpoints: Sequence[Endpoint], clock: Clock) -> Reading:

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 
 class LaunchError(RuntimeError):
@@ -29,6 +29,7 @@ class LaunchError(RuntimeError):
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` now (the OS picks it): for a target, or locust's master."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -41,14 +42,26 @@ def log_tail(path: Path, lines: int = 25) -> str:
         return "(no log)"
 
 
+@dataclass(frozen=True)
+class Upstream:
+    """The server a gateway target forwards to: its base URL, and the registry target started
+    for it (None: `upstream_url` named a server already running)."""
+
+    url: str
+    target: str | None = None
+
+
 @dataclass
 class TargetProcess:
-    """A running target. Use as a context manager so it is always stopped.
+    """A running target: what the point reads about it. Use as a context manager so it is
+    always stopped.
 
     `process` is None for an external server (nothing of ours runs: `pid` is None, `stop` does
     nothing). `companions` are processes started for this target (a proxy's upstream), stopped
-    after it. `extra` may carry `model_name`, `api_key`, `api` (what the driver must send this
-    target instead of the scenario's) and `pool_metrics` (scrape the proxy's pool per point).
+    after it. `model_name`, `api_key` and `api` are what the driver must send this target
+    instead of the scenario's model, no key and `workload.api` (an external server's own; None:
+    the scenario's). `gateway` is set for a gateway target (its upstream): the point scrapes its
+    connection pool and the disconnect fault reads the upstream's counters too.
     """
 
     label: str
@@ -56,7 +69,10 @@ class TargetProcess:
     process: subprocess.Popen[bytes] | None
     log_path: Path
     startup_s: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    model_name: str | None = None
+    api_key: str | None = None
+    api: Literal["completions", "chat"] | None = None
+    gateway: Upstream | None = None
     companions: list[TargetProcess] = field(default_factory=list)
 
     @property
@@ -174,18 +190,14 @@ def connect_external(label: str, options: Mapping[str, Any], log_path: Path,
     start = time.monotonic()
     try:
         cfg = ExternalConfig.from_options(options)
-        path = probe(cfg, timeout_s)
+        probe(cfg, timeout_s)
     except ExternalError as exc:
         raise LaunchError(str(exc)) from None
     if cfg.model is None:  # the name the server answers to, as an OpenAI client would ask
         cfg = replace(cfg, model=listed_model(cfg))
-    extra: dict[str, Any] = {"external": True, "probe": path}
-    for key in ("model", "api_key", "api"):
-        value = getattr(cfg, key)
-        if value is not None:
-            extra["model_name" if key == "model" else key] = value
     return TargetProcess(label=label, url=cfg.url, process=None, log_path=log_path,
-                         startup_s=time.monotonic() - start, extra=extra)
+                         startup_s=time.monotonic() - start, model_name=cfg.model,
+                         api_key=cfg.api_key, api=cfg.api)
 
 
 def start_proxy(
@@ -230,9 +242,8 @@ def start_proxy(
         if upstream is not None:
             upstream.stop(timeout_s=5)
         raise
-    proxy.extra.update({"pool_metrics": True, "upstream_url": opts["upstream_url"]})
+    proxy.gateway = Upstream(str(opts["upstream_url"]),
+                             upstream_name if upstream is not None else None)
     if upstream is not None:
         proxy.companions.append(upstream)
-        proxy.extra.update({"upstream": upstream_name, "upstream_pid": upstream.pid,
-                            "upstream_startup_s": round(upstream.startup_s, 2)})
     return proxy

@@ -209,16 +209,16 @@ class PointWatch:
 def load_job(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: LoadPoint,
              label: str) -> LoadJob:
     """The driver's job: the scenario's load, with what an external target needs sent instead
-    (`target.extra`: model name, API kind, key), the target's own stream/api overrides and its
-    `client` knobs over the scenario's `[client]`."""
-    scenario, extra = ctx.scenario, target.extra
+    (its model name, API kind, key), the target's own stream/api overrides and its `client`
+    knobs over the scenario's `[client]`."""
+    scenario = ctx.scenario
     base = tc.effective_workload(scenario.workload)
-    workload = replace(base, api=extra["api"]) if "api" in extra else base
-    return LoadJob(target=label, base_url=target.url,
-                   model_name=extra.get("model_name", scenario.model), point=point,
+    workload = replace(base, api=target.api) if target.api is not None else base
+    model = target.model_name if target.model_name is not None else scenario.model
+    return LoadJob(target=label, base_url=target.url, model_name=model, point=point,
                    workload=workload, prompts=ctx.prompts, clock=ctx.clock,
                    point_start=ctx.clock.now(), seed=scenario.seed, timeout_s=scenario.timeout_s,
-                   api_key=extra.get("api_key"),
+                   api_key=target.api_key,
                    **job_settings(tc.effective_client(scenario.client)),
                    **abandon_settings(scenario.fault),  # [fault] disconnect
                    work_dir=ctx.run.driver_work(label, point.name),
@@ -263,7 +263,7 @@ def run_point(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: L
     scenario, run = ctx.scenario, ctx.run
     driver = get_driver(driver_name)
     job = load_job(ctx, tc, target, point, run_label(tc.label, driver.name, scenario.drivers))
-    pool_before = read_pool_totals(target.url) if target.extra.get("pool_metrics") else None
+    pool_before = read_pool_totals(target.url) if target.gateway is not None else None
     progress = Progress()
     watch = PointWatch(job, tc.effective_client(scenario.client),
                        run.probes(job.target, point.name), scenario.cpu_affinity.get("driver"))

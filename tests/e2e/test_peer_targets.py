@@ -18,6 +18,7 @@ import pytest
 from harness.run.launcher import (
     LaunchError,
     TargetProcess,
+    Upstream,
     connect_external,
     start_proxy,
     start_target,
@@ -95,7 +96,7 @@ def test_proxy_stops_the_upstream_it_started(tmp_path: Path) -> None:
     proxy = start_proxy("proxy", "fastapi_proxy", model=MODEL, device="cpu",
                         options={"upstream": "fastapi_threadpool"}, log_path=tmp_path / "p.log")
     (upstream,) = proxy.companions
-    assert proxy.extra["upstream_url"] == upstream.url
+    assert proxy.gateway == Upstream(upstream.url, "fastapi_threadpool")
     assert post(proxy.url, {"prompt": "hi", "max_tokens": 2})["usage"]["completion_tokens"] == 2
     proxy.stop()
     assert upstream.process is not None and upstream.process.poll() is not None

@@ -36,7 +36,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,7 @@ from harness.drivers.job import (
     Progress,
     wait_stopping_on_abort,
 )
+from harness.run.launcher import free_port
 from harness.samples import STATUSES, Sample, TokenSource
 from harness.workload.prompts import RequestSpec
 from harness.workload.request_pool import RequestPool
@@ -166,12 +166,6 @@ def read_records(folder: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class LocustDriver:
     """`worker_env[k]`: extra environment for worker k only (tests: a worker whose clock is
     shifted as another machine's would be, `harness.drivers.locust.clock.SKEW_ENV`)."""
@@ -221,7 +215,7 @@ class LocustDriver:
         head = [*base, "--headless", "--host", job.base_url, "--stop-timeout", stop_timeout,
                 "--only-summary", "--exit-code-on-error", "0"]
         procs: list[subprocess.Popen[bytes]] = []
-        port = _free_port()
+        port = free_port()
         if workers:
             head += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
                      str(port), "--expect-workers", str(workers)]
