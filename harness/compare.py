@@ -22,8 +22,9 @@ import pandas as pd
 
 from harness.metrics.change import Change, classify, count_change, quantile_change, repeats_change
 from harness.metrics.change import higher_is_better as is_higher_better
+from harness.records.versioned import exact
 from harness.report.frame import metric, points_frame
-from harness.report.run_data import RunData, as_dict
+from harness.report.run_data import RunData
 from harness.summary.record import PointSummary
 
 # (frame column, label): the metrics a compare page shows for each target × point.
@@ -38,7 +39,6 @@ METRICS = (
     ("e2e_ms.p99", "E2E p99 ms"),
 )
 KEYS = ["target", "point"]
-MACHINE_KEYS = ("cpu", "cores", "memory_gb", "hostname")
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def differences(runs: Sequence[RunData]) -> list[str]:
 
 def scenario_hash(run: RunData) -> str:
     """A short hash of the resolved scenario (its settings, sorted), to tell two apart."""
-    text = json.dumps(run.scenario, sort_keys=True, default=str)
+    text = json.dumps(_scenario_json(run), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
@@ -162,12 +162,14 @@ def _settings_warning(a: RunData, b: RunData, pair: str) -> list[str]:
     """The settings of one scenario that differ between two runs (the resolved scenario, every
     default filled in, when both manifests have it); settings only the later run records were
     added by a newer patternbench with their defaults, and are named apart from changes."""
-    resolved_a, resolved_b = a.scenario.get("resolved"), b.scenario.get("resolved")
-    both = isinstance(resolved_a, dict) and isinstance(resolved_b, dict)
+    resolved_a = a.scenario.resolved if a.scenario else None
+    resolved_b = b.scenario.resolved if b.scenario else None
     changed: list[str] = []
     added: list[str] = []
-    _walk(resolved_a if both else a.scenario, resolved_b if both else b.scenario, "",
-          changed, added)
+    if resolved_a is not None and resolved_b is not None:
+        _walk(exact(resolved_a), exact(resolved_b), "", changed, added)
+    else:
+        _walk(_scenario_json(a), _scenario_json(b), "", changed, added)
     out = []
     if changed:
         out.append(f"Scenario {b.scenario_name!r} has different settings ({pair}): "
@@ -210,21 +212,33 @@ def _short(value: object, width: int = 40) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def _scenario_json(run: RunData) -> dict[str, object]:
+    """The run's scenario as its manifest holds it ({} without a manifest)."""
+    return {} if run.scenario is None else run.scenario.to_json()
+
+
 def _model_warning(a: RunData, b: RunData, pair: str) -> list[str]:
-    model_a, model_b = as_dict(a.manifest.get("model")), as_dict(b.manifest.get("model"))
-    parts = [f"{key} {model_b.get(key)} vs {model_a.get(key)}" for key in ("spec", "hash")
-             if model_a.get(key) != model_b.get(key)]
+    spec_a, spec_b = (r.manifest.model.spec if r.manifest else None for r in (a, b))
+    hash_a, hash_b = (r.manifest.model.hash if r.manifest else None for r in (a, b))
+    parts = [f"{key} {vb} vs {va}" for key, va, vb in (("spec", spec_a, spec_b),
+                                                       ("hash", hash_a, hash_b)) if va != vb]
     return [f"Different models ({pair}): " + ", ".join(parts) + "."] if parts else []
 
 
 def _machine_warning(a: RunData, b: RunData, pair: str) -> list[str]:
-    machine_a, machine_b = as_dict(a.manifest.get("machine")), as_dict(b.manifest.get("machine"))
-    parts = [f"{key} {machine_b.get(key)} vs {machine_a.get(key)}" for key in MACHINE_KEYS
-             if machine_a.get(key) != machine_b.get(key)]
-    if a.manifest.get("device") != b.manifest.get("device"):
-        parts.insert(0, f"device {b.manifest.get('device')} vs {a.manifest.get('device')}")
+    facts_a, facts_b = _machine_facts(a), _machine_facts(b)
+    parts = [f"{key} {facts_b[key]} vs {facts_a[key]}" for key in facts_a
+             if facts_a[key] != facts_b[key]]
     return [f"Different machines ({pair}): " + ", ".join(parts) + "."] if parts else []
 
+
+def _machine_facts(run: RunData) -> dict[str, object]:
+    """What tells two machines apart in a warning, device first (None without a manifest)."""
+    m = run.manifest
+    if m is None:
+        return dict.fromkeys(("device", "cpu", "cores", "memory_gb", "hostname"))
+    return {"device": m.device, "cpu": m.machine.cpu, "cores": m.machine.cores,
+            "memory_gb": m.machine.memory_gb, "hostname": m.machine.hostname}
 
 
 def compare_dir_name(run_ids: Sequence[str]) -> str:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.records.atomic import read_json, write_json
+from harness.records.versioned import exact
 from harness.run.folder import RunDir
+from harness.run.manifest import Manifest, ManifestError, read_manifest
 from harness.summary.record import RunSummary, SummaryError, read_summary
 
 BASELINE_VERSION = 1
@@ -41,39 +42,20 @@ class SavedBaseline:
     source: Path
 
 
-def machine_kind(manifest: dict[str, Any]) -> str:
+def machine_kind(manifest: Manifest) -> str:
     """`<cpu model>-<usable cores>c-<device>` as a file-name slug, from a run's manifest."""
-    machine = manifest.get("machine") or {}
-    cpu = str(machine.get("cpu") or "unknown-cpu")
-    cores = machine.get("usable_cores") or machine.get("cores") or 0
-    device = str(manifest.get("device") or "cpu")
-    return _slug(f"{cpu}-{cores}c-{device}")
+    machine = manifest.machine
+    cores = machine.usable_cores or machine.cores or 0
+    return _slug(f"{machine.cpu or 'unknown-cpu'}-{cores}c-{manifest.device or 'cpu'}")
 
 
-def read_manifest(run: Path) -> dict[str, Any]:
-    """A run folder's manifest.json; `BaselineError` when absent or unreadable."""
-    try:
-        data = read_json(RunDir(run).manifest)
-    except (OSError, ValueError) as exc:
-        raise BaselineError(f"{run}: no readable manifest.json ({type(exc).__name__})") from None
-    if not isinstance(data, dict):
-        raise BaselineError(f"{run}: manifest.json is not an object")
-    return data
-
-
-def read_run(run: Path) -> tuple[RunSummary, dict[str, Any]]:
+def read_run(run: Path) -> tuple[RunSummary, Manifest]:
     """A run folder's summary and manifest; `BaselineError` with the reason."""
-    manifest = read_manifest(run)
     try:
+        manifest = read_manifest(run)
         return read_summary(RunDir(run).summary), manifest
-    except SummaryError as exc:
+    except (ManifestError, SummaryError) as exc:
         raise BaselineError(f"{run}: {exc}") from None
-
-
-def model_hash(manifest: dict[str, Any]) -> str | None:
-    model = manifest.get("model") or {}
-    value = model.get("hash") if isinstance(model, dict) else None
-    return str(value) if value else None
 
 
 def baseline_path(root: Path, scenario: str, kind: str) -> Path:
@@ -85,9 +67,9 @@ def save_baseline(run: Path, root: Path = BASELINES) -> Path:
     summary, manifest = read_run(run)
     kind = machine_kind(manifest)
     record = {"baseline_version": BASELINE_VERSION, "scenario": summary.scenario,
-              "run": summary.run, "machine_kind": kind, "machine": manifest.get("machine"),
-              "device": manifest.get("device"), "model_hash": model_hash(manifest),
-              "manifest": manifest, "summary": summary.to_json()}
+              "run": summary.run, "machine_kind": kind, "machine": exact(manifest.machine),
+              "device": manifest.device, "model_hash": manifest.model.hash,
+              "manifest": manifest.to_json(), "summary": summary.to_json()}
     return write_json(baseline_path(root, summary.scenario, kind), record)
 
 
@@ -107,7 +89,7 @@ def load_baseline(path: Path) -> SavedBaseline:
     """A baseline file, or a run folder used as one."""
     if path.is_dir():
         summary, manifest = read_run(path)
-        return SavedBaseline(summary, machine_kind(manifest), model_hash(manifest), path)
+        return SavedBaseline(summary, machine_kind(manifest), manifest.model.hash, path)
     try:
         data = read_json(path)
     except (OSError, ValueError) as exc:

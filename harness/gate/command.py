@@ -27,7 +27,6 @@ from harness.gate.baseline import (
     find_baseline,
     load_baseline,
     machine_kind,
-    model_hash,
     read_run,
     saved_kinds,
 )
@@ -54,15 +53,14 @@ def run_gate(opts: GateOptions) -> GateReport:
     """Decide every gate of `opts.run`; `BaselineError` / `ScenarioError` when the run or its
     gates cannot be read."""
     summary, manifest = read_run(opts.run)
-    scenario = manifest.get("scenario") or {}
-    gates = parse_gates(scenario.get("gates") or {})
+    gates = parse_gates(manifest.scenario.gates or {})
     if not gates:
         raise ScenarioError(f"{opts.run}: its scenario has no [gates]")
     kind = machine_kind(manifest)
     needs_baseline = any(g.kind == "relative" for g in gates)
     saved, problem = _baseline(opts, summary.scenario, kind) if needs_baseline else (None, None)
     if saved is not None and problem is None:
-        problem = mismatch(saved, kind, model_hash(manifest))
+        problem = mismatch(saved, kind, manifest.model.hash)
     baseline = Baseline(saved.summary if saved else None, problem,
                         skip=opts.skip_relative_on_mismatch)
     results = tuple(check_gates(gates, summary, baseline))

@@ -51,7 +51,7 @@ def compare_html(c: Comparison) -> str:
         f"<code>{esc(RUN_STYLES[i % len(RUN_STYLES)])}</code></li>"
         for i, r in enumerate(c.runs))
     warnings = "".join(f"<li>{esc(w)}</li>" for w in c.warnings)
-    description = ref.scenario.get("description")
+    description = ref.description
     body = [f"<header><h1>Compare: {esc(ref.scenario_name)}</h1>"
             + (f"<p class='description'>{esc(description)}</p>" if description else "")
             + f"<p>Every later run against {esc(ref.run_id)}.</p><ul>{runs}</ul></header>"]

@@ -32,19 +32,19 @@ REPORT_NAME = "index.html"
 
 def run_meta(run: RunData) -> JSONDict:
     """What the index shows about one run, as JSON-ready values."""
-    model = as_dict(run.manifest.get("model"))
+    m = run.manifest
     drivers = sorted({p.driver for p in run.points if p.driver})
     return {
         "run": run.run_id,
         "scenario": run.scenario_name,
-        "description": run.scenario.get("description"),
-        "created": run.manifest.get("created"),
+        "description": run.description,
+        "created": m.created if m else None,
         "targets": list(run.targets),
         "failed_targets": [t for t, info in run.targets.items() if info.status != "ok"],
-        "device": run.manifest.get("device"),
-        "model": model.get("spec"),
-        "model_hash": model.get("hash"),
-        "driver": run.manifest.get("driver") or (", ".join(drivers) or None),
+        "device": m.device if m else None,
+        "model": m.model.spec if m else None,
+        "model_hash": m.model.hash if m else None,
+        "driver": (m.driver if m else None) or (", ".join(drivers) or None),
         "points": len(run.points),
         "flagged_points": sum(1 for p in run.points if p.flags),
         "headline": headline(run),

@@ -7,6 +7,7 @@ inline stylesheet and `data:` images, so it opens the same offline as online.
 
 from __future__ import annotations
 
+from harness.records.versioned import exact
 from harness.report.calibration import calibration_section
 from harness.report.charts import Chart, target_styles
 from harness.report.formatting import (
@@ -19,15 +20,15 @@ from harness.report.formatting import (
 )
 from harness.report.glossary import glossary_html
 from harness.report.production import production_section
-from harness.report.run_data import JSONDict, RunData, as_dict
+from harness.report.run_data import JSONDict, RunData
 from harness.report.style import CSS
 from harness.report.tables import target_section
 from harness.report.telemetry import telemetry_section
 from harness.report.verdict import verdict_section
+from harness.run.manifest import Manifest
 from harness.verdict.anchors import chart_anchor, section_anchor, target_anchor
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-MANIFEST_PARTS = ("versions", "machine", "model", "git", "seeds", "calibration")
 
 
 def html_document(title: str, body: str) -> str:
@@ -91,35 +92,40 @@ def _at_load_section(label: str, charts: list[Chart]) -> str:
 
 
 def _header(run: RunData) -> str:
-    m = run.manifest
-    model = as_dict(m.get("model"))
-    git = as_dict(m.get("git"))
-    machine = as_dict(m.get("machine"))
-    drivers = sorted({p.driver for p in run.points if p.driver})
-    driver = m.get("driver") or (", ".join(drivers) if drivers else None)
-    sha = short_hash(git.get("sha"), 10)
-    if git.get("dirty") is True:
-        sha += " <span class='badge'>dirty</span>"
-    hardware = ", ".join(esc(v) for v in (machine.get("cpu"), machine.get("hostname")) if v)
-    facts = [
-        ("run", esc(run.run_id)),
-        ("date", fmt_date(m.get("created"), run.run_id)),
-        ("device", fmt_value(m.get("device"))),
-        ("model", fmt_value(model.get("spec")) + (
-            f" · <code>{short_hash(model['hash'])}</code>" if model.get("hash") else "")),
-        ("git", f"<code>{sha}</code>"),
-        ("driver", fmt_value(driver)),
-        ("scenario file", fmt_value(m.get("scenario_file"))),
-        ("machine", hardware or MISSING),
-    ]
-    description = run.scenario.get("description")
+    description = run.description
     return (
         f"<header><h1>{esc(run.scenario_name)}</h1>"
         + (f"<p class='description'>{esc(description)}</p>" if description else "")
         + "<div class='meta'>"
-        + "".join(f"<div><span>{label}</span>{value}</div>" for label, value in facts)
+        + "".join(f"<div><span>{label}</span>{value}</div>" for label, value in _facts(run))
         + "</div></header>"
     )
+
+
+def _facts(run: RunData) -> list[tuple[str, str]]:
+    """The header's facts about the run, from its manifest (each one missing without it)."""
+    m = run.manifest
+    drivers = sorted({p.driver for p in run.points if p.driver})
+    driver = (m.driver if m else None) or (", ".join(drivers) if drivers else None)
+    if m is None:
+        return [("run", esc(run.run_id)), ("date", fmt_date(None, run.run_id)),
+                ("device", MISSING), ("model", MISSING), ("git", f"<code>{MISSING}</code>"),
+                ("driver", fmt_value(driver)), ("scenario file", MISSING), ("machine", MISSING)]
+    sha = short_hash(m.git.sha, 10)
+    if m.git.dirty is True:
+        sha += " <span class='badge'>dirty</span>"
+    hardware = ", ".join(esc(v) for v in (m.machine.cpu, m.machine.hostname) if v)
+    return [
+        ("run", esc(run.run_id)),
+        ("date", fmt_date(m.created, run.run_id)),
+        ("device", fmt_value(m.device)),
+        ("model", fmt_value(m.model.spec) + (
+            f" · <code>{short_hash(m.model.hash)}</code>" if m.model.hash else "")),
+        ("git", f"<code>{sha}</code>"),
+        ("driver", fmt_value(driver)),
+        ("scenario file", fmt_value(m.scenario_file)),
+        ("machine", hardware or MISSING),
+    ]
 
 
 def _notices(run: RunData) -> str:
@@ -183,21 +189,32 @@ def _manifest_section(run: RunData) -> str:
     m = run.manifest
     parts = ["<h2 id='manifest'>Run details</h2><details><summary>Manifest: versions, "
              "machine, model, seeds and the resolved scenario</summary>"]
-    for key in MANIFEST_PARTS:
-        value = m.get(key)
-        if isinstance(value, dict) and value:
+    for key, value in _manifest_parts(m).items():
+        if value:
             parts.append(f"<h4>{esc(key)}</h4>{_kv(value)}")
-        elif value not in (None, {}, ""):
-            parts.append(f"<h4>{esc(key)}</h4><p>{fmt_value(value)}</p>")
-    other = {k: v for k, v in m.items()
-             if k not in (*MANIFEST_PARTS, "scenario", "run", "created")}
-    if other:
+    if m is not None:
+        other = {"patternbench": m.patternbench, "scenario_file": m.scenario_file,
+                 "device": m.device, "driver": m.driver}
         parts.append(f"<h4>other</h4>{_kv(other)}")
-    parts.append(f"<h4>resolved scenario</h4><pre>{pretty_json(run.scenario)}</pre>")
+    scenario = {} if m is None else m.scenario.to_json()
+    parts.append(f"<h4>resolved scenario</h4><pre>{pretty_json(scenario)}</pre>")
     parts.append("</details>")
-    if not m:
+    if m is None:
         parts.append("<p class='muted'>No manifest was found for this run.</p>")
     return "".join(parts)
+
+
+def _manifest_parts(m: Manifest | None) -> dict[str, JSONDict | None]:
+    """The manifest's parts shown each under its own heading, as JSON values (a record's
+    `schema_version` is the file's format, not a fact of the run: not shown, as the manifest's
+    own is not)."""
+    if m is None:
+        return {}
+    calibration = None if m.calibration is None else m.calibration.to_json()
+    if calibration is not None:
+        del calibration["schema_version"]
+    return {"versions": dict(m.versions), "machine": exact(m.machine), "model": exact(m.model),
+            "git": exact(m.git), "seeds": exact(m.seeds), "calibration": calibration}
 
 
 def _kv(values: JSONDict) -> str:

@@ -141,14 +141,9 @@ def _attempts(phase: SpikePhase) -> str:
 def _retries(run: RunData) -> dict[str, int]:
     """Series label → the clients' retry_refused, from the manifest's resolved targets (a
     label@driver series is its target's)."""
-    resolved = run.scenario.get("resolved")
-    targets = resolved.get("targets") if isinstance(resolved, dict) else None
-    out: dict[str, int] = {}
-    for t in targets if isinstance(targets, list) else []:
-        client = t.get("client") if isinstance(t, dict) else None
-        if isinstance(client, dict) and isinstance(client.get("retry_refused"), int):
-            out[str(t.get("label"))] = client["retry_refused"]
-    return out
+    resolved = run.scenario.resolved if run.scenario else None
+    targets = resolved.targets if resolved else ()
+    return {t.label: t.client.retry_refused for t in targets if t.client is not None}
 
 
 def _timeouts(p: PointSummary) -> str:

@@ -1,21 +1,22 @@
 """Reading a stored run folder into what the report renders: the typed summary, and the rest.
 
-A run folder holds `manifest.json`, `summary.json` (a `harness.summary.RunSummary`) and
-optionally `telemetry/<target>.jsonl`. Reading is forgiving: a missing or unreadable file, or a
-summary written by another version of patternbench, becomes an empty value and a notice on the
-page, never an exception, so an interrupted run still gets a report. Only a `run_dir` that does
-not exist raises.
+A run folder holds `manifest.json` (a `harness.run.manifest.Manifest`), `summary.json` (a
+`harness.summary.RunSummary`) and optionally `telemetry/<target>.jsonl`. Reading is forgiving: a
+missing or unreadable file, or one written by another version of patternbench, becomes an empty
+value (no manifest: None) and a notice on the page, never an exception, so an interrupted run
+still gets a report. Only a `run_dir` that does not exist raises.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from harness.run.folder import RunDir
+from harness.run.manifest import Manifest, ManifestError, read_manifest
+from harness.run.resolved import ScenarioAsRun
 from harness.summary.record import (
     SCHEMA_VERSION,
     Distribution,
@@ -44,7 +45,7 @@ class RunData:
     """Everything the report shows about one run. `notices` are problems met while reading."""
 
     run_id: str
-    manifest: JSONDict
+    manifest: Manifest | None  # None: missing or unreadable (a notice says why)
     summary: RunSummary
     telemetry: dict[str, list[JSONDict]] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
@@ -64,13 +65,18 @@ class RunData:
         return out
 
     @property
-    def scenario(self) -> JSONDict:
-        return as_dict(self.manifest.get("scenario"))
+    def scenario(self) -> ScenarioAsRun | None:
+        """The scenario as the manifest recorded it (None without a manifest)."""
+        return None if self.manifest is None else self.manifest.scenario
+
+    @property
+    def description(self) -> str | None:
+        return None if self.scenario is None else self.scenario.description
 
     @property
     def scenario_name(self) -> str:
-        name = self.scenario.get("name") or self.summary.scenario
-        return str(name) if name not in (None, "") else "(unnamed scenario)"
+        name = (self.scenario.name if self.scenario else None) or self.summary.scenario
+        return name or "(unnamed scenario)"
 
 
 def load_run(run_dir: Path) -> RunData:
@@ -79,30 +85,19 @@ def load_run(run_dir: Path) -> RunData:
         raise FileNotFoundError(f"run folder not found: {run_dir}")
     folder = RunDir(run_dir)
     notices: list[str] = []
-    manifest = _read_json_object(folder.manifest, notices)
+    try:
+        manifest: Manifest | None = read_manifest(run_dir)
+    except ManifestError as exc:
+        notices.append(f"{exc}; the page shows what the other files hold.")
+        manifest = None
     try:
         summary = read_summary(folder.summary)
     except SummaryError as exc:
         notices.append(f"{exc}; the page shows what the other files hold.")
         summary = empty_summary(folder.name)
-    run_id = str(summary.run or manifest.get("run") or folder.name)
+    run_id = summary.run or (manifest.run if manifest else None) or folder.name
     telemetry = _read_telemetry(folder.telemetry_dir, notices)
     return RunData(run_id, manifest, summary, telemetry, tuple(notices), run_dir)
-
-
-def _read_json_object(path: Path, notices: list[str]) -> JSONDict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        notices.append(f"{path.name} is missing; the page shows what the other files hold.")
-        return {}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        notices.append(f"{path.name} could not be read ({exc.__class__.__name__}: {exc}).")
-        return {}
-    if not isinstance(data, dict):
-        notices.append(f"{path.name} does not hold a JSON object; ignored.")
-        return {}
-    return data
 
 
 def _read_telemetry(folder: Path, notices: list[str]) -> dict[str, list[JSONDict]]:
@@ -180,7 +175,7 @@ def measured_rate(point: PointSummary, value: float | None) -> float | None:
     return value
 
 
-# --- tolerant accessors for the untyped parts: the manifest and telemetry records -------------
+# --- tolerant accessors for the untyped parts: telemetry records and meta.json ---------------
 
 def as_dict(value: object) -> JSONDict:
     return value if isinstance(value, dict) else {}

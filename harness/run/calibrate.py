@@ -16,8 +16,9 @@ overhead, the floor under every figure it reports:
 
 By default the echo target is pinned to core 0 and the driver to core 1 when the machine has two
 or more cores, so the two do not trade CPU. The run is an ordinary patternbench run (its samples
-and report are kept) and the figures go to `<results>/calibration.json`, which every later run
-copies into its manifest (`manifest["calibration"]`) and the report shows.
+and report are kept) and the figures go to `<results>/calibration.json` (a
+`harness.run.calibration.Calibration`), which every later run copies into its manifest
+(`Manifest.calibration`) and the report shows.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness.records.atomic import write_json
+from harness.run.calibration import SCHEMA_VERSION, Calibration, DriverFloor, LoadAverage
 from harness.run.folder import RunDir, calibration_path
-from harness.run.manifest import machine, now_iso, versions
+from harness.run.machine import machine, now_iso, versions
 from harness.scenario.client import ClientSettings
 from harness.scenario.types import LoadPoint, Scenario, TargetConfig, Workload
 from harness.summary.record import PointSummary, read_summary
@@ -72,25 +74,24 @@ def calibration_scenario(opts: CalibrateOptions) -> Scenario:
              {k: list(v) for k, v in affinity.items()}})
 
 
-def figures(points: Sequence[PointSummary]) -> dict[str, dict[str, Any]]:
+def figures(points: Sequence[PointSummary]) -> dict[str, DriverFloor]:
     """Per driver: `max_req_s`, `ttft_p99_ms` (or first byte for k6), and what else bounds them."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, DriverFloor] = {}
     for p in points:
         floor = p.ttft_ms or p.ttfb_ms
         req_s = p.throughput.req_s
         cpu_ms = _cpu_ms_per_request(p, "driver", req_s)
         lag = p.dispatch_lag_ms
-        out[p.driver] = {
-            "max_req_s": _round(req_s),
-            "driver_cpu_ms_per_req": _round(cpu_ms, 3),
-            "req_s_per_core": _round(1000 / cpu_ms) if cpu_ms else None,
-            "target_cpu_ms_per_req": _round(_cpu_ms_per_request(p, "target", req_s), 3),
-            "ttft_p99_ms": _round(floor.p99 if floor else None),
-            "ttft_p50_ms": _round(floor.p50 if floor else None),
-            "timing": "token" if p.ttft_ms else "first_byte",
-            "ok": p.requests.ok, "errors": p.requests.total - p.requests.ok,
-            "dispatch_lag_p99_ms": _round(lag.p99 if lag else None),
-        }
+        out[p.driver] = DriverFloor(
+            max_req_s=_round(req_s),
+            driver_cpu_ms_per_req=_round(cpu_ms, 3),
+            req_s_per_core=_round(1000 / cpu_ms) if cpu_ms else None,
+            target_cpu_ms_per_req=_round(_cpu_ms_per_request(p, "target", req_s), 3),
+            ttft_p99_ms=_round(floor.p99 if floor else None),
+            ttft_p50_ms=_round(floor.p50 if floor else None),
+            timing="token" if p.ttft_ms else "first_byte",
+            ok=p.requests.ok, errors=p.requests.total - p.requests.ok,
+            dispatch_lag_p99_ms=_round(lag.p99 if lag else None))
     return out
 
 
@@ -108,7 +109,7 @@ def _round(value: Any, digits: int = 2) -> float | None:
     return round(float(value), digits) if isinstance(value, (int, float)) else None
 
 
-def calibrate(opts: CalibrateOptions, out: TextIO = sys.stderr) -> dict[str, Any]:
+def calibrate(opts: CalibrateOptions, out: TextIO = sys.stderr) -> Calibration:
     """Run the calibration, store `<results>/calibration.json` and return what it holds."""
     from harness.run.runner import RunOptions, run_scenario
 
@@ -118,31 +119,31 @@ def calibrate(opts: CalibrateOptions, out: TextIO = sys.stderr) -> dict[str, Any
                                                 reports_root=opts.reports_root,
                                                 scenario_file=None, out=out))
     summary = read_summary(RunDir(run_dir).summary)
-    data = {
-        "created": now_iso(), "run": run_dir.name, "target": "echo",
-        "concurrency": opts.concurrency, "tokens_per_request": opts.tokens,
-        "duration_s": opts.duration_s,
+    data = Calibration(
+        schema_version=SCHEMA_VERSION, created=now_iso(), run=run_dir.name, target="echo",
+        concurrency=opts.concurrency, tokens_per_request=opts.tokens,
+        duration_s=opts.duration_s,
         # other work on the machine lowers max_req_s (not the CPU ms per request): rerun if high
-        "load_avg_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
-        "cpu_affinity": {k: list(v) for k, v in scenario.cpu_affinity.items()},
-        "machine": machine(), "versions": {k: v for k, v in versions().items()
-                                           if k in ("python", "aiohttp", "k6", "locust")},
-        "drivers": figures(summary.points),
-    }
-    write_json(calibration_path(opts.results_root), data)
+        load_avg_1m=LoadAverage(before=round(load_before, 2),
+                                after=round(os.getloadavg()[0], 2)),
+        cpu_affinity=dict(scenario.cpu_affinity), machine=machine(),
+        versions={k: v for k, v in versions().items()
+                  if k in ("python", "aiohttp", "k6", "locust")},
+        drivers=figures(summary.points))
+    write_json(calibration_path(opts.results_root), data.to_json())
     return data
 
 
-def table(data: dict[str, Any]) -> str:
+def table(data: Calibration) -> str:
     """A short text table of the calibration figures."""
-    lines = [f"harness overhead against echo ({data['concurrency']} streams, "
-             f"{data['tokens_per_request']} tokens each):",
+    lines = [f"harness overhead against echo ({data.concurrency} streams, "
+             f"{data.tokens_per_request} tokens each):",
              f"  {'driver':8s} {'max req/s':>10s} {'TTFT p99 ms':>12s} {'p50 ms':>8s} "
              f"{'CPU ms/req':>11s} {'req/s/core':>11s}  timing"]
-    for name, f in data["drivers"].items():
-        lines.append(f"  {name:8s} {_fmt(f['max_req_s']):>10s} {_fmt(f['ttft_p99_ms']):>12s} "
-                     f"{_fmt(f['ttft_p50_ms']):>8s} {_fmt(f.get('driver_cpu_ms_per_req'), 3):>11s}"
-                     f" {_fmt(f.get('req_s_per_core')):>11s}  {f['timing']}")
+    for name, f in data.drivers.items():
+        lines.append(f"  {name:8s} {_fmt(f.max_req_s):>10s} {_fmt(f.ttft_p99_ms):>12s} "
+                     f"{_fmt(f.ttft_p50_ms):>8s} {_fmt(f.driver_cpu_ms_per_req, 3):>11s}"
+                     f" {_fmt(f.req_s_per_core):>11s}  {f.timing}")
     return "\n".join(lines)
 
 

@@ -109,7 +109,7 @@ def answer(summary: RunSummary, label: str = LABEL) -> str:
     if cap is None or not cap.levels:
         return "No capacity was measured (the run was interrupted before its first level)."
     lines = [_headline(cap)]
-    lines += [f"  {s.text}" for s in verdict(summary, {}, [label]).of_kind("reason")]
+    lines += [f"  {s.text}" for s in verdict(summary, None, [label]).of_kind("reason")]
     return "\n".join(lines)
 
 

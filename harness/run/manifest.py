@@ -1,86 +1,144 @@
-"""`manifest.json`: what a run was, so that its results describe themselves.
+"""`manifest.json`: the typed, versioned record of what a run was, so that its results describe
+themselves. The runner builds it before the first point; the report, the gate, `baseline save`
+and `compare` read it back through the same types:
 
-    manifest = build_manifest(scenario, run, results_root=Path("results"), scenario_file=None,
-                              device="cpu", model={"spec": "tiny", ...}, git=git_info())
+    Manifest                         build_manifest(scenario, run, results_root=..., ...)
+      scenario: ScenarioAsRun        the TOML as written and `resolved` (`harness.run.resolved`)
+      git: GitInfo                   git_info(): the commit, and whether the tree was dirty
+      machine: Machine               `harness.run.machine.machine()`
+      model: ModelInfo               the runner's `prepare_model`: spec, folder, hash
+      seeds: Seeds                   the scenario's seed
+      calibration: Calibration       `<results>/calibration.json` when there is one
 
-holds the run id and creation time (UTC, ISO 8601), the scenario as written and `resolved`
-(every default filled in; the load client's settings as `client`, and each target's own as its
-`client`: the scenario's `[client]` with the target's overrides), the git commit and whether
-the tree was dirty, package versions, the machine (host, CPU, cores, memory in GiB), the
-device, the model (spec, folder, hash), the seed and the driver; plus `calibration`, the
-harness's own overhead from `patternbench calibrate`, when `results_root/calibration.json`
-exists.
+    manifest = read_manifest(run_dir)        # ManifestError (one line) when it cannot
+    manifest.machine.usable_cores, manifest.scenario.resolved.targets[0].client.retry_refused
+
+`docs/results.md` lists every field and `docs/manifest.schema.json` is the JSON Schema, both
+generated from these types (`python -m harness.records.docs`). A manifest written before the
+record was typed has no `schema_version`: it is of schema 1 and reads as such.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import platform
-import socket
+import json
 import subprocess
-from dataclasses import asdict
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from harness import __version__
-from harness.records.atomic import read_json
-from harness.run.folder import RunDir, calibration_path
+from harness.records.typed_json import RecordError, doc
+from harness.records.versioned import decode_versioned, exact
+from harness.run.calibration import Calibration, stored_calibration
+from harness.run.folder import RunDir
+from harness.run.machine import Machine, machine, now_iso, versions
+from harness.run.resolved import ScenarioAsRun, record_shape
 from harness.scenario.types import Scenario
 
-PACKAGES = ("torch", "transformers", "fastapi", "uvicorn", "flask", "gunicorn", "aiohttp",
-            "k6", "locust", "patternbench")
+SCHEMA_VERSION = 1
+"""Bumped whenever a field is removed or changes meaning, or is added without a default that
+reads the older files right. 1: the first typed record; the files written before it had no
+`schema_version` and are of this shape."""
+
+
+class ManifestError(RecordError):
+    """manifest.json cannot be read as a `Manifest`; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class GitInfo:
+    """The commit patternbench ran from."""
+
+    sha: str | None = doc("HEAD's commit hash (null: not a git checkout, or no git)")
+    dirty: bool | None = doc("tracked files had uncommitted changes (null: unknown)")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The model every target of the run loaded, materialized once into a folder."""
+
+    spec: str = doc("model spec as the scenario named it: tiny, sim:..., a folder, ...")
+    folder: str = doc("the materialized model folder every process loaded")
+    hash: str = doc("hash of that folder's files: the same weights give the same hash")
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """The seeds of the run's random draws."""
+
+    scenario: int = doc("the scenario's seed: prompts, lengths, arrivals")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """What a run was: the scenario, the code, the machine, the model."""
+
+    schema_version: int = doc("version of this record's shape (absent in the files written "
+                              "before it was typed: 1)", 1)
+    run: str = doc("run folder name: <YYYYmmdd-HHMMSS>-<scenario>-<sha7>")
+    created: str = doc("when the run started: UTC, ISO 8601 to the second")
+    patternbench: str = doc("patternbench's version")
+    scenario: ScenarioAsRun = doc("the scenario as written, `resolved` beside its tables")
+    scenario_file: str | None = doc("the scenario file's path (null: built in code, e.g. "
+                                    "`patternbench capacity URL`)")
+    git: GitInfo = doc("the commit patternbench ran from")
+    versions: dict[str, str | None] = doc("Python's and the serving and load packages' versions "
+                                          "(null: not installed)")
+    machine: Machine = doc("the machine the run measured on")
+    device: str = doc("the device the targets ran on: cpu, cuda, ...")
+    model: ModelInfo = doc("the model every target loaded")
+    seeds: Seeds = doc("the seeds of the run's random draws")
+    driver: str = doc("the load driver (the first, when the scenario names several)")
+    calibration: Calibration | None = doc("the harness's own overhead from `patternbench "
+                                          "calibrate` under the same results folder (absent: "
+                                          "never calibrated there)", None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's JSON object (`calibration` left out when there is none, as always)."""
+        out: dict[str, Any] = exact(self)
+        out["scenario"] = self.scenario.to_json()
+        if self.calibration is None:
+            del out["calibration"]
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> Manifest:
+        """Decode a parsed manifest.json; `ManifestError` (one line) when it does not fit."""
+        if isinstance(data, dict) and "scenario" in data:
+            data = data | {"scenario": record_shape(data["scenario"])}
+        return decode_versioned(cls, data, file="manifest.json", current=SCHEMA_VERSION,
+                                absent=1, error=ManifestError)
 
 
 def build_manifest(scenario: Scenario, run: RunDir, *, results_root: Path,
-                   scenario_file: str | None, device: str, model: dict[str, Any],
-                   git: dict[str, Any]) -> dict[str, Any]:
-    """The manifest of `run` (see the module docstring)."""
-    calibration = read_calibration(results_root)
-    return {
-        "run": run.name,
-        "created": now_iso(),
-        "patternbench": __version__,
-        "scenario": dict(scenario.raw) | {"resolved": _resolved(scenario)},
-        "scenario_file": scenario_file,
-        "git": git,
-        "versions": versions(),
-        "machine": machine(),
-        "device": device,
-        "model": model,
-        "seeds": {"scenario": scenario.seed},
-        "driver": scenario.driver,
-    } | ({"calibration": calibration} if calibration else {})
+                   scenario_file: str | None, device: str, model: ModelInfo,
+                   git: GitInfo) -> Manifest:
+    """The manifest of `run`: `scenario` as written and resolved, this machine and its package
+    versions, now, and the calibration stored under `results_root` when there is one."""
+    return Manifest(
+        schema_version=SCHEMA_VERSION, run=run.name, created=now_iso(),
+        patternbench=__version__, scenario=ScenarioAsRun.of(scenario),
+        scenario_file=scenario_file, git=git, versions=versions(), machine=machine(),
+        device=device, model=model, seeds=Seeds(scenario=scenario.seed),
+        driver=scenario.driver, calibration=stored_calibration(results_root))
 
 
-def read_calibration(results_root: Path) -> dict[str, Any] | None:
-    """The stored calibration under `results_root`, or None when there is none (or unreadable)."""
+def read_manifest(run_dir: Path) -> Manifest:
+    """A run folder's manifest.json; `ManifestError` when it is missing, unreadable or does
+    not fit."""
+    path = RunDir(run_dir).manifest
     try:
-        data = read_json(calibration_path(results_root))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(f"{path.name} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{path.name} could not be read ({type(exc).__name__}: "
+                            f"{exc})") from None
+    return Manifest.from_json(data)
 
 
-def _resolved(scenario: Scenario) -> dict[str, Any]:
-    return {
-        "model": scenario.model,
-        "driver": scenario.driver,
-        "device": scenario.device,
-        "workload": asdict(scenario.workload),
-        "points": [asdict(p) | {"params": dict(p.params)} for p in scenario.points],
-        "client": asdict(scenario.client),
-        "targets": [{"name": t.name, "label": t.label, "options": dict(t.options),
-                     "client": asdict(t.effective_client(scenario.client))}
-                    for t in scenario.targets],
-    }
-
-
-def git_info(cwd: Path | None = None) -> dict[str, Any]:
-    """`{"sha": <HEAD or None>, "dirty": <tracked changes, or None without git>}`."""
+def git_info(cwd: Path | None = None) -> GitInfo:
+    """HEAD's sha (None without git) and whether tracked files changed (None without git)."""
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
@@ -91,40 +149,4 @@ def git_info(cwd: Path | None = None) -> dict[str, Any]:
 
     sha = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"sha": sha, "dirty": bool(status) if status is not None else None}
-
-
-def versions() -> dict[str, str | None]:
-    """Python's version and each of `PACKAGES`' (None when not installed)."""
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def machine() -> dict[str, Any]:
-    """Host name, platform, CPU model, cores (all and usable by this process), memory in GiB."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "hostname": socket.gethostname(),
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-    }
-
-
-def now_iso() -> str:
-    """Now in UTC, ISO 8601 to the second (a timestamp for people; never used in durations)."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return GitInfo(sha=sha, dirty=bool(status) if status is not None else None)

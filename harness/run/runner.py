@@ -36,7 +36,7 @@ from harness.run.launcher import (
     start_proxy,
     start_target,
 )
-from harness.run.manifest import build_manifest, git_info
+from harness.run.manifest import ModelInfo, build_manifest, git_info
 from harness.run.point import RunContext, pinned, run_label, run_point
 from harness.samples import Clock
 from harness.scenario.types import LoadPoint, Scenario, TargetConfig
@@ -95,14 +95,14 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def prepare_model(spec: str) -> tuple[dict[str, Any], Any]:
+def prepare_model(spec: str) -> tuple[ModelInfo, Any]:
     """Materialize the model folder once for every process; return its manifest entry and
     tokenizer."""
     from targets.model.spec import parse_model_spec
     from targets.model.store import load_tokenizer, materialize, model_hash
 
     folder = materialize(parse_model_spec(spec))
-    return ({"spec": spec, "folder": str(folder), "hash": model_hash(folder)},
+    return (ModelInfo(spec=spec, folder=str(folder), hash=model_hash(folder)),
             load_tokenizer(folder))
 
 
@@ -141,13 +141,13 @@ def run_scenario(scenario: Scenario, opts: RunOptions,
     """Run every target × driver × load point of `scenario`; return the run folder."""
     out = opts.out
     git = git_info()
-    run = RunDir.create(opts.results_root, scenario.name, git.get("sha"))
+    run = RunDir.create(opts.results_root, scenario.name, git.sha)
     print(f"patternbench: run {run.path}", file=out, flush=True)
     device = resolve_device(scenario.device)
     model, tokenizer = prepare_model(scenario.model)
     write_json(run.manifest, build_manifest(
         scenario, run, results_root=opts.results_root, scenario_file=opts.scenario_file,
-        device=device, model=model, git=git))
+        device=device, model=model, git=git).to_json())
     ctx = RunContext(run=run, scenario=scenario, clock=Clock(), out=out,
                      prompts=PromptFactory(tokenizer, scenario.workload, scenario.seed),
                      progress_interval_s=opts.progress_interval_s)

@@ -15,7 +15,7 @@ types, each part built by the stage that computes it and read back through the s
 Every metric is a `Distribution` (None when there was no value, never a silent 0), in the unit its
 name states (`_ms` milliseconds, `_s` seconds, `_pct` percent, `_mb` MiB, `_j` joules).
 `docs/results.md` lists every field and `docs/summary.schema.json` is the JSON Schema, both
-generated from these types (`python -m harness.summary.docs`).
+generated from these types (`python -m harness.records.docs`).
 
 `read_summary(path)` raises `SummaryError` with a one-line reason for a file it cannot read,
 including one written by an older or newer version of patternbench.

@@ -9,10 +9,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from harness.metrics.quantiles import FLOORS
+from harness.run.manifest import Manifest
 from harness.summary.record import PointSummary, RunSummary
 from harness.verdict.text import (
     Link,
@@ -29,7 +29,7 @@ SHOWN = 3
 """Points named (and linked) in one caveat sentence; the rest are counted."""
 
 
-def caveats(summary: RunSummary, manifest: Mapping[str, Any], order: Sequence[str]
+def caveats(summary: RunSummary, manifest: Manifest | None, order: Sequence[str]
             ) -> list[Sentence]:
     order = list(order)
     out = _failed(summary, order)
@@ -91,31 +91,26 @@ def _too_few(summary: RunSummary, order: list[str]) -> list[Sentence]:
     return out
 
 
-def _cpu_only(manifest: Mapping[str, Any]) -> list[Sentence]:
-    if manifest.get("device") != "cpu" or not _serves_here(manifest):
+def _cpu_only(manifest: Manifest | None) -> list[Sentence]:
+    if manifest is None or manifest.device != "cpu" or not _serves_here(manifest):
         return []
-    machine = manifest.get("machine")
-    machine = machine if isinstance(machine, Mapping) else {}
-    cores = machine.get("usable_cores") or machine.get("cores")
-    where = (f" on {cores} CPU core{'s' if cores != 1 else ''}" if isinstance(cores, int)
-             else "")
+    cores = manifest.machine.usable_cores or manifest.machine.cores
+    where = f" on {cores} CPU core{'s' if cores != 1 else ''}" if cores is not None else ""
     return [Sentence("caveat", f"CPU-only run (device cpu{where}): batching gains and absolute "
                      "latencies are at CPU scale and do not transfer to a GPU.",
                      (Link("run details", section_id("manifest")),))]
 
 
-def _serves_here(manifest: Mapping[str, Any]) -> bool:
+def _serves_here(manifest: Manifest) -> bool:
     """Whether a target ran on this machine: one the registry marks not local (`external`) runs
     wherever its URL points, so this machine's device says nothing about it (`patternbench
     capacity URL` of a GPU server)."""
     from targets import TARGETS
 
-    scenario = manifest.get("scenario")
-    targets = scenario.get("targets") if isinstance(scenario, Mapping) else None
-    if not isinstance(targets, list) or not targets:
+    resolved = manifest.scenario.resolved
+    if resolved is None or not resolved.targets:
         return True
-    infos = [TARGETS.get(str(t.get("name"))) if isinstance(t, Mapping) else None
-             for t in targets]
+    infos = [TARGETS.get(t.name) for t in resolved.targets]
     return any(info is None or info.local for info in infos)
 
 

@@ -14,11 +14,11 @@ gives no sentence. Pure: nothing here reads files or prints.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from harness.run.capacity import level_of, sweep_interval
+from harness.run.manifest import Manifest
 from harness.summary.record import CapacityLevel, RunSummary
 from harness.verdict.causes import causes, slo_breach
 from harness.verdict.caveats import caveats
@@ -67,8 +67,9 @@ class Standing:
         return f"≥ {held}, {why}"
 
 
-def verdict(summary: RunSummary, manifest: Mapping[str, Any], order: Sequence[str]) -> Verdict:
-    """The run's verdict (see the module docstring); `order`: the report's series labels."""
+def verdict(summary: RunSummary, manifest: Manifest | None, order: Sequence[str]) -> Verdict:
+    """The run's verdict (see the module docstring); `order`: the report's series labels;
+    `manifest`: the run's (None when it has none: no caveat that needs it)."""
     order = list(order)
     standings = _standings(summary, order)
     sentences = _ranking(summary, standings, order)

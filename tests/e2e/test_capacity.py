@@ -8,13 +8,13 @@ so with a 150 ms TTFT limit c=1 passes and c=8 (each request behind up to 7 othe
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 from harness.run.launcher import start_target
 from harness.summary.record import RunSummary, read_summary
+from tests.manifests import read_manifest_checked
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "sim:ttft_ms=15,tpot_ms=3,gil=release"
@@ -100,5 +100,5 @@ def test_capacity_of_a_url(tmp_path: Path) -> None:
     check_interval(summary, "endpoint")
     cap = summary.capacity["endpoint"]
     assert cap.last_pass is not None and f"Capacity: {cap.last_pass.level:g} request" in lines[0]
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["scenario"]["targets"][0]["options"]["url"] == target.url
+    resolved = read_manifest_checked(run_dir).scenario.resolved
+    assert resolved is not None and resolved.targets[0].options["url"] == target.url

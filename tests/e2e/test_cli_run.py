@@ -12,6 +12,7 @@ import jsonschema
 
 from harness.samples import read_samples
 from harness.summary.record import read_summary
+from tests.manifests import read_manifest_checked
 
 SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "summary.schema.json"
 
@@ -60,11 +61,11 @@ def test_run_writes_results_and_report(tmp_path: Path) -> None:
     (run_dir,) = list(results.iterdir())
     assert run_dir.name.split("-")[2] == "e2e"
 
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["model"]["spec"].startswith("sim:")
-    assert len(manifest["model"]["hash"]) == 16
-    assert manifest["seeds"]["scenario"] == 7
-    assert manifest["versions"]["torch"]
+    manifest = read_manifest_checked(run_dir)  # the committed schema, then the typed record
+    assert manifest.model.spec.startswith("sim:")
+    assert len(manifest.model.hash) == 16
+    assert manifest.seeds.scenario == 7
+    assert manifest.versions["torch"]
 
     summary = json.loads((run_dir / "summary.json").read_text())
     jsonschema.validate(summary, json.loads(SCHEMA.read_text()))  # the committed schema

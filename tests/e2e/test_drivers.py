@@ -15,9 +15,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from harness.run.calibrate import CalibrateOptions, calibrate
+from harness.run.calibration import read_calibration
 from harness.run.folder import RunDir
 from harness.run.launcher import TargetProcess
 from harness.run.manifest import build_manifest
@@ -25,6 +27,7 @@ from harness.run.runner import RunOptions, open_registry_target, run_scenario
 from harness.samples import read_samples
 from harness.scenario.load import parse_scenario
 from harness.scenario.types import Scenario, TargetConfig
+from tests.manifests import DOCS, GIT, MODEL
 
 SIM = "sim:ttft_ms=10,tpot_ms=3,gil=release"
 
@@ -111,15 +114,18 @@ def test_calibrate_stores_figures_that_later_runs_carry(tmp_path: Path) -> None:
                             warmup_s=0.3, results_root=tmp_path / "results",
                             reports_root=tmp_path / "reports")
     data = calibrate(opts, out=io.StringIO())
-    figures = data["drivers"]["builtin"]
-    assert figures["max_req_s"] > 0 and figures["errors"] == 0
-    assert figures["timing"] == "token" and figures["ttft_p99_ms"] >= figures["ttft_p50_ms"]
-    stored = json.loads((tmp_path / "results" / "calibration.json").read_text())
-    assert stored == data
+    figures = data.drivers["builtin"]
+    assert figures.max_req_s is not None and figures.max_req_s > 0 and figures.errors == 0
+    assert figures.timing == "token"
+    assert (figures.ttft_p99_ms or 0) >= (figures.ttft_p50_ms or 0) > 0
+    path = tmp_path / "results" / "calibration.json"
+    jsonschema.validate(json.loads(path.read_text()),
+                        json.loads((DOCS / "calibration.schema.json").read_text()))
+    assert read_calibration(path) == data
     manifest = build_manifest(scenario(), RunDir(tmp_path / "results" / "next"),
                               results_root=tmp_path / "results", scenario_file=None,
-                              device="cpu", model={}, git={})
-    assert manifest["calibration"] == data
+                              device="cpu", model=MODEL, git=GIT)
+    assert manifest.calibration == data
 
 
 def test_builtin_spread_over_processes_numbers_every_request_once(tmp_path: Path) -> None:

@@ -5,12 +5,12 @@ and memory, and the report's Production behaviour table has its overload row."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.test_faults import run_cli
+from tests.manifests import read_manifest_checked
 from tests.summaries import read_checked
 
 # 16 tokens in 0.02 + 15 × 0.005 = 0.095 s on 2 workers: ~21 req/s; the spike is 100 req/s.
@@ -63,6 +63,7 @@ def test_a_spike_is_refused_in_part_and_accounted_for(tmp_path: Path) -> None:
     html = next((tmp_path / "reports").glob("*/index.html")).read_text()
     assert "overload: a spike to" in html
     assert "users (clients retrying each 503 up to 2 times)" in html
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    (target,) = manifest["scenario"]["resolved"]["targets"]
-    assert target["client"]["retry_refused"] == 2
+    resolved = read_manifest_checked(run_dir).scenario.resolved
+    assert resolved is not None
+    (target,) = resolved.targets
+    assert target.client is not None and target.client.retry_refused == 2

@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ import pytest
 from harness.cli.reports import main
 from harness.report.build import build_report
 from harness.report.compare_page import compare_runs
+from harness.run.manifest import read_manifest
 from harness.verdict.anchors import chart_anchor
+from tests.manifests import manifest, scenario, write_manifest
 from tests.unit.test_compare import write_run
 from tests.unit.test_report import HOSTILE, make_run
 from tests.unit.test_request_charts import RUN_ID, write_point_samples
@@ -36,18 +39,17 @@ CHECK = ("<script>window.addEventListener('load',()=>{const imgs=[...document.im
 
 
 def hostile_run(results: Path, run_id: str, created: str, scenario: str) -> Path:
-    run_dir = make_run(results, run_id, created, description=HOSTILE)
+    run_dir = make_run(results, run_id, created, description=HOSTILE, name=scenario)
     write_point_samples(run_dir)
     summary = (run_dir / "summary.json").read_text().replace("flask_threads", "@@")
     (run_dir / "summary.json").write_text(summary.replace("@@", json.dumps(LABEL)[1:-1]))
     data = json.loads((run_dir / "summary.json").read_text())
     data["targets"]["fastapi_blocking"]["error"] = REPLY
     (run_dir / "summary.json").write_text(json.dumps(data))
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    manifest["scenario"]["name"] = scenario
-    manifest["model"]["folder"] = str(Path.home() / ".cache" / "patternbench" / "models" / "t")
-    manifest["scenario_file"] = str(Path.cwd() / "scenarios" / "default.toml")
-    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    written = read_manifest(run_dir)
+    folder = str(Path.home() / ".cache" / "patternbench" / "models" / "t")
+    write_manifest(run_dir, replace(written, model=replace(written.model, folder=folder),
+                                    scenario_file=str(Path.cwd() / "scenarios" / "default.toml")))
     return run_dir
 
 
@@ -167,7 +169,7 @@ def test_compare_command_writes_html_and_markdown(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     a = write_run(tmp_path / "r", "20261127-173500-default-aaaaaaa", 100.0, 300.0)
     b = write_run(tmp_path / "r", "20261128-173500-default-bbbbbbb", 160.0, 200.0,
-                  scenario={"name": HOSTILE})
+                  manifest(scenario(name=HOSTILE)))
     assert main(["compare", str(a), str(b), "--reports", str(tmp_path / "reports")]) == 0
     out = capsys.readouterr().out.split()
     html_path, md_path = Path(out[1]), Path(out[3])

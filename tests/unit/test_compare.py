@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ from harness.compare import compare, differences
 from harness.records.typed_json import encode
 from harness.report.compare_page import compare_runs
 from harness.report.run_data import load_run
+from harness.run.manifest import Manifest
 from harness.summary.record import Distribution
+from tests.manifests import MACHINE, MODEL, manifest, scenario, write_manifest
 from tests.unit.test_report import make_run
 
 
@@ -27,8 +30,9 @@ def measured(median_ms: float, n: int, seed: int) -> dict[str, Any]:
 
 
 def write_run(results: Path, run_id: str, ttft_ms: float, tok_s: float,
-              **manifest: Any) -> Path:
-    """A run like `make_run`'s with fastapi_batching's c8 TTFT drawn from 400 requests."""
+              written: Manifest | dict[str, Any] | None = None) -> Path:
+    """A run like `make_run`'s with fastapi_batching's c8 TTFT drawn from 400 requests;
+    `written`: its manifest instead of `make_run`'s (a dict: as an older version wrote it)."""
     run_dir = make_run(results, run_id, "2026-11-27T17:35:00+00:00")
     summary = json.loads((run_dir / "summary.json").read_text())
     for i, p in enumerate(summary["points"]):
@@ -36,10 +40,10 @@ def write_run(results: Path, run_id: str, ttft_ms: float, tok_s: float,
         p["requests"]["ok"] = p["requests"]["total"] = 400
         p["throughput"]["output_tok_s"] = tok_s * (p["load"]["concurrency"] ** 0.5)
     (run_dir / "summary.json").write_text(json.dumps(summary))
-    data = json.loads((run_dir / "manifest.json").read_text())
-    for key, value in manifest.items():
-        data[key] = value if not isinstance(value, dict) else {**data.get(key, {}), **value}
-    (run_dir / "manifest.json").write_text(json.dumps(data))
+    if isinstance(written, Manifest):
+        write_manifest(run_dir, replace(written, run=run_id))
+    elif written is not None:
+        (run_dir / "manifest.json").write_text(json.dumps(written | {"run": run_id}))
     return run_dir
 
 
@@ -59,40 +63,38 @@ def test_a_faster_run_is_improved_a_same_one_unchanged(tmp_path: Path) -> None:
 
 def test_different_model_machine_and_scenario_are_named(tmp_path: Path) -> None:
     a = write_run(tmp_path, "20261127-173500-default-aaaaaaa", 100.0, 300.0)
-    b = write_run(tmp_path, "20261128-173500-default-bbbbbbb", 100.0, 300.0,
-                  model={"hash": "0123abcd" * 8}, machine={"cpu": "EPYC", "cores": 16},
-                  scenario={"name": "default", "load": {"kind": "closed", "concurrency": [4]}})
+    other = manifest(scenario(load={"kind": "closed", "concurrency": [4, 8, 32]}),
+                     model=replace(MODEL, hash="0123abcd" * 8),
+                     machine=replace(MACHINE, cpu="EPYC", cores=16))
+    b = write_run(tmp_path, "20261128-173500-default-bbbbbbb", 100.0, 300.0, other)
     warnings = " ".join(differences([load_run(a), load_run(b)]))
     assert "Different models" in warnings and "0123abcd" in warnings
-    assert "Different machines" in warnings and "cores 16 vs 2" in warnings
-    assert "different settings" in warnings and "load.concurrency [4] vs [1, 8, 32]" in warnings
+    assert "Different machines" in warnings and "cpu EPYC vs Xeon, cores 16 vs 2" in warnings
+    assert "different settings" in warnings and "points[0].concurrency 4 vs 1" in warnings
 
 
 def test_settings_a_newer_version_records_are_not_called_changes(tmp_path: Path) -> None:
     """Two runs of ci.toml, before and after the workload gained top_k/min_p and [client] was
     resolved per target: what only the later manifest holds is named apart, a real change as
     one with both values."""
-    resolved = {"name": "ci", "workload": {"temperature": 0.0, "output_tokens": 32},
-                "load": {"kind": "closed", "concurrency": [1, 16]},
-                "targets": [{"name": "flask_threads", "options": {"threads": 16}}]}
-    newer = {"name": "ci", "workload": {"temperature": 0.0, "output_tokens": 32, "top_k": 0,
-                                        "min_p": 0.0},
-             "load": {"kind": "closed", "concurrency": [1, 16]},
-             "targets": [{"name": "flask_threads", "options": {"threads": 16},
-                          "client": {"retries": 0}}]}
-    a = write_run(tmp_path, "20261201-153058-ci-7855faa", 100.0, 300.0,
-                  scenario={"name": "ci", "resolved": resolved})
-    b = write_run(tmp_path, "20261201-190149-ci-99bb511", 100.0, 300.0,
-                  scenario={"name": "ci", "resolved": newer})
+    ci = scenario(name="ci", load={"kind": "closed", "concurrency": [1, 16]},
+                  targets=[{"name": "flask_threads", "options": {"threads": 16}}])
+    newer = manifest(ci)
+    older = newer.to_json()  # as patternbench wrote it before those settings were recorded
+    resolved = older["scenario"]["resolved"]
+    del resolved["client"], resolved["targets"][0]["client"]
+    del resolved["workload"]["top_k"], resolved["workload"]["min_p"]
+    a = write_run(tmp_path, "20261201-153058-ci-7855faa", 100.0, 300.0, older)
+    b = write_run(tmp_path, "20261201-190149-ci-99bb511", 100.0, 300.0, newer)
     (added,) = differences([load_run(a), load_run(b)])
     assert added == ("20261201-190149-ci-99bb511 records settings 20261201-153058-ci-7855faa "
                      "does not, added by a newer patternbench at their defaults: "
-                     "targets[0].client, workload.min_p, workload.top_k.")
-    newer["load"] = {"kind": "closed", "concurrency": [1, 8]}
-    c = write_run(tmp_path, "20261201-200000-ci-aaaaaaa", 100.0, 300.0,
-                  scenario={"name": "ci", "resolved": newer})
+                     "client, targets[0].client, workload.min_p, workload.top_k.")
+    changed_load = manifest(replace(ci, points=scenario(
+        load={"kind": "closed", "concurrency": [2, 16]}).points))
+    c = write_run(tmp_path, "20261201-200000-ci-aaaaaaa", 100.0, 300.0, changed_load)
     changed, _ = differences([load_run(a), load_run(c)])
-    assert "different settings" in changed and "load.concurrency [1, 8] vs [1, 16]" in changed
+    assert "different settings" in changed and "points[0].concurrency 2 vs 1" in changed
 
 
 def test_compare_needs_two_runs(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ models; the gate command's exit codes over stored runs."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +19,25 @@ from harness.gate.baseline import (
     save_baseline,
 )
 from harness.records.atomic import write_json
+from harness.records.typed_json import encode
+from harness.run.machine import Machine
+from harness.run.manifest import Manifest, ModelInfo, read_manifest
 from harness.summary.record import PointSummary
+from tests.manifests import manifest, scenario, write_manifest
 from tests.summaries import streamed_point, write_summary
 
-MACHINE = {"hostname": "runner-17", "platform": "Linux-6.8", "cpu": "AMD EPYC 7763 64-Core "
-           "Processor", "cores": 4, "usable_cores": 2, "memory_gb": 15.6}
+MACHINE = Machine(hostname="runner-17", platform="Linux-6.8",
+                  cpu="AMD EPYC 7763 64-Core Processor", cores=4, usable_cores=2, memory_gb=15.6)
 GATES = {"*.c4.tpot_ms.p50": "<= +10%", "fastapi_batching.c4.ttft_ms.p50": "< 1500"}
+COMMITTED = Path(__file__).resolve().parents[2] / "results" / "baselines"
 
 
-def manifest(run: str, machine: dict[str, Any] = MACHINE, model: str = "3f1c0a9e5b7d2c41",
-             gates: dict[str, str] = GATES) -> dict[str, Any]:
-    return {"run": run, "scenario": {"name": "ci", "gates": gates} | {"resolved": {}},
-            "machine": machine, "device": "cpu",
-            "model": {"spec": "tiny", "folder": "/x", "hash": model}}
+def ci_manifest(run: str, machine: Machine = MACHINE, model: str = "3f1c0a9e5b7d2c41",
+                gates: dict[str, str] = GATES) -> Manifest:
+    ci = scenario(name="ci", gates=gates, load={"kind": "closed", "concurrency": [4]},
+                  targets=[{"name": "fastapi_batching"}])
+    return manifest(ci, run=run, machine=machine,
+                    model=ModelInfo(spec="tiny", folder="/x", hash=model))
 
 
 def stored_run(root: Path, name: str, tpot_ms: float, seed: int, **kw: Any) -> Path:
@@ -41,22 +48,22 @@ def stored_run(root: Path, name: str, tpot_ms: float, seed: int, **kw: Any) -> P
     write_summary(run, points)
     data = json.loads((run / "summary.json").read_text())
     write_json(run / "summary.json", data | {"run": name, "scenario": "ci"})
-    write_json(run / "manifest.json", manifest(name, **kw))
+    write_manifest(run, ci_manifest(name, **kw))
     return run
 
 
 def test_machine_kind_is_coarse_and_ignores_the_host() -> None:
-    kind = machine_kind(manifest("r"))
+    kind = machine_kind(ci_manifest("r"))
     assert kind == "amd-epyc-7763-64-core-processor-2c-cpu"
-    other_host = machine_kind(manifest("r", MACHINE | {"hostname": "runner-3"}))
+    other_host = machine_kind(ci_manifest("r", replace(MACHINE, hostname="runner-3")))
     assert other_host == kind
-    assert machine_kind(manifest("r", MACHINE | {"usable_cores": 16})) != kind
+    assert machine_kind(ci_manifest("r", replace(MACHINE, usable_cores=16))) != kind
 
 
 def test_save_then_find_and_load(tmp_path: Path) -> None:
     run = stored_run(tmp_path, "20261201-1-ci-abc", 5.0, 1)
     path = save_baseline(run, tmp_path / "baselines")
-    kind = machine_kind(manifest("r"))
+    kind = machine_kind(ci_manifest("r"))
     assert path == tmp_path / "baselines" / "ci" / f"{kind}.json"
     assert find_baseline(tmp_path / "baselines", "ci", kind) == path
     assert find_baseline(tmp_path / "baselines", "ci", "other-kind") is None
@@ -64,7 +71,8 @@ def test_save_then_find_and_load(tmp_path: Path) -> None:
     assert (saved.machine_kind, saved.model_hash) == (kind, "3f1c0a9e5b7d2c41")
     assert saved.summary.points[0].tpot_ms == json_round(run).points[0].tpot_ms
     record = json.loads(path.read_text())
-    assert record["machine"] == MACHINE and record["manifest"]["run"] == "20261201-1-ci-abc"
+    assert record["machine"] == encode(MACHINE) and record["manifest"]["run"] == "20261201-1-ci-abc"
+    assert Manifest.from_json(record["manifest"]) == read_manifest(run)
     with pytest.raises(BaselineError, match="not a patternbench baseline"):
         load_baseline(run / "summary.json")
 
@@ -96,7 +104,7 @@ def test_gate_cannot_judge_across_machine_kinds_or_models(tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]
                                                           ) -> None:
     base = stored_run(tmp_path, "base", 5.0, 1)
-    other = stored_run(tmp_path, "other", 6.0, 2, machine=MACHINE | {"cpu": "Intel Xeon"})
+    other = stored_run(tmp_path, "other", 6.0, 2, machine=replace(MACHINE, cpu="Intel Xeon"))
     assert gate(str(other), "--baseline", str(base)) == 2
     assert "baseline from another machine kind" in capsys.readouterr().out
     assert gate(str(other), "--baseline", str(base), "--skip-relative-on-mismatch") == 0
@@ -113,3 +121,17 @@ def test_gate_without_gates_or_summary_is_a_one_line_error(
     assert gate(str(bare)) == 2
     assert capsys.readouterr().err.strip() == f"patternbench: {bare}: its scenario has no [gates]"
     assert gate(str(tmp_path / "nothing")) == 2
+
+
+def test_the_committed_baselines_still_load_with_the_manifest_they_embed() -> None:
+    """results/baselines/ holds files saved before the manifest was typed: each loads as a
+    baseline, and the manifest it embeds (no schema_version, no resolved client) decodes."""
+    paths = sorted(COMMITTED.glob("*/*.json"))
+    paths = [p for p in paths if "baseline_version" in json.loads(p.read_text())]
+    assert paths
+    for path in paths:
+        saved = load_baseline(path)
+        embedded = Manifest.from_json(json.loads(path.read_text())["manifest"])
+        assert embedded.schema_version == 1
+        assert saved.machine_kind == machine_kind(embedded)
+        assert saved.model_hash == embedded.model.hash

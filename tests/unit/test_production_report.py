@@ -19,13 +19,14 @@ from harness.summary.record import (
     TargetRun,
 )
 from harness.summary.spike import SpikePhase, SpikeSummary
+from tests.manifests import manifest, scenario
 from tests.summaries import typed_point
 
 
 def run_of(points: list[PointSummary], targets: dict[str, TargetRun]) -> RunData:
     summary = RunSummary(schema_version=SCHEMA_VERSION, run="r", scenario="s", interrupted=False,
                          targets=targets, points=tuple(points))
-    return RunData("r", {}, summary)
+    return RunData("r", None, summary)
 
 
 def test_a_blocked_loop_and_a_dead_target_each_get_a_row() -> None:
@@ -178,10 +179,9 @@ def test_a_closed_loop_overload_row_says_when_its_clients_retried() -> None:
     point = typed_point("limited_retry", "c20", Load("closed", concurrency=20),
                         requests=Requests(ok=40, http_error=0, refused=60, timeout=0,
                                           truncated=0, conn_error=0, total=100))
-    manifest = {"scenario": {"resolved": {"targets": [
-        {"name": "fastapi_threadpool", "label": "limited_retry", "options": {},
-         "client": {"retry_refused": 4, "retry_base_s": 0.05}}]}}}
+    retrying = manifest(scenario(targets=[{"name": "fastapi_threadpool", "label": "limited_retry",
+                                           "client": {"retry_refused": 4}}]))
     summary = run_of([point], {}).summary
-    html = production_section(RunData("r", manifest, summary))
+    html = production_section(RunData("r", retrying, summary))
     assert "60% of requests were refused (503)" in html
     assert "clients retried each 503 up to 4 times" in html

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from harness.run.point import PointResult, RunContext
 from harness.scenario.load import parse_scenario
 from harness.scenario.types import LoadPoint, Scenario, TargetConfig
 from harness.summary.record import PointSummary
+from tests.manifests import MODEL
 
 
 def test_spread_is_the_mean_and_student_t_interval() -> None:
@@ -60,7 +62,8 @@ def test_the_runner_interleaves_repeats_across_targets(monkeypatch: pytest.Monke
                              log_path=run_dir / "log")
 
     monkeypatch.setattr(runner, "run_point", fake_run_point)
-    monkeypatch.setattr(runner, "prepare_model", lambda spec: ({"spec": spec}, _Tokenizer()))
+    monkeypatch.setattr(runner, "prepare_model", lambda spec: (replace(MODEL, spec=spec),
+                                                               _Tokenizer()))
     scenario = parse_scenario({"targets": ["a", "b", "c"], "repeats": 2,
                                "load": {"concurrency": [1]}})
     run_dir = runner.run_scenario(scenario, runner.RunOptions(results_root=tmp_path,

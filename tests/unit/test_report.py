@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ import pytest
 
 from harness.records.typed_json import encode
 from harness.report.build import build_index, build_report
+from harness.run.manifest import ModelInfo, read_manifest
 from harness.summary.record import SCHEMA_VERSION
 from harness.telemetry.summary import summarize_telemetry
 from harness.verdict.anchors import chart_anchor, point_anchor, target_anchor
+from tests.manifests import manifest, scenario, write_manifest
 
 HOSTILE = "<script>alert(1)</script>"
 FAILED_ERROR = "startup timed out after 60 s: /health never answered"
@@ -64,7 +67,8 @@ def telemetry() -> dict[str, Any]:
     return out
 
 
-def make_run(results: Path, run_id: str, created: str, description: str = "A test run") -> Path:
+def make_run(results: Path, run_id: str, created: str, description: str = "A test run",
+             name: str = "default") -> Path:
     """Two targets that ran three closed-loop points each, and one that failed to start."""
     run_dir = results / run_id
     (run_dir / "telemetry").mkdir(parents=True)
@@ -93,20 +97,14 @@ def make_run(results: Path, run_id: str, created: str, description: str = "A tes
         },
         "points": points,
     }
-    manifest = {
-        "run": run_id, "created": created,
-        "scenario": {"name": "default", "description": description,
-                     "load": {"kind": "closed", "concurrency": [1, 8, 32]}},
-        "scenario_file": "scenarios/default.toml",
-        "git": {"sha": "abc1234def5678", "dirty": False},
-        "versions": {"python": "3.11.7", "torch": "2.13.0+cpu", "patternbench": "0.1.0"},
-        "machine": {"hostname": "bench-1", "platform": "Linux", "cpu": "Xeon", "cores": 2,
-                    "memory_gb": 24.0},
-        "device": "cpu", "model": {"spec": "tiny", "folder": "/m", "hash": "feedbeef" * 8},
-        "seeds": {"scenario": 1234}, "driver": "builtin",
-    }
+    sc = scenario(name=name, description=description,
+                  load={"kind": "closed", "concurrency": [1, 8, 32], "duration_s": 5},
+                  targets=[{"name": "flask_threads", "options": {"threads": 8}},
+                           {"name": "fastapi_batching", "options": {"max_batch": 16}},
+                           {"name": "fastapi_blocking"}])
+    model = ModelInfo(spec="tiny", folder="/m", hash="feedbeef" * 8)
     (run_dir / "summary.json").write_text(json.dumps(summary))
-    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(run_dir, manifest(sc, run=run_id, created=created, model=model))
     (run_dir / "telemetry" / "flask_threads.jsonl").write_text(
         '{"t": 0.5, "cpu_pct": 50.0, "rss_mb": 300}\nnot json\n{"t": 1.0, "cpu_pct": 150.0}\n')
     return run_dir
@@ -185,9 +183,9 @@ def test_every_data_string_is_escaped(tmp_path: Path) -> None:
                                    driver_stats={evil: {evil: 1}}))
     summary["points"][-1]["requests"]["http_error"] = 1
     (run_dir / "summary.json").write_text(json.dumps(summary))
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    manifest.update(device=evil, model={"spec": evil, "hash": evil}, versions={evil: evil})
-    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    written = read_manifest(run_dir)
+    write_manifest(run_dir, replace(written, device=evil, versions={evil: evil},
+                                    model=ModelInfo(spec=evil, folder=evil, hash=evil)))
     (run_dir / "telemetry" / f"{evil.replace('/', '')}.jsonl").write_text(json.dumps({evil: 1}))
     reports = tmp_path / "reports"
     html = build_report(run_dir, reports).read_text(encoding="utf-8")

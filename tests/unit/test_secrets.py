@@ -11,6 +11,7 @@ from harness.run.folder import RunDir
 from harness.run.manifest import build_manifest
 from harness.scenario.load import parse_scenario
 from harness.summary.record import TargetRun
+from tests.manifests import GIT, MODEL
 from tests.summaries import typed_point, write_summary
 
 KEY = "sk-test-0123456789abcdef"
@@ -40,8 +41,8 @@ def test_a_run_with_api_keys_keeps_them_out_of_its_folder_and_report(tmp_path: P
     })
     run = RunDir(tmp_path / "results" / "run-1")
     manifest = build_manifest(scenario, run, results_root=tmp_path / "results",
-                              scenario_file=None, device="cpu", model={}, git={})
-    write_json(run.manifest, manifest)
+                              scenario_file=None, device="cpu", model=MODEL, git=GIT)
+    write_json(run.manifest, manifest.to_json())
     targets = {t.label: TargetRun(name=t.name, options=dict(t.options), status="ok")
                for t in scenario.targets}
     point = typed_point("ext", "c1", scenario.points[0].load())

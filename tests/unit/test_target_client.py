@@ -20,6 +20,7 @@ from harness.scenario.decode import ScenarioError
 from harness.scenario.load import parse_scenario
 from harness.scenario.types import Scenario
 from harness.workload.prompts import PromptFactory
+from tests.manifests import GIT, MODEL
 
 
 def scenario(**client: Any) -> Scenario:
@@ -72,7 +73,8 @@ def test_the_driver_job_and_the_manifest_carry_each_target_s_client(tokenizer: A
     assert [(j.retry_refused, j.retry_base_s, j.connect_timeout_s) for j in jobs] == [
         (0, 0.1, 2.0), (4, 0.1, 2.0)]
     manifest = build_manifest(sc, run, results_root=tmp_path, scenario_file=None, device="cpu",
-                              model={}, git={})
-    resolved = manifest["scenario"]["resolved"]
-    assert resolved["client"]["retry_refused"] == 0
-    assert [t["client"]["retry_refused"] for t in resolved["targets"]] == [0, 4]
+                              model=MODEL, git=GIT)
+    resolved = manifest.scenario.resolved
+    assert resolved is not None and resolved.client is not None
+    assert resolved.client.retry_refused == 0
+    assert [t.client.retry_refused if t.client else None for t in resolved.targets] == [0, 4]

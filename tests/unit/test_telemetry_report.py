@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from harness.report.timeline import series, spans, timeline_chart
 from harness.summary.record import Load
 from harness.telemetry.store import Record, write_records
 from harness.telemetry.summary import summarize_telemetry
+from tests.manifests import manifest, scenario, write_manifest
 from tests.summaries import typed_point, write_summary
 
 
@@ -58,7 +58,7 @@ def make_run(root: Path, gpu: bool) -> Path:
                                           output_tokens=600)))
     run_dir.mkdir(parents=True)
     write_summary(run_dir, points)
-    (run_dir / "manifest.json").write_text(json.dumps({"scenario": {"name": "tel"}}))
+    write_manifest(run_dir, manifest(scenario(name="tel"), run=run_dir.name))
     write_records(run_dir / "telemetry" / "fastapi_batching.jsonl", recs)
     return run_dir
 

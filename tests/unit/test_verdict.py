@@ -29,10 +29,11 @@ from harness.summary.record import (
 )
 from harness.verdict.ranking import verdict
 from harness.verdict.text import Link, Sentence
+from tests.manifests import MACHINE, manifest, scenario
 from tests.summaries import typed_point
 
 SLO = {"ttft_ms": 1000.0, "tpot_ms": 100.0}
-CPU_MANIFEST = {"device": "cpu", "machine": {"cores": 2, "usable_cores": 2}}
+CPU_MANIFEST = manifest(device="cpu", machine=replace(MACHINE, cores=2, usable_cores=2))
 
 
 def point(target: str, c: int, *, good: int, total: int, ttft_ms: float, tok_s: float,
@@ -83,7 +84,7 @@ ORDER = ["fastapi_threadpool", "fastapi_blocking", "fastapi_batching"]
 
 
 def test_batching_wins_on_capacity_with_ratios_and_reasons() -> None:
-    v = verdict(summary(sweep()), {}, ORDER)
+    v = verdict(summary(sweep()), None, ORDER)
     ranking = v.of_kind("ranking")
     assert ranking[0].text.startswith(
         "Capacity under the SLO (first token < 1000 ms and ≥ 10 tok/s each, for 90% of "
@@ -113,7 +114,7 @@ def test_batching_wins_on_capacity_with_ratios_and_reasons() -> None:
 def test_failed_target_is_a_caveat_linked_to_its_section() -> None:
     failed = TargetRun(name="fastapi_processpool", options={"replicas": 2}, status="failed",
                        error="Traceback ...\nRuntimeError: replica 1 exited with code -9")
-    v = verdict(summary(sweep(), {"fastapi_processpool": failed}), {},
+    v = verdict(summary(sweep(), {"fastapi_processpool": failed}), None,
                 ["fastapi_processpool", *ORDER])
     (caveat,) = [s for s in v.of_kind("caveat") if "failed to start" in s.text]
     assert caveat.text == ("fastapi_processpool (fastapi_processpool) failed to start and is "
@@ -123,7 +124,7 @@ def test_failed_target_is_a_caveat_linked_to_its_section() -> None:
 
 
 def test_too_few_percentiles_are_a_caveat() -> None:
-    v = verdict(summary(sweep()), {}, ORDER)
+    v = verdict(summary(sweep()), None, ORDER)
     texts = [s.text for s in v.of_kind("caveat")]
     assert ("TTFT p90 is marked too few in 6 of 8 points: it needs 64 values and e.g. "
             "fastapi_batching at c=1 has 40; read those percentiles as rough, the gate refuses "
@@ -147,7 +148,7 @@ def test_refused_503s_are_the_reason() -> None:
               for c, g, t in ((1, 60, 300), (4, 60, 1000), (8, 60, 1800))]
     points += [point("fastapi_proxy", 1, good=60, total=60, ttft_ms=40, tok_s=300),
                point("fastapi_proxy", 4, good=30, total=60, ttft_ms=45, tok_s=500, failed=30)]
-    v = verdict(summary(points), {}, ["fastapi_batching", "fastapi_proxy"])
+    v = verdict(summary(points), None, ["fastapi_batching", "fastapi_proxy"])
     texts = [s.text for s in v.of_kind("reason")]
     assert ("fastapi_proxy refused 30 of 60 requests with 503 at c=4: it sheds load "
             "(backpressure) rather than queue it.") in texts
@@ -162,7 +163,7 @@ def test_capacity_record_gives_the_interval_and_a_budget_caveat() -> None:
     cap = Capacity(axis="concurrency", arrival="closed", slo=SLO, share=0.9,
                    last_pass=levels[2], first_fail=levels[3], stopped="budget",
                    elapsed_s=27.3, budget_s=30.0, levels=levels)
-    v = verdict(summary(points, capacity={"fastapi_batching": cap}), {}, ["fastapi_batching"])
+    v = verdict(summary(points, capacity={"fastapi_batching": cap}), None, ["fastapi_batching"])
     assert "1. fastapi_batching: 4 requests at once (100% within the SLO); 8 fails (40% " \
            "within)" in v.of_kind("ranking")[0].text
     (budget,) = [s for s in v.of_kind("caveat") if "budget" in s.text]
@@ -173,7 +174,7 @@ def test_capacity_record_gives_the_interval_and_a_budget_caveat() -> None:
 
 def test_no_slo_gives_no_ranking() -> None:
     points = [replace(p, goodput=None) for p in sweep()]
-    v = verdict(summary(points), {}, ORDER)
+    v = verdict(summary(points), None, ORDER)
     assert v.of_kind("ranking") == () and v.of_kind("reason") == ()
 
 
@@ -196,7 +197,7 @@ def test_section_renders_each_kind_with_links() -> None:
 def test_no_ratio_between_two_lower_bounds() -> None:
     points = [point(t, c, good=40, total=40, ttft_ms=30 * c, tok_s=300 * c)
               for t in ("fastapi_batching", "flask_threads") for c in (1, 4, 8)]
-    v = verdict(summary(points), {}, ["fastapi_batching", "flask_threads"])
+    v = verdict(summary(points), None, ["fastapi_batching", "flask_threads"])
     (ranking,) = v.of_kind("ranking")  # both ≥ 8: no "holds 1.0×" sentence
     assert "2. flask_threads: ≥ 8 requests at once" in ranking.text
 
@@ -205,7 +206,7 @@ def test_section_escapes_labels_and_server_errors() -> None:
     evil = "<script>alert(1)</script>"
     points = [replace(p, target=f"{evil}{p.target}") for p in sweep()]
     failed = TargetRun(name="external", options={}, status="failed", error=f"HTTP 500: {evil}")
-    run = RunData(run_id="r", manifest={}, summary=summary(points, {"<b>gw</b>": failed}))
+    run = RunData(run_id="r", manifest=None, summary=summary(points, {"<b>gw</b>": failed}))
     html = verdict_section(run)
     assert "<script>" not in html and "<b>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;fastapi_batching: ≥ 8 requests" in html
@@ -226,7 +227,7 @@ def test_server_queue_in_front_of_one_model() -> None:
                            procs_max=1),
         health=HealthTelemetry(count=5, failed=0, latency_ms=None), server=queued)
     points[5] = replace(points[5], telemetry=telemetry)
-    texts = [s.text for s in verdict(summary(points), {}, ORDER).of_kind("reason")]
+    texts = [s.text for s in verdict(summary(points), None, ORDER).of_kind("reason")]
     assert ("Requests queue in front of one model in fastapi_threadpool at c=8: up to 7 "
             "waited in the server's queue.") in texts
 
@@ -236,7 +237,7 @@ def test_ties_rank_by_goodput() -> None:
               point("flask_threads", 2, good=5, total=20, ttft_ms=900, tok_s=110),
               point("fastapi_batching", 1, good=40, total=40, ttft_ms=30, tok_s=300),
               point("fastapi_batching", 2, good=5, total=40, ttft_ms=900, tok_s=310)]
-    ranking = verdict(summary(points), {}, ["flask_threads", "fastapi_batching"])
+    ranking = verdict(summary(points), None, ["flask_threads", "fastapi_batching"])
     assert "1. fastapi_batching: 1 request at once" in ranking.of_kind("ranking")[0].text
 
 
@@ -251,7 +252,7 @@ def test_a_breach_without_percentiles_says_why_it_names_no_limit() -> None:
     split = replace(point("fastapi_threadpool", 8, good=30, total=40, ttft_ms=500, tok_s=60),
                     tpot_ms=Distribution.of([50.0] * 40))
     points += [point("fastapi_threadpool", 1, good=4, total=4, ttft_ms=190, tok_s=50), split]
-    texts = [s.text for s in verdict(summary(points), {}, ["flask_threads", "fastapi_batching",
+    texts = [s.text for s in verdict(summary(points), None, ["flask_threads", "fastapi_batching",
                                                            "fastapi_threadpool"]).of_kind("reason")]
     assert ("At c=8 only 0% of flask_threads's requests met the SLO (0 of 8): none of the "
             "requests it sent after the warm-up finished within the point, so it has no latency "
@@ -267,12 +268,15 @@ def test_an_endpoint_alone_gets_what_limits_it_and_no_cpu_caveat() -> None:
     harness on one pinned CPU core; its device says nothing about the server."""
     points = [point("endpoint", c, good=g, total=40, ttft_ms=40 * c, tok_s=100 * c)
               for c, g in ((1, 40), (16, 40), (17, 30))]
-    endpoint = {"device": "cpu", "machine": {"cores": 2, "usable_cores": 1},
-                "scenario": {"targets": [{"name": "external", "label": "endpoint"}]}}
+    one_core = replace(MACHINE, cores=2, usable_cores=1)
+    endpoint = manifest(scenario(targets=[{"name": "external", "label": "endpoint",
+                                           "options": {"url": "http://gpu-1:8000"}}]),
+                        device="cpu", machine=one_core)
     html = verdict_section(RunData(run_id="r", manifest=endpoint, summary=summary(points)))
     assert "<h3>What limits it</h3>" in html and "Why the others" not in html
     assert "CPU-only" not in html
-    local = {**endpoint, "scenario": {"targets": [{"name": "vllm", "label": "endpoint"}]}}
+    local = manifest(scenario(targets=[{"name": "vllm", "label": "endpoint"}]), device="cpu",
+                     machine=one_core)
     texts = [s.text for s in verdict(summary(points), local, ["endpoint"]).of_kind("caveat")]
     assert any(t.startswith("CPU-only run (device cpu on 1 CPU core):") for t in texts)
 
@@ -284,7 +288,7 @@ def test_a_stall_whose_one_probe_was_answered_late_counts_the_ticks_it_missed() 
                         missed_ticks=12, timeout_ms=10000.0)
     points = sweep()
     points[-1] = replace(points[-1], probe=late)
-    texts = [s.text for s in verdict(summary(points), {}, ORDER).of_kind("reason")]
+    texts = [s.text for s in verdict(summary(points), None, ORDER).of_kind("reason")]
     assert ("fastapi_blocking's /health stalled at c=4: probe p99 6,267 ms, 1 probe answered in "
             "the point, 12 probe ticks missed while one waited; the model blocks the event "
             "loop.") in texts
