@@ -15,6 +15,8 @@ from typing import Any
 
 from harness.arrivals import Arrival, plan
 from harness.samples import Clock, Sample
+from harness.scenario.client import ClientSettings
+from harness.scenario.fault import Fault
 from harness.scenario.types import LoadPoint, Workload
 from harness.workload.prompts import PromptFactory
 
@@ -37,7 +39,14 @@ def closed_starts(point: LoadPoint) -> list[float]:
 
 @dataclass(frozen=True)
 class LoadJob:
-    """One load point against one target: everything a driver needs, nothing from the CLI."""
+    """One load point against one target: everything a driver needs, nothing from the CLI.
+
+    `client` is the scenario's `[client]` table with the target's own `client` knobs over it
+    (`TargetConfig.effective_client`): connection cap, driver processes, the connect /
+    first-token / between-tokens timeouts and the 503 retries. `fault` is the scenario's
+    `[fault]` (None: none); a driver acts on the kinds it runs (the builtin driver abandons
+    streams for a `disconnect`) and leaves the rest to the point (`harness.run.fault`).
+    """
 
     target: str  # label used in samples and reports
     base_url: str  # e.g. http://127.0.0.1:8123
@@ -50,17 +59,10 @@ class LoadJob:
     seed: int
     timeout_s: float = 300.0  # a whole request, send to done
     api_key: str | None = None
-    connect_timeout_s: float = 10.0  # TCP connect
-    first_token_timeout_s: float = 120.0  # send to first token (or first byte without streaming)
-    between_tokens_timeout_s: float = 60.0  # any later gap between stream reads
-    connections: int = 0  # connection (k6: VU, locust: user) cap; 0 = sized to the load
-    processes: int = 1  # builtin: driver processes; locust: workers (1 = local runner)
+    client: ClientSettings = field(default_factory=ClientSettings)
+    fault: Fault | None = None
     work_dir: Path | None = None  # where k6/locust keep their scripts and raw output
     prompt_offset: int = 0  # the point's first run-wide prompt index (`PromptFactory.next_block`)
-    retry_refused: int = 0  # builtin: times a 503 is sent again (jittered exponential back-off)
-    retry_base_s: float = 0.05  # the first back-off's upper bound, s
-    abandon_after_tokens: int = 0  # builtin: a chosen stream is closed after this many token
-    abandon_share: float = 0.0  # chunks (0 = never); the share chosen ([fault] disconnect)
 
     @property
     def warmup_end(self) -> float:

@@ -24,12 +24,13 @@ the tokens it generated that nobody read.
     samples = driver.run(job, progress)     # the chosen streams close after N token chunks
     record = cleanup.after(samples)         # polls /metrics until idle; the `fault` record
 
-The builtin driver closes the chosen streams (`harness.drivers.builtin.streaming`:
-`abandon_after`; samples `abandoned`, `failed_at` = when). After the point's load, `after`
-polls the target's `/metrics` every `POLL_S` (at most `WAIT_S`) until it reads 0 requests in
-flight (`patternbench_in_flight`; vLLM's running + waiting, `harness.telemetry.scrape`) and
-the generated-token counter has settled (two readings alike): a target that noticed the
-client leave stopped generating for it; one that did not (a blocked event loop) is still busy.
+The builtin driver closes the chosen streams (the job's `fault`; `abandon_after` in
+`harness.drivers.builtin.streaming`; samples `abandoned`, `failed_at` = when). After the
+point's load, `after` polls the target's `/metrics` every `POLL_S` (at most `WAIT_S`) until it
+reads 0 requests in flight (`patternbench_in_flight`; vLLM's running + waiting,
+`harness.telemetry.scrape`) and the generated-token counter has settled (two readings alike): a
+target that noticed the client leave stopped generating for it; one that did not (a blocked
+event loop) is still busy.
 `in_flight_zero_after_s` counts from the last abandon, `..._after_load_s` from the load's end
 (the last request ended on the client; in a closed loop streams read to the end finish after
 the last abandon, so the load's end bounds how soon the target can be idle).
@@ -51,7 +52,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 from harness.metrics.requests import ended_at
 from harness.records.typed_json import FLOAT_DIGITS
@@ -176,14 +176,6 @@ class Reading:
     generated: float | None
     source: str | None = None  # the target's metric names: patternbench, vllm
     answered: bool = True  # every scrape answered 200 (a None above is then "not exported")
-
-
-def abandon_settings(fault: Fault | None) -> dict[str, Any]:
-    """`LoadJob` keyword arguments that make the driver abandon streams (none without a
-    disconnect fault)."""
-    if fault is None or fault.kind != "disconnect":
-        return {}
-    return {"abandon_after_tokens": fault.after_tokens, "abandon_share": fault.share}
 
 
 def target_urls(target: TargetProcess) -> list[str]:

@@ -40,19 +40,11 @@ from harness.drivers.job import DriverInterrupted, LoadJob, Progress
 from harness.metrics.requests import summarize
 from harness.metrics.spike import spike_summary
 from harness.run.console import ProgressPrinter
-from harness.run.fault import (
-    Cleanup,
-    SigtermWatch,
-    abandon_settings,
-    expected_end,
-    shutdown_summary,
-    target_urls,
-)
+from harness.run.fault import Cleanup, SigtermWatch, expected_end, shutdown_summary, target_urls
 from harness.run.folder import RunDir
 from harness.run.launcher import TargetProcess
 from harness.run.liveness import Liveness, point_failure
 from harness.samples import Clock, Sample, write_samples
-from harness.scenario.client import ClientSettings
 from harness.scenario.types import LoadPoint, Scenario, TargetConfig
 from harness.summary.fault import FaultSummary
 from harness.summary.record import (
@@ -112,15 +104,6 @@ loop that never waits reads 95-100% of a core (the tree adds the /health probe's
 that keeps up spends more than a tenth of its time idle in the selector, waiting on sockets."""
 
 
-def job_settings(client: ClientSettings) -> dict[str, Any]:
-    """`LoadJob` keyword arguments taken from the `[client]` table (with the target's own
-    `client` knobs over it: `TargetConfig.effective_client`)."""
-    return {"connect_timeout_s": client.connect_s, "first_token_timeout_s": client.first_token_s,
-            "between_tokens_timeout_s": client.between_tokens_s,
-            "connections": client.connections, "processes": client.processes,
-            "retry_refused": client.retry_refused, "retry_base_s": client.retry_base_s}
-
-
 def run_label(target_label: str, driver: str, drivers: Sequence[str]) -> str:
     """`target@driver` when a scenario runs several drivers, else the target's own label."""
     return f"{target_label}@{driver}" if len(drivers) > 1 else target_label
@@ -142,19 +125,20 @@ def pinned(cores: Sequence[int] | None) -> Iterator[None]:
 
 class PointWatch:
     """Context manager around `driver.run`: driver pinned to `driver_cores`, `/health` probed
-    into `probe_path` every `client.probe_interval_s` (0 = no probe)."""
+    into `probe_path` every `job.client.probe_interval_s` (0 = no probe)."""
 
-    def __init__(self, job: LoadJob, client: ClientSettings, probe_path: Path,
+    def __init__(self, job: LoadJob, probe_path: Path,
                  driver_cores: Sequence[int] | None = None) -> None:
-        self.job, self.client, self.probe_path = job, client, probe_path
+        self.job, self.probe_path = job, probe_path
         self.stack = contextlib.ExitStack()
         self.driver_cores = driver_cores
 
     def __enter__(self) -> PointWatch:
         self.stack.enter_context(pinned(self.driver_cores))
-        if self.client.probe_interval_s > 0:
-            self.stack.enter_context(HealthProbe(self.job.base_url, self.client.probe_interval_s,
-                                                 self.job.clock, self.probe_path))
+        job = self.job
+        if job.client.probe_interval_s > 0:
+            self.stack.enter_context(HealthProbe(job.base_url, job.client.probe_interval_s,
+                                                 job.clock, self.probe_path))
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
@@ -185,7 +169,7 @@ class PointWatch:
         """The point's `flags`, `driver_stats`, `probe`, `dropped` and `driver_loop_lag_ms`
         (see the module docstring); `telemetry` gives the driver's CPU."""
         flags = list(progress.flags)
-        bound = self.client.max_dispatch_lag_ms
+        bound = self.job.client.max_dispatch_lag_ms
         lag = metrics.dispatch_lag_ms
         since = self.warmup_end(progress)
         loop_lag = Distribution.of(ms for t, ms in progress.loop_lag if t >= since)
@@ -199,7 +183,7 @@ class PointWatch:
             flags.append("dropped")
         flags = list(dict.fromkeys(flags))  # a driver may have raised one itself
         probe = None
-        if self.client.probe_interval_s > 0:
+        if self.job.client.probe_interval_s > 0:
             probe = probe_summary(read_probes(self.probe_path), since=since)
         return WatchNotes(flags=tuple(flags), max_dispatch_lag_ms=bound,
                           driver_stats=dict(progress.stats) if progress.stats else None,
@@ -209,8 +193,8 @@ class PointWatch:
 def load_job(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: LoadPoint,
              label: str) -> LoadJob:
     """The driver's job: the scenario's load, with what an external target needs sent instead
-    (its model name, API kind, key), the target's own stream/api overrides and its `client`
-    knobs over the scenario's `[client]`."""
+    (its model name, API kind, key), the target's own stream/api overrides, its `client` knobs
+    over the scenario's `[client]`, and the scenario's `[fault]`."""
     scenario = ctx.scenario
     base = tc.effective_workload(scenario.workload)
     workload = replace(base, api=target.api) if target.api is not None else base
@@ -218,10 +202,8 @@ def load_job(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: Lo
     return LoadJob(target=label, base_url=target.url, model_name=model, point=point,
                    workload=workload, prompts=ctx.prompts, clock=ctx.clock,
                    point_start=ctx.clock.now(), seed=scenario.seed, timeout_s=scenario.timeout_s,
-                   api_key=target.api_key,
-                   **job_settings(tc.effective_client(scenario.client)),
-                   **abandon_settings(scenario.fault),  # [fault] disconnect
-                   work_dir=ctx.run.driver_work(label, point.name),
+                   api_key=target.api_key, client=tc.effective_client(scenario.client),
+                   fault=scenario.fault, work_dir=ctx.run.driver_work(label, point.name),
                    prompt_offset=ctx.prompts.next_block())
 
 
@@ -246,7 +228,7 @@ def point_entry(job: LoadJob, tc: TargetConfig, driver: str, scenario: Scenario,
         flags += ("target_failed",)
     spike = spike_summary(samples, point, started_at=warmup_end - point.warmup_s,
                           warmup_end=warmup_end, load_end=load_end,
-                          retry_refused=job.retry_refused if driver == "builtin" else 0,
+                          retry_refused=job.client.retry_refused if driver == "builtin" else 0,
                           records=telemetry.records)  # only the builtin driver retries
     return PointSummary.of(
         metrics, target=job.target, target_name=tc.name, driver=driver, point=point.name,
@@ -265,8 +247,7 @@ def run_point(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: L
     job = load_job(ctx, tc, target, point, run_label(tc.label, driver.name, scenario.drivers))
     pool_before = read_pool_totals(target.url) if target.gateway is not None else None
     progress = Progress()
-    watch = PointWatch(job, tc.effective_client(scenario.client),
-                       run.probes(job.target, point.name), scenario.cpu_affinity.get("driver"))
+    watch = PointWatch(job, run.probes(job.target, point.name), scenario.cpu_affinity.get("driver"))
     telemetry = TelemetryRecorder(  # GPU, host CPU/RSS, /health and /metrics series
         ctx.clock, folder=run.telemetry_dir, label=job.target, point=point.name, url=target.url,
         target_pids=[target.pid, *(c.pid for c in target.companions)],

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.arrivals import plan
-from harness.drivers.job import LoadJob, Progress
+from harness.drivers.job import Progress
 from harness.drivers.locust.clock import SKEW_ENV
 from harness.drivers.locust.driver import LocustDriver
 from harness.samples import Clock
+from harness.scenario.client import ClientSettings
 from harness.scenario.types import LoadPoint, Workload
-from harness.workload.prompts import PromptFactory
+from tests.jobs import job_for
 from tests.stub_target import StubTarget
 
 TOLERANCE_S = 0.02  # the handshake's error bound on one machine is well under this
@@ -42,10 +43,9 @@ def test_two_workers_with_skewed_clocks_keep_latencies_and_account_for_every_arr
     began = time.monotonic()
     with StubTarget(clock, "ok", ttft_s=TTFT_S, tokens=4, gap_s=0.01) as target, \
             tempfile.TemporaryDirectory() as tmp:
-        job = LoadJob(target="t", base_url=target.url, model_name="m", point=point,
-                      workload=workload, prompts=PromptFactory(tokenizer, workload, 1),
-                      clock=clock, point_start=clock.now(), seed=1, timeout_s=5.0,
-                      processes=2, connections=2, work_dir=Path(tmp))
+        job = job_for(point, workload=workload, url=target.url, clock=clock, timeout_s=5.0,
+                      client=ClientSettings(processes=2, connections=2), tokenizer=tokenizer,
+                      work_dir=Path(tmp))
         progress = Progress()
         samples = driver.run(job, progress)
         seen = sorted(target.arrivals)

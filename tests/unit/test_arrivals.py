@@ -12,13 +12,11 @@ from typing import Any
 import pytest
 
 from harness.arrivals import Arrival, plan, rate_curve, schedule
-from harness.drivers.job import LoadJob
-from harness.samples import Clock
 from harness.scenario.decode import ScenarioError
 from harness.scenario.load import load_scenario
 from harness.scenario.types import LoadPoint, Workload
-from harness.workload.prompts import PromptFactory
 from harness.workload.request_pool import RequestPool
+from tests.jobs import job_for
 
 
 def point(kind: str, rate_rps: float | None = None, duration_s: float = 4.0,
@@ -194,9 +192,7 @@ def test_trace_token_counts_reach_the_prompt_factory(tmp_path: Path, tokenizer: 
     ])
     point = LoadPoint("trace", "trace", duration_s=1, warmup_s=0, params={"path": str(trace)})
     wl = Workload(prompt_tokens=128, output_tokens=64)
-    job = LoadJob(target="t", base_url="http://127.0.0.1:1", model_name="m", point=point,
-                  workload=wl, prompts=PromptFactory(tokenizer, wl, 1), clock=Clock(),
-                  point_start=0.0, seed=1)
+    job = job_for(point, workload=wl, tokenizer=tokenizer)
     pool = RequestPool(job, plan(point, 1))
     assert [(s.prompt_tokens, s.max_tokens) for s in pool.specs] == [(12, 5), (40, 9)]
     assert len(tokenizer.encode(pool.spec(1).prompt, add_special_tokens=False)) == 40

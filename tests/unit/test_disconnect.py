@@ -25,9 +25,9 @@ from harness.samples import Clock, Sample
 from harness.scenario.fault import Fault
 from harness.scenario.types import LoadPoint, Workload
 from harness.summary.record import SCHEMA_VERSION, Load, Requests, RunSummary, TargetRun
-from harness.workload.prompts import PromptFactory
 from targets.server.stats import Stats
 from tests.http_server import serving
+from tests.jobs import job_for
 from tests.stub_target import StubTarget
 from tests.summaries import typed_point
 from tests.waiting import wait_for
@@ -45,10 +45,8 @@ def abandoning_run(tokenizer: Any) -> tuple[list[Sample], Progress, LoadJob, int
     point = LoadPoint("c4", "closed", duration_s=30, warmup_s=0, concurrency=4,
                       max_requests=REQUESTS, params={"ramp_up_s": 0})
     with StubTarget(clock, tokens=TOKENS, gap_s=0.005, ttft_s=0.01) as target:
-        job = LoadJob(target="t", base_url=target.url, model_name="m", point=point,
-                      workload=workload, prompts=PromptFactory(tokenizer, workload, 1),
-                      clock=clock, point_start=clock.now(), seed=3, timeout_s=10.0,
-                      abandon_after_tokens=FAULT.after_tokens, abandon_share=FAULT.share)
+        job = job_for(point, workload=workload, url=target.url, clock=clock, seed=3,
+                      timeout_s=10.0, fault=FAULT, tokenizer=tokenizer)
         progress = Progress()
         samples = BuiltinDriver().run(job, progress)
         gone = sum(s.status == "abandoned" for s in samples)
@@ -64,8 +62,10 @@ def test_the_chosen_streams_are_closed_after_their_tokens_and_are_no_errors(
     assert 0 < len(chosen) < REQUESTS  # the seed picks some, not all
     elsewhere = replace(job, target="u", point_start=job.point_start + 60)
     assert chosen == {i for i in range(REQUESTS) if abandon_after(elsewhere, i)}
-    assert all(abandon_after(replace(job, abandon_share=1.0), i) == 3 for i in range(REQUESTS))
-    assert not any(abandon_after(replace(job, abandon_after_tokens=0), i) for i in chosen)
+    everyone = replace(job, fault=replace(FAULT, share=1.0))
+    assert all(abandon_after(everyone, i) == 3 for i in range(REQUESTS))
+    for other in (None, Fault(kind="sigterm", at_s=1.0)):  # no disconnect: every stream is read
+        assert not any(abandon_after(replace(job, fault=other), i) for i in chosen)
     by_index = {int(s.request_id.rsplit("-", 1)[1]): s for s in samples}
     assert sorted(by_index) == list(range(REQUESTS))
     assert {i for i, s in by_index.items() if s.status == "abandoned"} == chosen

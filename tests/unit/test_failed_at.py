@@ -37,7 +37,7 @@ def test_a_timeout_is_dated_when_it_fired() -> None:
         await release.wait()
         return resp
 
-    sample = asyncio.run(against(handler, first_token_timeout_s=0.3))
+    sample = asyncio.run(against(handler, first_token_s=0.3))
     assert sample.status == "timeout"
     assert 0.3 <= assert_dated(sample) - sample.sent_at < 5.0
 

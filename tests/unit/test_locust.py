@@ -23,9 +23,11 @@ from harness.drivers.locust.driver import (
     samples_from_locust,
     user_steps,
 )
-from harness.samples import Clock, Sample
-from harness.scenario.types import LoadPoint, Workload
+from harness.samples import Sample
+from harness.scenario.client import ClientSettings
+from harness.scenario.types import LoadPoint
 from harness.workload.prompts import RequestSpec
+from tests.jobs import job_for
 
 FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "locust_records.json").read_text())
 SPECS = [RequestSpec(index=i, prompt="x", prompt_tokens=8 + i, max_tokens=4) for i in range(2)]
@@ -36,9 +38,7 @@ def convert(case: str) -> list[Sample]:
 
 
 def job(point: LoadPoint, connections: int = 0) -> LoadJob:
-    return LoadJob(target="t", base_url="http://127.0.0.1:1", model_name="m", point=point,
-                   workload=Workload(), prompts=None,  # type: ignore[arg-type]  # unused here
-                   clock=Clock(), point_start=0.0, seed=1, connections=connections)
+    return job_for(point, client=ClientSettings(connections=connections), point_start=0.0)
 
 
 def test_ok_records_carry_per_token_times_on_the_run_clock() -> None:

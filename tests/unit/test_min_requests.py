@@ -10,22 +10,16 @@ import pytest
 from harness.arrivals import plan
 from harness.drivers.builtin.driver import BuiltinDriver
 from harness.drivers.builtin.shares import Share
-from harness.drivers.job import LoadJob, Progress
-from harness.samples import Clock, Sample
-from harness.scenario.types import LoadPoint, Workload
-
-
-def make_job(point: LoadPoint) -> LoadJob:
-    clock = Clock()
-    return LoadJob(target="t", base_url="http://127.0.0.1:1", model_name="m", point=point,
-                   workload=Workload(), prompts=None,  # type: ignore[arg-type]  # unused here
-                   clock=clock, point_start=clock.now(), seed=1)
+from harness.drivers.job import Progress
+from harness.samples import Sample
+from harness.scenario.types import LoadPoint
+from tests.jobs import job_for
 
 
 def closed_run(point: LoadPoint, service_s: float) -> tuple[int, float]:
     """(requests sent after warm-up, s the load ran) of the builtin closed loop, each request
     taking `service_s`."""
-    job = make_job(point)
+    job = job_for(point)
     sent: list[float] = []
 
     async def one(index: int, scheduled_at: float) -> Sample:
@@ -62,20 +56,20 @@ def test_without_min_requests_the_loop_ends_at_duration() -> None:
 def test_an_open_loop_schedule_is_extended_to_min_requests_after_warm_up() -> None:
     point = LoadPoint("r10", "constant", duration_s=1, warmup_s=1, rate_rps=10,
                       min_requests=25, max_duration_s=10)
-    arrivals = make_job(point).arrivals()
+    arrivals = job_for(point).arrivals()
     assert arrivals is not None
     measured = [a for a in arrivals if a.offset_s >= 1]
     assert len(measured) == 25 and measured[-1].offset_s == pytest.approx(3.4)
     assert len(arrivals) - 25 == 10  # the warm-up's arrivals, unchanged
-    capped = make_job(LoadPoint("r10", "constant", 1, 1, rate_rps=10, min_requests=500,
+    capped = job_for(LoadPoint("r10", "constant", 1, 1, rate_rps=10, min_requests=500,
                                 max_duration_s=2)).arrivals()
     assert capped is not None and max(a.offset_s for a in capped) < 3  # warm-up + 2 s
     plain = LoadPoint("r10", "constant", 1, 1, rate_rps=10)
-    assert make_job(plain).arrivals() == plan(plain, 1)
+    assert job_for(plain).arrivals() == plan(plain, 1)
 
 
 def test_load_over_rule() -> None:
-    job = make_job(LoadPoint("c1", "closed", duration_s=2, warmup_s=1, concurrency=1,
+    job = job_for(LoadPoint("c1", "closed", duration_s=2, warmup_s=1, concurrency=1,
                              min_requests=5, max_duration_s=4))
     start = job.point_start
     assert not job.load_over(start + 3.5, 4)  # past duration, short of 5

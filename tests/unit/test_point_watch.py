@@ -19,18 +19,17 @@ from harness.metrics.requests import summarize
 from harness.run.point import PointWatch, WatchNotes, run_label
 from harness.samples import Clock, Sample
 from harness.scenario.client import ClientSettings
-from harness.scenario.types import LoadPoint, Workload
+from harness.scenario.types import LoadPoint
 from harness.summary.record import PointMetrics
 from harness.telemetry.health import HealthProbe, probe_summary, read_probes
 from harness.telemetry.summary import summarize_telemetry
+from tests.jobs import job_for
 
 POINT = LoadPoint("r5", "constant", duration_s=4, warmup_s=1, rate_rps=5)
 
 
-def job() -> LoadJob:
-    return LoadJob(target="t", base_url="http://127.0.0.1:1", model_name="m", point=POINT,
-                   workload=Workload(), prompts=None,  # type: ignore[arg-type]  # unused here
-                   clock=Clock(), point_start=10.0, seed=1)
+def job(client: ClientSettings | None = None) -> LoadJob:
+    return job_for(POINT, client=client, point_start=10.0)
 
 
 def sent_late(lag_ms: float) -> PointMetrics:
@@ -43,7 +42,7 @@ def sent_late(lag_ms: float) -> PointMetrics:
 
 
 def test_a_point_over_the_dispatch_lag_bound_is_flagged_driver_bound(tmp_path: Path) -> None:
-    watch = PointWatch(job(), ClientSettings(max_dispatch_lag_ms=10, probe_interval_s=0),
+    watch = PointWatch(job(ClientSettings(max_dispatch_lag_ms=10, probe_interval_s=0)),
                        tmp_path / "p.jsonl")
     progress = Progress(flags=["no_token_timing"])
     (tmp_path / "k6-summary.json").write_text(json.dumps({"dropped_iterations": 3}))
@@ -60,7 +59,7 @@ def test_a_point_over_the_dispatch_lag_bound_is_flagged_driver_bound(tmp_path: P
 
 
 def test_warm_up_counts_from_when_the_driver_really_started(tmp_path: Path) -> None:
-    watch = PointWatch(job(), ClientSettings(), tmp_path / "p.jsonl")
+    watch = PointWatch(job(), tmp_path / "p.jsonl")
     assert watch.warmup_end(Progress()) == 11.0
     assert watch.warmup_end(Progress(started_at=13.0)) == 14.0
 
@@ -76,7 +75,7 @@ def test_probe_ms_counts_answered_probes_of_the_measured_window(tmp_path: Path) 
     assert (summary.sent, summary.answered, summary.censored) == (3, 2, 0)
     assert summary.latency_ms is not None and summary.latency_ms.max == 4.0
     assert probe_summary([], since=0.0).latency_ms is None
-    watch = PointWatch(job(), ClientSettings(probe_interval_s=0.5), path)
+    watch = PointWatch(job(ClientSettings(probe_interval_s=0.5)), path)
     assert watch.notes(summarize([]), Progress()).probe == summary
 
 
@@ -131,12 +130,10 @@ def loop_lag_of(busy_ms: float, run_s: float = 0.4) -> list[tuple[float, float]]
 
 @pytest.mark.slow  # keeps a driver loop busy for about a second: make test, not test-fast
 def test_a_busy_driver_loop_is_measured_and_flagged_in_closed_loop(tmp_path: Path) -> None:
-    closed = LoadJob(target="t", base_url="http://127.0.0.1:1", model_name="m",
-                     point=LoadPoint("c4", "closed", duration_s=4, warmup_s=0, concurrency=4),
-                     workload=Workload(), prompts=None,  # type: ignore[arg-type]  # unused
-                     clock=Clock(), point_start=0.0, seed=1)
-    watch = PointWatch(closed, ClientSettings(max_dispatch_lag_ms=10, probe_interval_s=0),
-                       tmp_path / "p.jsonl")
+    closed = job_for(LoadPoint("c4", "closed", duration_s=4, warmup_s=0, concurrency=4),
+                     client=ClientSettings(max_dispatch_lag_ms=10, probe_interval_s=0),
+                     point_start=0.0)
+    watch = PointWatch(closed, tmp_path / "p.jsonl")
     busy = watch.notes(summarize([]), Progress(loop_lag=loop_lag_of(busy_ms=30)))
     assert busy.driver_loop_lag_ms is not None and busy.driver_loop_lag_ms.p99 > 10
     assert busy.flags == ("driver_bound",)
@@ -147,7 +144,7 @@ def test_a_busy_driver_loop_is_measured_and_flagged_in_closed_loop(tmp_path: Pat
 
 
 def test_a_driver_near_a_full_core_is_flagged_driver_bound(tmp_path: Path) -> None:
-    watch = PointWatch(job(), ClientSettings(probe_interval_s=0), tmp_path / "p.jsonl")
+    watch = PointWatch(job(ClientSettings(probe_interval_s=0)), tmp_path / "p.jsonl")
 
     def cpu(*pcts: float) -> Any:
         return summarize_telemetry([{"kind": "host", "t": 11.0 + 0.5 * i, "driver_cpu_pct": p}
@@ -162,7 +159,7 @@ def test_a_driver_near_a_full_core_is_flagged_driver_bound(tmp_path: Path) -> No
 
 
 def test_a_flag_the_driver_raised_itself_is_not_repeated(tmp_path: Path) -> None:
-    watch = PointWatch(job(), ClientSettings(probe_interval_s=0), tmp_path / "p.jsonl")
+    watch = PointWatch(job(ClientSettings(probe_interval_s=0)), tmp_path / "p.jsonl")
     locust_like = Progress(flags=["dropped"], dropped=2)  # locust flags its own never-sent
     notes = watch.notes(summarize([]), locust_like)
     assert (notes.flags, notes.dropped) == (("dropped",), 2)
@@ -180,7 +177,7 @@ def test_the_probe_counts_timeouts_censored_at_the_timeout_and_refusals_as_failu
              "waited_ms": 0.2}]
     path = tmp_path / "p.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    watch = PointWatch(job(), ClientSettings(probe_interval_s=0.5), path)
+    watch = PointWatch(job(ClientSettings(probe_interval_s=0.5)), path)
     probe = watch.notes(summarize([]), Progress()).probe
     assert probe is not None
     assert (probe.sent, probe.answered, probe.censored, probe.missed_ticks) == (3, 1, 1, 19)

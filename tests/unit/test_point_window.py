@@ -8,20 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from harness.drivers.job import LoadJob, Progress
+from harness.drivers.job import Progress
 from harness.run.point import PointWatch
-from harness.samples import Clock, Sample
+from harness.samples import Sample
 from harness.scenario.client import ClientSettings
-from harness.scenario.types import LoadPoint, Workload
+from harness.scenario.types import LoadPoint
+from tests.jobs import job_for
 
 POINT = LoadPoint("c4", "closed", duration_s=4, warmup_s=1, concurrency=4)
 
 
 def watch(tmp_path: Path, point: LoadPoint = POINT) -> PointWatch:
-    job = LoadJob(target="t", base_url="http://127.0.0.1:1", model_name="m", point=point,
-                  workload=Workload(), prompts=None,  # type: ignore[arg-type]  # unused here
-                  clock=Clock(), point_start=10.0, seed=1)
-    return PointWatch(job, ClientSettings(probe_interval_s=0), tmp_path / "p.jsonl")
+    job = job_for(point, client=ClientSettings(probe_interval_s=0), point_start=10.0)
+    return PointWatch(job, tmp_path / "p.jsonl")
 
 
 def sent(times: list[float]) -> list[Sample]:

@@ -10,12 +10,13 @@ import pytest
 
 from harness.drivers.builtin.driver import BuiltinDriver
 from harness.drivers.builtin.shares import Share
-from harness.drivers.job import LoadJob, Progress, closed_starts
+from harness.drivers.job import Progress, closed_starts
 from harness.drivers.k6.script import render
 from harness.samples import Clock, Sample
 from harness.scenario.decode import ScenarioError
 from harness.scenario.load import parse_scenario
-from harness.scenario.types import LoadPoint, Workload
+from harness.scenario.types import LoadPoint
+from tests.jobs import job_for
 
 
 def scenario(**load: Any) -> Any:
@@ -54,9 +55,7 @@ def first_sends(point: LoadPoint, share: Share) -> list[tuple[int, float]]:
     """(request index, s after the point's start) of each stream's first request, from the
     builtin driver's real closed loop; a request ends once every stream has sent one."""
     clock = Clock()
-    job = LoadJob(target="t", base_url="http://127.0.0.1:1", model_name="m", point=point,
-                  workload=Workload(), prompts=None,  # type: ignore[arg-type]  # unused here
-                  clock=clock, point_start=clock.now(), seed=1)
+    job = job_for(point, clock=clock)
     sent: list[tuple[int, float]] = []
     streams = share.part(point.concurrency or 0)
 

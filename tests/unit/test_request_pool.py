@@ -7,10 +7,10 @@ from typing import Any
 
 from harness.arrivals import plan
 from harness.drivers.job import LoadJob
-from harness.samples import Clock
 from harness.scenario.types import LoadPoint, Workload
 from harness.workload.prompts import PromptFactory
 from harness.workload.request_pool import CLOSED_POOL_SIZE, POOL_SIZE, RequestPool
+from tests.jobs import job_for
 
 CLOSED = LoadPoint("c4", "closed", duration_s=1, warmup_s=0, concurrency=4, max_requests=300)
 OPEN = LoadPoint("r50", "poisson", duration_s=2, warmup_s=1, rate_rps=50)
@@ -18,9 +18,7 @@ OPEN = LoadPoint("r50", "poisson", duration_s=2, warmup_s=1, rate_rps=50)
 
 def job(prompts: PromptFactory, point: LoadPoint, target: str = "a") -> LoadJob:
     """The job `harness.run.point.load_job` builds: a fresh block of the run's prompt indices."""
-    return LoadJob(target=target, base_url="http://127.0.0.1:1", model_name="m", point=point,
-                   workload=prompts.workload, prompts=prompts, clock=Clock(), point_start=0.0,
-                   seed=prompts.seed, prompt_offset=prompts.next_block())
+    return job_for(point, prompts=prompts, seed=prompts.seed, target=target)
 
 
 def pool_prompts(j: LoadJob) -> list[str]:

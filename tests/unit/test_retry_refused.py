@@ -9,11 +9,11 @@ from typing import Any
 
 from harness.drivers.backoff import RETRY_MAX_S, retry_delay
 from harness.drivers.builtin.driver import BuiltinDriver
-from harness.drivers.job import LoadJob, Progress
+from harness.drivers.job import Progress
 from harness.samples import Clock, Sample
-from harness.scenario.client import parse_client
+from harness.scenario.client import ClientSettings, parse_client
 from harness.scenario.types import LoadPoint, Workload
-from harness.workload.prompts import PromptFactory
+from tests.jobs import job_for
 from tests.stub_target import StubTarget
 
 
@@ -23,10 +23,9 @@ def refused_run(tokenizer: Any, retries: int) -> list[Sample]:
     point = LoadPoint("c2", "closed", duration_s=5, warmup_s=0, concurrency=2, max_requests=4,
                       params={"ramp_up_s": 0})
     with StubTarget(clock, mode="busy") as target:
-        job = LoadJob(target="t", base_url=target.url, model_name="m", point=point,
-                      workload=workload, prompts=PromptFactory(tokenizer, workload, 1),
-                      clock=clock, point_start=clock.now(), seed=1, timeout_s=5.0,
-                      retry_refused=retries, retry_base_s=0.002)
+        job = job_for(point, workload=workload, url=target.url, clock=clock, timeout_s=5.0,
+                      client=ClientSettings(retry_refused=retries, retry_base_s=0.002),
+                      tokenizer=tokenizer)
         return BuiltinDriver().run(job, Progress())
 
 

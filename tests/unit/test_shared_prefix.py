@@ -8,12 +8,11 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
-from harness.drivers.job import LoadJob
-from harness.samples import Clock
 from harness.scenario.types import LoadPoint, Workload
 from harness.workload.lengths import Lengths
 from harness.workload.prompts import HEAD_TOKENS, PromptFactory
 from harness.workload.request_pool import RequestPool
+from tests.jobs import job_for
 
 
 def n_tokens(tokenizer: Any, text: str) -> int:
@@ -98,9 +97,7 @@ def test_every_driver_sends_the_drawn_lengths_and_prefixes_from_the_pool(tokeniz
     wl = replace(SHARED, output_lengths=Lengths("lognormal", 64, 48))
     prompts = PromptFactory(tokenizer, wl, seed=3)
     point = LoadPoint("c4", "closed", duration_s=1, warmup_s=0, concurrency=4, max_requests=40)
-    job = LoadJob(target="a", base_url="http://127.0.0.1:1", model_name="m", point=point,
-                  workload=wl, prompts=prompts, clock=Clock(), point_start=0.0, seed=3,
-                  prompt_offset=prompts.next_block())
+    job = job_for(point, prompts=prompts, seed=3)
     pool = RequestPool(job, None)
     bodies = [json.loads(b) for b in pool.bodies]
     assert [b["max_tokens"] for b in bodies] == [s.max_tokens for s in pool.specs]

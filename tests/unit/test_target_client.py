@@ -70,7 +70,7 @@ def test_the_driver_job_and_the_manifest_carry_each_target_s_client(tokenizer: A
     target = TargetProcess(label="x", url="http://127.0.0.1:1", process=None,
                            log_path=tmp_path / "log")
     jobs = [load_job(ctx, tc, target, sc.points[0], tc.label) for tc in sc.targets]
-    assert [(j.retry_refused, j.retry_base_s, j.connect_timeout_s) for j in jobs] == [
+    assert [(j.client.retry_refused, j.client.retry_base_s, j.client.connect_s) for j in jobs] == [
         (0, 0.1, 2.0), (4, 0.1, 2.0)]
     manifest = build_manifest(sc, run, results_root=tmp_path, scenario_file=None, device="cpu",
                               model=MODEL, git=GIT)

@@ -17,9 +17,11 @@ from aiohttp import web
 
 from harness.drivers.builtin.streaming import client_timeout, fetch
 from harness.drivers.job import LoadJob, Progress
-from harness.samples import Clock, Sample
-from harness.scenario.types import LoadPoint, Workload
+from harness.samples import Sample
+from harness.scenario.client import ClientSettings
+from harness.scenario.types import LoadPoint
 from harness.workload.prompts import RequestSpec
+from tests.jobs import job_for
 from tests.waiting import wait_for
 
 TOKEN = b'data: {"choices":[{"index":0,"text":" a","finish_reason":null}]}\n\n'
@@ -27,14 +29,13 @@ SPEC = RequestSpec(index=0, prompt="hi", prompt_tokens=1, max_tokens=4)
 Handler = Callable[[web.Request, asyncio.Event], Awaitable[web.StreamResponse]]
 
 
-def make_job(url: str, connect_timeout_s: float = 5.0, first_token_timeout_s: float = 5.0,
-             between_tokens_timeout_s: float = 5.0, timeout_s: float = 10.0) -> LoadJob:
-    return LoadJob(target="t", base_url=url, model_name="m",
-                   point=LoadPoint("p", "closed", 1, 0, concurrency=1), workload=Workload(),
-                   prompts=None,  # type: ignore[arg-type]  # fetch takes the spec directly
-                   clock=Clock(), point_start=0.0, seed=1, connect_timeout_s=connect_timeout_s,
-                   first_token_timeout_s=first_token_timeout_s,
-                   between_tokens_timeout_s=between_tokens_timeout_s, timeout_s=timeout_s)
+def make_job(url: str, timeout_s: float = 10.0, connect_s: float = 5.0,
+             first_token_s: float = 5.0, between_tokens_s: float = 5.0) -> LoadJob:
+    """A job against `url` with these `[client]` timeouts; `fetch` is handed `SPEC` itself."""
+    client = ClientSettings(connect_s=connect_s, first_token_s=first_token_s,
+                            between_tokens_s=between_tokens_s)
+    return job_for(LoadPoint("p", "closed", 1, 0, concurrency=1), url=url, timeout_s=timeout_s,
+                   client=client)
 
 
 @asynccontextmanager
@@ -70,9 +71,9 @@ async def run_fetch(job: LoadJob) -> Sample:
         return await fetch(session, job, SPEC, now, now, Progress())
 
 
-async def against(handler: Handler, **timeouts: float) -> Sample:
+async def against(handler: Handler, timeout_s: float = 10.0, **client: float) -> Sample:
     async with server(handler) as url:
-        return await run_fetch(make_job(url, **timeouts))
+        return await run_fetch(make_job(url, timeout_s, **client))
 
 
 def test_no_first_token_is_a_first_token_timeout() -> None:
@@ -81,7 +82,7 @@ def test_no_first_token_is_a_first_token_timeout() -> None:
         await release.wait()
         return resp
 
-    sample = asyncio.run(against(handler, first_token_timeout_s=0.3))
+    sample = asyncio.run(against(handler, first_token_s=0.3))
     assert (sample.status, sample.extra["timeout"]) == ("timeout", "first_token")
     assert 0.3 <= sample.extra["after_s"] < 5.0
     assert sample.error is not None and "first_token" in sample.error
@@ -95,8 +96,7 @@ def test_a_stall_after_a_token_is_a_between_tokens_timeout() -> None:
         await release.wait()
         return resp
 
-    sample = asyncio.run(against(handler, between_tokens_timeout_s=0.3,
-                                 first_token_timeout_s=20.0))
+    sample = asyncio.run(against(handler, between_tokens_s=0.3, first_token_s=20.0))
     assert (sample.status, sample.extra["timeout"]) == ("timeout", "between_tokens")
     assert 0.3 <= sample.extra["after_s"] < 20.0  # the gap fired, not the first-token deadline
     assert sample.first_token_at is not None and len(sample.token_times) == 1
@@ -111,7 +111,7 @@ def test_a_steady_stream_that_runs_too_long_is_a_total_timeout() -> None:
                 await asyncio.wait_for(release.wait(), 0.05)
         return resp
 
-    sample = asyncio.run(against(handler, between_tokens_timeout_s=0.5, timeout_s=0.6))
+    sample = asyncio.run(against(handler, timeout_s=0.6, between_tokens_s=0.5))
     assert (sample.status, sample.extra["timeout"]) == ("timeout", "total")
     assert sample.extra["after_s"] >= 0.6
     assert len(sample.token_times) >= 2
@@ -126,7 +126,7 @@ def test_a_complete_stream_is_ok_with_times_in_order() -> None:
         await resp.write(b"data: [DONE]\n\n")
         return resp
 
-    s = asyncio.run(against(handler, first_token_timeout_s=2, between_tokens_timeout_s=2))
+    s = asyncio.run(against(handler, first_token_s=2, between_tokens_s=2))
     assert (s.status, s.output_tokens, s.tokens_source, s.extra) == ("ok", 3, "usage", {})
     assert s.done_at is not None and s.first_token_at is not None
     assert s.sent_at <= s.first_token_at <= s.token_times[-1] <= s.done_at
@@ -179,8 +179,7 @@ def test_a_connect_that_never_completes_is_a_connect_timeout() -> None:
     held = fill_accept_queue(listener)
     try:
         port = listener.getsockname()[1]
-        sample = asyncio.run(run_fetch(make_job(f"http://127.0.0.1:{port}",
-                                                connect_timeout_s=0.3)))
+        sample = asyncio.run(run_fetch(make_job(f"http://127.0.0.1:{port}", connect_s=0.3)))
     finally:
         for sock in held:
             sock.close()

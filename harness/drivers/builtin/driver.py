@@ -4,10 +4,10 @@ aiohttp measured ~10× faster than httpx as a load generator here. Closed-loop p
 `concurrency` requests in flight; open-loop points send on the precomputed schedule whether or
 not earlier requests finished, so latency is measured from `scheduled_at`.
 
-Connections are capped at `job.connections` (0 = sized to the load: the concurrency, or the
+Connections are capped at `job.client.connections` (0 = sized to the load: the concurrency, or the
 schedule's length up to 1024). A request stamps `sent_at` once it holds a connection slot, so a
 cap that binds shows as dispatch lag (sent − scheduled), never as hidden service time.
-With `job.processes` > 1 the load is split over that many driver processes (see `shares`).
+With `job.client.processes` > 1 the load is split over that many driver processes (see `shares`).
 
 A closed loop's stream k sends its first request at `closed_starts(point)[k]` (the point's
 ramp-up), not all at once. Each process records its own event-loop lag (`loop_lag`) into
@@ -20,9 +20,9 @@ sets `progress.abort`, and once `progress.abort` is set (by it or by the point's
 no request is sent any more and those still in flight after `ABORT_GRACE_S` are cancelled:
 the point ends within about a second of the verdict.
 
-With `job.retry_refused` = N, a request refused with a 503 is sent again up to N times after a
-jittered exponential back-off (`retry_delay`), keeping its `scheduled_at`: the user's latency
-from scheduled includes every wait. Each attempt is a sample (the server saw each one); a
+With `job.client.retry_refused` = N, a request refused with a 503 is sent again up to N times
+after a jittered exponential back-off (`retry_delay`), keeping its `scheduled_at`: the user's
+latency from scheduled includes every wait. Each attempt is a sample (the server saw each one); a
 retried one carries `extra.attempt` (2, 3, ...).
 """
 
@@ -71,9 +71,10 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
 
 
 def connection_limit(job: LoadJob, share: Share, arrivals: list[Arrival] | None) -> int:
-    """This process's connection cap: its share of `job.connections`, or sized to its load."""
-    if job.connections:
-        return max(1, share.part(job.connections))
+    """This process's connection cap: its share of `job.client.connections`, or sized to its
+    load."""
+    if job.client.connections:
+        return max(1, share.part(job.client.connections))
     if arrivals is None:
         return max(1, share.part(job.point.concurrency or 1))
     return max(1, min(len(arrivals), MAX_AUTO_CONNECTIONS))
@@ -87,11 +88,12 @@ class BuiltinDriver:
         start = max(job.point_start, job.clock.now())
         job = replace(job, point_start=start)
         progress.started_at = start
-        progress.cpu_capacity_pct = 100.0 * job.processes
+        processes = job.client.processes
+        progress.cpu_capacity_pct = 100.0 * processes
         if job.point.kind == "closed":
             progress.stats["ramp_up_s"] = job.point.ramp_up_s
-        if job.processes > 1:
-            return run_shares(job, progress, job.processes, self.run_share)
+        if processes > 1:
+            return run_shares(job, progress, processes, self.run_share)
         return self.run_share(job, Share(0, 1), progress)
 
     def run_share(self, job: LoadJob, share: Share, progress: Progress) -> list[Sample]:
@@ -135,10 +137,10 @@ class BuiltinDriver:
             async def one(index: int, scheduled_at: float) -> Sample:
                 sample = await attempt(index, scheduled_at)
                 rng = random.Random(f"{job.seed}-{index}")  # the jitter, reproducible
-                for k in range(job.retry_refused):
+                for k in range(job.client.retry_refused):
                     if sample.status != "refused" or progress.abort is not None:
                         break
-                    await asyncio.sleep(retry_delay(k, job.retry_base_s, rng))
+                    await asyncio.sleep(retry_delay(k, job.client.retry_base_s, rng))
                     sample = await attempt(index, scheduled_at, k + 2)
                 return sample
 

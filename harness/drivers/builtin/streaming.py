@@ -8,10 +8,10 @@ end.
 Timeouts are split by phase and each is classified in the sample (status `timeout`, the phase in
 `extra["timeout"]` and in `error`):
 
-- `connect`: the TCP connect took longer than `job.connect_timeout_s` (aiohttp's `sock_connect`).
+- `connect`: the TCP connect took longer than `job.client.connect_s` (aiohttp's `sock_connect`).
 - `first_token`: no first token (first body byte without streaming) within
-  `job.first_token_timeout_s` of sending.
-- `between_tokens`: a later gap between stream reads passed `job.between_tokens_timeout_s`.
+  `job.client.first_token_s` of sending.
+- `between_tokens`: a later gap between stream reads passed `job.client.between_tokens_s`.
 - `total`: the request as a whole passed `job.timeout_s`.
 
 `extra["after_s"]` is how long after sending the timeout was detected. Every failed sample
@@ -19,10 +19,10 @@ carries `failed_at`: when the timeout fired, the connection failed, or the error
 an error event, a stream cut before `[DONE]`) had been read.
 
 A refused or reset connection is `conn_error`; a stream cut before `[DONE]` is `truncated`.
-With `[fault] kind = "disconnect"`, a request chosen by `abandon_after` closes its connection
-after reading that many token chunks (the client leaves; the server sees the socket close): it
-is `abandoned`, its token times up to then, `failed_at` and `extra["abandoned_at"]` the moment
-it closed; not an error.
+With `[fault] kind = "disconnect"` (`job.fault`), a request chosen by `abandon_after` closes its
+connection after reading that many token chunks (the client leaves; the server sees the socket
+close): it is `abandoned`, its token times up to then, `failed_at` and `extra["abandoned_at"]` the
+moment it closed; not an error.
 The read phases are watched by one loop timer per request (`Watchdog`): a stream read only
 notes its time, and the timer, when it fires, either re-arms itself from the last read or
 cancels the request — no timer work per token.
@@ -57,11 +57,11 @@ class Watchdog:
         self.task = asyncio.current_task()
         start = self.loop.time()
         self.total_at = start + job.timeout_s
-        self.gap = job.between_tokens_timeout_s
+        self.gap = job.client.between_tokens_s
         self.phase = "first_token"
         self.last = start
         self.expired: str | None = None
-        self.handle = self.loop.call_at(min(self.total_at, start + job.first_token_timeout_s),
+        self.handle = self.loop.call_at(min(self.total_at, start + job.client.first_token_s),
                                         self._fire)
 
     def token_seen(self) -> None:
@@ -107,7 +107,7 @@ class _Seen:
 
 def client_timeout(job: LoadJob) -> aiohttp.ClientTimeout:
     """aiohttp keeps the connect timeout; the read phases are ours (see `fetch`)."""
-    return aiohttp.ClientTimeout(total=None, sock_connect=job.connect_timeout_s,
+    return aiohttp.ClientTimeout(total=None, sock_connect=job.client.connect_s,
                                  connect=None, sock_read=None)
 
 
@@ -157,12 +157,14 @@ async def fetch(session: aiohttp.ClientSession, job: LoadJob, spec: RequestSpec,
 
 def abandon_after(job: LoadJob, index: int) -> int:
     """After how many token chunks request `index` of the point closes its stream; 0: it reads
-    to the end. A share `job.abandon_share` of the requests is chosen, reproducibly from the
-    seed and the index (a retry of the same request is chosen alike)."""
-    if job.abandon_after_tokens <= 0 or job.abandon_share <= 0:
+    to the end. With a disconnect `job.fault`, a share `fault.share` of the requests is chosen,
+    reproducibly from the seed and the index (a retry of the same request is chosen alike), and
+    closes after `fault.after_tokens`."""
+    fault = job.fault
+    if fault is None or fault.kind != "disconnect" or fault.after_tokens <= 0 or fault.share <= 0:
         return 0
-    chosen = random.Random(f"{job.seed}-{index}-disconnect").random() < job.abandon_share
-    return job.abandon_after_tokens if chosen else 0
+    chosen = random.Random(f"{job.seed}-{index}-disconnect").random() < fault.share
+    return fault.after_tokens if chosen else 0
 
 
 async def _read_response(resp: aiohttp.ClientResponse, job: LoadJob, seen: _Seen,
@@ -232,8 +234,9 @@ def _sample(job: LoadJob, spec: RequestSpec, request_id: str, scheduled_at: floa
 
 
 def _timeout_text(phase: str, job: LoadJob) -> str:
-    limit = {"connect": job.connect_timeout_s, "first_token": job.first_token_timeout_s,
-             "between_tokens": job.between_tokens_timeout_s, "total": job.timeout_s}[phase]
+    client = job.client
+    limit = {"connect": client.connect_s, "first_token": client.first_token_s,
+             "between_tokens": client.between_tokens_s, "total": job.timeout_s}[phase]
     return f"timeout ({phase}): over {limit:g} s"
 
 

@@ -27,7 +27,7 @@ starts its tick clock a few ms after the scenario (once its VUs are active), so 
 aligned on the least-late iteration (`planned_starts`). Closed loops: the iteration's start
 (after its ramp-up sleep).
 k6 applies one timeout to the whole request (`job.timeout_s`); connect / first-token /
-between-token timeouts are the builtin driver's. `job.processes` does not apply (k6 is one
+between-token timeouts are the builtin driver's. `job.client.processes` does not apply (k6 is one
 multi-threaded Go process).
 """
 
@@ -236,7 +236,7 @@ class K6Driver:
         headers = {"Content-Type": "application/json"}
         if job.api_key:
             headers["Authorization"] = f"Bearer {job.api_key}"
-        vus = job.connections or (job.point.concurrency or
+        vus = job.client.connections or (job.point.concurrency or
                                   min(len(arrivals or ()) or 1, MAX_AUTO_CONNECTIONS))
         script = render(job.point, url=job.base_url + path, bodies_path=str(work / "bodies.json"),
                         summary_path=str(work / "k6-summary.json"), headers=headers, vus=vus,

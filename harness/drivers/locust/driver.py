@@ -1,8 +1,8 @@
 """The locust driver: real locust, headless, running `harness/drivers/locust/locustfile.py`.
 
-One process (locust's local runner) when `job.processes` is 1; otherwise a master and
-`job.processes` worker processes on this machine (`--master` / `--worker`, over 127.0.0.1), which
-is the same set-up as spreading workers over machines (see docs/drivers.md).
+One process (locust's local runner) when `job.client.processes` is 1; otherwise a master and
+`job.client.processes` worker processes on this machine (`--master` / `--worker`, over
+127.0.0.1), which is the same set-up as spreading workers over machines (see docs/drivers.md).
 
 The harness writes a plan (request bodies, schedule or concurrency, user steps, timeouts, the run
 clock origin) to a JSON file the locustfile reads; every locust process stamps a request's times on
@@ -22,7 +22,7 @@ record); `count_arrivals` counts them into `progress.dropped` (the point's `drop
 Locust is closed-loop by nature (a user is a loop). Open-loop kinds are driven by a pool of users
 taking the precomputed schedule's arrivals in order: an arrival no user is free for waits, and
 the wait is recorded as dispatch lag (so the point is flagged `driver_bound` rather than the
-latency being silently lowered). The pool is `job.connections` users, or sized to the load
+latency being silently lowered). The pool is `job.client.connections` users, or sized to the load
 (in-flight requests for 4 s of latency at the intended rate, plus 8, at most the number of
 arrivals); a `LoadTestShape` grows it with the rate for ramp and spike. Locust needs seconds to
 boot (and workers to connect), so the load starts only once every locust process has started its
@@ -75,7 +75,7 @@ def user_steps(job: LoadJob, arrivals: Sequence[Arrival] | None) -> list[tuple[f
     if arrivals is None:
         assert point.concurrency is not None
         return [(0.0, point.concurrency)]
-    cap = job.connections or min(max(1, len(arrivals)), MAX_AUTO_CONNECTIONS)
+    cap = job.client.connections or min(max(1, len(arrivals)), MAX_AUTO_CONNECTIONS)
     steps: list[tuple[float, int]] = []
     peak = 0.0
     for at, rate in rate_curve(point):
@@ -187,6 +187,7 @@ class LocustDriver:
         headers = {"Content-Type": "application/json"}
         if job.api_key:
             headers["Authorization"] = f"Bearer {job.api_key}"
+        client = job.client
         return {
             "origin_ns": job.clock.origin_ns,
             "point_s": job.point.warmup_s + job.point.duration_s,
@@ -195,10 +196,10 @@ class LocustDriver:
             "stream": job.workload.stream,
             "bodies": [b.decode() for b in bodies],
             "schedule": None if arrivals is None else [a.offset_s for a in arrivals],
-            "max_requests": job.point.max_requests, "processes": max(1, job.processes),
+            "max_requests": job.point.max_requests, "processes": max(1, client.processes),
             "users": user_steps(job, arrivals), "records_dir": str(work),
-            "connect_s": job.connect_timeout_s, "first_token_s": job.first_token_timeout_s,
-            "between_tokens_s": job.between_tokens_timeout_s, "total_s": job.timeout_s,
+            "connect_s": client.connect_s, "first_token_s": client.first_token_s,
+            "between_tokens_s": client.between_tokens_s, "total_s": job.timeout_s,
         }
 
     def _run(self, job: LoadJob, progress: Progress, work: Path) -> list[Sample]:
@@ -206,7 +207,7 @@ class LocustDriver:
         pool = RequestPool(job, arrivals)
         for old in [*work.glob("records-*.jsonl"), *work.glob("ready-*"), work / START_FILE]:
             old.unlink(missing_ok=True)
-        workers = job.processes if job.processes > 1 else 0
+        workers = job.client.processes if job.client.processes > 1 else 0
         plan_data = self._plan(job, work, pool.bodies, arrivals)
         (work / "plan.json").write_text(json.dumps(plan_data), encoding="utf-8")
         env = {"PYTHONUNBUFFERED": "1", PLAN_ENV: str(work / "plan.json")}
