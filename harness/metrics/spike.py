@@ -12,7 +12,7 @@ Times are on the run clock.
 - Phases: before = [end of warm-up, spike start), during = [spike start, spike end), after =
   [spike end, end of the load] (and later: the retries of its last requests). An *attempt* is
   one sample, what the server saw; it counts in the phase it was sent in. A *user request* is an
-  arrival with its retries (one `request_id`, `extra.attempt` 2, 3, ... on the retries); it
+  arrival with its retries (one `request_id`, `Sample.attempt` 2, 3, ... on the retries); it
   counts in the phase its first attempt was due in. Its outcome is its last attempt's: answered
   (ok), gave up (refused: retries spent, or none allowed), failed (anything else); what its user
   waited runs from the first attempt's `scheduled_at` to the answer's first token (its end
@@ -76,7 +76,7 @@ def group_users(samples: Sequence[Sample]) -> list[User]:
     by_id: dict[str, User] = {}
     for s in samples:
         by_id.setdefault(s.request_id, []).append(s)
-    users = [sorted(u, key=lambda s: (int(s.extra.get("attempt", 1)), s.sent_at))
+    users = [sorted(u, key=lambda s: (s.attempt, s.sent_at))
              for u in by_id.values()]
     return sorted(users, key=lambda u: u[0].scheduled_at)
 

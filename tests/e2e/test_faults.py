@@ -121,7 +121,7 @@ def test_abandoned_streams_are_no_errors_and_the_target_is_idle_again(tmp_path: 
     gone = [s for s in samples if s.status == "abandoned"]
     assert gone and fault.abandoned == len(gone) and fault.requests == len(samples)
     assert all(len(s.token_times) >= 4 and s.failed_at is not None
-               and s.failed_at == pytest.approx(s.extra["abandoned_at"], abs=1e-6) for s in gone)
+               and s.failed_at == pytest.approx(s.extra.abandoned_at, abs=1e-6) for s in gone)
     assert all(s.ok for s in samples if s.status != "abandoned")  # nothing else failed
     assert point.requests.abandoned > 0 and point.requests.total == point.requests.ok > 0
     assert fault.completed == len(samples) - len(gone)

@@ -39,12 +39,13 @@ def check_growth(samples: list[Sample], template: int) -> None:
     by_session: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
         assert s.ok, s.error
-        by_session[s.extra["session"]].append(s)
+        assert s.extra.session is not None and s.extra.turn is not None
+        by_session[s.extra.session].append(s)
     full = [turns for turns in by_session.values() if len(turns) == 3]
     assert len(full) >= 2, {k: len(v) for k, v in by_session.items()}
     for turns in full:
-        turns.sort(key=lambda s: s.extra["turn"])
-        assert [s.extra["turn"] for s in turns] == [0, 1, 2]
+        turns.sort(key=lambda s: s.extra.turn or 0)  # every turn is set (checked above)
+        assert [s.extra.turn for s in turns] == [0, 1, 2]
         assert all(4 <= s.output_tokens <= 12 for s in turns)  # ignore_eos: the drawn length
         assert 8 <= turns[0].prompt_tokens <= 16 + template
         for before, after in itertools.pairwise(turns):

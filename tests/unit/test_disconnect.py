@@ -21,7 +21,7 @@ from harness.metrics.requests import summarize
 from harness.records.typed_json import decode
 from harness.run.fault import Cleanup, Reading, disconnect_summary
 from harness.run.liveness import point_failure
-from harness.samples import Clock, Sample
+from harness.samples import Clock, Sample, SampleExtra
 from harness.scenario.fault import Fault
 from harness.scenario.types import LoadPoint, Workload
 from harness.summary.record import SCHEMA_VERSION, Load, Requests, RunSummary, TargetRun
@@ -78,7 +78,7 @@ def test_the_chosen_streams_are_closed_after_their_tokens_and_are_no_errors(
         assert s.output_tokens == len(s.token_times) and s.error is None
         assert s.done_at is None and s.failed_at is not None
         assert s.failed_at >= s.token_times[-1]
-        assert s.extra["abandoned_at"] == pytest.approx(s.failed_at, abs=1e-6)
+        assert s.extra.abandoned_at == pytest.approx(s.failed_at, abs=1e-6)
     assert progress.errors == 0 and progress.abort is None
     metrics = summarize(samples, slo={"ttft_ms": 5000.0})
     assert metrics.requests.abandoned == len(chosen)
@@ -93,7 +93,7 @@ def abandoned(i: int, sent: float) -> Sample:
                   sent_at=sent, status="abandoned", first_byte_at=sent + 0.0005,
                   first_token_at=times[0], token_times=times, failed_at=sent + 0.0011,
                   output_tokens=3, tokens_source="counted", http_status=200,
-                  extra={"abandoned_at": sent + 0.0011})
+                  extra=SampleExtra(abandoned_at=round(sent + 0.0011, 6)))
 
 
 def reset(i: int, sent: float) -> Sample:
@@ -123,7 +123,8 @@ def stream(i: int, sent: float, tokens: int, abandon: bool = False) -> Sample:
         return Sample(request_id=f"t-c4-{i}", target="t", point="c4", scheduled_at=sent,
                       sent_at=sent, status="abandoned", first_token_at=times[0],
                       token_times=times, failed_at=end, output_tokens=tokens,
-                      tokens_source="counted", http_status=200, extra={"abandoned_at": end})
+                      tokens_source="counted", http_status=200,
+                      extra=SampleExtra(abandoned_at=round(end, 6)))
     return Sample(request_id=f"t-c4-{i}", target="t", point="c4", scheduled_at=sent,
                   sent_at=sent, status="ok", first_token_at=times[0], token_times=times,
                   done_at=end, output_tokens=tokens, tokens_source="usage", http_status=200)

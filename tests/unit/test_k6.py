@@ -27,7 +27,7 @@ from harness.drivers.k6.driver import (
     samples_from_k6,
 )
 from harness.drivers.k6.script import executor, render, ticks
-from harness.samples import Clock
+from harness.samples import Clock, SampleExtra
 from harness.scenario.types import LoadPoint
 from harness.workload.prompts import RequestSpec
 
@@ -127,7 +127,7 @@ def test_error_records_are_classified() -> None:
     assert sorted(s.failed_at for s in busy if s.failed_at is not None) == pytest.approx(ends)
     _, stall, _ = convert("stall")
     assert {s.status for s in stall} == {"timeout"}
-    assert all(s.extra == {"k6_error_code": 1050, "timeout": "total"} for s in stall)
+    assert all(s.extra == SampleExtra(k6_error_code=1050, timeout="total") for s in stall)
     assert all(s.error is not None and "timeout (total)" in s.error for s in stall)
     _, refused, _ = convert("refused")
     assert {(s.status, s.http_status, s.first_byte_at) for s in refused} == {

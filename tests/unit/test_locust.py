@@ -23,7 +23,7 @@ from harness.drivers.locust.driver import (
     samples_from_locust,
     user_steps,
 )
-from harness.samples import Sample
+from harness.samples import Sample, SampleExtra
 from harness.scenario.client import ClientSettings
 from harness.scenario.types import LoadPoint
 from harness.workload.prompts import RequestSpec
@@ -64,7 +64,7 @@ def test_error_records_are_classified_and_dated_by_when_they_failed() -> None:
     assert all(s.error is not None and "busy" in s.error for s in convert("busy"))
     stall = convert("stall")
     assert {(s.status, s.first_token_at) for s in stall} == {("timeout", None)}
-    assert all(s.extra == {"timeout": "total"} for s in stall)
+    assert all(s.extra == SampleExtra(timeout="total") for s in stall)
     assert all(0.99 < (s.failed_at or 0) - s.sent_at < 1.5 for s in stall)  # the 1 s timeout
     refused = convert("refused")
     assert {(s.status, s.http_status) for s in refused} == {("conn_error", None)}

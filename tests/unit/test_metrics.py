@@ -16,7 +16,7 @@ import pytest
 from harness.metrics.quantiles import percentile
 from harness.metrics.requests import summarize
 from harness.records.typed_json import encode
-from harness.samples import Sample
+from harness.samples import Sample, SampleExtra
 from harness.summary.record import Distribution, PointMetrics
 
 WARMUP_END = 10.0
@@ -52,7 +52,7 @@ def run() -> list[Sample]:
         sample("c", 12.0, 12.5, "refused", http_status=503, first_byte_at=12.55,
                failed_at=12.6, error="overloaded"),
         sample("d", 13.0, 13.0, "timeout", failed_at=15.0, error="timeout (first_token)",
-               extra={"timeout": "first_token", "after_s": 2.0}),
+               extra=SampleExtra(timeout="first_token", after_s=2.0)),
         sample("e", 14.0, 14.0, first_byte_at=14.05, first_token_at=14.1,
                token_times=(14.1, 14.4, 14.7, 15.0), done_at=15.0, output_tokens=4,
                prompt_tokens=100, tokens_source="counted"),

@@ -13,7 +13,7 @@ import pytest
 
 from harness.metrics.requests import summarize
 from harness.records.typed_json import encode
-from harness.samples import Sample
+from harness.samples import Sample, SampleExtra
 
 STREAMS = 16
 TOKENS = 20
@@ -85,7 +85,7 @@ def hang(streams: int = STREAMS, timeout_s: float = 120.0) -> list[Sample]:
     return [Sample(request_id=f"h{k}", target="hung", point="c16", scheduled_at=k * 0.01,
                    sent_at=k * 0.01, status="timeout", failed_at=k * 0.01 + timeout_s,
                    error=f"timeout (first_token): over {timeout_s:g} s",
-                   extra={"timeout": "first_token", "after_s": timeout_s})
+                   extra=SampleExtra(timeout="first_token", after_s=timeout_s))
             for k in range(streams)]
 
 

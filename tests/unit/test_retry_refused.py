@@ -38,14 +38,15 @@ def test_a_retrying_client_resends_a_503_keeping_its_scheduled_time(tokenizer: A
     for attempts in by_request.values():
         assert all(s.status == "refused" and s.http_status == 503 for s in attempts)
         assert {s.scheduled_at for s in attempts} == {attempts[0].scheduled_at}
-        assert [s.extra.get("attempt", 1) for s in attempts] == [1, 2, 3, 4]
+        assert [s.attempt for s in attempts] == [1, 2, 3, 4]
+        assert [s.extra.attempt for s in attempts] == [None, 2, 3, 4]  # the file's extra.attempt
         sent = [s.sent_at for s in attempts]
         assert sent == sorted(sent) and len(set(sent)) == 4
 
 
 def test_a_client_that_does_not_retry_sends_each_request_once(tokenizer: Any) -> None:
     samples = refused_run(tokenizer, retries=0)
-    assert len(samples) == 4 and all("attempt" not in s.extra for s in samples)
+    assert len(samples) == 4 and all(s.extra.attempt is None for s in samples)
 
 
 def test_retry_delays_are_jittered_below_a_doubling_cap() -> None:

@@ -9,19 +9,31 @@ from pathlib import Path
 
 import pytest
 
-from harness.samples import Clock, Sample, iter_samples, read_samples, write_samples
+from harness.records.typed_json import RecordError
+from harness.samples import (
+    Clock,
+    Sample,
+    SampleExtra,
+    iter_samples,
+    read_samples,
+    timeout_phase,
+    write_samples,
+)
 
-OK = Sample(
-    request_id="r-0001", target="flask_threads", point="c8", scheduled_at=2.5, sent_at=2.500125,
+OK = Sample(  # a multi-turn session's second turn, as the builtin driver writes it
+    request_id="r-c8-1", target="flask_threads", point="c8", scheduled_at=2.5, sent_at=2.500125,
     status="ok", first_byte_at=2.51, first_token_at=2.512345, token_times=(2.512345, 2.52, 2.531),
     done_at=2.531, prompt_tokens=128, output_tokens=3, tokens_source="usage", http_status=200,
-    extra={"finish_reason": "length", "retries": 0},
+    extra=SampleExtra(session="3-0", turn=1),
 )
-FAILED = Sample(
-    request_id="r-0002", target="flask_threads", point="c8", scheduled_at=3.0, sent_at=3.25,
-    status="http_error", http_status=503, error="Service Unavailable", stream=False,
-    driver="k6",
+FAILED = Sample(  # k6's request timeout: no response, so no status code
+    request_id="r-c8-2", target="flask_threads", point="c8", scheduled_at=3.0, sent_at=3.25,
+    status="timeout", failed_at=4.25, error="timeout (total): request timeout", stream=False,
+    tokens_source="unknown", driver="k6", extra=SampleExtra(k6_error_code=1050, timeout="total"),
 )
+EACH_EXTRA = Path(__file__).parent / "fixtures" / "samples_each_extra.jsonl"
+"""One sample of each driver × status × `extra` shape, as real runs wrote them before `extra` was
+typed (builtin: ok, refused, retried, abandoned, timed out, multi-turn; k6 and locust timeouts)."""
 
 
 def test_round_trip_is_equal(tmp_path: Path) -> None:
@@ -38,8 +50,40 @@ def test_one_json_object_per_line(tmp_path: Path) -> None:
     path = tmp_path / "samples.jsonl"
     write_samples(path, iter([OK, FAILED]))
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert [json.loads(line)["request_id"] for line in lines] == ["r-0001", "r-0002"]
+    assert [json.loads(line)["request_id"] for line in lines] == ["r-c8-1", "r-c8-2"]
     assert json.loads(lines[0])["token_times"] == [2.512345, 2.52, 2.531]
+
+
+def test_files_written_before_extra_was_typed_read_and_write_back_the_same() -> None:
+    lines = EACH_EXTRA.read_text(encoding="utf-8").splitlines()
+    samples = read_samples(EACH_EXTRA)
+    assert [s.to_json() for s in samples] == lines
+    shapes = {(s.driver, s.status, tuple(s.extra.to_dict())) for s in samples}
+    assert {("builtin", "refused", ("attempt",)), ("builtin", "ok", ("session", "turn")),
+            ("builtin", "timeout", ("timeout", "after_s")),
+            ("builtin", "abandoned", ("abandoned_at",)), ("locust", "timeout", ("timeout",)),
+            ("k6", "timeout", ("k6_error_code", "timeout"))} <= shapes
+    attempts = [(s.attempt, s.extra.attempt) for s in samples]
+    assert (3, 3) in attempts and all(a == e >= 2 if e else a == 1 for a, e in attempts)
+
+
+def test_extra_holds_only_the_notes_set_in_a_fixed_order() -> None:
+    retried_timeout = SampleExtra(attempt=2, after_s=0.5012, timeout="first_token")
+    assert list(retried_timeout.to_dict()) == ["timeout", "after_s", "attempt"]
+    line = json.loads(dataclasses.replace(FAILED, extra=retried_timeout).to_json())
+    assert line["extra"] == {"timeout": "first_token", "after_s": 0.5012, "attempt": 2}
+    assert json.loads(dataclasses.replace(FAILED, extra=SampleExtra()).to_json())["extra"] == {}
+
+
+def test_an_unknown_extra_key_or_timeout_phase_is_an_error() -> None:
+    data = json.loads(OK.to_json())
+    with pytest.raises(RecordError, match=r"extra: unknown field\(s\) \['retries'\]"):
+        Sample.from_dict({**data, "extra": {"retries": 0}})
+    with pytest.raises(RecordError, match=r"extra\.timeout: expected one of"):
+        Sample.from_dict({**data, "extra": {"timeout": "read"}})
+    assert timeout_phase("stop") == "stop"
+    with pytest.raises(ValueError, match="unknown timeout phase 'read'"):
+        timeout_phase("read")
 
 
 def test_token_times_are_stored_to_the_microsecond() -> None:

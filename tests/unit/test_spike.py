@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from harness.metrics.spike import spike_summary
-from harness.samples import Sample
+from harness.samples import NO_EXTRA, Sample, SampleExtra
 from harness.scenario.types import LoadPoint
 from harness.summary.spike import SpikeSummary
 from harness.telemetry.store import Record
@@ -30,7 +30,7 @@ def ok(index: int, due: float, ttft_s: float, *, sent: float | None = None,
                   sent_at=sent_at, status="ok", first_byte_at=first - 0.0005,
                   first_token_at=first, token_times=times, done_at=times[-1] + 0.0002,
                   prompt_tokens=16, output_tokens=32, tokens_source="usage", http_status=200,
-                  extra={"attempt": attempt} if attempt > 1 else {})
+                  extra=SampleExtra(attempt=attempt) if attempt > 1 else NO_EXTRA)
 
 
 def refused(index: int, due: float, *, sent: float | None = None, attempt: int = 1) -> Sample:
@@ -40,7 +40,7 @@ def refused(index: int, due: float, *, sent: float | None = None, attempt: int =
                   failed_at=sent_at + 0.002, tokens_source="counted", http_status=503,
                   error='{"error":{"message":"server busy","type":"server_busy",'
                         '"param":null,"code":"server_busy"}}',
-                  extra={"attempt": attempt} if attempt > 1 else {})
+                  extra=SampleExtra(attempt=attempt) if attempt > 1 else NO_EXTRA)
 
 
 def steady(start: float, end: float, gap: float, first_index: int,

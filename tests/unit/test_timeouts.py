@@ -17,7 +17,7 @@ from aiohttp import web
 
 from harness.drivers.builtin.streaming import client_timeout, fetch
 from harness.drivers.job import LoadJob, Progress
-from harness.samples import Sample
+from harness.samples import NO_EXTRA, Sample, SampleExtra
 from harness.scenario.client import ClientSettings
 from harness.scenario.types import LoadPoint
 from harness.workload.prompts import RequestSpec
@@ -83,8 +83,8 @@ def test_no_first_token_is_a_first_token_timeout() -> None:
         return resp
 
     sample = asyncio.run(against(handler, first_token_s=0.3))
-    assert (sample.status, sample.extra["timeout"]) == ("timeout", "first_token")
-    assert 0.3 <= sample.extra["after_s"] < 5.0
+    assert (sample.status, sample.extra.timeout) == ("timeout", "first_token")
+    assert sample.extra.after_s is not None and 0.3 <= sample.extra.after_s < 5.0
     assert sample.error is not None and "first_token" in sample.error
     assert (sample.first_token_at, sample.done_at) == (None, None)
 
@@ -97,8 +97,9 @@ def test_a_stall_after_a_token_is_a_between_tokens_timeout() -> None:
         return resp
 
     sample = asyncio.run(against(handler, between_tokens_s=0.3, first_token_s=20.0))
-    assert (sample.status, sample.extra["timeout"]) == ("timeout", "between_tokens")
-    assert 0.3 <= sample.extra["after_s"] < 20.0  # the gap fired, not the first-token deadline
+    assert (sample.status, sample.extra.timeout) == ("timeout", "between_tokens")
+    after_s = sample.extra.after_s
+    assert after_s is not None and 0.3 <= after_s < 20.0  # the gap, not the first-token deadline
     assert sample.first_token_at is not None and len(sample.token_times) == 1
 
 
@@ -112,8 +113,8 @@ def test_a_steady_stream_that_runs_too_long_is_a_total_timeout() -> None:
         return resp
 
     sample = asyncio.run(against(handler, timeout_s=0.6, between_tokens_s=0.5))
-    assert (sample.status, sample.extra["timeout"]) == ("timeout", "total")
-    assert sample.extra["after_s"] >= 0.6
+    assert (sample.status, sample.extra.timeout) == ("timeout", "total")
+    assert sample.extra.after_s is not None and sample.extra.after_s >= 0.6
     assert len(sample.token_times) >= 2
 
 
@@ -127,7 +128,7 @@ def test_a_complete_stream_is_ok_with_times_in_order() -> None:
         return resp
 
     s = asyncio.run(against(handler, first_token_s=2, between_tokens_s=2))
-    assert (s.status, s.output_tokens, s.tokens_source, s.extra) == ("ok", 3, "usage", {})
+    assert (s.status, s.output_tokens, s.tokens_source, s.extra) == ("ok", 3, "usage", NO_EXTRA)
     assert s.done_at is not None and s.first_token_at is not None
     assert s.sent_at <= s.first_token_at <= s.token_times[-1] <= s.done_at
 
@@ -148,7 +149,7 @@ def test_a_closed_port_is_a_connection_error() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, never listening: connections are refused
         sample = asyncio.run(run_fetch(make_job(f"http://127.0.0.1:{port}")))
-    assert (sample.status, sample.extra) == ("conn_error", {})
+    assert (sample.status, sample.extra) == ("conn_error", NO_EXTRA)
     assert sample.error is not None
 
 
@@ -184,7 +185,7 @@ def test_a_connect_that_never_completes_is_a_connect_timeout() -> None:
         for sock in held:
             sock.close()
         listener.close()
-    assert (sample.status, sample.extra) == ("timeout", {"timeout": "connect"})
+    assert (sample.status, sample.extra) == ("timeout", SampleExtra(timeout="connect"))
 
 
 def test_an_outside_cancel_is_not_swallowed_as_a_timeout() -> None:

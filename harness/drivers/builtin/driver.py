@@ -23,7 +23,7 @@ the point ends within about a second of the verdict.
 With `job.client.retry_refused` = N, a request refused with a 503 is sent again up to N times
 after a jittered exponential back-off (`retry_delay`), keeping its `scheduled_at`: the user's
 latency from scheduled includes every wait. Each attempt is a sample (the server saw each one); a
-retried one carries `extra.attempt` (2, 3, ...).
+retried one carries `extra.attempt` (2, 3, ...; `Sample.attempt`).
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class BuiltinDriver:
                     sample = await fetch(session, job, pool.spec(index), scheduled_at, sent_at,
                                          progress, self.name, pool.body(index), index)
                 if number > 1:
-                    sample = replace(sample, extra={**sample.extra, "attempt": number})
+                    sample = replace(sample, extra=replace(sample.extra, attempt=number))
                 record(sample)
                 return sample
 

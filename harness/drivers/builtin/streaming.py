@@ -6,7 +6,7 @@ it), one token time per SSE token chunk (the time of the read that brought it), 
 end.
 
 Timeouts are split by phase and each is classified in the sample (status `timeout`, the phase in
-`extra["timeout"]` and in `error`):
+`extra.timeout` and in `error`):
 
 - `connect`: the TCP connect took longer than `job.client.connect_s` (aiohttp's `sock_connect`).
 - `first_token`: no first token (first body byte without streaming) within
@@ -14,14 +14,14 @@ Timeouts are split by phase and each is classified in the sample (status `timeou
 - `between_tokens`: a later gap between stream reads passed `job.client.between_tokens_s`.
 - `total`: the request as a whole passed `job.timeout_s`.
 
-`extra["after_s"]` is how long after sending the timeout was detected. Every failed sample
+`extra.after_s` is how long after sending the timeout was detected. Every failed sample
 carries `failed_at`: when the timeout fired, the connection failed, or the error body (a 503,
 an error event, a stream cut before `[DONE]`) had been read.
 
 A refused or reset connection is `conn_error`; a stream cut before `[DONE]` is `truncated`.
 With `[fault] kind = "disconnect"` (`job.fault`), a request chosen by `abandon_after` closes its
 connection after reading that many token chunks (the client leaves; the server sees the socket
-close): it is `abandoned`, its token times up to then, `failed_at` and `extra["abandoned_at"]` the
+close): it is `abandoned`, its token times up to then, `failed_at` and `extra.abandoned_at` the
 moment it closed; not an error.
 The read phases are watched by one loop timer per request (`Watchdog`): a stream read only
 notes its time, and the timer, when it fires, either re-arms itself from the last read or
@@ -33,15 +33,22 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 
 from harness.drivers.builtin.event_scan import EventScanner, classify
 from harness.drivers.job import LoadJob, Progress
 from harness.drivers.sse import Chunk, read_chunk
-from harness.samples import Clock, Sample, Status, TokenSource
+from harness.samples import (
+    NO_EXTRA,
+    Clock,
+    Sample,
+    SampleExtra,
+    Status,
+    TimeoutPhase,
+    TokenSource,
+)
 from harness.workload.prompts import RequestSpec, request_body
 from harness.workload.sessions import Reply
 
@@ -58,9 +65,9 @@ class Watchdog:
         start = self.loop.time()
         self.total_at = start + job.timeout_s
         self.gap = job.client.between_tokens_s
-        self.phase = "first_token"
+        self.phase: TimeoutPhase = "first_token"
         self.last = start
-        self.expired: str | None = None
+        self.expired: TimeoutPhase | None = None
         self.handle = self.loop.call_at(min(self.total_at, start + job.client.first_token_s),
                                         self._fire)
 
@@ -99,7 +106,7 @@ class _Seen:
     source: TokenSource = "counted"
     status: Status = "ok"
     error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: SampleExtra = NO_EXTRA
     done_at: float | None = None  # the response was read to its end (ok or not)
     failed_at: float | None = None  # a timeout fired or the connection failed
     reply: Reply | None = None  # where the answer's text goes, when asked for
@@ -141,7 +148,7 @@ async def fetch(session: aiohttp.ClientSession, job: LoadJob, spec: RequestSpec,
             task.uncancel()
         phase, seen.failed_at = watchdog.expired, job.clock.now()
         seen.status, seen.error = "timeout", _timeout_text(phase, job)
-        seen.extra = {"timeout": phase, "after_s": round(job.clock.now() - sent_at, 4)}
+        seen.extra = SampleExtra(timeout=phase, after_s=round(job.clock.now() - sent_at, 4))
     except aiohttp.ClientError as exc:
         seen.failed_at = job.clock.now()
         seen.status, seen.error, seen.extra = _client_error(exc, job)
@@ -193,16 +200,16 @@ async def _read_response(resp: aiohttp.ClientResponse, job: LoadJob, seen: _Seen
 
 
 def _client_error(exc: aiohttp.ClientError,
-                  job: LoadJob) -> tuple[Status, str, dict[str, Any]]:
+                  job: LoadJob) -> tuple[Status, str, SampleExtra]:
     """How an aiohttp failure is classified: status, error text, extra."""
     if isinstance(exc, aiohttp.ConnectionTimeoutError):  # before: it is a connection error too
-        return "timeout", _timeout_text("connect", job), {"timeout": "connect"}
+        return "timeout", _timeout_text("connect", job), SampleExtra(timeout="connect")
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return "truncated", text, {}
+        return "truncated", text, NO_EXTRA
     if isinstance(exc, aiohttp.ClientConnectionError):
-        return "conn_error", text, {}
-    return "http_error", text, {}
+        return "conn_error", text, NO_EXTRA
+    return "http_error", text, NO_EXTRA
 
 
 def _sample(job: LoadJob, spec: RequestSpec, request_id: str, scheduled_at: float,
@@ -233,7 +240,7 @@ def _sample(job: LoadJob, spec: RequestSpec, request_id: str, scheduled_at: floa
     )
 
 
-def _timeout_text(phase: str, job: LoadJob) -> str:
+def _timeout_text(phase: TimeoutPhase, job: LoadJob) -> str:
     client = job.client
     limit = {"connect": client.connect_s, "first_token": client.first_token_s,
              "between_tokens": client.between_tokens_s, "total": job.timeout_s}[phase]
@@ -286,7 +293,7 @@ async def _read_stream(resp: aiohttp.ClientResponse, seen: _Seen, clock: Clock,
         if abandon and len(times) >= abandon and not tally.done:
             resp.close()  # the client leaves: its connection is closed, not pooled again
             seen.failed_at = clock.now()
-            seen.extra["abandoned_at"] = round(seen.failed_at, 6)
+            seen.extra = replace(seen.extra, abandoned_at=round(seen.failed_at, 6))
             seen.output_tokens = len(times)
             return "abandoned", None
     for payload in scanner.close():

@@ -3,7 +3,7 @@ user.
 
 `take_turn` fits the pool's next message into the user's conversation (starting a new one when
 it must), sends the conversation so far with it, records the answer, and tags the sample with
-`extra["session"]` (user stream and conversation number, e.g. "3-0") and `extra["turn"]`
+`extra.session` (user stream and conversation number, e.g. "3-0") and `extra.turn`
 (0 = the first). `think` is the user's pause after an answer, cut at the load's end.
 """
 
@@ -35,8 +35,8 @@ async def take_turn(conv: Conversation, stream: int, spec: RequestSpec, job: Loa
         conv.record(spec, reply)
     else:
         conv.next_session()
-    return replace(sample, extra={**sample.extra, "session": f"{stream}-{session}",
-                                  "turn": turn})
+    return replace(sample, extra=replace(sample.extra, session=f"{stream}-{session}",
+                                         turn=turn))
 
 
 async def think(job: LoadJob) -> None:

@@ -57,7 +57,7 @@ from harness.drivers.job import (
     wait_stopping_on_abort,
 )
 from harness.drivers.k6.script import APPROXIMATED, executor, render, ticks
-from harness.samples import Clock, Sample, Status, TokenSource
+from harness.samples import Clock, Sample, SampleExtra, Status, TimeoutPhase, TokenSource
 from harness.workload.prompts import RequestSpec
 from harness.workload.request_pool import RequestPool
 
@@ -117,12 +117,12 @@ def sample_from_k6(record: dict[str, Any], *, target: str, point: str, spec: Req
     http_status = int(record.get("s") or 0)
     code = int(record.get("e") or 0)
     text = record.get("err")
-    extra: dict[str, Any] = {"k6_error_code": code} if code else {}
     sent = end - (blocked + dns + connect + tls + sending + waiting + receiving) / 1000
     scheduled = min(sent, wall.at(float(record["t0"] if planned_ms is None else planned_ms)))
     first_byte: float | None = end - receiving / 1000
     status: Status
     error: str | None = None
+    timeout: TimeoutPhase | None = None
     if http_status == 200 and record.get("done"):
         status = "ok"
     elif http_status == 200:
@@ -133,7 +133,7 @@ def sample_from_k6(record: dict[str, Any], *, target: str, point: str, spec: Req
         status, error = "http_error", text or f"HTTP {http_status}"
     else:
         first_byte = None
-        status, error = _k6_error(code, str(text or "k6 request error"), extra)
+        status, error, timeout = _k6_error(code, str(text or "k6 request error"))
     tokens = int(record.get("n", -1))
     source: TokenSource = "counted" if record.get("src") == "counted" else "usage"
     return Sample(
@@ -143,18 +143,18 @@ def sample_from_k6(record: dict[str, Any], *, target: str, point: str, spec: Req
         done_at=end if status == "ok" else None, failed_at=None if status == "ok" else end,
         prompt_tokens=spec.prompt_tokens, output_tokens=max(tokens, 0),
         tokens_source=source if tokens >= 0 else "unknown",
-        http_status=http_status or None, error=error, stream=stream, driver="k6", extra=extra)
+        http_status=http_status or None, error=error, stream=stream, driver="k6",
+        extra=SampleExtra(k6_error_code=code or None, timeout=timeout))
 
 
-def _k6_error(code: int, text: str, extra: dict[str, Any]) -> tuple[Status, str]:
-    """k6 error codes: 1050 request timeout; 1200-1299 TCP errors (dial timeouts included)."""
+def _k6_error(code: int, text: str) -> tuple[Status, str, TimeoutPhase | None]:
+    """Status, error text and timeout phase of a request k6 got no response to. k6 error codes:
+    1050 request timeout; 1200-1299 TCP errors (dial timeouts included)."""
     if code == 1050:
-        extra["timeout"] = "total"
-        return "timeout", f"timeout (total): {text}"
+        return "timeout", f"timeout (total): {text}", "total"
     if 1200 <= code < 1300 and "timeout" in text:
-        extra["timeout"] = "connect"
-        return "timeout", f"timeout (connect): {text}"
-    return "conn_error", text
+        return "timeout", f"timeout (connect): {text}", "connect"
+    return "conn_error", text, None
 
 
 MAX_ALIGN_MS = 50.0  # the most `align` may shift the ticks: a few ms per ~100 VUs is expected

@@ -54,7 +54,7 @@ from harness.drivers.job import (
     wait_stopping_on_abort,
 )
 from harness.run.launcher import free_port
-from harness.samples import STATUSES, Sample, TokenSource
+from harness.samples import STATUSES, Sample, SampleExtra, TokenSource, timeout_phase
 from harness.workload.prompts import RequestSpec
 from harness.workload.request_pool import RequestPool
 
@@ -103,7 +103,7 @@ def sample_from_locust(record: dict[str, Any], *, target: str, point: str, spec:
 
     tokens = tuple(float(t) + shift for t in record.get("tok") or ())
     source: TokenSource = "usage" if record.get("src") == "usage" else "counted"
-    extra: dict[str, Any] = {"timeout": record["timeout"]} if record.get("timeout") else {}
+    timeout = timeout_phase(record["timeout"]) if record.get("timeout") else None
     n = record.get("n")
     return Sample(
         request_id=f"{target}-{point}-{int(record['i'])}",
@@ -115,7 +115,7 @@ def sample_from_locust(record: dict[str, Any], *, target: str, point: str, spec:
         prompt_tokens=spec.prompt_tokens, output_tokens=int(n or 0),
         tokens_source=source if n is not None else "unknown",
         http_status=record.get("http"), error=record.get("err"), stream=stream,
-        driver="locust", extra=extra)
+        driver="locust", extra=SampleExtra(timeout=timeout))
 
 
 def samples_from_locust(records: Iterable[dict[str, Any]], *, target: str, point: str,
