@@ -30,7 +30,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def tokenizer() -> Any:
-    """The GPT-2 BPE tokenizer every target model uses (built once into ~/.cache/patternbench)."""
-    from targets.model.store import load_tokenizer, materialize
+    """The GPT-2 BPE tokenizer every target model uses (built once into ~/.cache/patternbench;
+    the same object the job builder uses)."""
+    from tests.jobs import gpt2_tokenizer
 
-    return load_tokenizer(materialize("sim:ttft_ms=1,tpot_ms=1"))
+    return gpt2_tokenizer()

@@ -24,6 +24,7 @@ field does not allow None (the builders never produce one: `Distribution.of` dro
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -70,7 +71,9 @@ def decode(cls: type[T], data: Any, path: str = "") -> T:
     return typing.cast(T, _decode(cls, data, path))
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
+    """`cls`'s resolved field types, once per class: every sample of a run file is decoded."""
     return typing.get_type_hints(cls)
 
 

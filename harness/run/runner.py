@@ -42,6 +42,7 @@ from harness.samples import Clock
 from harness.scenario.types import LoadPoint, Scenario, TargetConfig
 from harness.summary.record import SCHEMA_VERSION, Capacity, PointSummary, RunSummary, TargetRun
 from harness.workload.prompts import PromptFactory
+from targets.model.engine import resolve_device
 
 
 @dataclass
@@ -83,16 +84,6 @@ class RunState:
 
     def write_summary(self) -> None:
         write_json(self.run.summary, self.summary().to_json())
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    try:
-        import torch
-    except ImportError:
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def prepare_model(spec: str) -> tuple[ModelInfo, Any]:
