@@ -10,5 +10,7 @@ viewed. Reports are always rebuilt from stored results (`manifest.json`, `summar
 
 Modules, in the order a page is made: `run_data` (read the folder), `charts` (matplotlib),
 `tables` and `telemetry` (per-target HTML; `timeline` draws each target's telemetry over time),
-`glossary`, `page` (assembly) and `index`, with `formatting` and `style` shared.
+`glossary`, `page` (assembly), `build` (writes a run's page) and `index`, with `formatting` and
+`style` shared; `compare_page` renders `harness.compare`; `export` writes a run's points as
+csv/md/parquet and `publish` a folder of every report for static hosting.
 """

@@ -7,7 +7,7 @@ The flow owns every step. What differs between patterns is a per-request *strate
 (`Strategy`): its `prepare` turns the request into work before it takes a slot, and that work's
 `run` answers it once admitted. Two strategies exist:
 
-- run a model job (`targets.server.job`: `AsyncJobs`, `ThreadJobs`): `prepare` parses and
+- run a model job (`targets.server.generation`: `AsyncJobs`, `ThreadJobs`): `prepare` parses and
   validates the body into a `Job`; `run` completes it or streams its tokens;
 - forward upstream (`targets.fastapi_proxy`: `Forward`): `prepare` parses nothing; `run` sends
   the bytes on through a pooled connection and relays the upstream's answer untouched.
