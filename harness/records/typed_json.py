@@ -149,22 +149,28 @@ def _decode_union(args: tuple[Any, ...], data: Any, path: str) -> Any:
                       f"of {[getattr(o, '__name__', str(o)) for o in options]}")
 
 
+def as_scalar(tp: Any, value: Any) -> tuple[bool, Any]:
+    """Whether `value` (parsed JSON or TOML) is of the scalar type `tp` (bool, int, float, str;
+    an int is a float too, a bool is neither), and the value as that type. The TOML scenario
+    decoder (`harness.scenario.decode`) reads scalars with this too."""
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if tp is str:
+        return isinstance(value, str), value
+    raise TypeError(f"unsupported field type {tp!r}")  # a declaration bug, not bad data
+
+
 def _decode_scalar(tp: Any, data: Any, path: str) -> Any:
     if tp is type(None):
         if data is not None:
             raise RecordError(f"{_where(path)}: expected null, got {data!r}")
         return None
-    if tp is bool:
-        ok = isinstance(data, bool)
-    elif tp is int:
-        ok = isinstance(data, int) and not isinstance(data, bool)
-    elif tp is float:
-        ok = isinstance(data, (int, float)) and not isinstance(data, bool)
-        data = float(data) if ok else data
-    elif tp is str:
-        ok = isinstance(data, str)
-    else:
-        raise TypeError(f"{_where(path)}: unsupported field type {tp!r}")
+    ok, data = as_scalar(tp, data)
     if not ok:
         raise RecordError(f"{_where(path)}: expected {tp.__name__}, got {data!r}")
     return data

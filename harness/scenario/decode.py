@@ -37,6 +37,8 @@ import typing
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from harness.records.typed_json import as_scalar
+
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
@@ -208,17 +210,7 @@ _WHAT = {bool: "true or false", int: "an integer", float: "a number", str: "a st
 
 
 def _scalar(tp: Any, value: Any, path: str) -> Any:
-    if tp is bool:
-        ok = isinstance(value, bool)
-    elif tp is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif tp is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif tp is str:
-        ok = isinstance(value, str)
-    else:
-        raise TypeError(f"{path}: unsupported field type {tp!r}")  # a declaration bug
+    ok, value = as_scalar(tp, value)
     if not ok:
         raise error(path, f"must be {_WHAT[tp]}, got {value!r}")
     return value
