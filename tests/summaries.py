@@ -90,3 +90,9 @@ def run_summary(points: list[PointSummary], run: str = "run", scenario: str = "t
                for p in points}
     return RunSummary(schema_version=SCHEMA_VERSION, run=run, scenario=scenario,
                       interrupted=False, targets=targets, points=tuple(points))
+
+
+def rates(record: dict[str, Any]) -> dict[str, Any]:
+    """A throughput or goodput record (as JSON) without its intervals (`ci95`, `sections`),
+    for tests about the figures themselves (tests/unit/test_sections.py checks the intervals)."""
+    return {k: v for k, v in record.items() if k not in ("ci95", "sections")}

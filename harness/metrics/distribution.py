@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from harness.metrics.quantiles import percentile, quantile_ci, too_few
 from harness.records.typed_json import doc
 
-_CI_QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
+QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
 
 
 @dataclass(frozen=True)
@@ -29,13 +29,20 @@ class Distribution:
     p99: float = doc("99th percentile")
     max: float = doc("largest value")
     ci95: dict[str, tuple[float, float] | None] = doc(
-        "95% confidence interval [lo, hi] of p50, p90, p95 and p99: distribution-free order "
-        "statistics, ranks from exact binomial sums, equal-tailed (harness.metrics.quantiles); "
-        "null where too few values for any such interval (p50: n < 6, p90: n < 29, p95: n < 59, "
-        "p99: n < 299)", {})
-    too_few: tuple[str, ...] = doc("percentiles whose count is below their floor (p50 14, "
-                                    "p90 64, p95 133, p99 662; MLPerf early stopping): shown, "
-                                    "marked, refused by the gate", ())
+        "95% confidence interval [lo, hi] of p50, p90, p95 and p99: the hull of the "
+        "distribution-free order-statistic interval (ranks from exact binomial sums, "
+        "equal-tailed; harness.metrics.quantiles) and the sectioned one that sees values move "
+        "together over time (harness.metrics.sections), and of the mean (sectioned); null where "
+        "too few values or sections for either (order statistics: p50 n < 6, p90 n < 29, p95 "
+        "n < 59, p99 n < 299)", {})
+    too_few: tuple[str, ...] = doc("percentiles whose count (effective_count where there is "
+                                    "one) is below their floor (p50 14, p90 64, p95 133, p99 "
+                                    "662; MLPerf early stopping): shown, marked, refused by "
+                                    "the gate", ())
+    effective_count: float | None = doc("how many independent values these are worth: count / "
+                                        "the design effect sectioning measured (values that move "
+                                        "together count less; harness.metrics.sections); null: "
+                                        "not measured over time", None)
 
     @classmethod
     def of(cls, values: Iterable[float | None]) -> Distribution | None:
@@ -46,5 +53,5 @@ class Distribution:
         return cls(count=len(data), mean=sum(data) / len(data), p50=percentile(data, 50),
                    p90=percentile(data, 90), p95=percentile(data, 95),
                    p99=percentile(data, 99), max=data[-1],
-                   ci95={name: quantile_ci(data, q) for name, q in _CI_QUANTILES},
+                   ci95={name: quantile_ci(data, q) for name, q in QUANTILES},
                    too_few=too_few(len(data)))

@@ -87,6 +87,17 @@ def ci_ranks(n: int, q: float, confidence: float = CONFIDENCE) -> tuple[int, int
     return (j, k) if j < k else None
 
 
+def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion `successes` / `n` (independent trials; None
+    for n = 0): what 11 passes of 12 say about the share (≈ [0.65, 0.99])."""
+    if n <= 0:
+        return None
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 class _BinomialCdf:
     """P(B ≤ i) for B ~ Binomial(n, q), computed once over the mean ± 15 standard deviations
     (+ 10); outside it the cdf is taken as 0 or 1 (the mass left out is below 1e-40)."""

@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from harness.metrics.quantiles import wilson
+from harness.metrics.sections import Window, hull, mean_interval, rate_interval
 from harness.samples import Sample
 from harness.summary.record import Distribution, Goodput, PointMetrics, Requests, Throughput
 
@@ -48,11 +50,6 @@ def tpot_s(s: Sample) -> float | None:
     if s.first_token_at is None or s.done_at is None or s.output_tokens < 2:
         return None
     return (s.done_at - s.first_token_at) / (s.output_tokens - 1)
-
-
-def itl_s(s: Sample) -> list[float]:
-    t = s.token_times
-    return [b - a for a, b in itertools.pairwise(t)]
 
 
 def ended_at(s: Sample) -> float:
@@ -130,12 +127,13 @@ def summarize(
 
     `warmup_end` and `load_end` are on the run clock: the measured window (see the module
     docstring). Without `load_end` (stored samples of unknown span, tests) the window ends when
-    the last counted request ended, success or failure.
+    the last counted request ended, success or failure. Every interval is a within-run one that
+    sees the values move together (`harness.metrics.sections`), cut into `Window.k` sections.
     """
     ended = measured(samples, warmup_end)
     if load_end is None:
         load_end = max((ended_at(s) for s in ended), default=warmup_end)
-    window = load_end - warmup_end
+    w = Window(warmup_end, load_end, span_s=_median_duration(samples, warmup_end))
     sent = [s for s in samples if s.sent_at >= warmup_end]
     statuses = Counter(s.status for s in ended)
     counted = [s for s in ended if s.status != "abandoned"]
@@ -148,55 +146,88 @@ def summarize(
                           truncated=statuses["truncated"], conn_error=statuses["conn_error"],
                           total=len(counted), abandoned=statuses["abandoned"]),
         http_errors=dict(http_codes),
-        **_latencies([s for s in sent if s.ok], sent),
-        output_tokens=Distribution.of(float(s.output_tokens) for s in sent if s.ok),
-        throughput=_throughput(samples, warmup_end, load_end),
-        goodput=_goodput(counted, slo, warmup_end, load_end) if slo else None,
-        achieved_concurrency=busy / window if window > 0 else None,
+        **_latencies([s for s in sent if s.ok], sent, w),
+        output_tokens=w.distribution([(s.done_at or s.sent_at, float(s.output_tokens))
+                                      for s in sent if s.ok]),
+        throughput=_throughput(samples, w),
+        goodput=_goodput(counted, slo, w) if slo else None,
+        achieved_concurrency=busy / w.length if w.length > 0 else None,
         token_counts_from=tuple(sorted({s.tokens_source for s in counted if s.ok})),
     )
 
 
-def _latencies(ok: Sequence[Sample], sent: Sequence[Sample]) -> dict[str, Distribution | None]:
-    """The latency distributions of a point, in ms, keyed by their `PointMetrics` field."""
+def _median_duration(samples: Sequence[Sample], warmup_end: float) -> float | None:
+    spans = sorted(s.done_at - s.sent_at for s in samples
+                   if s.ok and s.done_at is not None and s.sent_at >= warmup_end)
+    return spans[len(spans) // 2] if spans else None
+
+
+def _latencies(ok: Sequence[Sample], sent: Sequence[Sample],
+               w: Window) -> dict[str, Distribution | None]:
+    """The latency distributions of a point, in ms, keyed by their `PointMetrics` field; each
+    value placed at the time it was observed (first token, completion, each token)."""
     ms = 1000.0
     return {
-        "ttft_ms": Distribution.of(v * ms for s in ok if (v := ttft_s(s)) is not None),
-        "ttft_sched_ms": Distribution.of((s.first_token_at - s.scheduled_at) * ms for s in ok
-                                         if s.first_token_at is not None),
-        "ttfb_ms": Distribution.of((s.first_byte_at - s.sent_at) * ms for s in ok
-                                   if s.first_byte_at is not None),
-        "tpot_ms": Distribution.of(v * ms for s in ok if (v := tpot_s(s)) is not None),
-        "itl_ms": Distribution.of(g * ms for s in ok for g in itl_s(s)),
-        "e2e_ms": Distribution.of((s.done_at - s.sent_at) * ms for s in ok
-                                  if s.done_at is not None),
-        "e2e_sched_ms": Distribution.of((s.done_at - s.scheduled_at) * ms for s in ok
-                                        if s.done_at is not None),
-        "dispatch_lag_ms": Distribution.of((s.sent_at - s.scheduled_at) * ms for s in sent),
+        "ttft_ms": w.distribution([(s.first_token_at, v * ms) for s in ok
+                                   if s.first_token_at is not None and (v := ttft_s(s))
+                                   is not None]),
+        "ttft_sched_ms": w.distribution([(s.first_token_at, (s.first_token_at - s.scheduled_at)
+                                          * ms) for s in ok if s.first_token_at is not None]),
+        "ttfb_ms": w.distribution([(s.first_byte_at, (s.first_byte_at - s.sent_at) * ms)
+                                   for s in ok if s.first_byte_at is not None]),
+        "tpot_ms": w.distribution([(s.done_at, v * ms) for s in ok if s.done_at is not None
+                                   and (v := tpot_s(s)) is not None]),
+        "itl_ms": w.distribution([(b, (b - a) * ms) for s in ok
+                                  for a, b in itertools.pairwise(s.token_times)]),
+        "e2e_ms": w.distribution([(s.done_at, (s.done_at - s.sent_at) * ms) for s in ok
+                                  if s.done_at is not None]),
+        "e2e_sched_ms": w.distribution([(s.done_at, (s.done_at - s.scheduled_at) * ms)
+                                        for s in ok if s.done_at is not None]),
+        "dispatch_lag_ms": w.distribution([(s.sent_at, (s.sent_at - s.scheduled_at) * ms)
+                                           for s in sent]),
     }
 
 
-def _throughput(samples: Sequence[Sample], start: float, end: float) -> Throughput:
-    window = end - start
-    if window <= 0:
+def _throughput(samples: Sequence[Sample], w: Window) -> Throughput:
+    if w.length <= 0:
         return Throughput(window_s=None, req_s=None, output_tok_s=None, input_tok_s=None)
-    done = completed_in(samples, start, end)
-    return Throughput(window_s=window, req_s=len(done) / window,
-                      output_tok_s=window_output_tokens(samples, start, end) / window,
-                      input_tok_s=sum(s.prompt_tokens for s in done) / window)
+    done = completed_in(samples, w.start, w.end)
+    return Throughput(
+        window_s=w.length, req_s=len(done) / w.length,
+        output_tok_s=window_output_tokens(samples, w.start, w.end) / w.length,
+        input_tok_s=sum(s.prompt_tokens for s in done) / w.length,
+        ci95={"req_s": _rate_ci(w, lambda lo, hi: len(_done_in(done, lo, hi))),
+              "output_tok_s": _rate_ci(w, lambda lo, hi: window_output_tokens(samples, lo, hi)),
+              "input_tok_s": _rate_ci(w, lambda lo, hi: sum(s.prompt_tokens
+                                                            for s in _done_in(done, lo, hi)))},
+        sections=w.k)
 
 
-def _goodput(counted: Sequence[Sample], slo: Mapping[str, float], start: float,
-             end: float) -> Goodput:
+def _done_in(done: Sequence[Sample], lo: float, hi: float) -> list[Sample]:
+    """Of the samples completed in the window, those completed in the section [lo, hi)."""
+    return [s for s in done if s.done_at is not None and lo <= s.done_at < hi]
+
+
+def _rate_ci(w: Window, amount: Callable[[float, float], float]) -> tuple[float, float] | None:
+    return rate_interval(w.amounts(amount), w.start, w.end)
+
+
+def _goodput(counted: Sequence[Sample], slo: Mapping[str, float], w: Window) -> Goodput:
     unknown = unmeasurable(counted, slo)
     good = [s for s in counted if meets_slo(s, slo)]
     if unknown is not None:
         return Goodput(slo=dict(slo), good_requests=len(good), req_s=None, fraction=None,
                        unknown=unknown)
-    window = end - start
-    return Goodput(slo=dict(slo), good_requests=len(good),
-                   req_s=len(completed_in(good, start, end)) / window if window > 0 else None,
-                   fraction=len(good) / len(counted) if counted else None)
+    done = completed_in(good, w.start, w.end)
+    marks = [(ended_at(s), 1.0 if meets_slo(s, slo) else 0.0) for s in counted]
+    fraction = len(good) / len(counted) if counted else None
+    return Goodput(
+        slo=dict(slo), good_requests=len(good),
+        req_s=len(done) / w.length if w.length > 0 else None, fraction=fraction,
+        ci95={"fraction": hull(wilson(len(good), len(counted)),
+                               mean_interval(marks, w.start, w.end, w.k)),
+              "req_s": _rate_ci(w, lambda lo, hi: len(_done_in(done, lo, hi)))
+              if w.length > 0 else None})
 
 
 def unmeasurable(counted: Sequence[Sample], slo: Mapping[str, float]) -> str | None:

@@ -34,9 +34,14 @@ from harness.scenario.capacity import DEFAULT_SHARE
 from harness.summary.fault import FaultSummary
 from harness.summary.spike import SpikeSummary
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+READS = (4, 5)
 """Bumped whenever a field is removed or changes meaning, or is added without a default that
-reads the older files of the version right. 4: `capacity` (the capacity search's interval per
+reads the older files of the version right. 5: within-run intervals that see correlation
+(`harness.metrics.sections`): every distribution's `ci95` is the hull of the order-statistic
+and the sectioned interval, with `mean` added; `throughput.ci95` and `goodput.ci95` (schema 4
+files are still read: their intervals are the narrower order-statistic ones, and the gate and
+`compare` refuse them); 4: `capacity` (the capacity search's interval per
 target) and `slo_share`; a target that died during the run (`failure` on its point, `status`
 "failed" with `failed_point` and `skipped`), the `never_ran` targets × points of an
 interrupted run; the server's prefix-cache hit rate (`telemetry.server.prefix_cache_hit_pct`);
@@ -77,6 +82,12 @@ class Throughput:
                                      "window, per second (usage-scaled when a chunk carries "
                                      "several; pro rata without token times)")
     input_tok_s: float | None = doc("prompt tokens of the requests req_s counts, per second")
+    ci95: dict[str, tuple[float, float] | None] = doc(
+        "95% interval [lo, hi] of req_s, output_tok_s and input_tok_s from the run's own "
+        "variation over time: the window cut into `sections` equal spans, overall rate ± "
+        "t · sd(section rates) / √sections (harness.metrics.sections); null: too few sections "
+        "(schema 4 files: absent)", {})
+    sections: int | None = doc("how many equal spans the window was cut into for ci95", None)
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,10 @@ class Goodput:
     good_requests: int = doc("counted ok requests with every limit known and met")
     req_s: float | None = doc("good requests completed inside the window, per second")
     fraction: float | None = doc("good requests / counted requests (0..1)")
+    ci95: dict[str, tuple[float, float] | None] = doc(
+        "95% interval [lo, hi] of fraction (the hull of the Wilson interval and the sectioned "
+        "one: failures come in bursts) and of req_s (sectioned, like throughput's); null: too "
+        "few values or sections (schema 4 files: absent)", {})
     unknown: str | None = doc("why goodput cannot be judged (a limit this driver or mode "
                               "cannot measure); then req_s and fraction are null", None)
 
@@ -340,7 +355,7 @@ class RunSummary:
     def from_json(cls, data: Any) -> RunSummary:
         """Decode a parsed summary.json; `SummaryError` (one line) when it does not fit."""
         version = data.get("schema_version") if isinstance(data, dict) else None
-        if version != SCHEMA_VERSION:
+        if version not in READS:
             raise SummaryError(_version_message(version))
         try:
             return decode(cls, data)
@@ -354,7 +369,7 @@ class SummaryError(ValueError):
 
 
 def _version_message(version: object) -> str:
-    if isinstance(version, int) and not isinstance(version, bool) and version < SCHEMA_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version < min(READS):
         return (f"summary.json was written by an older version of patternbench (schema "
                 f"{version}; this one reads {SCHEMA_VERSION}): rerun the scenario, or read it "
                 "with the version that wrote it")

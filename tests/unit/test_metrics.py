@@ -18,6 +18,7 @@ from harness.metrics.requests import summarize
 from harness.records.typed_json import encode
 from harness.samples import Sample, SampleExtra
 from harness.summary.record import Distribution, PointMetrics
+from tests.summaries import rates
 
 WARMUP_END = 10.0
 LOAD_END = 16.0  # a 6 s measured window
@@ -118,7 +119,7 @@ def test_distribution_json_rounds_floats_only() -> None:
     assert encode(d) == {"count": 3, "mean": 1.6667, "p50": 2.0, "p90": 2.0, "p95": 2.0,
                          "p99": 2.0, "max": 2.0,
                          "ci95": {"p50": None, "p90": None, "p95": None, "p99": None},
-                         "too_few": ["p50", "p90", "p95", "p99"]}
+                         "too_few": ["p50", "p90", "p95", "p99"], "effective_count": None}
 
 
 def point_json(*args: Any, **kwargs: Any) -> Any:
@@ -154,7 +155,7 @@ def test_request_running_across_warmup_end_counts_with_only_its_later_tokens() -
     assert s["e2e_ms"] is None and s["ttft_ms"] is None  # sent in warm-up: no latency
     # window 10 → 14 = 4 s: it completed inside (1 request, its 50 prompt tokens) and 3 of its
     # 4 tokens arrived inside.
-    assert s["throughput"] == {"window_s": close(4.0), "req_s": close(0.25),
+    assert rates(s["throughput"]) == {"window_s": close(4.0), "req_s": close(0.25),
                                "output_tok_s": close(0.75), "input_tok_s": close(12.5)}
     assert s["achieved_concurrency"] == close(0.75)  # in flight 10 → 13 of 4 s
 
@@ -215,7 +216,7 @@ def test_dispatch_lag_counts_every_request_sent_after_warmup() -> None:
 def test_throughput_window_runs_from_warmup_end_to_load_end() -> None:
     s = point_json(run(), warmup_end=WARMUP_END, load_end=LOAD_END)
     # 3 completions, 3 + 1 + 4 tokens and 3 × 100 prompt tokens over 6 s
-    assert s["throughput"] == {"window_s": close(6.0), "req_s": close(0.5),
+    assert rates(s["throughput"]) == {"window_s": close(6.0), "req_s": close(0.5),
                                "output_tok_s": close(8 / 6), "input_tok_s": close(50.0)}
     # in flight: a 0.4, b 0.2, c 0.1, d 2.0 (until its timeout), e 1.0, f 0.1 = 3.8 s of 6
     assert s["achieved_concurrency"] == close(3.8 / 6)
@@ -228,7 +229,7 @@ def test_goodput_fraction_over_all_measured_requests() -> None:
     s = point_json(run(), warmup_end=WARMUP_END, load_end=LOAD_END,
                    slo={"ttft_ms": 250, "tpot_ms": 200})
     # a meets both; b has one token (its TPOT is unknown); e's TPOT is 300 ms; failures fail.
-    assert s["goodput"] == {"slo": {"ttft_ms": 250, "tpot_ms": 200}, "good_requests": 1,
+    assert rates(s["goodput"]) == {"slo": {"ttft_ms": 250, "tpot_ms": 200}, "good_requests": 1,
                             "req_s": close(1 / 6), "fraction": close(1 / 6), "unknown": None}
 
 
@@ -260,10 +261,11 @@ def test_empty_run_gives_none_not_zero() -> None:
     for key in ("ttft_ms", "ttft_sched_ms", "ttfb_ms", "tpot_ms", "itl_ms", "e2e_ms",
                 "e2e_sched_ms", "dispatch_lag_ms", "output_tokens", "achieved_concurrency"):
         assert s[key] is None, key
-    assert s["throughput"] == {"window_s": None, "req_s": None, "output_tok_s": None,
+    assert rates(s["throughput"]) == {"window_s": None, "req_s": None, "output_tok_s": None,
                                "input_tok_s": None}
-    assert s["goodput"] == {"slo": {"ttft_ms": 100}, "good_requests": 0, "req_s": None,
+    assert rates(s["goodput"]) == {"slo": {"ttft_ms": 100}, "good_requests": 0, "req_s": None,
                             "fraction": None, "unknown": None}
+    assert s["throughput"]["ci95"] == {} and s["goodput"]["ci95"]["fraction"] is None
 
 
 def test_only_failures_give_no_latencies_but_zero_rates_and_goodput() -> None:
@@ -272,7 +274,7 @@ def test_only_failures_give_no_latencies_but_zero_rates_and_goodput() -> None:
     assert s["requests"]["total"] == 3
     assert s["ttft_ms"] is None and s["e2e_ms"] is None
     # the window is known: nothing completed in 6 s is a measured 0, not a missing value
-    assert s["throughput"] == {"window_s": 6.0, "req_s": 0.0, "output_tok_s": 0.0,
+    assert rates(s["throughput"]) == {"window_s": 6.0, "req_s": 0.0, "output_tok_s": 0.0,
                                "input_tok_s": 0.0}
     assert s["goodput"]["fraction"] == 0.0 and s["goodput"]["unknown"] is None
     assert s["dispatch_lag_ms"]["count"] == 3

@@ -149,7 +149,7 @@ def test_unreadable_and_missing_files_are_summary_errors(tmp_path: Path) -> None
 def test_floats_are_rounded_and_non_finite_values_become_null() -> None:
     assert encode(Distribution(1, 1 / 3, 0.5, 0.5, 0.5, 0.5, float("inf"))) == {
         "count": 1, "mean": 0.3333, "p50": 0.5, "p90": 0.5, "p95": 0.5, "p99": 0.5,
-        "max": None, "ci95": {}, "too_few": []}
+        "max": None, "ci95": {}, "too_few": [], "effective_count": None}
     with pytest.raises(RecordError, match="max: expected float, got None"):
         decode(Distribution, {"count": 1, "mean": 1, "p50": 1, "p90": 1, "p95": 1, "p99": 1,
                               "max": None})
