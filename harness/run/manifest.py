@@ -34,6 +34,7 @@ from harness.run.folder import RunDir
 from harness.run.machine import Machine, machine, now_iso, versions
 from harness.run.resolved import ScenarioAsRun, record_shape
 from harness.scenario.types import Scenario
+from targets.server.slowdown import injected
 
 SCHEMA_VERSION = 1
 """Bumped whenever a field is removed or changes meaning, or is added without a default that
@@ -92,13 +93,19 @@ class Manifest:
     calibration: Calibration | None = doc("the harness's own overhead from `patternbench "
                                           "calibrate` under the same results folder (absent: "
                                           "never calibrated there)", None)
+    injected_slowdown: float | None = doc("PATTERNBENCH_INJECT_SLOWDOWN: the factor every "
+                                          "target's time per token was stretched by, to "
+                                          "measure the gate (absent: none; "
+                                          "targets.server.slowdown)", None)
 
     def to_json(self) -> dict[str, Any]:
-        """The file's JSON object (`calibration` left out when there is none, as always)."""
+        """The file's JSON object (`calibration` and `injected_slowdown` left out when there is
+        none: the files of runs without them keep their shape)."""
         out: dict[str, Any] = exact(self)
         out["scenario"] = self.scenario.to_json()
-        if self.calibration is None:
-            del out["calibration"]
+        for optional in ("calibration", "injected_slowdown"):
+            if out[optional] is None:
+                del out[optional]
         return out
 
     @classmethod
@@ -120,7 +127,8 @@ def build_manifest(scenario: Scenario, run: RunDir, *, results_root: Path,
         patternbench=__version__, scenario=ScenarioAsRun.of(scenario),
         scenario_file=scenario_file, git=git, versions=versions(), machine=machine(),
         device=device, model=model, seeds=Seeds(scenario=scenario.seed),
-        driver=scenario.driver, calibration=stored_calibration(results_root))
+        driver=scenario.driver, calibration=stored_calibration(results_root),
+        injected_slowdown=None if (factor := injected()) == 1.0 else factor)
 
 
 def read_manifest(run_dir: Path) -> Manifest:
