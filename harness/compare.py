@@ -1,11 +1,18 @@
 """`patternbench compare RUN_A RUN_B [...]`: per target × point deltas between runs, with CIs.
 
 The first run is the reference; every later run is compared with it. Points are matched by
-target label and point name (a pandas merge of the runs' point frames); each metric's change
-and its 95% interval come from `harness.metrics.change` (percentiles: order-statistic intervals;
-throughput: Poisson counts; with ≥ 2 repeats on both sides: Welch over the repeats), and
-`classify` marks it improved / regressed / unchanged / unknown. Runs of different scenarios,
-models or machines are still compared, under a warning naming each difference.
+target label and point name; each metric's change and its 95% interval come from
+`harness.metrics.measured.change_between`, which must see run-to-run noise to call a change
+between two runs: from repeats on both sides (Welch), repeats on one side (a prediction
+interval), or, for two single runs, the spread of the saved baseline of the scenario on this
+machine kind (`patternbench baseline save RUN RUN RUN`; `noise_from`). Without any of them a
+cell's direction is `unknown`: a within-run interval cannot see how far the machine drifts.
+
+A page holds many cells (targets × points × metrics), so a few would cross a 95% interval by
+chance alone. Cells are called improved or regressed only when they stay significant under the
+Benjamini–Hochberg procedure at a 5% false-discovery rate over the page's cells (`FDR`);
+`Comparison.headline` says how many changed beyond noise. Runs of different scenarios, models or
+machines are still compared, under a warning naming each difference.
 
     comparison = compare([load_run(Path("results/A")), load_run(Path("results/B"))])
     comparison.deltas  # DataFrame; harness.report.compare_page renders it (HTML, Markdown)
@@ -15,17 +22,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
-from harness.metrics.change import Change, classify, count_change, quantile_change, repeats_change
+from harness.gate.baseline import (
+    BASELINES,
+    BaselineError,
+    find_baseline,
+    load_baseline,
+    machine_kind,
+)
+from harness.metrics.change import Change, classify, p_value
 from harness.metrics.change import higher_is_better as is_higher_better
+from harness.metrics.measured import Measured, Noise, change_between, measure, points_of
 from harness.records.versioned import exact
-from harness.report.frame import metric, points_frame
+from harness.report.frame import points_frame
 from harness.report.run_data import RunData
-from harness.summary.record import PointSummary
+from harness.run.resolved import named, setting_changes
+from harness.summary.record import RunSummary
 
 # (frame column, label): the metrics a compare page shows for each target × point.
 METRICS = (
@@ -41,6 +58,10 @@ METRICS = (
 KEYS = ["target", "point"]
 
 
+FDR = 0.05
+"""The false-discovery rate the page's improved / regressed cells are controlled at."""
+
+
 @dataclass(frozen=True)
 class Comparison:
     """What a compare page shows: the runs, the warnings, one delta row per run pair × target ×
@@ -51,83 +72,109 @@ class Comparison:
     deltas: pd.DataFrame
     points: pd.DataFrame
 
+    @property
+    def headline(self) -> str:
+        """The page's first line: how many cells changed beyond noise, and how many could not
+        be judged and why."""
+        d = self.deltas
+        changed = int(d["direction"].isin(["improved", "regressed"]).sum())
+        unknown = d[d["direction"] == "unknown"]
+        line = (f"{changed} of {len(d)} cells changed beyond noise (95% intervals, "
+                f"Benjamini–Hochberg at {FDR:.0%} false discoveries)")
+        if not unknown.empty:
+            why = unknown["why"].value_counts().index[0]
+            line += f"; {len(unknown)} could not be judged (mostly: {why})"
+        return line + "."
 
-def compare(runs: Sequence[RunData]) -> Comparison:
-    """Each run after the first against the first."""
+
+def compare(runs: Sequence[RunData], noise: Mapping[str, NoiseTable] | None = None
+            ) -> Comparison:
+    """Each run after the first against the first; `noise`: run-to-run spread by scenario
+    name (`noise_from`), for pairs of single runs."""
     frames = [points_frame(r.summary, r.run_id) for r in runs]
-    deltas = [deltas_frame(runs[0], frames[0], run, frame)
+    table = (noise or {}).get(runs[0].scenario_name, {})
+    deltas = [deltas_frame(runs[0], frames[0], run, frame, table)
               for run, frame in zip(runs[1:], frames[1:], strict=True)]
-    return Comparison(tuple(runs), tuple(differences(runs)),
-                      pd.concat(deltas, ignore_index=True) if deltas else _empty_deltas(),
+    frame = pd.concat(deltas, ignore_index=True) if deltas else _empty_deltas()
+    return Comparison(tuple(runs), tuple(differences(runs)), discoveries(frame),
                       pd.concat(frames, ignore_index=True).copy())  # consolidated (see frame_of)
 
 
+NoiseTable = dict[tuple[str, str, str], Noise]
+"""Run-to-run spread by (target, point, metric column)."""
+
+
+def noise_from(summary: RunSummary) -> NoiseTable:
+    """The spread of every compared metric across a baseline's runs (its points' repeats)."""
+    out: NoiseTable = {}
+    for target, point in {(p.target, p.point) for p in summary.points}:
+        for column, _ in METRICS:
+            field, sub = column.split(".", 1)
+            noise = Noise.of(measure(points_of(summary, target, point), field, sub).repeats)
+            if noise is not None:
+                out[(target, point, column)] = noise
+    return out
+
+
 def deltas_frame(run_a: RunData, frame_a: pd.DataFrame, run_b: RunData,
-                 frame_b: pd.DataFrame) -> pd.DataFrame:
+                 frame_b: pd.DataFrame, noise: NoiseTable | None = None) -> pd.DataFrame:
     """One row per target × point both runs measured × metric: before, after, pct, its
-    interval (pct_lo, pct_hi), basis and direction."""
+    interval (pct_lo, pct_hi), basis, p (of no change), why (no judgement) and direction (before
+    the false-discovery control: `discoveries`)."""
     keys = frame_a[[*KEYS, "level"]].drop_duplicates(KEYS).merge(
         frame_b[KEYS].drop_duplicates(), on=KEYS, how="inner")
     rows = []
     for key in keys.itertuples(index=False):
         target, point = str(key.target), str(key.point)
         for column, label in METRICS:
-            change = point_change(run_a, frame_a, run_b, frame_b, (target, point), column)
+            field, sub = column.split(".", 1)
+            a = measure(points_of(run_a.summary, target, point), field, sub)
+            b = measure(points_of(run_b.summary, target, point), field, sub)
+            change, why = change_between(a, b, same_run=False,
+                                         noise=(noise or {}).get((target, point, column)))
+            why = a.problem or b.problem or why
             rows.append(_row(run_a.run_id, run_b.run_id, target, point, key.level, column,
-                             label, change))
+                             label, a, b, None if why else change, why))
     return pd.DataFrame(rows) if rows else _empty_deltas()
 
 
-def point_change(run_a: RunData, frame_a: pd.DataFrame, run_b: RunData, frame_b: pd.DataFrame,
-                 key: tuple[str, str], column: str) -> Change | None:
-    """The change of `column` at one target × point: over repeats when both sides have ≥ 2,
-    else between the first repeats' distributions or counts."""
-    values_a, values_b = _repeat_values(frame_a, key, column), _repeat_values(frame_b, key, column)
-    if len(values_a) >= 2 and len(values_b) >= 2:
-        return repeats_change(values_a, values_b)
-    a, b = _first_point(run_a, key), _first_point(run_b, key)
-    if a is None or b is None:
-        return None
-    group, stat = column.split(".", 1)
-    if group in ("ttft_ms", "tpot_ms", "e2e_ms"):
-        dist_a, dist_b = getattr(a, group), getattr(b, group)
-        return None if dist_a is None or dist_b is None else quantile_change(dist_a, dist_b, stat)
-    if group == "goodput":
-        if a.goodput is None or b.goodput is None:
-            return None
-        return count_change(a.goodput.req_s, a.goodput.good_requests,
-                            b.goodput.req_s, b.goodput.good_requests)
-    return count_change(getattr(a.throughput, stat), a.requests.ok,
-                        getattr(b.throughput, stat), b.requests.ok)
-
-
-def _repeat_values(frame: pd.DataFrame, key: tuple[str, str], column: str) -> list[float]:
-    rows = frame[(frame["target"] == key[0]) & (frame["point"] == key[1])]
-    return [float(v) for v in metric(rows, column).dropna()]
-
-
-def _first_point(run: RunData, key: tuple[str, str]) -> PointSummary | None:
-    matches = [p for p in run.points if (p.target, p.point) == key]
-    return min(matches, key=lambda p: p.repeat) if matches else None
+def discoveries(deltas: pd.DataFrame, fdr: float = FDR) -> pd.DataFrame:
+    """`deltas` with `direction` improved / regressed only for the cells significant under
+    Benjamini–Hochberg at `fdr` over every judged cell; the other judged cells unchanged."""
+    out = deltas.copy()
+    judged = out["p"].notna()
+    p = out.loc[judged, "p"].astype(float).sort_values()
+    m = len(p)
+    passing = [rank for rank, value in enumerate(p, start=1) if value <= fdr * rank / m]
+    cut = max(passing, default=0)
+    significant = set(p.index[:cut])
+    for i in out.index[judged]:
+        if i not in significant:
+            out.loc[i, "direction"] = "unchanged"
+    return out
 
 
 def _row(run_a: str, run_b: str, target: str, point: str, level: object, column: str,
-         label: str, change: Change | None) -> dict[str, object]:
+         label: str, a: Measured, b: Measured, change: Change | None,
+         why: str | None) -> dict[str, object]:
+    """A cell: the change is shown even where it cannot be judged (`why`), without interval."""
     interval = change.pct_interval if change is not None else None
     direction = "unknown" if change is None else classify(change, is_higher_better(column))
+    pct = (100 * (b.value / a.value - 1) if a.value and b.value is not None else None)
     return {"run_a": run_a, "run_b": run_b, "target": target, "point": point, "level": level,
-            "metric": column, "label": label,
-            "before": None if change is None else change.before,
-            "after": None if change is None else change.after,
-            "pct": None if change is None or not change.before else change.pct,
+            "metric": column, "label": label, "before": a.value, "after": b.value,
+            "pct": change.pct if change is not None and change.before else pct,
             "pct_lo": None if interval is None else interval[0],
             "pct_hi": None if interval is None else interval[1],
-            "basis": "none" if change is None else change.basis, "direction": direction}
+            "basis": "none" if change is None else change.basis,
+            "p": None if change is None or direction == "unknown" else p_value(change),
+            "why": why, "direction": direction}
 
 
 def _empty_deltas() -> pd.DataFrame:
     return pd.DataFrame(columns=["run_a", "run_b", *KEYS, "level", "metric", "label", "before",
-                                 "after", "pct", "pct_lo", "pct_hi", "basis", "direction"])
+                                 "after", "pct", "pct_lo", "pct_hi", "basis", "p", "why",
+                                 "direction"])
 
 
 # --- what differs between the runs -----------------------------------------------------------
@@ -154,62 +201,25 @@ def scenario_hash(run: RunData) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-SETTINGS_SHOWN = 4
-"""Scenario settings named in a warning; the rest are counted."""
-
-
 def _settings_warning(a: RunData, b: RunData, pair: str) -> list[str]:
     """The settings of one scenario that differ between two runs (the resolved scenario, every
     default filled in, when both manifests have it); settings only the later run records were
     added by a newer patternbench with their defaults, and are named apart from changes."""
     resolved_a = a.scenario.resolved if a.scenario else None
     resolved_b = b.scenario.resolved if b.scenario else None
-    changed: list[str] = []
-    added: list[str] = []
     if resolved_a is not None and resolved_b is not None:
-        _walk(exact(resolved_a), exact(resolved_b), "", changed, added)
+        changed, added = setting_changes(exact(resolved_a), exact(resolved_b))
     else:
-        _walk(_scenario_json(a), _scenario_json(b), "", changed, added)
+        changed, added = setting_changes(_scenario_json(a), _scenario_json(b))
     out = []
     if changed:
         out.append(f"Scenario {b.scenario_name!r} has different settings ({pair}): "
-                   + _named(changed, "; ") + f" (scenario hash {scenario_hash(b)} vs "
+                   + named(changed, "; ") + f" (scenario hash {scenario_hash(b)} vs "
                    f"{scenario_hash(a)}).")
     if added:
         out.append(f"{b.run_id} records settings {a.run_id} does not, added by a newer "
-                   f"patternbench at their defaults: {_named(added, ', ')}.")
+                   f"patternbench at their defaults: {named(added, ', ')}.")
     return out
-
-
-def _walk(a: object, b: object, path: str, changed: list[str], added: list[str]) -> None:
-    """Collect each leaf that differs (dotted path, later run's value first)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(a.keys() | b.keys()):
-            if path or key != "description":
-                _walk(a.get(key), b.get(key), f"{path}.{key}" if path else str(key),
-                      changed, added)
-    elif isinstance(a, list) and isinstance(b, list) and _records(a, b):  # [[targets]]
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _walk(x, y, f"{path}[{i}]", changed, added)
-    elif a is None and b is not None:
-        added.append(path)
-    elif a != b:
-        changed.append(f"{path} {_short(b)} vs {_short(a)}")
-
-
-def _records(a: list[object], b: list[object]) -> bool:
-    """Two lists of tables of one length ([[targets]]): compared entry by entry."""
-    return len(a) == len(b) and all(isinstance(x, dict) for x in [*a, *b])
-
-
-def _named(items: list[str], sep: str) -> str:
-    more = len(items) - SETTINGS_SHOWN
-    return sep.join(items[:SETTINGS_SHOWN]) + (f" and {more} more" if more > 0 else "")
-
-
-def _short(value: object, width: int = 40) -> str:
-    text = json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _scenario_json(run: RunData) -> dict[str, object]:
@@ -244,3 +254,19 @@ def _machine_facts(run: RunData) -> dict[str, object]:
 def compare_dir_name(run_ids: Sequence[str]) -> str:
     """The folder of a compare page under the reports root: `compare-<a>-vs-<b>`."""
     return "compare-" + "-vs-".join(run_ids)
+
+
+def saved_noise(runs: Sequence[RunData], root: Path = BASELINES) -> dict[str, NoiseTable]:
+    """The run-to-run spread of the reference run's scenario on its machine kind, from the
+    saved baseline (when it holds 2 or more runs): {scenario name: NoiseTable}; {} without."""
+    ref = runs[0]
+    if ref.manifest is None:
+        return {}
+    path = find_baseline(root, ref.scenario_name, machine_kind(ref.manifest))
+    if path is None:
+        return {}
+    try:
+        saved = load_baseline(path)
+    except BaselineError:
+        return {}
+    return {ref.scenario_name: noise_from(saved.summary)}

@@ -22,7 +22,7 @@ patternbench measures LLM serving patterns against one model with identical load
   patternbench run S --targets flask_threads         only some targets of the scenario
   patternbench report results/<run>                  rebuild a run's HTML report
   patternbench gate results/<run>                    judge the run's [gates] (exit 0/1/2)
-  patternbench baseline save results/<run>           save it as its scenario's baseline
+  patternbench baseline save results/<run> <run> ...  save 3+ unchanged runs as its baseline
   patternbench list                                  targets, drivers and scenarios
   patternbench calibrate                             each driver's own overhead (echo target)
   patternbench compare results/<a> results/<b>       deltas with CIs, HTML and Markdown
@@ -170,9 +170,16 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from harness.gate.baseline import save_baseline
+    from harness.gate.baseline import load_baseline, save_baseline, spread_lines
 
-    print(f"baseline: {save_baseline(Path(args.run), Path(args.baselines))}")
+    path = save_baseline([Path(r) for r in args.runs], Path(args.baselines))
+    saved = load_baseline(path)
+    print(f"baseline: {path} ({saved.runs} runs per point)")
+    for line in spread_lines(saved):
+        print(f"  {line}")
+    if saved.runs < 3:
+        print("patternbench: warning: fewer than 3 runs: relative gates and compare cannot "
+              "judge a change between runs by this baseline's noise", file=sys.stderr)
     return 0
 
 
@@ -236,6 +243,31 @@ def cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _gate_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`gate` and `baseline save`."""
+    gate = sub.add_parser("gate", help="judge a run's [gates]: exit 0 pass, 1 regression, "
+                                       "2 cannot judge")
+    gate.add_argument("run", help="a results/<run> folder")
+    gate.add_argument("--baseline", help="a run folder or a saved baseline file (default: the "
+                                         "saved baseline of the run's scenario and machine kind)")
+    gate.add_argument("--baselines", default="results/baselines", help="saved baselines root")
+    gate.add_argument("--inconclusive", choices=("pass", "fail", "judge"), default="judge",
+                      help="what an inconclusive gate counts as (default judge: exit 2)")
+    gate.add_argument("--skip-relative-on-mismatch", action="store_true",
+                      help="report relative gates as skipped when the baseline is missing or "
+                           "from another machine kind or model (in-run ratios and absolute "
+                           "gates are still judged)")
+    base = sub.add_parser("baseline", help="save runs as their scenario's baseline",
+                          description="Save runs of one scenario (same settings, machine kind "
+                          "and model) as its baseline on this machine kind. Give 3 or more "
+                          "unchanged runs: their spread is the run-to-run noise relative gates "
+                          "and compare judge a change by; one run cannot judge a change between "
+                          "runs.")
+    base.add_argument("action", choices=("save",))
+    base.add_argument("runs", nargs="+", metavar="run", help="results/<run> folders")
+    base.add_argument("--baselines", default="results/baselines", help="saved baselines root")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="patternbench", description=DESCRIPTION,
                                      epilog=EXIT_CODES,
@@ -267,22 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--results", default="results", help="results root (default results/)")
     cal.add_argument("--reports", default="reports", help="reports root (default reports/)")
 
-    gate = sub.add_parser("gate", help="judge a run's [gates]: exit 0 pass, 1 regression, "
-                                       "2 cannot judge")
-    gate.add_argument("run", help="a results/<run> folder")
-    gate.add_argument("--baseline", help="a run folder or a saved baseline file (default: the "
-                                         "saved baseline of the run's scenario and machine kind)")
-    gate.add_argument("--baselines", default="results/baselines", help="saved baselines root")
-    gate.add_argument("--inconclusive", choices=("pass", "fail", "judge"), default="judge",
-                      help="what an inconclusive gate counts as (default judge: exit 2)")
-    gate.add_argument("--skip-relative-on-mismatch", action="store_true",
-                      help="report relative gates as skipped when the baseline is missing or "
-                           "from another machine kind or model (in-run ratios and absolute "
-                           "gates are still judged)")
-    base = sub.add_parser("baseline", help="save a run as its scenario's baseline")
-    base.add_argument("action", choices=("save",))
-    base.add_argument("run", help="a results/<run> folder")
-    base.add_argument("--baselines", default="results/baselines", help="saved baselines root")
+    _gate_parsers(sub)
 
     lst = sub.add_parser("list", help="list targets, drivers and scenarios")
     lst.add_argument("--scenarios", default="scenarios", help="folder of scenario files")

@@ -1,13 +1,21 @@
 """Pure gate decisions: a run's summary (and a baseline's) in, one `GateResult` per gate and
 matching target × point out, each with the numbers it was decided on.
 
-Every kind is decided the same way, on the interval of what it compares with its bound:
-`pass` when the whole 95% interval is within the bound, `fail` when the whole interval is
-beyond it, `inconclusive` when the bound lies inside it; a figure without an interval (a
-counter, a mean) is compared as it is. An absolute gate compares the value's own interval,
-an in-run ratio the interval of left / right, a relative gate the interval of the change
-current / baseline (`harness.metrics.change`: per-request percentile intervals, Poisson on the
-requests behind a rate, or Welch across `repeats`).
+Every gate is decided on the 95% interval of what it compares with its bound, or refused with
+the reason (`cannot_judge`); nothing is decided on a bare number. `pass` when the whole interval
+is within the bound, `fail` when the whole interval is beyond it, `inconclusive` when the bound
+lies inside it. What the interval is (`harness.metrics.measured`):
+
+- absolute: the value's own interval (within-run, sectioned; a counter is exact: a fact of
+  this run; across repeats, the t-interval);
+- in-run ratio: the interval of left / right from both sides' within-run intervals (one run:
+  the machine's drift moves both);
+- relative: the change from the baseline, which must carry run-to-run noise: a baseline saved
+  from ≥ 3 runs (or repeats) gives a prediction interval; a single-run baseline is refused.
+
+A failed run is never a pass: an interrupted run, and every target or point a gate's pattern
+covers that failed, was skipped after a failure or never ran, is `cannot_judge` with its
+reason; so is a summary written before within-run intervals (schema 4).
 
     results = check_gates(scenario.gates, summary, Baseline(base_summary, problem=None))
     [r.verdict for r in results]      # ["pass", "inconclusive", ...]
@@ -20,14 +28,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.gate.measure import Measured, change_between, measure, points_of
 from harness.gate.spec import Gate, Kind, MetricPath, Op
-from harness.metrics.change import Change, higher_is_better
+from harness.metrics.change import higher_is_better
+from harness.metrics.measured import Measured, change_between, measure, points_of
 from harness.summary.record import RunSummary
 
 Verdict = Literal["pass", "fail", "inconclusive", "cannot_judge", "skipped"]
 _OPS: dict[Op, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+INTERVALS_SINCE = 5
+"""The summary schema whose intervals see values move together (`harness.metrics.sections`)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +47,8 @@ class GateResult:
     `value`: the metric (absolute, relative: this run's) or the ratio left / right; `ci` its 95%
     interval; `baseline`: the baseline's value (relative); `change_pct` / `change_ci_pct`: the
     change from the baseline in percent with its interval; `basis`: what the interval came from
-    (quantile, repeats, count, none); `reason`: why it could not be judged or was skipped."""
+    (within, exact, repeats, prediction, count, none); `reason`: why it could not be judged or
+    was skipped."""
 
     gate: str
     subject: str
@@ -57,7 +68,7 @@ class GateResult:
 @dataclass(frozen=True)
 class Baseline:
     """The summary relative gates compare with; `problem` says why it cannot serve (another
-    machine kind or model), and `skip` turns that into `skipped` verdicts instead of
+    machine kind, model or setting), and `skip` turns that into `skipped` verdicts instead of
     `cannot_judge`."""
 
     summary: RunSummary | None
@@ -65,11 +76,9 @@ class Baseline:
     skip: bool = False
 
 
-def decide(op: Op, limit: float, value: float, lo: float | None, hi: float | None) -> Verdict:
+def decide(op: Op, limit: float, lo: float, hi: float) -> Verdict:
     """pass / fail / inconclusive of `value op limit` given the interval [lo, hi] of value."""
     ok = _OPS[op]
-    if lo is None or hi is None:
-        return "pass" if ok(value, limit) else "fail"
     ends = ok(lo, limit), ok(hi, limit)
     return "pass" if all(ends) else "fail" if not any(ends) else "inconclusive"
 
@@ -84,22 +93,58 @@ def check_gates(gates: Sequence[Gate], summary: RunSummary,
 
 
 def check_gate(gate: Gate, summary: RunSummary, baseline: Baseline | None) -> list[GateResult]:
-    """One gate at each target × point its path matches."""
+    """One gate at each target × point its path covers."""
+    refusal = _run_refusal(summary)
+    if refusal is not None:
+        return [_unjudged(gate, str(gate.left), refusal)]
     if gate.kind == "ratio":
         return _ratio(gate, summary)
+    results = [_unjudged(gate, str(gate.left.at(t, p)), why)
+               for t, p, why in _not_measured(gate.left, summary)]
     places = _matches(gate.left, summary)
-    if not places:
+    if not places and not results:
         return [_unjudged(gate, str(gate.left), f"missing metric: no point matches "
                                                 f"{gate.left.target}.{gate.left.point}")]
-    results = []
     for target, point in places:
         path = gate.left.at(target, point)
-        current = measure(points_of(summary, target, point), path)
+        current = measure(points_of(summary, target, point), path.field, path.sub)
         if gate.kind == "absolute":
-            results.append(_absolute(gate, path, current))
+            results.append(_absolute(gate, path, _named(current, path)))
         else:
-            results.append(_relative(gate, path, current, baseline))
+            results.append(_relative(gate, path, _named(current, path), baseline))
     return results
+
+
+def _run_refusal(summary: RunSummary) -> str | None:
+    if summary.interrupted:
+        return "the run was interrupted (^C) before its end: a partial run is never a pass"
+    if summary.schema_version < INTERVALS_SINCE:
+        return (f"summary schema {summary.schema_version} has no intervals that see values move "
+                "together (schema 5): rerun the scenario")
+    return None
+
+
+def _not_measured(path: MetricPath, summary: RunSummary) -> list[tuple[str, str, str]]:
+    """(target, point, why) for each target × point `path` covers that was not measured: a
+    target that failed (at start: every point; later: its failing and skipped points). An
+    interrupted run, whose `never_ran` points are the rest, is refused as a whole."""
+    out: list[tuple[str, str, str]] = []
+    for label, run in summary.targets.items():
+        if path.target not in ("*", label) or run.status != "failed":
+            continue
+        points: list[str] = [p for p in (run.failed_point, *run.skipped) if p is not None]
+        why = f"target {label} failed: {run.error or 'no reason recorded'}"
+        if not points:
+            out.append((label, path.point, why + " (it never started)"))
+        out += [(label, p, why) for p in points if path.point in ("*", p)]
+    return out
+
+
+def _named(m: Measured, path: MetricPath) -> Measured:
+    """`m` with its problem naming the path (measure speaks of the point only)."""
+    if m.problem and m.problem.startswith("missing metric: no such point"):
+        return Measured(m.value, problem=f"missing metric: no point {path.target}.{path.point}")
+    return m
 
 
 def _matches(path: MetricPath, summary: RunSummary) -> list[tuple[str, str]]:
@@ -111,36 +156,30 @@ def _matches(path: MetricPath, summary: RunSummary) -> list[tuple[str, str]]:
 
 
 def _absolute(gate: Gate, path: MetricPath, m: Measured) -> GateResult:
-    if m.problem or m.value is None:
-        return _unjudged(gate, str(path), m.problem or "missing metric", m.value)
-    ci = m.interval(path.sub)
-    verdict = decide(gate.op, gate.limit, m.value, *(ci or (None, None)))
-    return GateResult(gate.name, str(path), gate.kind, gate.expr, verdict, m.value, ci,
-                      basis=_basis_of(m, ci), higher_is_better=higher_is_better(str(path)))
+    ci = m.interval()
+    if m.problem or m.value is None or ci is None:
+        return _unjudged(gate, str(path), m.problem or "no interval", m.value)
+    return GateResult(gate.name, str(path), gate.kind, gate.expr,
+                      decide(gate.op, gate.limit, *ci), m.value, ci, basis=m.basis,
+                      higher_is_better=higher_is_better(str(path)))
 
 
 def _relative(gate: Gate, path: MetricPath, m: Measured,
               baseline: Baseline | None) -> GateResult:
-    if baseline is None or baseline.summary is None:
+    if baseline is None or baseline.summary is None or baseline.problem:
         reason = (baseline.problem if baseline else None) or "no baseline: save one with " \
-            "`patternbench baseline save RUN` or pass --baseline"
+            "`patternbench baseline save RUN RUN RUN` or pass --baseline"
         return _unjudged(gate, str(path), reason, m.value, skip=bool(baseline and baseline.skip))
-    if baseline.problem:
-        return _unjudged(gate, str(path), baseline.problem, m.value, skip=baseline.skip)
-    base = measure(points_of(baseline.summary, path.target, path.point), path)
-    problem = m.problem or (f"baseline: {base.problem}" if base.problem else None)
-    change = change_between(base, m, path.sub)
-    if problem or change is None:
-        return _unjudged(gate, str(path), problem or "missing metric", m.value)
-    return _changed(gate, str(path), m, change)
-
-
-def _changed(gate: Gate, subject: str, m: Measured, change: Change) -> GateResult:
-    verdict = decide(gate.op, gate.limit, change.ratio, change.lo, change.hi)
-    return GateResult(gate.name, subject, gate.kind, gate.expr, verdict, m.value,
-                      m.interval(gate.left.sub), baseline=change.before,
-                      change_pct=change.pct, change_ci_pct=change.pct_interval,
-                      basis=change.basis, higher_is_better=higher_is_better(subject))
+    base = measure(points_of(baseline.summary, path.target, path.point), path.field, path.sub)
+    change, problem = change_between(base, m, same_run=False)
+    problem = m.problem or (f"baseline: {base.problem}" if base.problem else None) or problem
+    if problem or change is None or change.lo is None or change.hi is None:
+        return _unjudged(gate, str(path), problem or "no interval on the change", m.value)
+    return GateResult(gate.name, str(path), gate.kind, gate.expr,
+                      decide(gate.op, gate.limit, change.lo, change.hi), m.value, m.interval(),
+                      baseline=base.value, change_pct=change.pct,
+                      change_ci_pct=change.pct_interval, basis=change.basis,
+                      higher_is_better=higher_is_better(str(path)))
 
 
 def _ratio(gate: Gate, summary: RunSummary) -> list[GateResult]:
@@ -151,34 +190,26 @@ def _ratio(gate: Gate, summary: RunSummary) -> list[GateResult]:
     for point in points or [left.point]:
         lp = left.at(left.target, point)
         rp = right.at(right.target, point if right.point == "*" else right.point)
-        subject = f"{lp} / {rp}"
-        a = measure(points_of(summary, lp.target, lp.point), lp)
-        b = measure(points_of(summary, rp.target, rp.point), rp)
-        change = change_between(b, a, lp.sub) if lp.field == rp.field and lp.sub == rp.sub \
-            else _plain(b, a)
-        problem = a.problem or b.problem
-        if problem or change is None:
-            results.append(_unjudged(gate, subject, problem or "missing metric"))
-            continue
-        verdict = decide(gate.op, gate.limit, change.ratio, change.lo, change.hi)
-        ci = (change.lo, change.hi) if change.lo is not None and change.hi is not None else None
-        results.append(GateResult(gate.name, subject, gate.kind, gate.expr, verdict,
-                                  change.ratio, ci, basis=change.basis,
-                                  higher_is_better=gate.op in (">", ">=")))
+        results.append(_one_ratio(gate, lp, rp, summary))
     return results
 
 
-def _plain(before: Measured, after: Measured) -> Change | None:
-    """after / before without an interval (two different statistics)."""
-    if before.value is None or after.value is None:
-        return None
-    return Change(before.value, after.value, None, None, "none")
-
-
-def _basis_of(m: Measured, ci: tuple[float, float] | None) -> str:
-    if ci is None:
-        return "none"
-    return "repeats" if len(m.repeats) >= 2 else "quantile" if m.dist else "count"
+def _one_ratio(gate: Gate, lp: MetricPath, rp: MetricPath, summary: RunSummary) -> GateResult:
+    subject = f"{lp} / {rp}"
+    failed = [why for path in (lp, rp) for t, p, why in _not_measured(path, summary)
+              if (t, p) == (path.target, path.point)]
+    if failed:
+        return _unjudged(gate, subject, failed[0])
+    a = _named(measure(points_of(summary, lp.target, lp.point), lp.field, lp.sub), lp)
+    b = _named(measure(points_of(summary, rp.target, rp.point), rp.field, rp.sub), rp)
+    change, problem = change_between(b, a, same_run=True)
+    problem = a.problem or b.problem or problem
+    if problem or change is None or change.lo is None or change.hi is None:
+        return _unjudged(gate, subject, problem or "no interval on the ratio")
+    return GateResult(gate.name, subject, gate.kind, gate.expr,
+                      decide(gate.op, gate.limit, change.lo, change.hi), change.ratio,
+                      (change.lo, change.hi), basis=change.basis,
+                      higher_is_better=gate.op in (">", ">="))
 
 
 def _unjudged(gate: Gate, subject: str, reason: str, value: float | None = None,

@@ -27,6 +27,7 @@ from harness.gate.baseline import (
     find_baseline,
     load_baseline,
     machine_kind,
+    mismatch,
     read_run,
     saved_kinds,
 )
@@ -60,23 +61,13 @@ def run_gate(opts: GateOptions) -> GateReport:
     needs_baseline = any(g.kind == "relative" for g in gates)
     saved, problem = _baseline(opts, summary.scenario, kind) if needs_baseline else (None, None)
     if saved is not None and problem is None:
-        problem = mismatch(saved, kind, manifest.model.hash)
+        problem = mismatch(saved, kind, manifest.model.hash, manifest.scenario.resolved)
     baseline = Baseline(saved.summary if saved else None, problem,
                         skip=opts.skip_relative_on_mismatch)
     results = tuple(check_gates(gates, summary, baseline))
     return GateReport(run=summary.run, baseline=str(saved.source) if saved else None,
                       machine_kind=kind, exit_code=exit_code(results, opts.inconclusive),
                       results=results)
-
-
-def mismatch(saved: SavedBaseline, kind: str, model: str | None) -> str | None:
-    """Why `saved` cannot serve a run on machine `kind` with model hash `model`, or None."""
-    if saved.machine_kind != kind:
-        return (f"baseline from another machine kind: {saved.machine_kind} (this run: {kind}); "
-                "save one here with `patternbench baseline save RUN`")
-    if saved.model_hash != model:
-        return f"baseline from another model: hash {saved.model_hash} (this run: {model})"
-    return None
 
 
 def exit_code(results: Sequence[GateResult], inconclusive: Inconclusive = "judge") -> int:

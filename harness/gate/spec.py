@@ -31,12 +31,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness.scenario.decode import ScenarioError
+from harness.summary.record import DISTRIBUTIONS
 
 Kind = Literal["absolute", "relative", "ratio"]
 Op = Literal["<", "<=", ">", ">="]
 STATS = ("p50", "p90", "p95", "p99", "mean", "max")
-DISTRIBUTIONS = ("ttft_ms", "ttft_sched_ms", "ttfb_ms", "tpot_ms", "itl_ms", "e2e_ms",
-                 "e2e_sched_ms", "dispatch_lag_ms", "output_tokens")
 # field -> the parts a gate may name (distributions take STATS)
 FIELDS: dict[str, tuple[str, ...]] = {
     **{name: STATS for name in DISTRIBUTIONS},

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.compare import METRICS, Comparison, compare, compare_dir_name
+from harness.compare import METRICS, Comparison, compare, compare_dir_name, saved_noise
 from harness.records.atomic import write_text
 from harness.report.charts import Chart, _figure, _png, _scale_x, _text, target_styles
 from harness.report.formatting import esc, fmt_number
@@ -26,7 +26,7 @@ from harness.report.run_data import load_run
 
 RUN_STYLES = ("-", "--", ":", "-.")
 WORDS = {"improved": "improved", "regressed": "regressed", "unchanged": "unchanged",
-         "unknown": "no interval"}
+         "unknown": "not judged"}
 HTML_NAME, MD_NAME = "index.html", "compare.md"
 
 
@@ -35,7 +35,8 @@ def compare_runs(run_dirs: Sequence[Path], reports_root: Path) -> tuple[Path, Pa
     runs = [load_run(Path(d)) for d in run_dirs]
     if len(runs) < 2:
         raise ValueError("compare needs at least two runs")
-    return write_compare(compare(runs), reports_root / compare_dir_name([r.run_id for r in runs]))
+    return write_compare(compare(runs, saved_noise(runs)),
+                         reports_root / compare_dir_name([r.run_id for r in runs]))
 
 
 def write_compare(comparison: Comparison, out_dir: Path) -> tuple[Path, Path]:
@@ -54,6 +55,7 @@ def compare_html(c: Comparison) -> str:
     description = ref.description
     body = [f"<header><h1>Compare: {esc(ref.scenario_name)}</h1>"
             + (f"<p class='description'>{esc(description)}</p>" if description else "")
+            + f"<p class='headline'><strong>{esc(c.headline)}</strong></p>"
             + f"<p>Every later run against {esc(ref.run_id)}.</p><ul>{runs}</ul></header>"]
     if warnings:
         body.append("<div class='callout warn'><strong>These runs differ; read the deltas "
@@ -61,9 +63,12 @@ def compare_html(c: Comparison) -> str:
     body.append("<h2 id='charts'>Curves overlaid</h2><div class='charts'>")
     body += [figure_html(chart) for chart in overlay_charts(c)]
     body.append("</div><h2 id='deltas'>Deltas per target and load point</h2><p class='muted'>"
-                "Each cell: reference → this run, the change in % and its 95% interval "
-                "(harness.metrics.change: percentiles by order statistics, rates by request "
-                "counts, repeats by Welch). Improved / regressed only when the interval excludes 0."
+                "Each cell: reference → this run, the change in % and its 95% interval, which "
+                "holds the run-to-run noise: from repeats (Welch, or a prediction interval when "
+                "one side has them) or from the spread of this scenario's saved baseline runs on "
+                "this machine kind; without either a cell cannot be judged. Improved / regressed "
+                "only when the interval excludes 0 and the cell stays significant under "
+                "Benjamini–Hochberg at 5% false discoveries over the page (docs/gates.md)."
                 "</p>")
     body.append(_delta_tables(c.deltas))
     body.append("<footer><a href='../index.html'>All runs</a></footer>")
@@ -93,7 +98,9 @@ def _cell(rows: pd.DataFrame) -> str:
     row = rows.iloc[0]
     direction = str(row["direction"])
     text = f"{fmt_number(_num(row['before']))} → {fmt_number(_num(row['after']))}"
-    return (f"<td class='num delta {direction}'>{text}<br>{esc(change_text(row))}"
+    why = row.get("why")
+    title = f" title='{esc(why)}'" if isinstance(why, str) and why else ""
+    return (f"<td class='num delta {direction}'{title}>{text}<br>{esc(change_text(row))}"
             f"<br><strong>{WORDS.get(direction, direction)}</strong></td>")
 
 
@@ -113,7 +120,7 @@ def _num(value: object) -> float | None:
 
 
 def compare_markdown(c: Comparison) -> str:
-    lines = [f"# Compare: {c.runs[0].scenario_name}", "",
+    lines = [f"# Compare: {c.runs[0].scenario_name}", "", f"**{c.headline}**", "",
              *(f"- {r.run_id}{' (reference)' if i == 0 else ''}" for i, r in enumerate(c.runs)),
              ""]
     lines += [f"> **Warning:** {w}" for w in c.warnings] + ([""] if c.warnings else [])

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from harness.compare import compare, compare_dir_name, saved_noise
 from harness.records.atomic import write_text
+from harness.report.compare_page import write_compare
 from harness.report.formatting import MISSING, esc, fmt_date, fmt_ms, fmt_tok_s, parse_date
 from harness.report.frame import first_repeats, metric, points_frame
 from harness.report.page import figure_html, html_document
@@ -183,10 +185,6 @@ def compare_pages(reports_root: Path, runs: list[tuple[str, JSONDict]],
                   results_root: Path | None) -> dict[str, str]:
     """Run folder → href of its compare page against the previous run of the same scenario;
     the page is written first when missing and both runs' results are in `results_root`."""
-    # imported here: harness.compare reads harness.report.frame, whose package imports this
-    from harness.compare import compare, compare_dir_name
-    from harness.report.compare_page import write_compare
-
     previous: dict[str, str] = {}
     links: dict[str, str] = {}
     for name, meta in reversed(runs):  # oldest first
@@ -199,7 +197,7 @@ def compare_pages(reports_root: Path, runs: list[tuple[str, JSONDict]],
         if not (folder / REPORT_NAME).is_file() and results_root is not None and all(
                 (results_root / n / "summary.json").is_file() for n in (before, name)):
             pair = [load_run(results_root / before), load_run(results_root / name)]
-            write_compare(compare(pair), folder)
+            write_compare(compare(pair, saved_noise(pair)), folder)
         if (folder / REPORT_NAME).is_file():
             links[name] = quote(folder.name, safe="") + "/" + REPORT_NAME
     return links

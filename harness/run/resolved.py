@@ -16,6 +16,7 @@ recorded lacks (a target's `client`) read as None: "not recorded", never a guess
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -164,3 +165,50 @@ def record_shape(scenario: Any) -> Any:
     tables = {k: v for k, v in scenario.items() if k != "resolved"}
     resolved = {"resolved": scenario["resolved"]} if "resolved" in scenario else {}
     return views(tables) | resolved | {TABLES: tables}
+
+
+SETTINGS_SHOWN = 4
+"""Settings named in a message; the rest are counted."""
+
+
+def setting_changes(a: object, b: object) -> tuple[list[str], list[str]]:
+    """Two scenarios' settings (the resolved scenario as JSON, or the tables as written) compared
+    leaf by leaf: (each setting that differs, as `path later-value vs earlier-value`; each
+    setting only `b` records, added by a newer patternbench at its default). The description is
+    left out: it changes no measurement."""
+    changed: list[str] = []
+    added: list[str] = []
+    _walk(a, b, "", changed, added)
+    return changed, added
+
+
+def _walk(a: object, b: object, path: str, changed: list[str], added: list[str]) -> None:
+    """Collect each leaf that differs (dotted path, later run's value first)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(a.keys() | b.keys()):
+            if path or key != "description":
+                _walk(a.get(key), b.get(key), f"{path}.{key}" if path else str(key),
+                      changed, added)
+    elif isinstance(a, list) and isinstance(b, list) and _records(a, b):  # [[targets]]
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _walk(x, y, f"{path}[{i}]", changed, added)
+    elif a is None and b is not None:
+        added.append(path)
+    elif a != b:
+        changed.append(f"{path} {_short(b)} vs {_short(a)}")
+
+
+def _records(a: list[object], b: list[object]) -> bool:
+    """Two lists of tables of one length ([[targets]]): compared entry by entry."""
+    return len(a) == len(b) and all(isinstance(x, dict) for x in [*a, *b])
+
+
+def named(items: list[str], sep: str) -> str:
+    """The first `SETTINGS_SHOWN` of `items` joined by `sep`, the rest counted."""
+    more = len(items) - SETTINGS_SHOWN
+    return sep.join(items[:SETTINGS_SHOWN]) + (f" and {more} more" if more > 0 else "")
+
+
+def _short(value: object, width: int = 40) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= width else text[:width - 1] + "…"

@@ -116,6 +116,11 @@ class Load:
     params: dict[str, Any] = doc("arrival-shape extras (burstiness, ramp end, ...)", {})
 
 
+DISTRIBUTIONS = ("ttft_ms", "ttft_sched_ms", "ttfb_ms", "tpot_ms", "itl_ms", "e2e_ms",
+                 "e2e_sched_ms", "dispatch_lag_ms", "output_tokens")
+"""The `PointMetrics` fields that are a `Distribution` of per-request values."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class PointMetrics:
     """What `harness.metrics.summarize` computes from one point's samples."""

@@ -1,10 +1,13 @@
 """End to end: real short runs of a sim target through `patternbench run`, then `patternbench
-gate` on them: an unchanged rerun passes (exit 0), an injected regression (the thread pool shrunk
-from 4 to 1 under 4 concurrent streams, so requests queue for a thread) fails (exit 1)."""
+gate` on them against a baseline saved from three runs: an unchanged rerun passes (exit 0), an
+injected regression (PATTERNBENCH_INJECT_SLOWDOWN=3: every token takes three times as long, the
+scenario and model unchanged) fails (exit 1), and the same slowdown through a changed setting
+(4 threads → 1) is refused as another scenario (exit 2)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,16 +43,17 @@ options = {{ threads = {threads} }}
 """
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, slowdown: float = 1.0) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATTERNBENCH_INJECT_SLOWDOWN": str(slowdown)}
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=180)
+                          capture_output=True, text=True, timeout=180, env=env)
 
 
-def run(tmp: Path, name: str, threads: int) -> Path:
+def run(tmp: Path, name: str, threads: int = 4, slowdown: float = 1.0) -> Path:
     scenario = tmp / f"{name}.toml"
     scenario.write_text(SCENARIO.format(threads=threads))
     proc = cli("run", str(scenario), "--results", str(tmp / name), "--reports",
-               str(tmp / "reports"))
+               str(tmp / "reports"), slowdown=slowdown)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (folder,) = [line.removeprefix("results: ") for line in proc.stdout.splitlines()
                  if line.startswith("results: ")]
@@ -58,10 +62,11 @@ def run(tmp: Path, name: str, threads: int) -> Path:
 
 def test_gate_passes_an_unchanged_rerun_and_fails_an_injected_regression(tmp_path: Path
                                                                            ) -> None:
-    base = run(tmp_path, "base", threads=4)
-    saved = cli("baseline", "save", str(base), "--baselines", str(tmp_path / "baselines"))
+    bases = [str(run(tmp_path, f"base{i}")) for i in range(3)]
+    saved = cli("baseline", "save", *bases, "--baselines", str(tmp_path / "baselines"))
     assert saved.returncode == 0, saved.stderr
-    same, slower = run(tmp_path, "same", threads=4), run(tmp_path, "slower", threads=1)
+    same, slower = run(tmp_path, "same"), run(tmp_path, "slower", slowdown=3.0)
+    edited = run(tmp_path, "edited", threads=1)
 
     ok = cli("gate", str(same), "--baselines", str(tmp_path / "baselines"))
     assert ok.returncode == 0, ok.stdout + ok.stderr
@@ -76,3 +81,7 @@ def test_gate_passes_an_unchanged_rerun_and_fails_an_injected_regression(tmp_pat
     failed = report["results"][0]
     assert failed["change_pct"] > 100 and failed["change_ci_pct"][0] > 100
     assert "❌ FAIL" in (slower / "gate.md").read_text()
+    assert json.loads((slower / "manifest.json").read_text())["injected_slowdown"] == 3.0
+
+    other = cli("gate", str(edited), "--baselines", str(tmp_path / "baselines"))
+    assert other.returncode == 2 and "targets[0].options.threads 1 vs 4" in other.stdout

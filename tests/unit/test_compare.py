@@ -9,9 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
-from harness.compare import compare, differences
+from harness.compare import METRICS, compare, differences, discoveries
+from harness.metrics.measured import Noise
 from harness.records.typed_json import encode
 from harness.report.compare_page import compare_runs
 from harness.report.run_data import load_run
@@ -38,7 +40,9 @@ def write_run(results: Path, run_id: str, ttft_ms: float, tok_s: float,
     for i, p in enumerate(summary["points"]):
         p["ttft_ms"] = measured(ttft_ms, 400, seed=i + len(run_id))
         p["requests"]["ok"] = p["requests"]["total"] = 400
-        p["throughput"]["output_tok_s"] = tok_s * (p["load"]["concurrency"] ** 0.5)
+        rate = tok_s * (p["load"]["concurrency"] ** 0.5)
+        p["throughput"]["output_tok_s"] = rate
+        p["throughput"]["ci95"] = {"output_tok_s": [0.97 * rate, 1.03 * rate]}  # sectioned
     (run_dir / "summary.json").write_text(json.dumps(summary))
     if isinstance(written, Manifest):
         write_manifest(run_dir, replace(written, run=run_id))
@@ -47,18 +51,47 @@ def write_run(results: Path, run_id: str, ttft_ms: float, tok_s: float,
     return run_dir
 
 
-def test_a_faster_run_is_improved_a_same_one_unchanged(tmp_path: Path) -> None:
+def test_two_single_runs_without_a_noise_figure_are_not_judged(tmp_path: Path) -> None:
     a = write_run(tmp_path, "20261127-173500-default-aaaaaaa", ttft_ms=100.0, tok_s=300.0)
     b = write_run(tmp_path, "20261128-173500-default-bbbbbbb", ttft_ms=50.0, tok_s=300.0)
     c = compare([load_run(a), load_run(b)])
     row = c.deltas[(c.deltas["target"] == "fastapi_batching") & (c.deltas["point"] == "c8")
                    & (c.deltas["metric"] == "ttft_ms.p50")].iloc[0]
-    assert row["direction"] == "improved" and row["basis"] == "quantile"
-    assert row["pct_lo"] < row["pct"] < row["pct_hi"] < 0
+    assert row["direction"] == "unknown" and row["why"].startswith("run-to-run noise unknown")
+    assert row["pct"] == pytest.approx(-50.0, abs=10)  # the change is still shown
+    assert c.headline.startswith(f"0 of {len(c.deltas)} cells changed beyond noise")
+    assert "could not be judged" in c.headline
+
+
+def test_with_the_baselines_noise_a_faster_run_is_improved_a_same_one_unchanged(
+        tmp_path: Path) -> None:
+    a = write_run(tmp_path, "20261127-173500-default-aaaaaaa", ttft_ms=100.0, tok_s=300.0)
+    b = write_run(tmp_path, "20261128-173500-default-bbbbbbb", ttft_ms=50.0, tok_s=300.0)
+    runs = [load_run(a), load_run(b)]
+    noise = {"default": {(p.target, p.point, column): Noise(sd_log=0.05, k=3)
+                         for p in runs[0].points for column, _ in METRICS}}
+    c = compare(runs, noise)
+    cells = c.deltas[(c.deltas["target"] == "fastapi_batching") & (c.deltas["point"] == "c8")]
+    ttft = cells[cells["metric"] == "ttft_ms.p50"].iloc[0]
+    assert ttft["direction"] == "improved" and ttft["basis"] == "prediction"
+    assert ttft["pct_lo"] < ttft["pct"] < ttft["pct_hi"] < 0
     same = c.deltas[(c.deltas["metric"] == "throughput.output_tok_s")]
-    assert set(same["direction"]) == {"unchanged"} and (same["pct"] == 0).all()
+    bound = same["why"].fillna("").str.startswith("driver_bound")  # make_run's flask c8
+    assert set(same[~bound]["direction"]) == {"unchanged"} and bound.sum() == 1
+    assert (same[~bound]["pct"] == 0).all()
+    assert set(same[bound]["direction"]) == {"unknown"}
     assert len(c.deltas[c.deltas["metric"] == "ttft_ms.p50"]) == 6  # every common point
     assert c.warnings == ()
+
+
+def test_many_cells_that_cross_their_interval_by_chance_are_not_discoveries() -> None:
+    """Benjamini–Hochberg over a page: one strong change stands, four p ≈ 0.02 do not (each
+    alone would look significant: 100 cells make about five such by chance)."""
+    p = [0.0001, 0.02, 0.02, 0.02, 0.02, *[0.5] * 95]
+    frame = pd.DataFrame({"p": p, "direction": ["regressed"] * 5 + ["unchanged"] * 95})
+    out = discoveries(frame)
+    assert list(out["direction"][:5]) == ["regressed", "unchanged", "unchanged", "unchanged",
+                                          "unchanged"]
 
 
 def test_different_model_machine_and_scenario_are_named(tmp_path: Path) -> None:

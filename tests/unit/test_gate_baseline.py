@@ -62,7 +62,7 @@ def test_machine_kind_is_coarse_and_ignores_the_host() -> None:
 
 def test_save_then_find_and_load(tmp_path: Path) -> None:
     run = stored_run(tmp_path, "20261201-1-ci-abc", 5.0, 1)
-    path = save_baseline(run, tmp_path / "baselines")
+    path = save_baseline([run], tmp_path / "baselines")
     kind = machine_kind(ci_manifest("r"))
     assert path == tmp_path / "baselines" / "ci" / f"{kind}.json"
     assert find_baseline(tmp_path / "baselines", "ci", kind) == path
@@ -87,17 +87,38 @@ def gate(*args: str) -> int:
 
 def test_gate_exit_codes_over_stored_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                           ) -> None:
-    base = stored_run(tmp_path, "base", 5.0, 1)
+    runs = [str(stored_run(tmp_path, f"base{s}", 5.0, s)) for s in (1, 4, 5)]
     roots = ["--baselines", str(tmp_path / "baselines")]
-    assert main(["baseline", "save", str(base), *roots]) == 0
+    assert main(["baseline", "save", *runs, *roots]) == 0
+    saved = capsys.readouterr().out
+    assert "(3 runs per point)" in saved and "fastapi_batching.c4: throughput" in saved
     same = stored_run(tmp_path, "same", 5.0, 2)
     assert gate(str(same), *roots) == 0
     assert (same / "gate.json").exists() and (same / "gate.junit.xml").exists()
     slower = stored_run(tmp_path, "slower", 6.0, 3)
     assert gate(str(slower), *roots) == 1
-    assert gate(str(slower), "--baseline", str(base)) == 1
     out = capsys.readouterr().out
     assert "fastapi_batching.c4.tpot_ms.p50" in out and "gate: exit 1" in out
+    # one run as the baseline: a change between two single runs cannot be judged
+    assert gate(str(slower), "--baseline", runs[0]) == 2
+    assert "run-to-run noise unknown" in capsys.readouterr().out
+
+
+def test_runs_of_other_settings_cannot_share_a_baseline_or_judge_each_other(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = [stored_run(tmp_path, f"base{s}", 5.0, s) for s in (1, 4, 5)]
+    save_baseline(runs, tmp_path / "baselines")
+    longer = stored_run(tmp_path, "longer", 5.0, 2)
+    edited = replace(ci_manifest("longer"), scenario=ci_manifest("x").scenario)
+    resolved = edited.scenario.resolved
+    assert resolved is not None
+    points = tuple(replace(p, duration_s=p.duration_s * 2) for p in resolved.points)
+    write_manifest(longer, replace(edited, scenario=replace(
+        edited.scenario, resolved=replace(resolved, points=points))))
+    assert gate(str(longer), "--baselines", str(tmp_path / "baselines")) == 2
+    assert "baseline with other settings: points[0].duration_s" in capsys.readouterr().out
+    with pytest.raises(BaselineError, match=r"cannot join .* baseline with other settings"):
+        save_baseline([*runs, longer], tmp_path / "baselines")
 
 
 def test_gate_cannot_judge_across_machine_kinds_or_models(tmp_path: Path,

@@ -10,7 +10,8 @@ import pytest
 from harness.gate.check import Baseline, GateResult, check_gates, decide
 from harness.gate.command import exit_code
 from harness.gate.spec import parse_gate
-from harness.summary.record import PointSummary
+from harness.metrics.quantiles import wilson
+from harness.summary.record import Goodput, PointSummary, TargetRun
 from tests.summaries import run_summary, streamed_point
 
 
@@ -30,16 +31,21 @@ def one(key: str, expr: str, current: list[PointSummary],
 
 
 def test_decide_reads_the_whole_interval() -> None:
-    assert decide("<", 100, 90, 80, 99) == "pass"
-    assert decide("<", 100, 110, 101, 120) == "fail"
-    assert decide("<", 100, 98, 90, 105) == "inconclusive"
-    assert decide(">=", 0.9, 0.95, None, None) == "pass"
-    assert decide(">=", 0.9, 0.85, None, None) == "fail"
+    assert decide("<", 100, 80, 99) == "pass"
+    assert decide("<", 100, 101, 120) == "fail"
+    assert decide("<", 100, 90, 105) == "inconclusive"
+    assert decide("<=", 0, 0, 0) == "pass"  # an exact counter: its interval is its value
+
+
+def baseline_runs(tpot_ms: float = 5.0, requests: int = 150) -> list[PointSummary]:
+    """A baseline saved from three runs: the same point measured three times (repeats)."""
+    return [replace(point(tpot_ms=tpot_ms, seed=s, requests=requests), repeat=i)
+            for i, s in enumerate((1, 3, 4))]
 
 
 def test_absolute_gate_on_a_percentile_uses_its_interval() -> None:
     ok = one("fastapi_batching.c8.ttft_ms.p50", "< 60", [point()])
-    assert ok.verdict == "pass" and ok.basis == "quantile"
+    assert ok.verdict == "pass" and ok.basis == "within"
     assert ok.ci is not None and ok.ci[0] <= ok.value <= ok.ci[1] < 60  # type: ignore[operator]
     assert one("fastapi_batching.c8.ttft_ms.p50", "< 40", [point()]).verdict == "fail"
     edge = one("fastapi_batching.c8.ttft_ms.p50", f"< {ok.value}", [point()])
@@ -48,29 +54,76 @@ def test_absolute_gate_on_a_percentile_uses_its_interval() -> None:
 
 def test_relative_gate_passes_an_unchanged_rerun_and_fails_a_slower_one() -> None:
     key, expr = "*.c8.tpot_ms.p50", "<= +10%"
-    same = one(key, expr, [point(seed=2)], [point(seed=1)])
-    assert same.verdict == "pass" and same.basis == "quantile"
+    same = one(key, expr, [point(seed=2)], baseline_runs())
+    assert same.verdict == "pass" and same.basis == "prediction"
     assert same.change_pct is not None and abs(same.change_pct) < 3
-    slower = one(key, expr, [point(tpot_ms=5.75, seed=2)], [point(seed=1)])
+    slower = one(key, expr, [point(tpot_ms=6.0, seed=2)], baseline_runs())
     assert slower.verdict == "fail" and slower.change_ci_pct is not None
     assert slower.change_ci_pct[0] > 10
     assert slower.baseline == pytest.approx(same.baseline)
 
 
+def test_a_single_run_baseline_cannot_judge_a_change_between_runs() -> None:
+    result = one("*.c8.tpot_ms.p50", "<= +10%", [point(seed=2)], [point(seed=1)])
+    assert result.verdict == "cannot_judge"
+    assert result.reason is not None and result.reason.startswith("run-to-run noise unknown")
+
+
 def test_relative_gate_straddling_the_bound_is_inconclusive() -> None:
     result = one("*.c8.tpot_ms.p50", "<= +10%", [point(tpot_ms=5.5, seed=2, requests=40)],
-                 [point(seed=1, requests=40)])
+                 baseline_runs(requests=40))
     assert result.verdict == "inconclusive"
     lo, hi = result.change_ci_pct or (0.0, 0.0)
     assert lo < 10 < hi
 
 
-def test_relative_throughput_gate_uses_the_requests_behind_the_rate() -> None:
-    result = one("*.c8.throughput.output_tok_s", ">= -30%", [point(seed=2)], [point(seed=1)])
-    assert result.basis == "count" and result.verdict == "pass"
+def test_relative_throughput_gate_predicts_from_the_baseline_runs() -> None:
+    result = one("*.c8.throughput.output_tok_s", ">= -30%", [point(seed=2)], baseline_runs())
+    assert result.basis == "prediction" and result.verdict == "pass"
     slower = one("*.c8.throughput.output_tok_s", ">= -30%", [point(tpot_ms=20, seed=2)],
-                 [point(seed=1)])
+                 baseline_runs())
     assert slower.verdict == "fail" and slower.higher_is_better
+
+
+def test_a_counter_zero_before_and_after_is_unchanged() -> None:
+    result = one("*.c8.requests.http_error", "<= +10%", [point(seed=2)], [point(seed=1)])
+    assert (result.verdict, result.basis, result.change_pct) == ("pass", "count", 0.0)
+
+
+def test_a_mean_is_judged_on_its_interval_and_a_max_is_refused() -> None:
+    mean = one("fastapi_batching.c8.tpot_ms.mean", "< 20", [point()])
+    assert mean.verdict == "pass" and mean.ci is not None
+    largest = one("fastapi_batching.c8.tpot_ms.max", "< 20", [point()])
+    assert largest.verdict == "cannot_judge" and "one value" in (largest.reason or "")
+
+
+def test_eleven_passes_of_twelve_is_no_proof_of_ninety_percent() -> None:
+    p = point()
+    good = replace(p.goodput or Goodput(slo={}, good_requests=0, req_s=None, fraction=None),
+                   good_requests=11, fraction=11 / 12, ci95={"fraction": wilson(11, 12)})
+    twelve = replace(p, requests=replace(p.requests, total=12, ok=12), goodput=good)
+    assert one("*.c8.goodput.fraction", ">= 0.9", [twelve]).verdict == "inconclusive"
+
+
+def test_an_interrupted_run_and_a_failed_target_are_never_a_pass() -> None:
+    current = run_summary([point("a")])
+    stopped = replace(current, interrupted=True)
+    result = check_gates([parse_gate("*.*.requests.http_error", "<= 0")], stopped)
+    assert [r.verdict for r in result] == ["cannot_judge"] and "interrupted" in (
+        result[0].reason or "")
+    died = replace(current, targets={**current.targets, "b": TargetRun(
+        name="b", options={}, status="failed", error="exit 1: CUDA out of memory")})
+    results = check_gates([parse_gate("*.*.requests.http_error", "<= 0")], died)
+    assert [(r.subject, r.verdict) for r in results] == [
+        ("b.*.requests.http_error", "cannot_judge"), ("a.c8.requests.http_error", "pass")]
+    assert exit_code(results) == 2
+    later = replace(current, targets={**current.targets, "a": TargetRun(
+        name="a", options={}, status="failed", error="died", failed_point="c16",
+        skipped=("c32",))})
+    verdicts = {r.subject: r.verdict
+                for r in check_gates([parse_gate("a.*.ttft_ms.p50", "< 1000")], later)}
+    assert verdicts == {"a.c16.ttft_ms.p50": "cannot_judge", "a.c32.ttft_ms.p50": "cannot_judge",
+                        "a.c8.ttft_ms.p50": "pass"}
 
 
 def test_in_run_ratio_of_two_targets() -> None:
@@ -113,7 +166,7 @@ def test_a_mismatched_baseline_is_unjudged_or_skipped() -> None:
 
 
 def test_repeats_use_the_per_repeat_values() -> None:
-    base = [replace(point(seed=s), repeat=s) for s in range(3)]
+    base = baseline_runs()
     after = [replace(point(tpot_ms=6.5, seed=10 + s), repeat=s) for s in range(3)]
     result = one("*.c8.tpot_ms.p50", "<= +10%", after, base)
     assert result.basis == "repeats" and result.verdict == "fail"
