@@ -1,89 +1,175 @@
-"""Measure the relative gate's two error rates on this machine (issue 12, point 3).
+"""Measure how often patternbench's run-to-run decisions are wrong, on this machine (issue 21).
 
-One baseline run, then `--reruns` runs of the same sim target unchanged (each failing gate is a
-false failure) and `--reruns` runs with the sim model `--slower` times slower per token (each
-failing gate is a detection). Every run is a real `patternbench run` of a short closed-loop
-point (real target process, real driver); every decision is `harness.gate.check` on the run's
-summary against the baseline's, with the gates below. The slower runs use another sim spec,
-hence another model hash, so they are judged with the pure check (the gate command would
-refuse the model mismatch, exit 2).
+For one scenario (its own `[gates]`), every run a real `patternbench run` (real target process,
+real driver), in this order so that the machine's drift falls on every kind alike:
 
-    flock /tmp/patternbench-measure.lock .venv/bin/python scripts/gate_error_rates.py --reruns 10
+1. a baseline saved from `--baseline-runs` unchanged runs (`baseline save RUN RUN RUN`);
+2. interleaved rounds of: one unchanged run (A/A), and one run per injected regression (A/B):
+   `PATTERNBENCH_INJECT_SLOWDOWN` = each `--slowdowns` factor (every token that much slower,
+   the scenario and model unchanged), and with `--halve OPTION`, the target's OPTION halved;
+3. compare pages between consecutive unchanged runs, with the baseline's spread as noise.
 
-prints one line per run and the counts: false failures (unchanged runs that failed), detections
-(slower runs that failed), and how many were inconclusive.
+Each unchanged and slowed run is judged by `patternbench gate`'s own path (`run_gate`: the
+saved baseline, the settings check, exit 0 / 1 / 2). A halved option is a changed setting, which
+the gate command rightly refuses (exit 2); its runs are judged by the same decisions without
+that guard (`check_gates` against the baseline's summary), to measure what the intervals see.
+
+    flock -x /tmp/patternbench-measure.lock .venv/bin/python scripts/gate_error_rates.py \\
+        scenarios/gate_sim.toml --reruns 10 --halve workers --out /tmp/gate_sim.json
+
+prints one line per run and the tables: exit codes of unchanged runs (false failures = exit 1,
+inconclusive or unjudged = exit 2) and of each regression (detected = exit 1), and the cells a
+compare page flags between unchanged runs. `--out` writes every run's results as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import itertools
+import json
+import os
 import tempfile
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from harness.compare import compare, noise_from
+from harness.gate.baseline import load_baseline, save_baseline
 from harness.gate.check import Baseline, GateResult, check_gates
-from harness.gate.command import exit_code
-from harness.gate.spec import parse_gates
+from harness.gate.command import GateOptions, exit_code, run_gate
+from harness.report.run_data import load_run
 from harness.run.runner import RunOptions, run_scenario
-from harness.scenario.load import parse_scenario
-from harness.summary.record import RunSummary, read_summary
-
-GATES = {"*.c4.tpot_ms.p50": "<= +10%", "*.c4.throughput.output_tok_s": ">= -10%"}
-
-
-def scenario(tpot_ms: float, ttft_ms: float, duration_s: float) -> dict[str, Any]:
-    """A one-target, one-point sim scenario: `tpot_ms` per token after the first."""
-    return {
-        "name": "gate_error_rates", "seed": 12,
-        "model": f"sim:ttft_ms={ttft_ms:g},tpot_ms={tpot_ms:g},gil=release",
-        "cpu_affinity": {"target": [0], "driver": [1]}, "timeout_s": 60,
-        "workload": {"prompt_tokens": 32, "output_tokens": 32, "stream": True},
-        "load": {"kind": "closed", "concurrency": [4], "duration_s": duration_s,
-                 "warmup_s": 0.5},
-        "targets": [{"name": "fastapi_threadpool", "options": {"replicas": 1, "workers": 4}}],
-        "gates": GATES,
-    }
+from harness.scenario.load import load_scenario
+from harness.scenario.types import Scenario
+from targets.model.slowdown import ENV
 
 
-def measure(data: dict[str, Any], root: Path) -> RunSummary:
-    run = run_scenario(parse_scenario(data), RunOptions(results_root=root, out=io.StringIO()))
-    return read_summary(run / "summary.json")
+@contextmanager
+def slowdown(factor: float) -> Iterator[None]:
+    """Target processes started inside inherit PATTERNBENCH_INJECT_SLOWDOWN = `factor`."""
+    before = os.environ.get(ENV)
+    os.environ[ENV] = str(factor)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[ENV]
+        else:
+            os.environ[ENV] = before
 
 
-def line(label: str, results: list[GateResult]) -> str:
-    parts = [f"{r.subject.split('.', 2)[2]} {r.change_pct:+.1f}% {r.verdict}"
-             if r.change_pct is not None else f"{r.subject} {r.verdict} ({r.reason})"
-             for r in results]
-    return f"{label:10s} exit {exit_code(results)}  " + "; ".join(parts)
+def halved(scenario: Scenario, option: str) -> Scenario:
+    """`scenario` with `option` of its first target halved (at least 1)."""
+    first = scenario.targets[0]
+    value = int(first.options[option])
+    changed = replace(first, options={**first.options, option: max(1, value // 2)})
+    return replace(scenario, targets=(changed, *scenario.targets[1:]))
+
+
+def run(scenario: Scenario, root: Path, factor: float = 1.0) -> Path:
+    with slowdown(factor):
+        return run_scenario(scenario, RunOptions(results_root=root / "results",
+                                                 reports_root=root / "reports",
+                                                 out=io.StringIO()))
+
+
+def line(label: str, code: int, results: list[GateResult] | tuple[GateResult, ...]) -> str:
+    def part(r: GateResult) -> str:
+        if r.change_pct is not None:
+            lo, hi = r.change_ci_pct or (float("nan"), float("nan"))
+            return f"{r.subject} {r.change_pct:+.1f}% [{lo:+.1f}, {hi:+.1f}] {r.verdict}"
+        return f"{r.subject} {r.verdict}" + (f" ({r.reason})" if r.reason else "")
+    shown = [part(r) for r in results if r.kind != "absolute" or r.verdict != "pass"]
+    return f"{label:14s} exit {code}  " + "; ".join(shown)
+
+
+def experiment(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    scenario = load_scenario(args.scenario)
+    bases = [run(scenario, root) for _ in range(args.baseline_runs)]
+    saved_path = save_baseline(bases, root / "baselines")
+    saved = load_baseline(saved_path)
+    kinds = ["unchanged", *(f"slowdown {f:g}" for f in args.slowdowns)]
+    kinds += [f"{args.halve} halved"] if args.halve else []
+    codes: dict[str, Counter[int]] = {k: Counter() for k in kinds}
+    unchanged: list[Path] = []
+    rows: list[dict[str, Any]] = []
+    started = time.monotonic()
+    for i in range(args.reruns):
+        for kind in kinds:
+            if kind.endswith("halved"):
+                folder = run(halved(scenario, args.halve), root)
+                results = check_gates(scenario.gates, load_run(folder).summary,
+                                      Baseline(saved.summary))
+                code = exit_code(results)
+            else:
+                factor = float(kind.split()[1]) if kind.startswith("slowdown") else 1.0
+                folder = run(scenario, root, factor)
+                report = run_gate(GateOptions(run=folder, baselines_root=root / "baselines"))
+                code, results = report.exit_code, list(report.results)
+                if kind == "unchanged":
+                    unchanged.append(folder)
+            codes[kind][code] += 1
+            rows.append({"round": i, "kind": kind, "exit": code,
+                         "results": [r.__dict__ for r in results]})
+            print(line(f"{kind} {i + 1}", code, results), flush=True)
+    pages = compare_pages(unchanged, noise_from(saved.summary), scenario.name)
+    return {"scenario": scenario.name, "baseline_runs": args.baseline_runs,
+            "reruns": args.reruns, "seconds": round(time.monotonic() - started),
+            "codes": {k: dict(c) for k, c in codes.items()}, "compare_pages": pages,
+            "runs": rows}
+
+
+def compare_pages(folders: list[Path], noise: Any, scenario: str) -> list[dict[str, Any]]:
+    """Each consecutive pair of unchanged runs compared: cells judged and flagged."""
+    out = []
+    for a, b in itertools.pairwise(folders):
+        c = compare([load_run(a), load_run(b)], {scenario: noise})
+        flagged = c.deltas[c.deltas["direction"].isin(["improved", "regressed"])]
+        out.append({"cells": len(c.deltas), "judged": int((c.deltas["direction"]
+                                                             != "unknown").sum()),
+                    "flagged": len(flagged), "which": [f"{r.target}.{r.point} {r.metric} "
+                                                       f"{r.pct:+.1f}%"
+                                                       for r in flagged.itertuples()],
+                    "headline": c.headline})
+    return out
+
+
+def print_tables(result: dict[str, Any]) -> None:
+    print(f"\n{result['scenario']}: baseline from {result['baseline_runs']} runs, "
+          f"{result['reruns']} rounds, {result['seconds']} s")
+    print(f"{'runs':22s} {'n':>3s} {'exit 0':>7s} {'exit 1':>7s} {'exit 2':>7s}")
+    for kind, counts in result["codes"].items():
+        n = sum(counts.values())
+        print(f"{kind:22s} {n:3d} {counts.get(0, 0):7d} {counts.get(1, 0):7d} "
+              f"{counts.get(2, 0):7d}")
+    pages = result["compare_pages"]
+    if pages:
+        flagged = [p["flagged"] for p in pages]
+        print(f"compare of unchanged runs: {len(pages)} pages of {pages[0]['cells']} cells, "
+              f"flagged per page {flagged} (mean {sum(flagged) / len(flagged):.2f}), judged "
+              f"{[p['judged'] for p in pages]}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--reruns", type=int, default=10)
-    parser.add_argument("--tpot-ms", type=float, default=4.0)
-    parser.add_argument("--ttft-ms", type=float, default=20.0)
-    parser.add_argument("--slower", type=float, default=1.15)
-    parser.add_argument("--duration-s", type=float, default=3.0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenario", help="a scenario with [gates], e.g. scenarios/gate_sim.toml")
+    parser.add_argument("--reruns", type=int, default=10, help="rounds of A/A and A/B runs")
+    parser.add_argument("--baseline-runs", type=int, default=3)
+    parser.add_argument("--slowdowns", type=lambda s: [float(x) for x in s.split(",")],
+                        default=[1.2, 1.5], help="injected slowdown factors (A/B)")
+    parser.add_argument("--halve", help="a target option to halve as another A/B (workers)")
+    parser.add_argument("--out", type=Path, help="write every result as JSON here")
     args = parser.parse_args()
-    gates = parse_gates(GATES)
     with tempfile.TemporaryDirectory(prefix="gate-error-rates-") as tmp:
-        root = Path(tmp)
-        base = Baseline(measure(scenario(args.tpot_ms, args.ttft_ms, args.duration_s), root))
-        outcomes: dict[str, Counter[int]] = {"unchanged": Counter(), "slower": Counter()}
-        for i in range(2 * args.reruns):
-            kind = "unchanged" if i % 2 == 0 else "slower"  # interleaved: drift hits both
-            tpot = args.tpot_ms * (args.slower if kind == "slower" else 1.0)
-            summary = measure(scenario(tpot, args.ttft_ms, args.duration_s), root)
-            results = check_gates(gates, summary, base)
-            outcomes[kind][exit_code(results)] += 1
-            print(line(f"{kind} {i // 2 + 1}", results), flush=True)
-    same, slow = outcomes["unchanged"], outcomes["slower"]
-    print(f"unchanged: {same[1]} false failures, {same[2]} inconclusive, {same[0]} passed "
-          f"of {args.reruns}")
-    print(f"{args.slower:g}x slower per token: {slow[1]} detected (exit 1), {slow[2]} "
-          f"inconclusive, {slow[0]} passed of {args.reruns}")
+        result = experiment(args, Path(tmp))
+    print_tables(result)
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from harness.run.folder import RunDir
 from harness.run.machine import Machine, machine, now_iso, versions
 from harness.run.resolved import ScenarioAsRun, record_shape
 from harness.scenario.types import Scenario
-from targets.server.slowdown import injected
+from targets.model.slowdown import injected
 
 SCHEMA_VERSION = 1
 """Bumped whenever a field is removed or changes meaning, or is added without a default that
@@ -94,9 +94,8 @@ class Manifest:
                                           "calibrate` under the same results folder (absent: "
                                           "never calibrated there)", None)
     injected_slowdown: float | None = doc("PATTERNBENCH_INJECT_SLOWDOWN: the factor every "
-                                          "target's time per token was stretched by, to "
-                                          "measure the gate (absent: none; "
-                                          "targets.server.slowdown)", None)
+                                          "target's model work was slowed by, to measure the "
+                                          "gate (absent: none; targets.model.slowdown)", None)
 
     def to_json(self) -> dict[str, Any]:
         """The file's JSON object (`calibration` and `injected_slowdown` left out when there is

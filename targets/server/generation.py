@@ -8,8 +8,7 @@ slot), and the prepared run completes the job or streams its tokens, produced by
 A client that leaves cancels its generation (`job.cancel` is set and the iterator closed).
 `counts_tokens`: the pattern's producer (a worker thread or process) counts tokens in
 `patternbench_generated_tokens` itself, so tokens a departed client never read are counted too;
-otherwise they are counted here. `PATTERNBENCH_INJECT_SLOWDOWN` stretches every token stream
-(`targets.server.slowdown`: an injected regression, for measuring the gate).
+otherwise they are counted here.
 
     flow = AsyncFlow(cfg, AsyncJobs(cfg, engine, generate, stats), stats, concurrency=4)
 """
@@ -34,7 +33,6 @@ from targets.server.config import ServeConfig
 from targets.server.exchange import AsyncReply, Call, Events, Reply, SyncCall, ThreadReply
 from targets.server.flow import Outcome, Route
 from targets.server.job import Job, ModelInfo, SyncTokenStream, TokenStream
-from targets.server.slowdown import injected, slowed, slowed_sync
 from targets.server.stats import Stats
 
 log = logging.getLogger("patternbench.target")
@@ -122,7 +120,7 @@ class AsyncJobs(_Jobs):
     def __init__(self, cfg: ServeConfig, model: ModelInfo, generate: TokenStream, stats: Stats,
                  *, counts_tokens: bool = False) -> None:
         super().__init__(cfg, model, stats, counts_tokens)
-        self.generate = slowed(generate, injected())
+        self.generate = generate
 
     def prepare(self, route: Route, content_type: str | None, body: bytes) -> AsyncRun:
         return AsyncRun(self, self.job(route, content_type, body))
@@ -168,7 +166,7 @@ class ThreadJobs(_Jobs):
     def __init__(self, cfg: ServeConfig, model: ModelInfo, generate: SyncTokenStream,
                  stats: Stats, *, counts_tokens: bool = False) -> None:
         super().__init__(cfg, model, stats, counts_tokens)
-        self.generate = slowed_sync(generate, injected())
+        self.generate = generate
 
     def prepare(self, route: Route, content_type: str | None, body: bytes) -> ThreadRun:
         return ThreadRun(self, self.job(route, content_type, body))

@@ -1,6 +1,6 @@
 """End to end: real short runs of a sim target through `patternbench run`, then `patternbench
 gate` on them against a baseline saved from three runs: an unchanged rerun passes (exit 0), an
-injected regression (PATTERNBENCH_INJECT_SLOWDOWN=3: every token takes three times as long, the
+injected regression (PATTERNBENCH_INJECT_SLOWDOWN=4: the model works four times as long, the
 scenario and model unchanged) fails (exit 1), and the same slowdown through a changed setting
 (4 threads → 1) is refused as another scenario (exit 2)."""
 
@@ -33,7 +33,7 @@ duration_s = 2
 warmup_s = 0.5
 
 [gates]
-"flask_threads.c4.ttft_ms.p50" = "<= +100%"
+"flask_threads.c4.ttft_ms.p50" = "<= +150%"
 "*.c4.requests.conn_error" = "<= 0"
 "flask_threads.c4.e2e_ms.p50" = "< 5000"
 
@@ -65,7 +65,7 @@ def test_gate_passes_an_unchanged_rerun_and_fails_an_injected_regression(tmp_pat
     bases = [str(run(tmp_path, f"base{i}")) for i in range(3)]
     saved = cli("baseline", "save", *bases, "--baselines", str(tmp_path / "baselines"))
     assert saved.returncode == 0, saved.stderr
-    same, slower = run(tmp_path, "same"), run(tmp_path, "slower", slowdown=3.0)
+    same, slower = run(tmp_path, "same"), run(tmp_path, "slower", slowdown=4.0)
     edited = run(tmp_path, "edited", threads=1)
 
     ok = cli("gate", str(same), "--baselines", str(tmp_path / "baselines"))
@@ -79,9 +79,9 @@ def test_gate_passes_an_unchanged_rerun_and_fails_an_injected_regression(tmp_pat
                         "flask_threads.c4.requests.conn_error": "pass",
                         "flask_threads.c4.e2e_ms.p50": "pass"}
     failed = report["results"][0]
-    assert failed["change_pct"] > 100 and failed["change_ci_pct"][0] > 100
+    assert failed["change_pct"] > 150 and failed["change_ci_pct"][0] > 150
     assert "❌ FAIL" in (slower / "gate.md").read_text()
-    assert json.loads((slower / "manifest.json").read_text())["injected_slowdown"] == 3.0
+    assert json.loads((slower / "manifest.json").read_text())["injected_slowdown"] == 4.0
 
     other = cli("gate", str(edited), "--baselines", str(tmp_path / "baselines"))
     assert other.returncode == 2 and "targets[0].options.threads 1 vs 4" in other.stdout

@@ -1,22 +1,22 @@
-"""The injected regression (`targets.server.slowdown`): each token's production time stretched
-by the factor, read from the environment, refused in one line when malformed. Time is a fake
-clock: the stream's waits are what is checked, not how long anything took."""
+"""The injected regression (`targets.model.slowdown`): after each piece of model work the thread
+waits (factor − 1) times as long as it took; the factor comes from the environment and a bad one
+is refused in one line. Time is a fake clock: the waits are what is checked, not how long
+anything took."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from targets.server import slowdown
-from targets.server.slowdown import ENV, injected, slowed, slowed_sync
+from targets.model import slowdown
+from targets.model.load import load_engine
+from targets.model.slowdown import ENV, injected, slowed_call, slowed_tokens
 
 
 class FakeClock:
-    """perf_counter and sleep on a clock that moves only when told: a token "takes" `steps[i]`
-    seconds to produce; the stream's sleeps are recorded and move the clock too."""
+    """perf_counter and sleep on a clock that moves only when told: token i "takes"
+    `steps[i]` seconds of model work; the waits are recorded and move the clock too."""
 
     def __init__(self, steps: list[float]) -> None:
         self.now, self.steps = 0.0, steps
@@ -34,47 +34,30 @@ class FakeClock:
         return i
 
 
-def test_a_thread_stream_waits_factor_minus_one_times_each_tokens_time(
+def test_each_token_is_followed_by_factor_minus_one_times_its_work(
         monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock([0.040, 0.010, 0.020])
     monkeypatch.setattr(slowdown, "time", clock)
-
-    def tokens(_job: Any) -> Iterator[int]:
-        for i in range(3):
-            yield clock.produce(i)
-
-    out = list(slowed_sync(tokens, 1.5)(None))  # type: ignore[arg-type]  # no job needed
-    assert out == [0, 1, 2] and clock.waits == [0.020, 0.005, 0.010]
-
-
-def test_an_async_stream_waits_the_same_and_closes_the_inner_stream(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = FakeClock([0.040, 0.010])
     closed: list[bool] = []
 
-    class Time:
-        perf_counter = clock.perf_counter
-
-    async def sleep(seconds: float) -> None:
-        clock.sleep(seconds)
-
-    monkeypatch.setattr(slowdown, "time", Time)
-    monkeypatch.setattr(asyncio, "sleep", sleep)
-
-    async def tokens(_job: Any) -> AsyncIterator[int]:
+    def tokens() -> Iterator[int]:
         try:
-            for i in range(2):
-                yield clock.produce(i)
+            for i in range(3):
+                yield clock.produce(i)  # the work of token i happens when it is asked for
         finally:
             closed.append(True)
 
-    async def first() -> int:
-        stream = slowed(tokens, 2.0)(None)  # type: ignore[arg-type]  # no job needed
-        token = await anext(aiter(stream))
-        await stream.aclose()  # type: ignore[attr-defined]  # an async generator
-        return token
+    stream = slowed_tokens(tokens(), 1.5)
+    assert [next(stream), next(stream)] == [0, 1] and clock.waits == [0.020, 0.005]
+    stream.close()  # a client that leaves: the engine's own generator is closed too
+    assert closed == [True]
 
-    assert asyncio.run(first()) == 0 and clock.waits == [0.040] and closed == [True]
+
+def test_a_batch_step_is_followed_by_its_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock([0.030])
+    monkeypatch.setattr(slowdown, "time", clock)
+    step = slowed_call(lambda: [clock.produce(0)], 2.0)
+    assert step() == [0] and clock.waits == [0.030]
 
 
 def test_the_factor_comes_from_the_environment_and_a_bad_one_is_refused() -> None:
@@ -84,7 +67,15 @@ def test_the_factor_comes_from_the_environment_and_a_bad_one_is_refused() -> Non
         with pytest.raises(ValueError, match=f"{ENV} must be a number ≥ 1"):
             injected({ENV: bad})
 
-    def tokens(_job: Any) -> Iterator[int]:
-        yield 1
 
-    assert slowed_sync(tokens, 1.0) is tokens  # untouched at 1
+def test_a_slowed_engine_keeps_its_type_and_yields_the_same_tokens(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from targets.model.engine import GenParams
+    from targets.model.sim import SimEngine
+
+    spec = "sim:ttft_ms=0,tpot_ms=0"
+    plain = list(load_engine(spec).generate([1, 2, 3], GenParams(max_tokens=5)))
+    monkeypatch.setenv(ENV, "2")
+    engine = load_engine(spec)
+    assert isinstance(engine, SimEngine)  # the batch models check the engine's type
+    assert list(engine.generate([1, 2, 3], GenParams(max_tokens=5))) == plain

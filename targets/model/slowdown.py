@@ -1,0 +1,71 @@
+"""An injected regression, for measuring patternbench's own decisions (docs/gates.md).
+
+A gate, a compare page or a capacity search is only trusted once an experiment says how often
+it catches a real regression of a known size. A real regression is slower code under the same
+scenario, so the injection must change nothing the run records as a setting (the gate rightly
+refuses a baseline whose settings or model differ). `PATTERNBENCH_INJECT_SLOWDOWN=1.5` in a
+target's environment makes the model's own work that much slower: after each piece of it — a
+request's next token from a per-request engine (`ModelEngine.generate`: the prefill and first
+token, then each decode step), a continuous batch's step (`BatchModel.step`) — the thread that
+did it waits (factor − 1) times as long as the work took, as slower code would. Everything
+above the model (queues, batching, streaming, the HTTP server) then behaves as it would with a
+slower model. `load_engine` and `load_batch_model` apply it; request-level batching
+(`fastapi_dynamic_batching`, which steps the model itself) is not slowed. The run records the
+factor in its manifest (`injected_slowdown`); `scripts/gate_error_rates.py` uses it for its A/B
+runs.
+
+    PATTERNBENCH_INJECT_SLOWDOWN=1.2 patternbench run scenarios/ci.toml   # 20% slower model
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
+from typing import Any
+
+ENV = "PATTERNBENCH_INJECT_SLOWDOWN"
+
+
+def injected(environ: Mapping[str, str] = os.environ) -> float:
+    """The factor asked for (1.0 when unset); `ValueError` in one line for a bad one."""
+    raw = environ.get(ENV, "").strip()
+    if not raw:
+        return 1.0
+    try:
+        factor = float(raw)
+    except ValueError:
+        raise ValueError(f"{ENV} must be a number ≥ 1, got {raw!r}") from None
+    if not math.isfinite(factor) or factor < 1:
+        raise ValueError(f"{ENV} must be a number ≥ 1, got {raw!r}")
+    return factor
+
+
+def slowed_tokens(tokens: Iterator[int], factor: float) -> Generator[int, None, None]:
+    """`tokens` (a lazy generator: each `next` does the work of one token) with a wait of
+    (factor − 1) × that work after each; the inner generator is closed with this one."""
+    try:
+        while True:
+            start = time.perf_counter()
+            try:
+                token = next(tokens)
+            except StopIteration:
+                return
+            time.sleep((factor - 1) * (time.perf_counter() - start))
+            yield token
+    finally:
+        close = getattr(tokens, "close", None)
+        if close is not None:
+            close()
+
+
+def slowed_call(work: Callable[..., Any], factor: float) -> Callable[..., Any]:
+    """`work` followed by a wait of (factor − 1) × the time it took (a batch's step)."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        out = work(*args, **kwargs)
+        time.sleep((factor - 1) * (time.perf_counter() - start))
+        return out
+
+    return call
