@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.gate.spec import Gate, Kind, MetricPath, Op
-from harness.metrics.change import higher_is_better
+from harness.metrics.change import Change, higher_is_better
 from harness.metrics.measured import Measured, change_between, measure, points_of
 from harness.summary.record import RunSummary
 
@@ -48,7 +48,9 @@ class GateResult:
     interval; `baseline`: the baseline's value (relative); `change_pct` / `change_ci_pct`: the
     change from the baseline in percent with its interval; `basis`: what the interval came from
     (within, exact, repeats, prediction, count, none); `reason`: why it could not be judged or
-    was skipped."""
+    was skipped; `fails_beyond_pct` (relative): the smallest change from the baseline, in the
+    gate's bad direction, that an interval as wide as this one would call a failure — the
+    regression size this gate detects at this run's noise."""
 
     gate: str
     subject: str
@@ -63,6 +65,7 @@ class GateResult:
     basis: str = "none"
     reason: str | None = None
     higher_is_better: bool = False
+    fails_beyond_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,18 @@ def _relative(gate: Gate, path: MetricPath, m: Measured,
                       decide(gate.op, gate.limit, change.lo, change.hi), m.value, m.interval(),
                       baseline=base.value, change_pct=change.pct,
                       change_ci_pct=change.pct_interval, basis=change.basis,
-                      higher_is_better=higher_is_better(str(path)))
+                      higher_is_better=higher_is_better(str(path)),
+                      fails_beyond_pct=detectable(gate, change))
+
+
+def detectable(gate: Gate, change: Change) -> float | None:
+    """The change (%) beyond which an interval of this one's widths lies wholly past the bound:
+    for `<= +10%`, a change whose interval's lower end passes +10%."""
+    if change.lo is None or change.hi is None or not 0 < change.lo <= change.ratio <= change.hi:
+        return None
+    if gate.op in ("<", "<="):
+        return 100 * (gate.limit * change.ratio / change.lo - 1)
+    return 100 * (gate.limit * change.ratio / change.hi - 1)
 
 
 def _ratio(gate: Gate, summary: RunSummary) -> list[GateResult]:

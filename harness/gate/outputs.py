@@ -63,10 +63,13 @@ def rows(report: GateReport) -> list[tuple[str, str, str, str, str, str]]:
     out: list[tuple[str, str, str, str, str, str]] = []
     for r in report.results:
         value, ci = _num(r.value), _interval(r.ci)
+        note = r.reason or ""
         if r.kind == "relative" and r.change_pct is not None:
             value = f"{_num(r.value)} ({r.change_pct:+.1f}% vs {_num(r.baseline)})"
             ci = _interval(r.change_ci_pct, "%")
-        out.append((r.subject, value, ci, r.expr, r.verdict, r.reason or ""))
+        if r.fails_beyond_pct is not None and not note:
+            note = f"fails beyond {r.fails_beyond_pct:+.0f}% at this noise"
+        out.append((r.subject, value, ci, r.expr, r.verdict, note))
     return out
 
 

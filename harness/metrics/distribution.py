@@ -35,9 +35,9 @@ class Distribution:
         "together over time (harness.metrics.sections), and of the mean (sectioned); null where "
         "too few values or sections for either (order statistics: p50 n < 6, p90 n < 29, p95 "
         "n < 59, p99 n < 299)", {})
-    too_few: tuple[str, ...] = doc("percentiles whose count (effective_count where there is "
-                                    "one) is below their floor (p50 14, p90 64, p95 133, p99 "
-                                    "662; MLPerf early stopping): shown, marked, refused by "
+    too_few: tuple[str, ...] = doc("percentiles whose count is below their floor (p50 14, p90 "
+                                    "64, p95 133, p99 662; MLPerf early stopping), p95 and p99 "
+                                    "also when effective_count is: shown, marked, refused by "
                                     "the gate", ())
     effective_count: float | None = doc("how many independent values these are worth: count / "
                                         "the design effect sectioning measured (values that move "

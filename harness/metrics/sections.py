@@ -94,6 +94,9 @@ def quantile_interval(timed: Sequence[Timed], q: float, start: float, end: float
 
 # χ²(0.95, df) / df for df = 3..9: the largest variance ratio independent values give by chance
 # in 19 of 20 windows (F(0.95; df, ∞)); a design effect below it is not told apart from 1.
+TAIL = ("p95", "p99")
+"""Percentiles whose floor is judged on the effective count (`widened`)."""
+
 _NOISE = {3: 2.605, 4: 2.372, 5: 2.214, 6: 2.099, 7: 2.010, 8: 1.938, 9: 1.880}
 
 
@@ -163,9 +166,12 @@ def widened(dist: Distribution | None, timed: Sequence[Timed], start: float, end
     """`dist` with each percentile's interval the hull of its order-statistic interval and its
     sectioned ones, with `k` sections and with `SECTIONS` (None where the order statistics or
     the sections give none: no interval is better than a narrow one), the mean's sectioned
-    interval under `ci95["mean"]`, and `too_few` judged on the effective count (count / design
-    effect: 3,200 token gaps of 16 streams sharing 200 steps are worth about 200 independent
-    values, too few for a p99)."""
+    interval under `ci95["mean"]`, and the tail percentiles' `too_few` judged on the effective
+    count (count / design effect: 3,200 token gaps of 16 streams sharing 200 steps are worth about
+    200 independent values, too few for a p99). p50 and p90 keep their count's floors: their
+    hulled intervals cover (scripts/interval_coverage.py), and a design effect read from nearly
+    equal values (a deterministic server's TTFT) would refuse a figure known to a fraction of a
+    percent."""
     if dist is None:
         return None
     cuts = sorted({k, SECTIONS})
@@ -178,7 +184,10 @@ def widened(dist: Distribution | None, timed: Sequence[Timed], start: float, end
     ci["mean"] = means[0] if len(means) == 1 else hull(means[0], means[1])
     deff = design_effect(timed, start, end)
     effective = dist.count / deff if deff is not None else None
-    few = too_few(math.floor(effective)) if effective is not None else dist.too_few
+    few = dist.too_few
+    if effective is not None:  # the tail needs independent tail events: clustered ones count less
+        tail = [name for name in too_few(math.floor(effective)) if name in TAIL]
+        few = tuple(name for name, _ in QUANTILES if name in {*dist.too_few, *tail})
     return replace(dist, ci95=ci, effective_count=effective, too_few=few)
 
 

@@ -57,6 +57,10 @@ def test_relative_gate_passes_an_unchanged_rerun_and_fails_a_slower_one() -> Non
     same = one(key, expr, [point(seed=2)], baseline_runs())
     assert same.verdict == "pass" and same.basis == "prediction"
     assert same.change_pct is not None and abs(same.change_pct) < 3
+    # what this noise lets the gate see: a change past +10% by its interval's lower half-width
+    assert same.fails_beyond_pct is not None and same.change_ci_pct is not None
+    half = 1 + same.change_pct / 100 - (1 + same.change_ci_pct[0] / 100)
+    assert 10 < same.fails_beyond_pct < 10 + 200 * half
     slower = one(key, expr, [point(tpot_ms=6.0, seed=2)], baseline_runs())
     assert slower.verdict == "fail" and slower.change_ci_pct is not None
     assert slower.change_ci_pct[0] > 10
