@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.summary.record import PointSummary
+from harness.verdict.anchors import point_anchor, section_anchor, target_anchor
 
 Kind = Literal["ranking", "reason", "caveat"]
 
@@ -101,25 +102,16 @@ def share_percentile(share: float) -> str:
     return "p99"
 
 
-# The ids come from `harness.verdict.anchors`, imported when called: importing it at module level
-# would first run `harness.report`'s __init__, whose page imports the verdict (an import cycle).
-
 def target_id(order: Sequence[str], target: str) -> str:
     """The report's id of `target`'s section (`order`: the report's series labels)."""
-    from harness.verdict.anchors import target_anchor
-
     return target_anchor(order, target)
 
 
 def point_id(order: Sequence[str], target: str, point: str) -> str:
     """The report's id of `point`'s row in `target`'s table."""
-    from harness.verdict.anchors import point_anchor
-
     return point_anchor(order, target, point)
 
 
 def section_id(name: str) -> str:
     """The report's id of a page section (results, manifest, ...)."""
-    from harness.verdict.anchors import section_anchor
-
     return section_anchor(name)
