@@ -92,6 +92,8 @@ def experiment(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     scenario = load_scenario(args.scenario)
     bases = [run(scenario, root) for _ in range(args.baseline_runs)]
     saved_path = save_baseline(bases, root / "baselines")
+    if args.save_baseline:
+        print(f"baseline: {save_baseline(bases, args.save_baseline)}", flush=True)
     saved = load_baseline(saved_path)
     kinds = ["unchanged", *(f"slowdown {f:g}" for f in args.slowdowns)]
     kinds += [f"{args.halve} halved"] if args.halve else []
@@ -109,8 +111,7 @@ def experiment(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             else:
                 factor = float(kind.split()[1]) if kind.startswith("slowdown") else 1.0
                 folder = run(scenario, root, factor)
-                report = run_gate(GateOptions(run=folder, baselines_root=root / "baselines"))
-                code, results = report.exit_code, list(report.results)
+                code, results = judge(folder, scenario, root)
                 if kind == "unchanged":
                     unchanged.append(folder)
             codes[kind][code] += 1
@@ -122,6 +123,14 @@ def experiment(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "reruns": args.reruns, "seconds": round(time.monotonic() - started),
             "codes": {k: dict(c) for k, c in codes.items()}, "compare_pages": pages,
             "runs": rows}
+
+
+def judge(folder: Path, scenario: Scenario, root: Path) -> tuple[int, list[GateResult]]:
+    """`patternbench gate`'s decision on a run (exit 0 and nothing without [gates])."""
+    if not scenario.gates:
+        return 0, []
+    report = run_gate(GateOptions(run=folder, baselines_root=root / "baselines"))
+    return report.exit_code, list(report.results)
 
 
 def compare_pages(folders: list[Path], noise: Any, scenario: str) -> list[dict[str, Any]]:
@@ -160,8 +169,10 @@ def main() -> None:
     parser.add_argument("scenario", help="a scenario with [gates], e.g. scenarios/gate_sim.toml")
     parser.add_argument("--reruns", type=int, default=10, help="rounds of A/A and A/B runs")
     parser.add_argument("--baseline-runs", type=int, default=3)
-    parser.add_argument("--slowdowns", type=lambda s: [float(x) for x in s.split(",")],
-                        default=[1.2, 1.5], help="injected slowdown factors (A/B)")
+    parser.add_argument("--slowdowns", type=lambda s: [float(x) for x in s.split(",") if x],
+                        default=[1.2, 1.5], help="injected slowdown factors (A/B; '' for none)")
+    parser.add_argument("--save-baseline", type=Path,
+                        help="also save the baseline runs under this root (results/baselines)")
     parser.add_argument("--halve", help="a target option to halve as another A/B (workers)")
     parser.add_argument("--out", type=Path, help="write every result as JSON here")
     args = parser.parse_args()
