@@ -215,7 +215,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
                            **{k: v for k, v in given.items() if v is not None})
     answer, run_dir, report = run_endpoint(opts)
     print(f"{answer}\nresults: {run_dir}\nreport:  {report}")
-    return 0
+    return EXIT_TARGET_FAILED if failed_targets(run_dir) else 0
 
 
 def _capacity_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

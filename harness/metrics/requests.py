@@ -25,7 +25,10 @@ Which requests count where, with the measured window W = [warmup_end, load_end]:
   pro rata over the request's time in W). In a steady state req_s × mean output tokens equals
   output_tok_s, wherever the request waves fall against the boundaries.
 - Goodput: a request passes when it is ok and every SLO metric is known and within its limit;
-  `good_requests`/`fraction` are over the counted outcomes, `req_s` over W's completions.
+  `good_requests`/`fraction` are over the counted outcomes of the requests *sent* at or after
+  `warmup_end` (like the percentiles: the warm-up's cold first wave of slow successes stays
+  out), plus those sent during it that failed in the window (a hang's timeouts are misses);
+  `req_s` over W's completions of the good ones.
 
 An empty metric is `None`, never a silent 0.
 """
@@ -37,7 +40,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from harness.metrics.quantiles import wilson
-from harness.metrics.sections import Window, hull, mean_interval, rate_interval
+from harness.metrics.sections import Timed, Window, hull, mean_interval, rate_interval
 from harness.samples import Sample
 from harness.summary.record import Distribution, Goodput, PointMetrics, Requests, Throughput
 
@@ -150,7 +153,8 @@ def summarize(
         output_tokens=w.distribution([(s.done_at or s.sent_at, float(s.output_tokens))
                                       for s in sent if s.ok]),
         throughput=_throughput(samples, w),
-        goodput=_goodput(counted, slo, w) if slo else None,
+        goodput=_goodput([s for s in counted if s.sent_at >= warmup_end or not s.ok], slo, w)
+        if slo else None,
         achieved_concurrency=busy / w.length if w.length > 0 else None,
         token_counts_from=tuple(sorted({s.tokens_source for s in counted if s.ok})),
     )
@@ -222,12 +226,20 @@ def _goodput(counted: Sequence[Sample], slo: Mapping[str, float], w: Window) -> 
     marks = [(ended_at(s), 1.0 if meets_slo(s, slo) else 0.0) for s in counted]
     fraction = len(good) / len(counted) if counted else None
     return Goodput(
-        slo=dict(slo), good_requests=len(good),
+        slo=dict(slo), good_requests=len(good), counted=len(counted),
         req_s=len(done) / w.length if w.length > 0 else None, fraction=fraction,
-        ci95={"fraction": hull(wilson(len(good), len(counted)),
-                               mean_interval(marks, w.start, w.end, w.k)),
+        ci95={"fraction": _fraction_ci(len(good), len(counted), marks, w),
               "req_s": _rate_ci(w, lambda lo, hi: len(_done_in(done, lo, hi)))
               if w.length > 0 else None})
+
+
+def _fraction_ci(good: int, counted: int, marks: Sequence[Timed],
+                 w: Window) -> tuple[float, float] | None:
+    """The within-SLO share's 95% interval: Wilson's, widened to the sectioned one where the
+    window has the sections (misses come in bursts: a slow second fails several requests)."""
+    binomial = wilson(good, counted)
+    sectioned = mean_interval(marks, w.start, w.end, w.k)
+    return binomial if sectioned is None else hull(binomial, sectioned)
 
 
 def unmeasurable(counted: Sequence[Sample], slo: Mapping[str, float]) -> str | None:

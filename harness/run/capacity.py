@@ -1,19 +1,34 @@
 """Capacity under the SLO: the highest load level at which a stated share of requests meets
-every SLO limit, found by bracketing then bisection, and answered as an interval.
+every SLO limit, found by bracketing then bisection, judged with confidence, answered as an
+interval.
 
     cap = search(spec, slo={"ttft_ms": 1000}, share=0.9, measure=run_at_level)
     cap.last_pass.level, cap.first_fail.level   # e.g. 6 and 8: capacity is 6, 8 fails
 
-`measure(level)` runs one ordinary load point at that level (a concurrency for a closed loop,
-a rate in req/s for an open one) and returns its `PointSummary`, or None when the run was
-interrupted. A level passes when its goodput is known and `goodput.fraction >= share`.
+`measure(level, attempt)` runs one ordinary load point at that level (a concurrency for a closed
+loop, a rate in req/s for an open one; attempt 0, then 1, 2 … for a level measured again, each
+twice as long) and returns its `PointSummary`, or None when the run was interrupted. With the
+builtin driver a point also runs until it sent `requests_needed(share)` requests (70 for 90%):
+fewer cannot show a share with confidence, so a short point at one stream would always be
+unsure.
+
+A level is judged (`judge`) on the 95% interval of its within-SLO share (goodput's `ci95`: the
+Wilson interval ∪ the sectioned one, since misses come in bursts), not on the bare share:
+**pass** when the interval is at or above the share, **fail** when it is below, **unsure**
+when it holds the share — then it is measured again, twice as long, up to `spec.retries` times,
+and a level still unsure counts as a fail (the capacity stated is the last *confident* pass).
+A point that cannot say is **unjudged** (the load driver could not keep up, arrivals were
+dropped, goodput unknown): the search stops there with a lower bound. A target that died or
+stopped answering **died**: the search stops, and there is no capacity (`target_died`).
 
 Bracketing starts at `spec.start` and multiplies the level by `spec.factor` while it passes (up
-to `spec.max_level`); after the first failure it bisects between the last passing and the first
-failing level until they are `spec.resolution` apart. The first point always runs; a later one
-starts only if it would end within `spec.budget_s` of the search's start (each point is
-estimated at its warm-up + measured window). The levels are pure arithmetic: this module runs
-nothing (`harness.run.runner` runs each level as a load point).
+to `spec.max_level`); after the first fail it bisects between the last pass and the first fail
+until they are `spec.resolution` apart (a closed loop's levels are whole numbers; an open
+loop's midpoints are kept exact). The first point always runs; a later one starts only if it
+would end within `spec.budget_s` of the search's start, each point estimated at the longer of
+its warm-up + window and the mean wall time the points so far took (start-up, drain). The
+levels are pure arithmetic: this module runs nothing (`harness.run.runner` runs each level as
+a load point).
 """
 
 from __future__ import annotations
@@ -21,21 +36,49 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
+from harness.metrics.quantiles import wilson
 from harness.scenario.capacity import CapacitySpec
 from harness.scenario.types import LoadPoint
-from harness.summary.record import Capacity, CapacityLevel, PointSummary, StopReason
+from harness.summary.record import Capacity, CapacityLevel, Judgement, PointSummary, StopReason
 
-Measure = Callable[[float], PointSummary | None]
+Measure = Callable[[float, int], PointSummary | None]
+UNJUDGED_FLAGS = {"driver_bound": "the load driver could not keep up",
+                  "dropped": "the driver dropped arrivals it could not send"}
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A point's judgement against the share, with the interval it was decided on."""
+
+    judged: Judgement
+    ci: tuple[float, float] | None = None
+    why: str | None = None
+
+
+def judge(point: PointSummary, share: float) -> Judged:
+    """pass / fail / unsure / unjudged / died (see the module docstring)."""
+    if point.failure is not None:
+        return Judged("died", why=point.failure.reason)
+    for flag, why in UNJUDGED_FLAGS.items():
+        if flag in point.flags:
+            return Judged("unjudged", why=f"{why} at {point.point}")
+    good = point.goodput
+    if good is None or good.unknown is not None or good.fraction is None:
+        reason = good.unknown if good is not None and good.unknown else "no goodput"
+        return Judged("unjudged", why=f"{reason} at {point.point}")
+    ci = good.ci95.get("fraction")
+    if ci is None:
+        return Judged("unjudged", why=f"no interval of the within-SLO share at {point.point}")
+    if ci[0] >= share:
+        return Judged("pass", ci)
+    return Judged("fail" if ci[1] < share else "unsure", ci)
 
 
 def passes(point: PointSummary, share: float) -> bool:
-    """Whether `share` of the point's counted requests met every SLO limit (goodput known)."""
-    good = point.goodput
-    if good is None or good.unknown is not None or good.fraction is None:
-        return False
-    return point.requests.total > 0 and good.fraction >= share
+    """Whether the point passes with confidence (`judge`)."""
+    return judge(point, share).judged == "pass"
 
 
 def level_of(point: PointSummary) -> float | None:
@@ -45,11 +88,15 @@ def level_of(point: PointSummary) -> float | None:
     return point.load.rate_rps
 
 
-def capacity_level(point: PointSummary, level: float, share: float) -> CapacityLevel:
+def capacity_level(point: PointSummary, level: float, share: float,
+                   tries: int = 1) -> CapacityLevel:
+    verdict = judge(point, share)
     good = point.goodput
-    return CapacityLevel(level=level, point=point.point, passed=passes(point, share),
+    return CapacityLevel(level=level, point=point.point, passed=verdict.judged == "pass",
                          good_fraction=None if good is None else good.fraction,
-                         goodput_req_s=None if good is None else good.req_s)
+                         goodput_req_s=None if good is None else good.req_s,
+                         judged=verdict.judged, good_ci=verdict.ci, tries=tries,
+                         why=verdict.why)
 
 
 def next_level(spec: CapacitySpec, last_pass: CapacityLevel | None,
@@ -61,18 +108,15 @@ def next_level(spec: CapacitySpec, last_pass: CapacityLevel | None,
     if first_fail is None:
         if low >= spec.max_level:
             return None
-        up = _rounded(spec, low * spec.factor, math.ceil)
+        up = low * spec.factor
+        up = float(math.ceil(up)) if spec.arrival == "closed" else round(up, 6)
         return min(max(up, low + (1 if spec.arrival == "closed" else 0)), spec.max_level)
     high = first_fail.level
     if high - low <= spec.resolution:
         return None
-    middle = _rounded(spec, (low + high) / 2, math.floor)
+    middle = (low + high) / 2
+    middle = float(math.floor(middle)) if spec.arrival == "closed" else round(middle, 6)
     return middle if low < middle < high else None
-
-
-def _rounded(spec: CapacitySpec, level: float, whole: Callable[[float], int]) -> float:
-    """A concurrency rounded to a whole number by `whole`, a rate to 3 significant digits."""
-    return float(whole(level)) if spec.arrival == "closed" else float(f"{level:.3g}")
 
 
 def search(spec: CapacitySpec, slo: Mapping[str, float], share: float, measure: Measure,
@@ -84,16 +128,21 @@ def search(spec: CapacitySpec, slo: Mapping[str, float], share: float, measure: 
     first_fail: CapacityLevel | None = None
     level: float | None = spec.start
     stopped: StopReason = "resolved"
+    points = 0
     while level is not None:
-        if levels and clock() - began + spec.estimate_s > spec.budget_s:
+        estimate = max(spec.estimate_s, (clock() - began) / points) if points else 0.0
+        if points and clock() - began + estimate > spec.budget_s:
             stopped = "budget"
             break
-        point = measure(level)
-        if point is None:
+        measured, tried = _level(spec, level, share, measure)
+        points += tried
+        if measured is None:
             stopped = "interrupted"
             break
-        measured = capacity_level(point, level, share)
         levels.append(measured)
+        if measured.judged in ("died", "unjudged"):
+            stopped = "target_died" if measured.judged == "died" else "unjudged"
+            break
         if measured.passed:
             last_pass = measured
         else:
@@ -109,18 +158,50 @@ def search(spec: CapacitySpec, slo: Mapping[str, float], share: float, measure: 
                     levels=tuple(levels))
 
 
-def capacity_point(template: LoadPoint, spec: CapacitySpec, level: float) -> LoadPoint:
-    """The scenario's first probe point moved to `level` (named like a sweep's: c6, r2.5)."""
+def _level(spec: CapacitySpec, level: float, share: float,
+           measure: Measure) -> tuple[CapacityLevel | None, int]:
+    """The level measured until it is judged (an unsure one again, up to `spec.retries`);
+    (None when interrupted, how many points were run)."""
+    measured: CapacityLevel | None = None
+    for attempt in range(1 + spec.retries):
+        point = measure(level, attempt)
+        if point is None:
+            return None, attempt + 1
+        measured = capacity_level(point, level, share, tries=attempt + 1)
+        if measured.judged != "unsure":
+            break
+    return measured, (measured.tries if measured else 0)
+
+
+def requests_needed(share: float) -> int:
+    """Requests a level needs before it can pass with confidence and a miss or two: twice the
+    fewest whose Wilson lower bound reaches `share` when every one met the SLO (0.9: 2 × 35)."""
+    n = 1
+    while (bound := wilson(n, n)) is not None and bound[0] < share and n < 100_000:
+        n += 1
+    return 2 * n
+
+
+def capacity_point(template: LoadPoint, spec: CapacitySpec, level: float,
+                   attempt: int = 0, min_requests: int = 0) -> LoadPoint:
+    """The scenario's first probe point moved to `level` (named like a sweep's: c6, r2.5); a
+    level measured again is twice as long each time and named apart (c6.2, c6.3).
+    `min_requests` (the builtin driver's `LoadPoint.min_requests`, doubled with the duration):
+    the window goes on until that many requests were sent (`requests_needed`)."""
+    name = f"c{level:g}" if spec.arrival == "closed" else f"r{level:g}"
+    longer = replace(template, name=name + (f".{attempt + 1}" if attempt else ""),
+                     duration_s=template.duration_s * 2 ** attempt,
+                     min_requests=min_requests * 2 ** attempt)
     if spec.arrival == "closed":
-        return replace(template, name=f"c{level:g}", concurrency=int(level), rate_rps=None)
-    return replace(template, name=f"r{level:g}", concurrency=None, rate_rps=level)
+        return replace(longer, concurrency=int(level), rate_rps=None)
+    return replace(longer, concurrency=None, rate_rps=level)
 
 
 def sweep_interval(points: Iterable[PointSummary], share: float
                    ) -> tuple[CapacityLevel | None, CapacityLevel | None, int]:
-    """A plain sweep's capacity: (last passing level below the first failing one, that first
-    failing level, levels measured); a level with several points (repeats) passes when all do.
-    """
+    """A plain sweep's capacity: (last passing level below the first level that does not pass,
+    that level, levels measured); a level with several points (repeats) passes when all do, and
+    fails with its first point that does not."""
     by_level: dict[float, list[PointSummary]] = {}
     for point in points:
         level = level_of(point)

@@ -26,7 +26,7 @@ from harness.scenario.load import parse_scenario
 from harness.scenario.types import Scenario
 from harness.summary.record import Capacity, RunSummary, read_summary
 from harness.verdict.ranking import verdict
-from harness.verdict.text import level_text, pct, slo_text
+from harness.verdict.text import level_text, pct, share_text, slo_text
 
 LABEL = "endpoint"
 
@@ -103,9 +103,14 @@ def run_endpoint(opts: EndpointOptions) -> tuple[str, Path, Path]:
 def answer(summary: RunSummary, label: str = LABEL) -> str:
     """The plain-language answer for `label`, with the verdict's reasons on the next lines."""
     info = summary.targets.get(label)
-    if info is not None and info.status == "failed":
-        return f"Could not measure: {(info.error or 'the endpoint did not answer').strip()}"
     cap = summary.capacity.get(label)
+    if info is not None and info.status == "failed":
+        where = f" at {info.failed_point}" if info.failed_point else ""
+        why = (info.error or "the endpoint did not answer").strip()
+        if cap is not None and cap.stopped == "target_died":
+            return (f"No capacity: the target died{where} ({why}); the levels measured before "
+                    "it are in the report, none of them is a capacity.")
+        return f"Could not measure: {why}"
     if cap is None or not cap.levels:
         return "No capacity was measured (the run was interrupted before its first level)."
     lines = [_headline(cap)]
@@ -116,13 +121,17 @@ def answer(summary: RunSummary, label: str = LABEL) -> str:
 def _headline(cap: Capacity) -> str:
     slo = slo_text(cap.slo, cap.share)
     lp, ff = cap.last_pass, cap.first_fail
-    fails = (f"; {ff.level:g} fails: only {pct(ff.good_fraction)} of requests met it"
-             if ff is not None else "")
+    fails = (f"; {ff.level:g} {'is unsure' if ff.judged == 'unsure' else 'fails: only'} "
+             f"{share_text(ff.good_fraction, cap.share)} of requests met it"
+             + (f" (95% interval {pct(ff.good_ci[0])}–{pct(ff.good_ci[1])})" if ff.good_ci
+                else "") if ff is not None else "")
     if lp is None:
         return (f"Capacity: below {level_text(cap.axis, cap.levels[0].level)} ({slo})"
                 f"{fails}.")
     bound = "≥ " if ff is None else ""
+    unjudged = cap.levels[-1].why if cap.stopped == "unjudged" and cap.levels else None
     tail = {"max_level": ", the highest level searched",
             "budget": f"; the {cap.budget_s:g} s search budget ran out before it was narrowed",
-            "interrupted": "; the search was interrupted"}.get(cap.stopped, "")
+            "interrupted": "; the search was interrupted",
+            "unjudged": f"; the search stopped: {unjudged}"}.get(cap.stopped, "")
     return f"Capacity: {bound}{level_text(cap.axis, lp.level)} ({slo}){fails}{tail}."

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness.records.atomic import write_json
-from harness.run.capacity import capacity_point, search
+from harness.run.capacity import capacity_point, requests_needed, search
 from harness.run.console import point_line
 from harness.run.folder import RunDir
 from harness.run.launcher import (
@@ -198,8 +198,13 @@ def _run_target(ctx: RunContext, state: RunState, tc: TargetConfig, opts: RunOpt
     state.targets |= {run_label(tc.label, d, drivers): info for d in drivers}  # one series each
     with target:
         if scenario.capacity is not None:  # kind = "capacity": the search picks the levels
-            for driver_name in drivers:
-                _search(ctx, state, tc, target, driver_name, drivers, repeat)
+            for i, driver_name in enumerate(drivers):
+                died = _search(ctx, state, tc, target, driver_name, drivers, repeat)
+                if died is not None:  # a dead target ends its search and its other drivers'
+                    later = [(d, scenario.points[0]) for d in drivers[i + 1:]]
+                    _target_died(state, tc, drivers, *died, later, ctx.out)
+                    state.write_summary()
+                    return
             return
         todo = [(d, p) for d in drivers for p in scenario.points]
         while todo:
@@ -219,20 +224,23 @@ def _run_target(ctx: RunContext, state: RunState, tc: TargetConfig, opts: RunOpt
 
 
 def _search(ctx: RunContext, state: RunState, tc: TargetConfig, target: TargetProcess,
-            driver_name: str, drivers: tuple[str, ...], repeat: int) -> None:
+            driver_name: str, drivers: tuple[str, ...], repeat: int) -> tuple[str, str] | None:
     """One capacity search (`harness.run.capacity.search`, `kind = "capacity"`): each level it
     asks for runs as an ordinary load point, stored in summary.json as it finishes (like a
     sweep's point) before the search decides the next level; its interval is stored at its end.
-    Stopped `interrupted` on ^C (the interrupted point is stored too)."""
+    Stopped `interrupted` on ^C (the interrupted point is stored too). Returns (point, reason)
+    when the target died during it (the search stopped there), else None."""
     scenario = ctx.scenario
     spec = scenario.capacity
     if spec is None:
         raise ValueError(f"scenario {scenario.name!r} has no capacity search")
     template = scenario.points[0]
 
-    def measure(level: float) -> PointSummary | None:
-        result = run_point(ctx, tc, target, capacity_point(template, spec, level), driver_name,
-                           repeat)
+    enough = requests_needed(scenario.slo_share) if driver_name == "builtin" else 0
+
+    def measure(level: float, attempt: int) -> PointSummary | None:
+        point = capacity_point(template, spec, level, attempt, min_requests=enough)
+        result = run_point(ctx, tc, target, point, driver_name, repeat)
         state.add_point(result.entry, ctx.out)
         return None if result.interrupted else result.entry
 
@@ -241,6 +249,10 @@ def _search(ctx: RunContext, state: RunState, tc: TargetConfig, target: TargetPr
     state.write_summary()
     if capacity.stopped == "interrupted":
         raise KeyboardInterrupt
+    last = capacity.levels[-1] if capacity.levels else None
+    if capacity.stopped == "target_died" and last is not None:
+        return last.point, last.why or "the target died"
+    return None
 
 
 def _target_died(state: RunState, tc: TargetConfig, drivers: tuple[str, ...], point: str,

@@ -8,12 +8,14 @@
     factor = 2              # bracketing: each passing level is multiplied by it
     resolution = 1          # bisection stops when first fail − last pass <= resolution
     budget_s = 120          # the search starts no point that would end past it
+    retries = 2             # an unsure level is measured again, twice as long, up to this often
     duration_s = 5
     warmup_s = 1.5
 
     [slo]
     ttft_ms = 1000
-    share = 0.9             # a level passes when >= 90% of its requests meet every limit
+    share = 0.9             # a level passes when >= 90% of its requests meet every limit,
+                            # with 95% confidence (harness.run.capacity.judge)
 
 `resolution` defaults to 1 request for a closed loop and to a tenth of `start` req/s for an open
 one. The search itself is `harness.run.capacity`.
@@ -49,6 +51,7 @@ class CapacitySpec:
     budget_s: float = 120.0
     duration_s: float = 5.0
     warmup_s: float = 1.5
+    retries: int = 2
 
     @property
     def axis(self) -> str:
@@ -71,6 +74,7 @@ class CapacityLoad:
     factor: float = setting(2.0, ge=1.1)
     resolution: float | None = setting(None, ge=1e-6)  # closed: ≥ 1; default 1 / start ÷ 10
     budget_s: float = setting(120.0, ge=0.1)
+    retries: int = setting(2, ge=0)
     duration_s: float = setting(5.0, ge=0.1)
     warmup_s: float = setting(1.5, ge=0)
     max_requests: int = setting(0, ge=0)
@@ -98,7 +102,8 @@ def capacity_spec(load: CapacityLoad) -> CapacitySpec:
         raise error("load.resolution", f"must be ≥ 1 for arrival 'closed', got {resolution:g}")
     return CapacitySpec(arrival=load.arrival, start=load.start, max_level=load.max_level,
                         factor=load.factor, resolution=resolution, budget_s=load.budget_s,
-                        duration_s=load.duration_s, warmup_s=load.warmup_s)
+                        duration_s=load.duration_s, warmup_s=load.warmup_s,
+                        retries=load.retries)
 
 
 def check_slo(slo: Mapping[str, float], share: float, search: bool) -> None:

@@ -41,7 +41,9 @@ reads the older files of the version right. 5: within-run intervals that see cor
 (`harness.metrics.sections`): every distribution's `ci95` is the hull of the order-statistic
 and the sectioned interval, with `mean` added; `throughput.ci95` and `goodput.ci95` (schema 4
 files are still read: their intervals are the narrower order-statistic ones, and the gate and
-`compare` refuse them); 4: `capacity` (the capacity search's interval per
+`compare` refuse them); goodput counts requests sent after the warm-up (as the percentiles
+do); a capacity level's `judged`, `good_ci`, `tries` and `why`, and the search's stop reasons
+`target_died` and `unjudged`; 4: `capacity` (the capacity search's interval per
 target) and `slo_share`; a target that died during the run (`failure` on its point, `status`
 "failed" with `failed_point` and `skipped`), the `never_ran` targets × points of an
 interrupted run; the server's prefix-cache hit rate (`telemetry.server.prefix_cache_hit_pct`);
@@ -98,6 +100,8 @@ class Goodput:
     good_requests: int = doc("counted ok requests with every limit known and met")
     req_s: float | None = doc("good requests completed inside the window, per second")
     fraction: float | None = doc("good requests / counted requests (0..1)")
+    counted: int | None = doc("the requests fraction is over: those sent after the warm-up, and "
+                              "those sent during it that failed (schema 4: absent)", None)
     ci95: dict[str, tuple[float, float] | None] = doc(
         "95% interval [lo, hi] of fraction (the hull of the Wilson interval and the sectioned "
         "one: failures come in bursts) and of req_s (sectioned, like throughput's); null: too "
@@ -301,7 +305,9 @@ class TargetRun:
     skipped: tuple[str, ...] = doc("load points not run because it had failed", ())
 
 
-StopReason = Literal["resolved", "max_level", "budget", "fails_at_start", "interrupted"]
+StopReason = Literal["resolved", "max_level", "budget", "fails_at_start", "interrupted",
+                     "target_died", "unjudged"]
+Judgement = Literal["pass", "fail", "unsure", "unjudged", "died"]
 
 
 @dataclass(frozen=True)
@@ -310,9 +316,19 @@ class CapacityLevel:
 
     level: float = doc("concurrency (closed loop) or arrival rate, req/s (open loop)")
     point: str = doc("the point's name in `points`")
-    passed: bool = doc("good fraction >= the share (goodput known)")
+    passed: bool = doc("the level passed: its within-SLO share is above the share with 95% "
+                       "confidence")
     good_fraction: float | None = doc("requests that met every SLO limit / counted requests")
     goodput_req_s: float | None = doc("good requests completed per second")
+    judged: Judgement | None = doc(
+        "pass: the 95% interval of the within-SLO share is wholly at or above the share; fail: "
+        "wholly below; unsure: it holds the share after every retry (counted as a fail); "
+        "unjudged: the point cannot say (driver-bound, dropped arrivals, no goodput); died: the "
+        "target died or stopped answering (null: schema 4)", None)
+    good_ci: tuple[float, float] | None = doc("95% interval of good_fraction (goodput's ci95)",
+                                              None)
+    tries: int = doc("times the level was measured (an unsure one again, twice as long)", 1)
+    why: str | None = doc("why an unjudged or died level ended the search", None)
 
 
 @dataclass(frozen=True)
@@ -329,7 +345,9 @@ class Capacity:
                                            "did, up to max_level or the budget)")
     stopped: StopReason = doc(
         "why the search ended: interval within the resolution, max_level passed, the time "
-        "budget would be passed by the next point, the first level already failed, ^C")
+        "budget would be passed by the next point, the first level already failed, ^C, the "
+        "target died (no capacity: its last level's `why`), a level could not be judged "
+        "(driver-bound, dropped arrivals: a lower bound only)")
     elapsed_s: float = doc("wall time of the search, s")
     budget_s: float = doc("its time budget, s")
     levels: tuple[CapacityLevel, ...] = doc("every level measured, in order")

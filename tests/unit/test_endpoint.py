@@ -3,6 +3,8 @@ plain-language answer read from a summary shaped like the runner writes it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from harness.run.capacity_url import EndpointOptions, answer, endpoint_scenario, parse_slo
@@ -62,16 +64,32 @@ def test_answer_states_the_interval() -> None:
     cap = capacity([level(1, 1.0), level(2, 1.0), level(4, 1.0), level(8, 0.55),
                     level(6, 0.95), level(7, 0.7)])
     assert answer(summary(cap)) == (
-        "Capacity: 6 requests at once (first token < 500 ms and ≥ 20 tok/s each, for 90% of "
+        "Capacity: 6 requests at once (first token ≤ 500 ms and ≥ 20 tok/s each, for 90% of "
         "requests); 7 fails: only 70% of requests met it.")
 
 
 def test_answer_for_max_level_first_level_failing_and_unreachable() -> None:
     top = capacity([level(1, 1.0), level(2, 1.0)], "max_level")
-    assert answer(summary(top)).endswith("Capacity: ≥ 2 requests at once (first token < 500 ms "
+    assert answer(summary(top)).endswith("Capacity: ≥ 2 requests at once (first token ≤ 500 ms "
                                          "and ≥ 20 tok/s each, for 90% of requests), the "
                                          "highest level searched.")
     low = capacity([level(1, 0.4)], "fails_at_start")
     assert answer(summary(low)).startswith("Capacity: below 1 request at once (")
     assert answer(summary(None, "failed", "external: http://x/health: connection refused")) \
         == "Could not measure: external: http://x/health: connection refused"
+
+
+def test_a_dead_server_gets_no_capacity() -> None:
+    """The issue's case: the server killed during the search; the levels after its death were
+    never measured, and none of the levels before it is a capacity."""
+    died = CapacityLevel(level=16, point="c16", passed=False, good_fraction=39 / 87,
+                         goodput_req_s=None, judged="died",
+                         why="the target stopped answering: 5 failed /health probes")
+    cap = capacity([level(1, 1.0), level(2, 1.0), level(4, 1.0), level(8, 1.0)], "target_died")
+    cap = replace(cap, levels=(*cap.levels, died))
+    dead = summary(cap, "failed", "the target stopped answering: 5 failed /health probes")
+    dead = replace(dead, targets={"endpoint": replace(dead.targets["endpoint"],
+                                                      failed_point="c16")})
+    assert answer(dead) == ("No capacity: the target died at c16 (the target stopped "
+                            "answering: 5 failed /health probes); the levels measured before "
+                            "it are in the report, none of them is a capacity.")

@@ -230,7 +230,8 @@ def test_goodput_fraction_over_all_measured_requests() -> None:
                    slo={"ttft_ms": 250, "tpot_ms": 200})
     # a meets both; b has one token (its TPOT is unknown); e's TPOT is 300 ms; failures fail.
     assert rates(s["goodput"]) == {"slo": {"ttft_ms": 250, "tpot_ms": 200}, "good_requests": 1,
-                            "req_s": close(1 / 6), "fraction": close(1 / 6), "unknown": None}
+                            "req_s": close(1 / 6), "fraction": close(1 / 6), "counted": 6,
+                            "unknown": None}
 
 
 def test_goodput_ttft_slo_is_measured_from_scheduled() -> None:
@@ -264,7 +265,7 @@ def test_empty_run_gives_none_not_zero() -> None:
     assert rates(s["throughput"]) == {"window_s": None, "req_s": None, "output_tok_s": None,
                                "input_tok_s": None}
     assert rates(s["goodput"]) == {"slo": {"ttft_ms": 100}, "good_requests": 0, "req_s": None,
-                            "fraction": None, "unknown": None}
+                            "fraction": None, "counted": 0, "unknown": None}
     assert s["throughput"]["ci95"] == {} and s["goodput"]["ci95"]["fraction"] is None
 
 

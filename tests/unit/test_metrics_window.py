@@ -179,3 +179,22 @@ def test_a_request_without_the_slo_metric_fails_where_others_have_it() -> None:
     g = point([timed, k6_sample(2, 0.1)], warmup_end=0.0, load_end=4.0,
               slo={"ttft_ms": 500})["goodput"]
     assert (g["unknown"], g["good_requests"], g["fraction"], g["req_s"]) == (None, 1, 0.5, 0.25)
+
+
+def test_goodput_leaves_out_the_warm_up_wave_of_slow_successes_but_not_its_failures() -> None:
+    """The issue's c32 case: the warm-up's cold first wave finished late (TTFT 1.5 s, ok), every
+    request sent after the warm-up met the SLO; goodput judges those, as the percentiles do. A
+    request sent in the warm-up that failed in the window still counts as a miss."""
+    cold = [Sample(request_id=f"w{i}", target="t", point="p", scheduled_at=0.1, sent_at=0.1,
+                   status="ok", first_token_at=1.6, token_times=(1.6, 2.2), done_at=2.2,
+                   prompt_tokens=10, output_tokens=2, tokens_source="usage") for i in range(16)]
+    warm = [Sample(request_id=f"r{i}", target="t", point="p", scheduled_at=2.0 + i * 0.2,
+                   sent_at=2.0 + i * 0.2, status="ok", first_token_at=2.05 + i * 0.2,
+                   token_times=(2.05 + i * 0.2, 2.1 + i * 0.2), done_at=2.1 + i * 0.2,
+                   prompt_tokens=10, output_tokens=2, tokens_source="usage") for i in range(30)]
+    s = point(cold + warm, warmup_end=2.0, load_end=8.0, slo={"ttft_ms": 1000})
+    assert s["goodput"]["fraction"] == 1.0 and s["goodput"]["counted"] == 30
+    hung = Sample(request_id="h", target="t", point="p", scheduled_at=0.1, sent_at=0.1,
+                  status="timeout", failed_at=5.0, error="timeout (first_token)")
+    s = point([*cold, *warm, hung], warmup_end=2.0, load_end=8.0, slo={"ttft_ms": 1000})
+    assert s["goodput"]["counted"] == 31 and s["goodput"]["good_requests"] == 30
