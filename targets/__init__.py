@@ -27,11 +27,13 @@ class TargetInfo:
     local: bool = True  # False: the harness does not start the model server itself
     kind: TargetKind = "python"
     ready_timeout_s: float | None = None  # None: the runner's default readiness wait
+    event_loop: bool = True  # its HTTP server answers on an asyncio event loop (not threads)
 
 
 TARGETS: dict[str, TargetInfo] = {
     "flask_threads": TargetInfo(
-        "targets.flask_threads", "sync Flask on gunicorn's gthread worker, a thread per request"
+        "targets.flask_threads", "sync Flask on gunicorn's gthread worker, a thread per request",
+        event_loop=False
     ),
     "fastapi_threadpool": TargetInfo(
         "targets.fastapi_threadpool", "asyncio + run_in_executor on a ThreadPoolExecutor"
@@ -63,6 +65,6 @@ TARGETS: dict[str, TargetInfo] = {
     ),
     "external": TargetInfo(
         "targets.external", "any OpenAI-compatible server you run (url option); never started",
-        local=False, kind="external"
+        local=False, kind="external", event_loop=False  # unknown: not claimed
     ),
 }

@@ -6,23 +6,29 @@ when the point does not carry that evidence (no proxy pool, no probe, no server 
 - the SLO limit that broke (the share's percentile of TTFT/TPOT/E2E against its limit);
 - 503s (refused: backpressure) and other failures (timeouts, errors);
 - a gateway's exhausted connection pool (`proxy.pool_wait_share`);
-- `/health` stalled by a blocked event loop (probe latency, censored probes);
-- queueing in front of one model: the server's queue with batches of one, or TTFT growing with
-  the load while throughput stays flat (compared with the target's lowest level).
+- `/health` stalled (a tenth of its probes unanswered, or its p90 at half the probe timeout):
+  on an asyncio server the event loop was blocked, on a threaded one every thread was busy;
+- queueing in front of one model: the server's queue filled while its batch gauge shows one
+  request at a time; without that gauge, only that requests waited (TTFT grew with the load
+  while throughput stayed flat, against the target's lowest level).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from harness.run.capacity import judge
 from harness.summary.record import Distribution, PointSummary
-from harness.verdict.text import ms, pct, ratio, share_percentile, short_level
+from harness.verdict.text import ms, pct, ratio, share_percentile, share_text, short_level
+from targets import TARGETS
 
 POOL_BOUND_SHARE = 0.5
 """A gateway whose requests spend at least half of their time waiting for a pooled connection
 (wait / (wait + upstream)) is bound by its pool, not by the upstream model."""
 HEALTH_STALL_SHARE = 0.5
-"""A /health probe whose p99 reaches half its timeout is stalled (a free loop answers in ~1 ms)."""
+"""A /health probe p90 at half its timeout is a stall (a free server answers in ~1 ms)."""
+HEALTH_CENSORED_SHARE = 0.1
+"""A tenth of the probes unanswered within the timeout is a stall; one of fifty is not."""
 FLAT_THROUGHPUT = 1.5
 """Throughput that grew by less than this factor while the load grew at least twice as much is
 flat: the extra requests only waited."""
@@ -38,29 +44,49 @@ def slo_breach(target: str, point: PointSummary, share: float) -> str | None:
     good = point.goodput
     if good is None or good.fraction is None:
         return None
+    judged = judge(point, share)
+    if judged.judged == "unsure" and judged.ci is not None:
+        return (f"At {short_level(point)} {share_text(good.fraction, share)} of {target}'s "
+                f"requests met the SLO ({good.good_requests} of {good.counted}), too few to "
+                f"show {pct(share)} with confidence (95% interval {pct(judged.ci[0])}–"
+                f"{pct(judged.ci[1])}): measured again it stayed unsure, so it counts as a "
+                "fail.")
     name = share_percentile(share)
     over: list[tuple[str, float]] = []
     within: list[tuple[str, float]] = []
-    counts: list[int] = []
     for key, limit in good.slo.items():
         source = SLO_SOURCES.get(key)
         dist = getattr(point, source[0]) if source else None
         if not source or not isinstance(dist, Distribution):
             continue
-        counts.append(dist.count)
         value = f"{source[1]} {name} {ms(getattr(dist, name))}"
         (over if getattr(dist, name) > limit else within).append((value, limit))
+    failed = _failed(point)
     if over:
         broke = ": " + "; ".join(f"{value} against {ms(limit)}" for value, limit in over)
-    elif not within:  # every request that ended in the window was sent during the warm-up
+        broke += f" ({failed} too)" if failed else ""
+    elif failed:
+        broke = f": {failed}, and a failed request meets no limit"
+    elif not within:
         broke = (": none of the requests it sent after the warm-up finished within the point, "
                  "so it has no latency percentile to show (a longer duration_s measures them)")
-    else:  # goodput counts every request ended in the window, percentiles those sent after
-        broke = (f": over the {max(counts)} requests sent after the warm-up, "
-                 f"{', '.join(value for value, _ in within)} are within the limits, so the "
-                 "misses are among those sent during the warm-up, or split across limits")
-    return (f"At {short_level(point)} only {pct(good.fraction)} of {target}'s requests met the "
-            f"SLO ({good.good_requests} of {point.requests.total}){broke}.")
+    else:
+        broke = (f": {', '.join(value for value, _ in within)} each within its limit, so the "
+                 "misses are requests no single percentile shows: over different limits each, "
+                 "or without the value a limit needs (fewer than 2 tokens give no TPOT)")
+    of = f" ({good.good_requests} of {good.counted})" if good.counted is not None else ""
+    return (f"At {short_level(point)} only {share_text(good.fraction, share)} of {target}'s "
+            f"requests met the SLO{of}{broke}.")
+
+
+def _failed(point: PointSummary) -> str:
+    """'30 of 100 refused with 503, 2 timed out', or '' when none failed."""
+    req = point.requests
+    kinds = {"refused with 503": req.refused, "timed out": req.timeout,
+             "HTTP errors": req.http_error, "connection errors": req.conn_error,
+             "truncated": req.truncated}
+    parts = [f"{n} {what}" for what, n in kinds.items() if n]
+    return f"{sum(kinds.values())} of {req.total} failed: {', '.join(parts)}" if parts else ""
 
 
 def refused(target: str, point: PointSummary, base: PointSummary) -> str | None:
@@ -98,26 +124,32 @@ def pool_exhausted(target: str, point: PointSummary, base: PointSummary) -> str 
 
 def health_stalled(target: str, point: PointSummary, base: PointSummary) -> str | None:
     probe = point.probe
-    if probe is None or probe.latency_ms is None:
+    if probe is None or probe.latency_ms is None or not probe.sent:
         return None
-    p99 = probe.latency_ms.p99
-    if not probe.censored and p99 < HEALTH_STALL_SHARE * probe.timeout_ms:
+    p90 = probe.latency_ms.p90
+    if probe.censored < HEALTH_CENSORED_SHARE * probe.sent and (
+            p90 < HEALTH_STALL_SHARE * probe.timeout_ms):
         return None
     waited = (f"{probe.censored} of {probe.sent} probes unanswered within "
               f"{ms(probe.timeout_ms)}" if probe.censored
               else f"{probe.sent} probe{'' if probe.sent == 1 else 's'} answered in the point")
     missed = (f", {probe.missed_ticks} probe ticks missed while one waited"
               if probe.missed_ticks else "")
-    return (f"{target}'s /health stalled at {short_level(point)}: probe p99 {ms(p99)}, "
-            f"{waited}{missed}; the model blocks the event loop.")
+    info = TARGETS.get(point.target_name)
+    why = ("the model blocks the event loop" if info is not None and info.event_loop
+           else "every request thread was busy" if info is not None and info.local
+           else "the server answered late")
+    return (f"{target}'s /health stalled at {short_level(point)}: probe p90 {ms(p90)}, "
+            f"{waited}{missed}; {why}.")
 
 
 def queueing(target: str, point: PointSummary, base: PointSummary) -> str | None:
     server = point.telemetry.server if point.telemetry is not None else None
-    if (server is not None and server.queue_depth_max and (server.batch_size_max or 0) <= 1):
-        batches = (" while batches held one request" if server.batch_size_max == 1 else "")
+    if (server is not None and server.queue_depth_max and server.batch_size_max is not None
+            and server.batch_size_max <= 1):
         return (f"Requests queue in front of one model in {target} at {short_level(point)}: "
-                f"up to {server.queue_depth_max:g} waited in the server's queue{batches}.")
+                f"up to {server.queue_depth_max:g} waited in the server's queue while its batch "
+                f"gauge never passed {server.batch_size_max:g}.")
     return _flat_throughput(target, point, base)
 
 
@@ -133,9 +165,13 @@ def _flat_throughput(target: str, point: PointSummary, base: PointSummary) -> st
         return None
     conc = (f", {point.achieved_concurrency:.1f} in flight on average"
             if point.achieved_concurrency is not None else "")
-    return (f"Requests queue in front of one model in {target}: from {short_level(base)} to "
-            f"{short_level(point)} TTFT p50 grew {ratio(t1, t0)} ({ms(t0)} → {ms(t1)}) while "
-            f"output throughput grew {ratio(k1, k0)} ({k0:,.0f} → {k1:,.0f} tok/s){conc}.")
+    server = point.telemetry.server if point.telemetry is not None else None
+    batches = (f"; batches of up to {server.batch_size_max:g} ran, so the model itself was the "
+               "limit" if server is not None and server.batch_size_max is not None
+               and server.batch_size_max > 1 else "")
+    return (f"Requests waited in {target}: from {short_level(base)} to {short_level(point)} "
+            f"TTFT p50 grew {ratio(t1, t0)} ({ms(t0)} → {ms(t1)}) while output throughput "
+            f"grew {ratio(k1, k0)} ({k0:,.0f} → {k1:,.0f} tok/s){conc}{batches}.")
 
 
 def _ttft_p50(point: PointSummary) -> float | None:

@@ -1,6 +1,8 @@
 """The verdict's caveats: what to keep in mind before trusting its ranking, each with its count.
 
-- a target that failed to start (not ranked), an interrupted run;
+- a target that failed to start (not ranked; one that died later is said by the ranking), an
+  interrupted run;
+- a sweep whose levels pass above one that does not (noise, or a warm-up effect: re-measure);
 - driver-bound points (the load generator, not the target, set the pace);
 - percentiles marked too few (fewer values than their floor, `harness.metrics.quantiles.FLOORS`);
 - a CPU-only run (the manifest's device), unless every target is `external` (served elsewhere);
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.metrics.quantiles import FLOORS
+from harness.run.capacity import judge, level_of
 from harness.run.manifest import Manifest
 from harness.summary.record import PointSummary, RunSummary
 from harness.verdict.text import (
@@ -34,6 +37,7 @@ def caveats(summary: RunSummary, manifest: Manifest | None, order: Sequence[str]
     order = list(order)
     out = _failed(summary, order)
     out += _interrupted(summary)
+    out += _non_monotone(summary, order)
     out += _flagged(summary, order)
     out += _too_few(summary, order)
     out += _cpu_only(manifest)
@@ -42,11 +46,34 @@ def caveats(summary: RunSummary, manifest: Manifest | None, order: Sequence[str]
 
 
 def _failed(summary: RunSummary, order: list[str]) -> list[Sentence]:
+    started = {p.target for p in summary.points}
     return [Sentence("caveat", f"{label} ({info.name}) failed to start and is not ranked: "
                      f"{(info.error or 'no error recorded').strip().splitlines()[-1][:200]}",
                      (Link(label, target_id(order, label)),))
             for label, info in summary.targets.items()
-            if info.status == "failed" and label in order]
+            if info.status == "failed" and label in order and label not in started]
+
+
+def _non_monotone(summary: RunSummary, order: list[str]) -> list[Sentence]:
+    """A sweep level that passes above one that did not: the interval stops at the first that
+    did not, so a later pass is said, not hidden."""
+    out = []
+    for target in order:
+        if target in summary.capacity:
+            continue
+        points = sorted((p for p in summary.points if p.target == target and p.failure is None
+                         and level_of(p) is not None), key=lambda p: level_of(p) or 0.0)
+        first = next((p for p in points if judge(p, summary.slo_share).judged != "pass"), None)
+        later = [p for p in points if first is not None and (level_of(p) or 0) > (
+            level_of(first) or 0) and judge(p, summary.slo_share).judged == "pass"]
+        if first is None or not later:
+            continue
+        out.append(Sentence("caveat", (
+            f"{target} passes at {short_level(later[0])} although {short_level(first)} did not: "
+            "the capacity stops at the first level that does not pass; re-measure the two "
+            "(repeats, or longer points) before reading more into it."),
+            _point_links([first, later[0]], order)))
+    return out
 
 
 def _interrupted(summary: RunSummary) -> list[Sentence]:

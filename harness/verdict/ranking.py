@@ -5,11 +5,15 @@ SLO, by how much, why each other one loses, and what to keep in mind when readin
     for s in v.sentences: print(s.kind, s.text, [l.anchor for l in s.links])
 
 Capacity under the SLO is the capacity search's interval (`summary.capacity`, kind =
-"capacity") or, for a plain sweep, the highest measured level below the first failing one
-(`harness.run.capacity.sweep_interval`): "≥ 8, not measured above", "4 (8 fails)". `order` is the
-report's target order, so each `Link.anchor` is the id the report gives that table, row or
-section (`harness.verdict.anchors`). Every sentence carries its numbers; a fact the data lacks
-gives no sentence. Pure: nothing here reads files or prints.
+"capacity") or, for a plain sweep, the highest level that passes with confidence below the
+first that does not (`harness.run.capacity.sweep_interval`): "≥ 8, not measured above",
+"4 (8 fails)". A target that died is never ranked: its last level is no capacity. Where the two
+best patterns hold the same levels (a sweep that never reached where they differ), the verdict
+states their measured ratio at the highest load both ran, with its interval (`_separation`).
+`order` is the report's target order, so each `Link.anchor` is the id the report gives that
+table, row or section (`harness.verdict.anchors`). Every sentence carries its numbers; a fact
+the data lacks gives no sentence. docs/capacity.md says how each sentence is derived. Pure:
+nothing here reads files or prints.
 """
 
 from __future__ import annotations
@@ -17,18 +21,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.run.capacity import level_of, sweep_interval
+from harness.run.capacity import level_of, passes, sweep_interval
 from harness.run.manifest import Manifest
-from harness.summary.record import CapacityLevel, RunSummary
+from harness.summary.record import CapacityLevel, PointSummary, RunSummary
 from harness.verdict.causes import causes, slo_breach
 from harness.verdict.caveats import caveats
+from harness.verdict.separation import separation
 from harness.verdict.text import (
     Link,
     Sentence,
     Verdict,
     level_text,
-    pct,
     point_id,
+    share_text,
     slo_text,
     target_id,
 )
@@ -36,7 +41,8 @@ from harness.verdict.text import (
 
 @dataclass(frozen=True)
 class Standing:
-    """A target's capacity interval, with the axis and why the search ended."""
+    """A target's capacity interval, with the axis and why the search ended; `died`: the point
+    and reason when the target died (then it is not ranked)."""
 
     target: str
     axis: str
@@ -44,6 +50,8 @@ class Standing:
     first_fail: CapacityLevel | None
     stopped: str
     measured: int
+    share: float
+    died: tuple[str, str] | None = None
 
     @property
     def key(self) -> tuple[float, float, float]:
@@ -56,23 +64,33 @@ class Standing:
         """'6 requests at once (8 fails)', '≥ 8 requests at once, not measured above', ..."""
         lp, ff = self.last_pass, self.first_fail
         if lp is None:
-            return f"below {level_text(self.axis, ff.level)} (fails there)" if ff else "—"
-        held = (f"{level_text(self.axis, lp.level)} ({pct(lp.good_fraction)} within the SLO"
-                + (f", goodput {lp.goodput_req_s:.2f} req/s)" if lp.goodput_req_s is not None
-                   else ")"))
+            return f"below {level_text(self.axis, ff.level)} ({_word(ff)} there)" if ff else "—"
+        held = (f"{level_text(self.axis, lp.level)} ({share_text(lp.good_fraction, self.share)} "
+                "within the SLO" + (f", goodput {lp.goodput_req_s:.2f} req/s)"
+                                    if lp.goodput_req_s is not None else ")"))
         if ff is not None:
-            return f"{held}; {ff.level:g} fails ({pct(ff.good_fraction)} within)"
-        why = {"budget": "the search's time budget ran out"}.get(self.stopped,
-                                                                  "not measured above")
+            return (f"{held}; {ff.level:g} {_word(ff)} "
+                    f"({share_text(ff.good_fraction, self.share)} within)")
+        why = {"budget": "the search's time budget ran out",
+               "unjudged": "the next level could not be judged"}.get(self.stopped,
+                                                                     "not measured above")
         return f"≥ {held}, {why}"
+
+
+def _word(level: CapacityLevel) -> str:
+    return {"unsure": "is unsure", "unjudged": "could not be judged"}.get(level.judged or "",
+                                                                          "fails")
 
 
 def verdict(summary: RunSummary, manifest: Manifest | None, order: Sequence[str]) -> Verdict:
     """The run's verdict (see the module docstring); `order`: the report's series labels;
     `manifest`: the run's (None when it has none: no caveat that needs it)."""
     order = list(order)
-    standings = _standings(summary, order)
+    everyone = _standings(summary, order)
+    standings = [s for s in everyone if s.died is None]
     sentences = _ranking(summary, standings, order)
+    sentences += separation(summary, standings, order)
+    sentences += _deaths(everyone, order)
     sentences += _reasons(summary, standings, order)
     sentences += caveats(summary, manifest, order)
     return Verdict(tuple(sentences))
@@ -82,15 +100,19 @@ def _standings(summary: RunSummary, order: list[str]) -> list[Standing]:
     out = []
     for target in order:
         points = [p for p in summary.points if p.target == target]
+        info = summary.targets.get(target)
+        died = ((info.failed_point or "its first point", info.error or "no reason recorded")
+                if info is not None and info.status == "failed" and points else None)
         cap = summary.capacity.get(target)
         if cap is not None and cap.levels:
             out.append(Standing(target, cap.axis, cap.last_pass, cap.first_fail, cap.stopped,
-                                len(cap.levels)))
+                                len(cap.levels), summary.slo_share, died))
             continue
         last_pass, first_fail, count = sweep_interval(points, summary.slo_share)
         if count and points:
             axis = "concurrency" if points[0].load.concurrency is not None else "rate_rps"
-            out.append(Standing(target, axis, last_pass, first_fail, "sweep", count))
+            out.append(Standing(target, axis, last_pass, first_fail, "sweep", count,
+                                summary.slo_share, died))
     return sorted(out, key=lambda s: s.key, reverse=True)
 
 
@@ -113,28 +135,45 @@ def _ranking(summary: RunSummary, standings: list[Standing], order: list[str]
     if best.last_pass is None:
         return out
     for other in standings[1:]:
-        if (other.last_pass is None or other.first_fail is None or other.axis != best.axis
-                or other.last_pass.level == best.last_pass.level):
-            continue  # no ratio: none passed, only a lower bound, or the same level
-        bound = "at least " if best.first_fail is None else ""
+        # the best holds at least its last pass; the other holds less than its first fail
+        if other.first_fail is None or other.axis != best.axis:
+            continue
+        low = best.last_pass.level / other.first_fail.level
+        if low <= 1:
+            continue  # their intervals overlap: no ratio is supported
         out.append(Sentence("ranking", (
-            f"{best.target} holds {bound}{best.last_pass.level / other.last_pass.level:.1f}× "
-            f"the load of {other.target} within the SLO "
-            f"({best.last_pass.level:g} vs {other.last_pass.level:g})."),
+            f"{best.target} holds more than {low:.1f}× the load of {other.target} within the "
+            f"SLO ({best.last_pass.level:g} passes; {other.target} {_word(other.first_fail)} "
+            f"at {other.first_fail.level:g})."),
             (Link(best.target, target_id(order, best.target)),
              Link(other.target, target_id(order, other.target)))))
     return out
 
 
+def _deaths(standings: list[Standing], order: list[str]) -> list[Sentence]:
+    """A sentence per target that died: where, why, and that it is not ranked."""
+    out = []
+    for s in standings:
+        if s.died is None:
+            continue
+        point, reason = s.died
+        last = reason.strip().splitlines()[-1][:200] if reason.strip() else "no reason"
+        out.append(Sentence("ranking", (
+            f"{s.target} died at {point} ({last}) and is not ranked: the levels it ran before "
+            "are measured, but none of them is its capacity."),
+            (Link(s.target, target_id(order, s.target)),)))
+    return out
+
+
 def _reasons(summary: RunSummary, standings: list[Standing], order: list[str]
              ) -> list[Sentence]:
-    """Why each target below the first one loses, from its first failing point."""
+    """Why each target below the first one loses, from the point that made its level fail."""
     out: list[Sentence] = []
     for standing in standings[1:] if len(standings) > 1 else standings:
         if standing.first_fail is None:
             continue
         points = [p for p in summary.points if p.target == standing.target]
-        failing = next((p for p in points if p.point == standing.first_fail.point), None)
+        failing = _failing_point(points, standing.first_fail, summary.slo_share)
         if failing is None:
             continue
         base = min(points, key=lambda p: level_of(p) or 0.0)
@@ -145,3 +184,10 @@ def _reasons(summary: RunSummary, standings: list[Standing], order: list[str]
         out += [Sentence("reason", t, link) for t in texts if t]
     return out
 
+
+def _failing_point(points: list[PointSummary], level: CapacityLevel,
+                   share: float) -> PointSummary | None:
+    """The point behind a failing level: of its repeats, the first that does not pass (the one
+    the ranking read), else its first."""
+    named = [p for p in points if p.point == level.point]
+    return next((p for p in named if not passes(p, share)), named[0] if named else None)

@@ -3,7 +3,7 @@
     Sentence("ranking", "fastapi_batching holds ...", (Link("c=8 row", "target-4-c8"),))
     level_text("concurrency", 8)              # '8 requests at once'
     slo_text({"ttft_ms": 500, "tpot_ms": 50}, 0.9)
-    # 'first token < 500 ms and ≥ 20 tok/s each, for 90% of requests'
+    # 'first token ≤ 500 ms and ≥ 20 tok/s each, for 90% of requests'
 
 Texts are plain (not HTML): the report escapes them (`harness.report.verdict`).
 """
@@ -68,15 +68,16 @@ def axis_of(point: PointSummary) -> str:
 
 
 def slo_text(slo: Mapping[str, float], share: float) -> str:
-    """The SLO in words, e.g. 'first token < 500 ms and ≥ 20 tok/s each, for 90% of requests'."""
+    """The SLO in words, e.g. 'first token ≤ 500 ms and ≥ 20 tok/s each, for 90% of requests'
+    (a request meets a limit at it: `harness.metrics.requests.meets_slo`)."""
     parts = []
     for key, limit in slo.items():
         if key == "ttft_ms":
-            parts.append(f"first token < {limit:g} ms")
+            parts.append(f"first token ≤ {limit:g} ms")
         elif key == "tpot_ms":
             parts.append(f"≥ {1000 / limit:.3g} tok/s each" if limit > 0 else "tpot_ms ≤ 0")
         elif key == "e2e_ms":
-            parts.append(f"whole reply < {limit:g} ms")
+            parts.append(f"whole reply ≤ {limit:g} ms")
         else:
             parts.append(f"{key} ≤ {limit:g}")
     return f"{' and '.join(parts)}, for {pct(share)} of requests"
@@ -84,6 +85,18 @@ def slo_text(slo: Mapping[str, float], share: float) -> str:
 
 def pct(fraction: float | None) -> str:
     return "—" if fraction is None else f"{fraction * 100:.0f}%"
+
+
+def share_text(fraction: float | None, share: float) -> str:
+    """A within-SLO share written so it never reads as the target share it missed or met:
+    0.896 against 0.9 is '89.6%', not '90%'."""
+    if fraction is None:
+        return "—"
+    for digits in (0, 1, 2):
+        text = f"{fraction * 100:.{digits}f}"
+        if (float(text) / 100 >= share) == (fraction >= share):
+            return f"{text}%"
+    return f"{fraction * 100:.3f}%"
 
 
 def ms(value: float) -> str:
