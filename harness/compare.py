@@ -78,7 +78,8 @@ class Comparison:
         be judged and why."""
         d = self.deltas
         changed = int(d["direction"].isin(["improved", "regressed"]).sum())
-        unknown = d[d["direction"] == "unknown"]
+        # a metric neither run has (goodput without an [slo]) is no cell that went unjudged
+        unknown = d[(d["direction"] == "unknown") & (d["before"].notna() | d["after"].notna())]
         line = (f"{changed} of {len(d)} cells changed beyond noise (95% intervals, "
                 f"Benjamini–Hochberg at {FDR:.0%} false discoveries)")
         if not unknown.empty:
