@@ -68,12 +68,23 @@ def judge(point: PointSummary, share: float) -> Judged:
     if good is None or good.unknown is not None or good.fraction is None:
         reason = good.unknown if good is not None and good.unknown else "no goodput"
         return Judged("unjudged", why=f"{reason} at {point.point}")
-    ci = good.ci95.get("fraction")
+    ci = good.ci95.get("fraction") or _binomial(point)
     if ci is None:
         return Judged("unjudged", why=f"no interval of the within-SLO share at {point.point}")
     if ci[0] >= share:
         return Judged("pass", ci)
     return Judged("fail" if ci[1] < share else "unsure", ci)
+
+
+def _binomial(point: PointSummary) -> tuple[float, float] | None:
+    """Wilson's interval for a summary written before goodput had its own (schema 4): the
+    requests it was over are its good ones / its fraction, or every counted one at 0."""
+    good = point.goodput
+    if good is None or good.fraction is None:
+        return None
+    n = good.counted or (round(good.good_requests / good.fraction) if good.fraction
+                         else point.requests.total)
+    return wilson(good.good_requests, n)
 
 
 def passes(point: PointSummary, share: float) -> bool:
@@ -199,20 +210,27 @@ def capacity_point(template: LoadPoint, spec: CapacitySpec, level: float,
 
 def sweep_interval(points: Iterable[PointSummary], share: float
                    ) -> tuple[CapacityLevel | None, CapacityLevel | None, int]:
-    """A plain sweep's capacity: (last passing level below the first level that does not pass,
-    that level, levels measured); a level with several points (repeats) passes when all do, and
-    fails with its first point that does not."""
+    """A plain sweep's capacity: (the highest level that passes with no level below it that
+    fails, the lowest level above it that does not pass, levels measured). A level with several
+    points (repeats) passes when all do, and is read from its first point that does not. A
+    level that is only unsure below one that passes is no bound: its few requests could not
+    show the share, and the higher load showed it (latency does not fall with load)."""
     by_level: dict[float, list[PointSummary]] = {}
     for point in points:
         level = level_of(point)
         if level is not None and point.goodput is not None:
             by_level.setdefault(level, []).append(point)
-    last_pass: CapacityLevel | None = None
+    judged = {}
     for level in sorted(by_level):
         group = by_level[level]
         failing = [p for p in group if not passes(p, share)]
-        measured = capacity_level(failing[0] if failing else group[0], level, share)
-        if failing:
-            return last_pass, measured, len(by_level)
-        last_pass = measured
-    return last_pass, None, len(by_level)
+        judged[level] = capacity_level(failing[0] if failing else group[0], level, share)
+    last_pass: CapacityLevel | None = None
+    for measured in judged.values():
+        if measured.judged not in ("pass", "unsure"):
+            break  # a fail, an unjudged point or a death bounds everything above it
+        if measured.passed:
+            last_pass = measured
+    above = [m for lv, m in judged.items() if not m.passed
+             and (last_pass is None or lv > last_pass.level)]
+    return last_pass, (above[0] if above else None), len(by_level)

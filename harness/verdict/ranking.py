@@ -63,6 +63,10 @@ class Standing:
     def text(self) -> str:
         """'6 requests at once (8 fails)', '≥ 8 requests at once, not measured above', ..."""
         lp, ff = self.last_pass, self.first_fail
+        if lp is None and ff is not None and ff.judged == "unsure":
+            return (f"not shown at any level measured ({level_text(self.axis, ff.level)}: "
+                    f"{share_text(ff.good_fraction, self.share)} within, too few requests to "
+                    "show the share with confidence)")
         if lp is None:
             return f"below {level_text(self.axis, ff.level)} ({_word(ff)} there)" if ff else "—"
         held = (f"{level_text(self.axis, lp.level)} ({share_text(lp.good_fraction, self.share)} "
@@ -89,7 +93,8 @@ def verdict(summary: RunSummary, manifest: Manifest | None, order: Sequence[str]
     everyone = _standings(summary, order)
     standings = [s for s in everyone if s.died is None]
     sentences = _ranking(summary, standings, order)
-    sentences += separation(summary, standings, order)
+    if len(standings) > 1 and _ratio(standings[0], standings[1], order) is None:
+        sentences += separation(summary, standings, order)  # no ratio sets the two best apart
     sentences += _deaths(everyone, order)
     sentences += _reasons(summary, standings, order)
     sentences += caveats(summary, manifest, order)
@@ -131,23 +136,26 @@ def _ranking(summary: RunSummary, standings: list[Standing], order: list[str]
     ranked = "; ".join(f"{i}. {s.target}: {s.text()}" for i, s in enumerate(standings, 1))
     links = tuple(Link(s.target, target_id(order, s.target)) for s in standings)
     out = [Sentence("ranking", f"Capacity under the SLO ({slo}): {ranked}.", links)]
-    best = standings[0]
-    if best.last_pass is None:
-        return out
-    for other in standings[1:]:
-        # the best holds at least its last pass; the other holds less than its first fail
-        if other.first_fail is None or other.axis != best.axis:
-            continue
-        low = best.last_pass.level / other.first_fail.level
-        if low <= 1:
-            continue  # their intervals overlap: no ratio is supported
-        out.append(Sentence("ranking", (
-            f"{best.target} holds more than {low:.1f}× the load of {other.target} within the "
-            f"SLO ({best.last_pass.level:g} passes; {other.target} {_word(other.first_fail)} "
-            f"at {other.first_fail.level:g})."),
-            (Link(best.target, target_id(order, best.target)),
-             Link(other.target, target_id(order, other.target)))))
-    return out
+    ratios = [_ratio(standings[0], other, order) for other in standings[1:]]
+    return out + [s for s in ratios if s is not None]
+
+
+def _ratio(best: Standing, other: Standing, order: list[str]) -> Sentence | None:
+    """'A holds more than N× the load of B': A holds at least its last pass, B less than its
+    first fail — only a confident one (an unsure or unjudged level bounds nothing); None when
+    that is no ratio above 1."""
+    if best.last_pass is None or other.first_fail is None or other.axis != best.axis \
+            or other.first_fail.judged not in (None, "fail"):
+        return None
+    low = best.last_pass.level / other.first_fail.level
+    if low <= 1:
+        return None  # their intervals overlap: no ratio is supported
+    return Sentence("ranking", (
+        f"{best.target} holds more than {low:.1f}× the load of {other.target} within the SLO "
+        f"({best.last_pass.level:g} passes; {other.target} {_word(other.first_fail)} at "
+        f"{other.first_fail.level:g})."),
+        (Link(best.target, target_id(order, best.target)),
+         Link(other.target, target_id(order, other.target))))
 
 
 def _deaths(standings: list[Standing], order: list[str]) -> list[Sentence]:

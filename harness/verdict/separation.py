@@ -1,7 +1,8 @@
-"""When the capacity ranking cannot separate the two best patterns (both pass every level the run
-measured, or both fail at the same one), the verdict still answers which to choose: their
-measured ratio at the highest load both ran, output tokens/s and TTFT p50, each with its 95%
-interval (both sides of one run: the in-run interval of `harness.metrics.measured`).
+"""When the capacity ranking cannot separate the two best patterns by a ratio (both pass every level
+the run measured, or fail at the same one, or the second's levels were too short to show the
+share either way), the verdict still answers which to choose: their measured ratio at the
+highest load both ran, output tokens/s and TTFT p50, each with its 95% interval (both sides of
+one run: the in-run interval of `harness.metrics.measured`).
 
     "fastapi_batching and flask_threads both hold ≥ 8 requests at once in this run; at c=8
      fastapi_batching delivered 3.8× the output tokens/s of flask_threads (760 vs 199 tok/s,
@@ -34,11 +35,12 @@ class Ranked(Protocol):
 
 def separation(summary: RunSummary, standings: Sequence[Ranked],
                order: Sequence[str]) -> list[Sentence]:
-    """The ratio sentence for the two best standings when their intervals are the same."""
+    """The ratio sentence for the two best standings (the ranking calls it when no capacity
+    ratio sets them apart: the same interval, or none the other's levels could show)."""
     if len(standings) < 2:
         return []
     a, b = standings[0], standings[1]
-    if _bounds(a) != _bounds(b) or a.axis != b.axis:
+    if a.axis != b.axis:
         return []
     points_a, points_b = _live(summary, a.target), _live(summary, b.target)
     common = set(points_a) & set(points_b)
@@ -53,9 +55,10 @@ def separation(summary: RunSummary, standings: Sequence[Ranked],
     (tok_a, tok_b, tok_r, tok_ci), (t_a, t_b, t_r, t_ci) = tok, ttft
     if tok_r < 1:  # name first the one that delivered more
         return separation(summary, [b, a], order)
-    held = _held(a)
+    held = (f"{a.target} and {b.target} both hold {_held(a)} in this run" if _bounds(a)
+            == _bounds(b) else f"{a.target} holds {_held(a)} and {b.target} {_held(b)}")
     where = short_level(pa[0])
-    text = (f"{a.target} and {b.target} both hold {held} in this run; at {where} {a.target} "
+    text = (f"{held}; at {where} {a.target} "
             f"delivered {tok_r:.2f}× the output tokens/s of {b.target} ({tok_a:,.0f} vs "
             f"{tok_b:,.0f} tok/s{_ci(tok_ci)}), with TTFT p50 {ms(t_a)} vs {ms(t_b)} "
             f"({t_r:.2f}×{_ci(t_ci, first=False)}).")
@@ -71,7 +74,7 @@ def _bounds(s: Ranked) -> tuple[float | None, float | None]:
 
 def _held(s: Ranked) -> str:
     if s.last_pass is None:
-        return "no level within the SLO"
+        return "no level shown within the SLO with confidence"
     bound = "≥ " if s.first_fail is None else ""
     return f"{bound}{level_text(s.axis, s.last_pass.level)}"
 

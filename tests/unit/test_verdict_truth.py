@@ -172,3 +172,24 @@ def test_requests_counted_are_the_goodput_denominator() -> None:
     assert p.goodput is not None and p.goodput.counted == 100
     assert p.requests == Requests(ok=100, http_error=0, refused=0, timeout=0, truncated=0,
                                   conn_error=0, total=100)
+
+
+def test_a_short_level_too_small_to_judge_bounds_nothing() -> None:
+    """make bench's shape: 5-s points, 6 requests at c=1 (Wilson 61%–100%: unsure at 0.9).
+    A level that passes above it holds; a target whose every level is unsure is 'not shown',
+    gets no 'more than N×' from an unsure level, and the two are set apart by their ratio."""
+    batching = [point("fastapi_batching", 1, good=12, total=12, ttft_ms=20, tok_s=128),
+                point("fastapi_batching", 4, good=43, total=43, ttft_ms=24, tok_s=520),
+                point("fastapi_batching", 8, good=61, total=61, ttft_ms=29, tok_s=684)]
+    threads = [point("flask_threads", c, good=n, total=n, ttft_ms=20 * c, tok_s=88)
+               for c, n in ((1, 6), (4, 10), (8, 15))]
+    ranking = texts(batching + threads, ["flask_threads", "fastapi_batching"], "ranking")
+    assert ranking[0].endswith(
+        "1. fastapi_batching: ≥ 8 requests at once (100% within the SLO, goodput 12.20 req/s), "
+        "not measured above; 2. flask_threads: not shown at any level measured (1 request at "
+        "once: 100% within, too few requests to show the share with confidence).")
+    assert not any("holds more than" in t for t in ranking)
+    assert ranking[1].startswith(
+        "fastapi_batching holds ≥ 8 requests at once and flask_threads no level shown within the "
+        "SLO with confidence; at c=8 fastapi_batching delivered 7.77× the output tokens/s of "
+        "flask_threads (684 vs 88 tok/s")
