@@ -144,6 +144,16 @@ def hull(a: tuple[float, float] | None,
     return min(a[0], b[0]), max(a[1], b[1])
 
 
+def _hull_of(first: tuple[float, float] | None,
+             sectioned: Sequence[tuple[float, float] | None]) -> tuple[float, float] | None:
+    """The hull of `first` and every sectioned interval there is; None without `first` or
+    without any sectioned one."""
+    out = [s for s in sectioned if s is not None]
+    if first is None or not out:
+        return None
+    return min(first[0], *(s[0] for s in out)), max(first[1], *(s[1] for s in out))
+
+
 def _ratio_se(deviations: Sequence[float], total: int) -> float:
     """Batch-means standard error of a ratio estimator Σy/Σn from per-section deviations
     y_k − R·n_k: √(K/(K−1) · Σ dev²) / Σn."""
@@ -165,7 +175,7 @@ def widened(dist: Distribution | None, timed: Sequence[Timed], start: float, end
             k: int = SECTIONS) -> Distribution | None:
     """`dist` with each percentile's interval the hull of its order-statistic interval and its
     sectioned ones, with `k` sections and with `SECTIONS` (None where the order statistics or
-    the sections give none: no interval is better than a narrow one), the mean's sectioned
+    every sectioning give none: no interval is better than a narrow one), the mean's sectioned
     interval under `ci95["mean"]`, and the tail percentiles' `too_few` judged on the effective
     count (count / design effect: 3,200 token gaps of 16 streams sharing 200 steps are worth about
     200 independent values, too few for a p99). p50 and p90 keep their count's floors: their
@@ -175,13 +185,12 @@ def widened(dist: Distribution | None, timed: Sequence[Timed], start: float, end
     if dist is None:
         return None
     cuts = sorted({k, SECTIONS})
-    ci = {}
+    ci: dict[str, tuple[float, float] | None] = {}
     for name, q in QUANTILES:
-        ci[name] = dist.ci95.get(name)
-        for cut in cuts:
-            ci[name] = hull(ci[name], quantile_interval(timed, q, start, end, cut))
-    means = [mean_interval(timed, start, end, cut) for cut in cuts]
-    ci["mean"] = means[0] if len(means) == 1 else hull(means[0], means[1])
+        ci[name] = _hull_of(dist.ci95.get(name),
+                            [quantile_interval(timed, q, start, end, cut) for cut in cuts])
+    means = [m for cut in cuts if (m := mean_interval(timed, start, end, cut)) is not None]
+    ci["mean"] = (min(m[0] for m in means), max(m[1] for m in means)) if means else None
     deff = design_effect(timed, start, end)
     effective = dist.count / deff if deff is not None else None
     few = dist.too_few
