@@ -3,11 +3,7 @@ point's summary stores, and the coverage simulation of scripts/interval_coverage
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -24,18 +20,7 @@ from harness.metrics.sections import (
     sections_of,
 )
 from harness.samples import Sample
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def coverage_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("interval_coverage",
-                                                  ROOT / "scripts" / "interval_coverage.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts import load_script
 
 
 def test_values_fall_in_the_section_of_their_time_and_the_ends_are_clamped() -> None:
@@ -122,7 +107,7 @@ def test_a_point_stores_sectioned_intervals_of_its_rates_and_distributions() -> 
 
 @pytest.mark.slow
 def test_the_stored_itl_p50_interval_covers_at_least_93_percent_with_16_streams() -> None:
-    sim = coverage_script()
+    sim = load_script("interval_coverage")
     got = sim.coverage(sim.Batch(streams=16), "itl", 0.5, trials=150, steps=200)
     assert got["stored"][0] >= 0.93, got
     assert got["order"][0] < 0.6, got  # what pooling every gap as independent gave
