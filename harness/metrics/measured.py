@@ -112,7 +112,9 @@ def measure(points: Sequence[PointSummary], field: str, sub: str) -> Measured:
                     and not m.problem.startswith("no interval:")), None)
     if len(values) < len(each):
         problem = problem or f"missing metric: {field}.{sub} in some repeats"
-    counter = each[0].counter if all(m.counter is not None for m in each) else None
+    counts = [m.counter for m in each if m.counter is not None]
+    counter = ((sum(c for c, _ in counts), sum(n for _, n in counts))  # the repeats' requests
+               if len(counts) == len(each) else None)
     return Measured(statistics.fmean(values) if values else None, repeats=values,
                     counter=counter, problem=problem)
 

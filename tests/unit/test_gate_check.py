@@ -209,3 +209,15 @@ def test_abandoned_streams_are_a_counter_a_gate_can_bound() -> None:
     assert one("*.c8.requests.abandoned", "<= 4", [left]).verdict == "pass"
     result = one("*.c8.requests.abandoned", "<= 2", [left])
     assert (result.verdict, result.value) == ("fail", 3.0)
+
+
+def test_a_counter_against_a_baseline_of_runs_counts_all_their_requests() -> None:
+    def refusing(n: int, seed: int, repeat: int = 0) -> PointSummary:
+        p = point(seed=seed)
+        return replace(p, repeat=repeat, requests=replace(p.requests, refused=n))
+
+    base = [refusing(n, s, i) for i, (n, s) in enumerate(((1, 1), (0, 3), (2, 4)))]
+    same = one("*.c8.requests.refused", "<= +100%", [refusing(1, 2)], base)
+    assert same.verdict == "inconclusive" and same.basis == "count"  # 1 vs 3 of 3×: too few
+    many = one("*.c8.requests.refused", "<= +100%", [refusing(40, 2)], base)
+    assert many.verdict == "fail"  # 40 of 150 against 3 of 450: far past double
