@@ -83,9 +83,23 @@ class Comparison:
         line = (f"{changed} of {len(d)} cells changed beyond noise (95% intervals, "
                 f"Benjamini–Hochberg at {FDR:.0%} false discoveries)")
         if not unknown.empty:
-            why = unknown["why"].value_counts().index[0]
-            line += f"; {len(unknown)} could not be judged (mostly: {why})"
+            kinds = unknown["why"].fillna("").map(_reason_kind).value_counts()
+            parts = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+            line += f"; {len(unknown)} could not be judged ({parts})"
         return line + "."
+
+
+REASON_KINDS = {"too_few": "with too few requests for their percentile",
+                "run-to-run noise unknown": "without a run-to-run noise figure",
+                "driver_bound": "driver-bound", "no interval": "without an interval",
+                "a value or its interval reaches 0": "at or near zero",
+                "missing metric": "missing on one side"}
+
+
+def _reason_kind(why: str) -> str:
+    """A cell's reason, grouped for the headline (`REASON_KINDS`)."""
+    return next((kind for prefix, kind in REASON_KINDS.items() if why.startswith(prefix)),
+                "for another reason")
 
 
 def compare(runs: Sequence[RunData], noise: Mapping[str, NoiseTable] | None = None

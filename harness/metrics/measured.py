@@ -137,7 +137,9 @@ def change_between(before: Measured, after: Measured, *, same_run: bool,
                                  single_is_after=False), None
     within = interval_change(before.value, before.ci, after.value, after.ci)
     if within.lo is None:
-        return None, "no interval on one side"
+        side = "no interval on one side" if before.ci is None or after.ci is None else \
+            "a value or its interval reaches 0: no ratio can be bounded"
+        return None, side
     if same_run:
         return within, None
     if noise is None:
