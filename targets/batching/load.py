@@ -9,6 +9,7 @@ from targets.batching.scheduler import BatchModel
 from targets.batching.sim import SimBatchModel
 from targets.model.engine import ModelEngine
 from targets.model.hf import HFEngine
+from targets.model.load import computes_on_cpu
 from targets.model.sim import SimEngine
 from targets.model.slowdown import injected, slowed_call
 
@@ -30,5 +31,6 @@ def load_batch_model(engine: ModelEngine, max_batch: int = 64, max_len: int | No
         raise ValueError(f"no batching model for {type(engine).__name__}")
     factor = injected()
     if factor > 1:  # an injected regression: every step slowed (targets.model.slowdown)
-        model.step = slowed_call(model.step, factor)  # type: ignore[method-assign]  # this run
+        model.step = slowed_call(model.step, factor,  # type: ignore[method-assign]  # this run
+                                 computes_on_cpu(engine))
     return model

@@ -30,12 +30,22 @@ def load_engine(spec: ModelSpec | str, device: str = "auto") -> ModelEngine:
     return engine
 
 
+def computes_on_cpu(engine: ModelEngine) -> bool:
+    """Whether the engine's work is CPU time (a model on the CPU, a `sim:` model holding the
+    GIL) rather than a wait on a device (a GPU, a sleeping `sim:` model)."""
+    if isinstance(engine, SimEngine):
+        return engine.params.gil == "hold"
+    return engine.device == "cpu"
+
+
 def _slow(engine: SimEngine | HFEngine, factor: float) -> None:
     """An injected regression (`targets.model.slowdown`): this engine's own `generate` slowed.
     The engine keeps its type: the batch models and request-level batching check it."""
     generate = engine.generate
 
+    spin = computes_on_cpu(engine)
+
     def slowed(*args: Any, **kwargs: Any) -> Iterator[int]:
-        return slowed_tokens(generate(*args, **kwargs), factor)
+        return slowed_tokens(generate(*args, **kwargs), factor, spin)
 
     engine.generate = slowed  # type: ignore[method-assign]  # this instance, for this run

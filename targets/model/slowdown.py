@@ -7,7 +7,10 @@ refuses a baseline whose settings or model differ). `PATTERNBENCH_INJECT_SLOWDOW
 target's environment makes the model's own work that much slower: after each piece of it — a
 request's next token from a per-request engine (`ModelEngine.generate`: the prefill and first
 token, then each decode step), a continuous batch's step (`BatchModel.step`) — the thread that
-did it waits (factor − 1) times as long as the work took, as slower code would. Everything
+did it spends (factor − 1) times as long again, as slower code would: on the CPU by computing
+(a busy loop holding the GIL and a core: sleeping there would let other threads use the
+core, and a CPU-bound server would lose nothing), on a device or a sleeping `sim:` model by
+waiting. Everything
 above the model (queues, batching, streaming, the HTTP server) then behaves as it would with a
 slower model. `load_engine` and `load_batch_model` apply it; request-level batching
 (`fastapi_dynamic_batching`, which steps the model itself) is not slowed. The run records the
@@ -42,9 +45,21 @@ def injected(environ: Mapping[str, str] = os.environ) -> float:
     return factor
 
 
-def slowed_tokens(tokens: Iterator[int], factor: float) -> Generator[int, None, None]:
-    """`tokens` (a lazy generator: each `next` does the work of one token) with a wait of
-    (factor − 1) × that work after each; the inner generator is closed with this one."""
+def wait(seconds: float, spin: bool) -> None:
+    """Spend `seconds` as the slower model would: computing (`spin`: a busy loop that holds the
+    GIL and a core, like more CPU work) or waiting on a device (sleeping, like a GPU kernel)."""
+    if not spin:
+        time.sleep(seconds)
+        return
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def slowed_tokens(tokens: Iterator[int], factor: float,
+                  spin: bool = False) -> Generator[int, None, None]:
+    """`tokens` (a lazy generator: each `next` does the work of one token) with (factor − 1) ×
+    that work spent again after each (`wait`); the inner generator is closed with this one."""
     try:
         while True:
             start = time.perf_counter()
@@ -52,7 +67,7 @@ def slowed_tokens(tokens: Iterator[int], factor: float) -> Generator[int, None, 
                 token = next(tokens)
             except StopIteration:
                 return
-            time.sleep((factor - 1) * (time.perf_counter() - start))
+            wait((factor - 1) * (time.perf_counter() - start), spin)
             yield token
     finally:
         close = getattr(tokens, "close", None)
@@ -60,12 +75,13 @@ def slowed_tokens(tokens: Iterator[int], factor: float) -> Generator[int, None, 
             close()
 
 
-def slowed_call(work: Callable[..., Any], factor: float) -> Callable[..., Any]:
-    """`work` followed by a wait of (factor − 1) × the time it took (a batch's step)."""
+def slowed_call(work: Callable[..., Any], factor: float,
+                spin: bool = False) -> Callable[..., Any]:
+    """`work` followed by (factor − 1) × the time it took, spent again (a batch's step)."""
     def call(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         out = work(*args, **kwargs)
-        time.sleep((factor - 1) * (time.perf_counter() - start))
+        wait((factor - 1) * (time.perf_counter() - start), spin)
         return out
 
     return call

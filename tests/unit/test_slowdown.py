@@ -60,6 +60,29 @@ def test_a_batch_step_is_followed_by_its_wait(monkeypatch: pytest.MonkeyPatch) -
     assert step() == [0] and clock.waits == [0.030]
 
 
+def test_on_the_cpu_the_extra_time_is_computed_not_slept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CPU-bound server loses nothing to a thread that sleeps (others use the core): the
+    injected time is a busy loop there, reading the clock until it passed."""
+    reads: list[float] = []
+
+    class Ticking:
+        now = 0.0
+
+        @classmethod
+        def perf_counter(cls) -> float:
+            cls.now += 0.001  # each read of the clock: 1 ms of the loop's work
+            reads.append(cls.now)
+            return cls.now
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            raise AssertionError("a computing model does not sleep")
+
+    monkeypatch.setattr(slowdown, "time", Ticking)
+    slowdown.wait(0.010, spin=True)
+    assert len(reads) == 11  # the end is read once, then the loop runs until 10 ms passed
+
+
 def test_the_factor_comes_from_the_environment_and_a_bad_one_is_refused() -> None:
     assert injected({}) == 1.0
     assert injected({ENV: "1.2"}) == 1.2
