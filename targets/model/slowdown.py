@@ -8,9 +8,10 @@ target's environment makes the model's own work that much slower: after each pie
 request's next token from a per-request engine (`ModelEngine.generate`: the prefill and first
 token, then each decode step), a continuous batch's step (`BatchModel.step`) — the thread that
 did it spends (factor − 1) times as long again, as slower code would: on the CPU by computing
-(a busy loop holding the GIL and a core: sleeping there would let other threads use the
-core, and a CPU-bound server would lose nothing), on a device or a sleeping `sim:` model by
-waiting. Everything
+for (factor − 1) × the CPU time the work took in that thread (a busy loop holding the GIL and a
+core: sleeping would let other threads use the core, and a CPU-bound server would lose
+nothing; wall time would count the waits of a thread sharing the GIL), on a device or a
+sleeping `sim:` model by waiting (factor − 1) × the wall time. Everything
 above the model (queues, batching, streaming, the HTTP server) then behaves as it would with a
 slower model. `load_engine` and `load_batch_model` apply it; request-level batching
 (`fastapi_dynamic_batching`, which steps the model itself) is not slowed. The run records the
@@ -45,14 +46,21 @@ def injected(environ: Mapping[str, str] = os.environ) -> float:
     return factor
 
 
+def clock(spin: bool) -> float:
+    """The time the model's work is measured in: this thread's CPU time when it computes (wall
+    time would count the waits of a thread sharing the GIL with 15 others), else wall time."""
+    return time.thread_time() if spin else time.perf_counter()
+
+
 def wait(seconds: float, spin: bool) -> None:
-    """Spend `seconds` as the slower model would: computing (`spin`: a busy loop that holds the
-    GIL and a core, like more CPU work) or waiting on a device (sleeping, like a GPU kernel)."""
+    """Spend `seconds` as the slower model would: computing (`spin`: a busy loop until this
+    thread used that much more CPU time, holding the GIL and a core like more CPU work) or
+    waiting on a device (sleeping, like a GPU kernel)."""
     if not spin:
         time.sleep(seconds)
         return
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
         pass
 
 
@@ -62,12 +70,12 @@ def slowed_tokens(tokens: Iterator[int], factor: float,
     that work spent again after each (`wait`); the inner generator is closed with this one."""
     try:
         while True:
-            start = time.perf_counter()
+            start = clock(spin)
             try:
                 token = next(tokens)
             except StopIteration:
                 return
-            wait((factor - 1) * (time.perf_counter() - start), spin)
+            wait((factor - 1) * (clock(spin) - start), spin)
             yield token
     finally:
         close = getattr(tokens, "close", None)
@@ -79,9 +87,9 @@ def slowed_call(work: Callable[..., Any], factor: float,
                 spin: bool = False) -> Callable[..., Any]:
     """`work` followed by (factor − 1) × the time it took, spent again (a batch's step)."""
     def call(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
+        start = clock(spin)
         out = work(*args, **kwargs)
-        wait((factor - 1) * (time.perf_counter() - start), spin)
+        wait((factor - 1) * (clock(spin) - start), spin)
         return out
 
     return call

@@ -62,15 +62,15 @@ def test_a_batch_step_is_followed_by_its_wait(monkeypatch: pytest.MonkeyPatch) -
 
 def test_on_the_cpu_the_extra_time_is_computed_not_slept(monkeypatch: pytest.MonkeyPatch) -> None:
     """A CPU-bound server loses nothing to a thread that sleeps (others use the core): the
-    injected time is a busy loop there, reading the clock until it passed."""
+    injected time is a busy loop there, reading the thread's CPU time until it passed."""
     reads: list[float] = []
 
     class Ticking:
         now = 0.0
 
         @classmethod
-        def perf_counter(cls) -> float:
-            cls.now += 0.001  # each read of the clock: 1 ms of the loop's work
+        def thread_time(cls) -> float:
+            cls.now += 0.001  # each read of the clock: 1 ms of the loop's CPU time
             reads.append(cls.now)
             return cls.now
 
