@@ -209,7 +209,8 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     given = {"model": args.model, "api_key": args.api_key, "api": args.api,
              "slo": parse_slo(args.slo) if args.slo else None, "share": args.share,
              "budget_s": args.budget_s, "stream": args.stream, "max_level": args.max_concurrency,
-             "duration_s": args.duration, "tokenizer": args.tokenizer}
+             "duration_s": args.duration, "tokenizer": args.tokenizer,
+             "prompt_tokens": args.prompt_tokens, "output_tokens": args.output_tokens}
     opts = EndpointOptions(url=args.url, results_root=Path(args.results),
                            reports_root=Path(args.reports),
                            **{k: v for k, v in given.items() if v is not None})
@@ -230,6 +231,8 @@ def _capacity_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     cap.add_argument("--stream", action=argparse.BooleanOptionalAction, help="stream (yes)")
     cap.add_argument("--max-concurrency", type=int, help="highest level searched (64)")
     cap.add_argument("--duration", type=float, help="measured seconds per level (5)")
+    cap.add_argument("--prompt-tokens", type=int, help="tokens in each prompt (128)")
+    cap.add_argument("--output-tokens", type=int, help="tokens asked of each answer (64)")
     cap.add_argument("--tokenizer", help="model spec whose tokenizer builds the prompts "
                      "(default tiny: GPT-2 BPE)")
     cap.add_argument("--results", default="results", help="results root (default results/)")

@@ -89,6 +89,7 @@ def test_capacity_of_a_url(tmp_path: Path) -> None:
                       options={"replicas": 1}, log_path=tmp_path / "target.log") as target:
         proc = run_cli("capacity", target.url, "--slo", "ttft_ms=150", "--budget-s", "30",
                        "--max-concurrency", "8", "--duration", "1",
+                       "--output-tokens", "12",
                        "--results", str(tmp_path / "results"),
                        "--reports", str(tmp_path / "reports"))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -114,6 +115,7 @@ def test_a_server_killed_during_the_search_gets_no_capacity(tmp_path: Path) -> N
         proc = subprocess.Popen(
             [sys.executable, "-m", "harness.cli", "capacity", target.url, "--slo",
              "ttft_ms=150", "--budget-s", "60", "--max-concurrency", "64", "--duration", "2",
+             "--output-tokens", "12",
              "--results", str(tmp_path / "results"), "--reports", str(tmp_path / "reports")],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert proc.stderr is not None
