@@ -17,6 +17,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     cmp.add_argument("runs", nargs="+", help="two or more results/<run> folders; the first "
                                              "is the reference")
     cmp.add_argument("--reports", default="reports", help="reports root (default reports/)")
+    cmp.add_argument("--baselines", default="results/baselines",
+                     help="saved baselines root: the first run's scenario baseline on this "
+                          "machine kind gives the run-to-run noise two single runs are judged by")
 
     pub = sub.add_parser("publish", help="write a static site: index, reports, compare pages")
     pub.add_argument("dir", help="output folder, ready for static hosting")
@@ -46,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from harness.report.compare_page import compare_runs
 
-    html, md = compare_runs([Path(r) for r in args.runs], Path(args.reports))
+    html, md = compare_runs([Path(r) for r in args.runs], Path(args.reports),
+                            Path(args.baselines))
     print(f"compare: {html}")
     print(f"markdown: {md}")
     return 0

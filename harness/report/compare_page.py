@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.compare import METRICS, Comparison, compare, compare_dir_name, saved_noise
+from harness.gate.baseline import BASELINES
 from harness.records.atomic import write_text
 from harness.report.charts import Chart, _figure, _png, _scale_x, _text, target_styles
 from harness.report.formatting import esc, fmt_number
@@ -30,12 +31,14 @@ WORDS = {"improved": "improved", "regressed": "regressed", "unchanged": "unchang
 HTML_NAME, MD_NAME = "index.html", "compare.md"
 
 
-def compare_runs(run_dirs: Sequence[Path], reports_root: Path) -> tuple[Path, Path]:
-    """Write `reports_root/compare-<a>-vs-<b>/index.html` and `compare.md`; return both."""
+def compare_runs(run_dirs: Sequence[Path], reports_root: Path,
+                 baselines_root: Path = BASELINES) -> tuple[Path, Path]:
+    """Write `reports_root/compare-<a>-vs-<b>/index.html` and `compare.md`; return both. The
+    run-to-run noise comes from the first run's saved baseline under `baselines_root`."""
     runs = [load_run(Path(d)) for d in run_dirs]
     if len(runs) < 2:
         raise ValueError("compare needs at least two runs")
-    return write_compare(compare(runs, saved_noise(runs)),
+    return write_compare(compare(runs, saved_noise(runs, baselines_root)),
                          reports_root / compare_dir_name([r.run_id for r in runs]))
 
 

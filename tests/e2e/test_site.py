@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli.reports import main
+from harness.gate.baseline import save_baseline
 from harness.report.build import build_report
 from harness.report.compare_page import compare_runs
 from harness.run.manifest import read_manifest
@@ -170,7 +171,14 @@ def test_compare_command_writes_html_and_markdown(tmp_path: Path,
     a = write_run(tmp_path / "r", "20261127-173500-default-aaaaaaa", 100.0, 300.0)
     b = write_run(tmp_path / "r", "20261128-173500-default-bbbbbbb", 160.0, 200.0,
                   manifest(scenario(name=HOSTILE)))
-    assert main(["compare", str(a), str(b), "--reports", str(tmp_path / "reports")]) == 0
+    # the run-to-run noise two single runs are judged by: a baseline of three unchanged runs
+    unchanged = [write_run(tmp_path / "base", f"20261126-17350{i}-default-aaaaaaa", ttft, tok_s)
+                 for i, (ttft, tok_s) in enumerate([(95.0, 290.0), (100.0, 300.0),
+                                                    (105.0, 310.0)])]
+    baselines = tmp_path / "baselines"
+    save_baseline(unchanged, baselines)
+    assert main(["compare", str(a), str(b), "--reports", str(tmp_path / "reports"),
+                 "--baselines", str(baselines)]) == 0
     out = capsys.readouterr().out.split()
     html_path, md_path = Path(out[1]), Path(out[3])
     assert html_path.parent.name == "compare-" + a.name + "-vs-" + b.name
