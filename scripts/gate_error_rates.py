@@ -29,6 +29,7 @@ import io
 import itertools
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -90,11 +91,17 @@ def line(label: str, code: int, results: list[GateResult] | tuple[GateResult, ..
 
 def experiment(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     scenario = load_scenario(args.scenario)
-    bases = [run(scenario, root) for _ in range(args.baseline_runs)]
-    saved_path = save_baseline(bases, root / "baselines")
-    if args.save_baseline:
-        print(f"baseline: {save_baseline(bases, args.save_baseline)}", flush=True)
+    if args.baseline:  # reuse a saved one: where `patternbench gate` looks for it
+        saved_path = root / "baselines" / scenario.name / args.baseline.name
+        saved_path.parent.mkdir(parents=True)
+        shutil.copyfile(args.baseline, saved_path)
+    else:
+        bases = [run(scenario, root) for _ in range(args.baseline_runs)]
+        saved_path = save_baseline(bases, root / "baselines")
+        if args.save_baseline:
+            print(f"baseline: {save_baseline(bases, args.save_baseline)}", flush=True)
     saved = load_baseline(saved_path)
+    args.baseline_runs = saved.runs
     kinds = ["unchanged", *(f"slowdown {f:g}" for f in args.slowdowns)]
     kinds += [f"{args.halve} halved"] if args.halve else []
     codes: dict[str, Counter[int]] = {k: Counter() for k in kinds}
@@ -171,6 +178,8 @@ def main() -> None:
     parser.add_argument("--baseline-runs", type=int, default=3)
     parser.add_argument("--slowdowns", type=lambda s: [float(x) for x in s.split(",") if x],
                         default=[1.2, 1.5], help="injected slowdown factors (A/B; '' for none)")
+    parser.add_argument("--baseline", type=Path,
+                        help="judge against this saved baseline instead of saving a new one")
     parser.add_argument("--save-baseline", type=Path,
                         help="also save the baseline runs under this root (results/baselines)")
     parser.add_argument("--halve", help="a target option to halve as another A/B (workers)")
