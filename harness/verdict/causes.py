@@ -8,7 +8,7 @@ when the point does not carry that evidence (no proxy pool, no probe, no server 
 - a gateway's exhausted connection pool (`proxy.pool_wait_share`);
 - `/health` stalled (a tenth of its probes unanswered, or its p90 at half the probe timeout):
   on an asyncio server the event loop was blocked, on a threaded one every thread was busy;
-- queueing in front of one model: the server's queue filled while its batch gauge shows one
+- queueing for the models: the server's queue filled while its batch gauge shows one
   request at a time; without that gauge, only that requests waited (TTFT grew with the load
   while throughput stayed flat, against the target's lowest level).
 """
@@ -146,10 +146,13 @@ def health_stalled(target: str, point: PointSummary, base: PointSummary) -> str 
 def queueing(target: str, point: PointSummary, base: PointSummary) -> str | None:
     server = point.telemetry.server if point.telemetry is not None else None
     if (server is not None and server.queue_depth_max and server.batch_size_max is not None
-            and server.batch_size_max <= 1):
-        return (f"Requests queue in front of one model in {target} at {short_level(point)}: "
-                f"up to {server.queue_depth_max:g} waited in the server's queue while its batch "
-                f"gauge never passed {server.batch_size_max:g}.")
+            and server.batch_size_max <= 1 and server.in_flight_max):
+        running = server.in_flight_max  # requests admitted to a model slot at once
+        models = "its one model" if running <= 1 else f"its {running:g} models, one request each"
+        return (f"Requests queue in {target} at {short_level(point)} for {models}: "
+                f"up to {server.queue_depth_max:g} waited in the server's queue while at most "
+                f"{running:g} ran at once and its batch gauge never passed "
+                f"{server.batch_size_max:g}.")
     return _flat_throughput(target, point, base)
 
 

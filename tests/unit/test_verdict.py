@@ -229,7 +229,7 @@ def test_section_escapes_labels_and_server_errors() -> None:
 
 def test_server_queue_in_front_of_one_model() -> None:
     points = sweep()
-    queued = ServerTelemetry(source="patternbench", scrapes=8, failed=0, in_flight_max=8,
+    queued = ServerTelemetry(source="patternbench", scrapes=8, failed=0, in_flight_max=1,
                              queue_depth_max=7, batch_size_max=0, batch_size_mean=0,
                              kv_cache_pct_max=None, prefix_cache_hit_pct=None)
     telemetry = PointTelemetry(
@@ -241,8 +241,9 @@ def test_server_queue_in_front_of_one_model() -> None:
         health=HealthTelemetry(count=5, failed=0, latency_ms=None), server=queued)
     points[5] = replace(points[5], telemetry=telemetry)
     texts = [s.text for s in verdict(summary(points), None, ORDER).of_kind("reason")]
-    assert ("Requests queue in front of one model in fastapi_threadpool at c=8: up to 7 "
-            "waited in the server's queue while its batch gauge never passed 0.") in texts
+    assert ("Requests queue in fastapi_threadpool at c=8 for its one model: up to 7 "
+            "waited in the server's queue while at most 1 ran at once and its batch gauge never "
+            "passed 0.") in texts
 
 
 def test_ties_rank_by_goodput() -> None:

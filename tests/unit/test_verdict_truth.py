@@ -79,13 +79,13 @@ def test_a_breach_counts_the_refused_requests() -> None:
     assert "b refused 30 of 100 requests with 503 at c=4" in reasons[1]
 
 
-def _server(queue: float, batch: float | None) -> PointTelemetry:
+def _server(queue: float, batch: float | None, running: float = 16) -> PointTelemetry:
     tree = ProcessTree(samples=10, cpu_pct=None, rss_peak_mb=300.0, pss_peak_mb=None,
                        procs_max=1)
     return PointTelemetry(
         window_s=5.0, gpu=GpuTelemetry(available=False, reason="no NVML"), target=tree,
         driver=tree, health=HealthTelemetry(count=5, failed=0, latency_ms=None),
-        server=ServerTelemetry(source="patternbench", scrapes=8, failed=0, in_flight_max=16,
+        server=ServerTelemetry(source="patternbench", scrapes=8, failed=0, in_flight_max=running,
                                queue_depth_max=queue, batch_size_max=batch,
                                batch_size_mean=batch, kv_cache_pct_max=None,
                                prefix_cache_hit_pct=None))
@@ -97,12 +97,26 @@ def test_one_model_is_claimed_only_with_a_queue_and_a_batch_gauge_of_one() -> No
     slow = point("b", 8, good=20, total=200, ttft_ms=1500, tok_s=110)
     for telemetry in (_server(queue=6, batch=None), _server(queue=0, batch=16)):
         reasons = texts([*a, base, replace(slow, telemetry=telemetry)], ["a", "b"], "reason")
-        assert not any("one model" in r for r in reasons), reasons
+        assert not any("Requests queue" in r for r in reasons), reasons
         assert any(r.startswith("Requests waited in b") for r in reasons)
     batched = texts([*a, base, replace(slow, telemetry=_server(queue=0, batch=16))],
                     ["a", "b"], "reason")
     assert any("batches of up to 16 ran, so the model itself was the limit" in r
                for r in batched)
+
+
+def test_the_models_a_queue_waits_for_are_counted_from_the_servers_gauge() -> None:
+    """A processpool of 2 replicas as a real run reports it (capacity.toml, c=5): 2 running,
+    3 queued, batch gauge 0 — two models, not one."""
+    a = [point("a", c, good=200, total=200, ttft_ms=50, tok_s=100 * c) for c in (1, 8)]
+    base = point("b", 1, good=200, total=200, ttft_ms=50, tok_s=100)
+    slow = point("b", 8, good=20, total=200, ttft_ms=1500, tok_s=110)
+    for running, models in ((2, "its 2 models, one request each"), (1, "its one model")):
+        telemetry = _server(queue=3, batch=0, running=running)
+        reasons = texts([*a, base, replace(slow, telemetry=telemetry)], ["a", "b"], "reason")
+        assert (f"Requests queue in b at c=8 for {models}: up to 3 waited in the "
+                f"server's queue while at most {running} ran at once and its batch gauge never "
+                "passed 0.") in reasons
 
 
 def _probe(answered: list[float], censored: int) -> ProbeSummary:
