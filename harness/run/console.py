@@ -47,12 +47,14 @@ class ProgressPrinter:
 
 
 def point_line(entry: PointSummary) -> str:
-    """The result line of a finished point, from its summary.json entry ("—" where empty)."""
+    """The result line of a finished point, from its summary.json entry ("—" where empty):
+    `ok 71/72` requests completed of those sent, `died 0/3` when its target died in it."""
     req, ttft, e2e = entry.requests, entry.ttft_ms, entry.e2e_ms
 
     def f(v: float | None) -> str:
         return "—" if v is None else f"{v:.0f}"
 
-    return (f"  [{entry.target} {entry.point}] ok {req.ok}/{req.total}  "
+    status = "died" if entry.failure is not None else "ok"  # the target died during the point
+    return (f"  [{entry.target} {entry.point}] {status} {req.ok}/{req.total}  "
             f"TTFT p50 {f(ttft.p50 if ttft else None)} p99 {f(ttft.p99 if ttft else None)} ms  "
             f"E2E p99 {f(e2e.p99 if e2e else None)} ms  {f(entry.throughput.output_tok_s)} tok/s")

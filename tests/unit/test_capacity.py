@@ -17,6 +17,7 @@ from harness.run.capacity import (
     search,
     sweep_interval,
 )
+from harness.run.console import point_line
 from harness.scenario.capacity import CapacitySpec
 from harness.scenario.decode import ScenarioError
 from harness.scenario.load import parse_scenario
@@ -190,6 +191,15 @@ def test_a_dead_target_or_a_driver_bound_point_ends_the_search_without_a_capacit
                    lambda level, _: point_at(level, 1.0, flags=("driver_bound",) * (level > 2)))
     assert bound.stopped == "unjudged" and bound.last_pass is not None
     assert bound.last_pass.level == 2 and not bound.levels[-1].passed
+
+
+def test_the_progress_line_says_a_point_whose_target_died_died() -> None:
+    """What a user watching `patternbench capacity` sees: not 'ok 0/0' for the level the
+    server died in."""
+    death = PointFailure(reason="/health failed 3 times in a row", detected_at_s=12.0,
+                         first_error_at_s=None, failed_requests=0)
+    assert point_line(point_at(2, 1.0)).startswith("  [fastapi_batching c2] ok ")
+    assert point_line(point_at(4, 0.0, failure=death)).startswith("  [fastapi_batching c4] died ")
 
 
 def test_the_budget_counts_what_points_really_took() -> None:
