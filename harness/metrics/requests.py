@@ -95,6 +95,19 @@ def window_output_tokens(samples: Iterable[Sample], start: float, end: float) ->
     return sum(tokens_in_window(s, start, end) for s in samples if s.ok)
 
 
+def section_output_tokens(samples: Iterable[Sample], w: Window) -> list[float]:
+    """`window_output_tokens` of each section of the window: chunk times binned in one pass,
+    the pro-rata share of a sample without them computed per section."""
+    ok = [s for s in samples if s.ok]
+    chunked = w.binned((t, s.output_tokens / len(s.token_times) if s.output_tokens > 0 else 1.0)
+                       for s in ok if s.token_times for t in s.token_times)
+    pro_rata = [s for s in ok if not s.token_times]
+    if not pro_rata:
+        return chunked
+    return [a + b for a, b in zip(chunked, w.amounts(
+        lambda lo, hi: window_output_tokens(pro_rata, lo, hi)), strict=True)]
+
+
 def slo_values(s: Sample) -> dict[str, float | None]:
     """A sample's SLO metrics in seconds, None when unknown: `ttft_ms` and `e2e_ms` from
     `scheduled_at` (goodput is what the user waited, client queueing included), `tpot_ms`."""
@@ -201,7 +214,7 @@ def _throughput(samples: Sequence[Sample], w: Window) -> Throughput:
         output_tok_s=window_output_tokens(samples, w.start, w.end) / w.length,
         input_tok_s=sum(s.prompt_tokens for s in done) / w.length,
         ci95={"req_s": _rate_ci(w, lambda lo, hi: len(_done_in(done, lo, hi))),
-              "output_tok_s": _rate_ci(w, lambda lo, hi: window_output_tokens(samples, lo, hi)),
+              "output_tok_s": rate_interval(section_output_tokens(samples, w), w.start, w.end),
               "input_tok_s": _rate_ci(w, lambda lo, hi: sum(s.prompt_tokens
                                                             for s in _done_in(done, lo, hi)))},
         sections=w.k)

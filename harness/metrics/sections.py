@@ -32,6 +32,7 @@ load's end). Fewer than `MIN_SECTIONS` sections holding values give no interval 
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -55,41 +56,78 @@ def sections_of(timed: Iterable[Timed], start: float, end: float,
     """The values in each of `k` equal spans of [start, end] (clamped at both ends)."""
     out: list[list[float]] = [[] for _ in range(k)]
     span = (end - start) / k
+    last = k - 1
     for t, value in timed:
         index = 0 if span <= 0 else int((t - start) / span)
-        out[min(k - 1, max(0, index))].append(value)
+        out[last if index > last else 0 if index < 0 else index].append(value)
     return out
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Values cut into sections once, for every statistic read from them: each non-empty
+    section sorted, and all of them pooled and sorted (`Cut.of`: None with fewer than
+    `MIN_SECTIONS` sections holding values)."""
+
+    groups: tuple[list[float], ...]
+    pooled: list[float]
+
+    @classmethod
+    def of(cls, timed: Iterable[Timed], start: float, end: float,
+           k: int = SECTIONS) -> Cut | None:
+        groups = tuple(sorted(g) for g in sections_of(timed, start, end, k) if g)
+        if len(groups) < MIN_SECTIONS:
+            return None
+        return cls(groups, sorted(itertools.chain.from_iterable(groups)))
+
+    def share_below(self, x: float) -> tuple[float, float]:
+        """(the pooled share of values ≤ x, its batch-means standard error)."""
+        below = [bisect.bisect_right(g, x) for g in self.groups]
+        total = len(self.pooled)
+        share = sum(below) / total
+        return share, _ratio_se([b - share * len(g) for b, g in zip(below, self.groups,
+                                                                     strict=True)], total)
+
+    def quantile_interval(self, q: float) -> tuple[float, float]:
+        """`quantile_interval` on these sections."""
+        estimate = percentile(self.pooled, 100 * q)
+        step = t975(len(self.groups) - 1) * self.share_below(estimate)[1]
+        return (percentile(self.pooled, 100 * max(0.0, q - step)),
+                percentile(self.pooled, 100 * min(1.0, q + step)))
+
+    def mean_interval(self) -> tuple[float, float]:
+        """`mean_interval` on these sections."""
+        total = len(self.pooled)
+        sums = [math.fsum(g) for g in self.groups]
+        mean = math.fsum(sums) / total
+        se = _ratio_se([(g_sum - mean * len(g)) for g_sum, g in zip(sums, self.groups,
+                                                                    strict=True)], total)
+        half = t975(len(self.groups) - 1) * se
+        return mean - half, mean + half
+
+    def design_effect(self) -> float:
+        """`design_effect` on these sections."""
+        share, se = self.share_below(percentile(self.pooled, 50))
+        independent = share * (1 - share) / len(self.pooled)
+        if independent <= 0:
+            return 1.0
+        ratio = se * se / independent
+        return ratio if ratio > _NOISE[min(9, len(self.groups) - 1)] else 1.0
 
 
 def mean_interval(timed: Sequence[Timed], start: float, end: float,
                   k: int = SECTIONS) -> tuple[float, float] | None:
     """The 95% interval of the mean of the values, from the spread of the section means."""
-    groups = [g for g in sections_of(timed, start, end, k) if g]
-    if len(groups) < MIN_SECTIONS:
-        return None
-    total = sum(len(g) for g in groups)
-    mean = sum(sum(g) for g in groups) / total
-    se = _ratio_se([(sum(g) - mean * len(g)) for g in groups], total)
-    half = t975(len(groups) - 1) * se
-    return mean - half, mean + half
+    cut = Cut.of(timed, start, end, k)
+    return None if cut is None else cut.mean_interval()
 
 
 def quantile_interval(timed: Sequence[Timed], q: float, start: float, end: float,
                       k: int = SECTIONS) -> tuple[float, float] | None:
     """The 95% interval of the q-quantile (0 < q < 1), from the spread across sections of the
     share of values at or below the pooled estimate (see the module docstring)."""
-    groups = [g for g in sections_of(timed, start, end, k) if g]
-    if len(groups) < MIN_SECTIONS:
-        return None
-    pooled = sorted(v for g in groups for v in g)
-    estimate = percentile(pooled, 100 * q)
-    total = len(pooled)
-    below = [sum(1 for v in g if v <= estimate) for g in groups]
-    share = sum(below) / total
-    se = _ratio_se([b - share * len(g) for b, g in zip(below, groups, strict=True)], total)
-    step = t975(len(groups) - 1) * se
-    return (percentile(pooled, 100 * max(0.0, q - step)),
-            percentile(pooled, 100 * min(1.0, q + step)))
+    cut = Cut.of(timed, start, end, k)
+    return None if cut is None else cut.quantile_interval(q)
 
 
 # χ²(0.95, df) / df for df = 3..9: the largest variance ratio independent values give by chance
@@ -106,19 +144,8 @@ def design_effect(timed: Sequence[Timed], start: float, end: float,
     give: `count / design_effect` is how many independent values the data is worth (16 streams
     sharing every decode step: about 16). 1 when the excess is within what independent values
     show by chance (`_NOISE`); None with too few sections."""
-    groups = [g for g in sections_of(timed, start, end, k) if g]
-    if len(groups) < MIN_SECTIONS:
-        return None
-    pooled = sorted(v for g in groups for v in g)
-    median = percentile(pooled, 50)
-    below = [sum(1 for v in g if v <= median) for g in groups]
-    share = sum(below) / len(pooled)
-    independent = share * (1 - share) / len(pooled)
-    if independent <= 0:
-        return 1.0
-    se = _ratio_se([b - share * len(g) for b, g in zip(below, groups, strict=True)], len(pooled))
-    ratio = se * se / independent
-    return ratio if ratio > _NOISE[min(9, len(groups) - 1)] else 1.0
+    cut = Cut.of(timed, start, end, k)
+    return None if cut is None else cut.design_effect()
 
 
 def rate_interval(amounts: Sequence[float], start: float,
@@ -184,14 +211,15 @@ def widened(dist: Distribution | None, timed: Sequence[Timed], start: float, end
     percent."""
     if dist is None:
         return None
-    cuts = sorted({k, SECTIONS})
+    cuts = {n: Cut.of(timed, start, end, n) for n in sorted({k, SECTIONS})}
+    made = [c for c in cuts.values() if c is not None]
     ci: dict[str, tuple[float, float] | None] = {}
     for name, q in QUANTILES:
-        ci[name] = _hull_of(dist.ci95.get(name),
-                            [quantile_interval(timed, q, start, end, cut) for cut in cuts])
-    means = [m for cut in cuts if (m := mean_interval(timed, start, end, cut)) is not None]
+        ci[name] = _hull_of(dist.ci95.get(name), [c.quantile_interval(q) for c in made])
+    means = [c.mean_interval() for c in made]
     ci["mean"] = (min(m[0] for m in means), max(m[1] for m in means)) if means else None
-    deff = design_effect(timed, start, end)
+    ten = cuts[SECTIONS]
+    deff = ten.design_effect() if ten is not None else None
     effective = dist.count / deff if deff is not None else None
     few = dist.too_few
     if effective is not None:  # the tail needs independent tail events: clustered ones count less
@@ -221,8 +249,23 @@ class Window:
         """The values' distribution, its intervals widened by sectioning (values at times)."""
         return widened(Distribution.of(v for _, v in timed), timed, self.start, self.end, self.k)
 
-    def amounts(self, amount: Callable[[float, float], float]) -> list[float]:
-        """`amount(lo, hi)` of each section [lo, hi) of the window (the last one holds `end`)."""
+    def edges(self) -> list[float]:
+        """The sections' bounds: section i is [edges[i], edges[i + 1]) (the last holds `end`)."""
         step = self.length / self.k
-        edges = [self.start + i * step for i in range(self.k)] + [math.nextafter(self.end, 1e300)]
-        return [amount(lo, hi) for lo, hi in itertools.pairwise(edges)]
+        return [self.start + i * step for i in range(self.k)] + [math.nextafter(self.end, 1e300)]
+
+    def amounts(self, amount: Callable[[float, float], float]) -> list[float]:
+        """`amount(lo, hi)` of each section [lo, hi) of the window."""
+        return [amount(lo, hi) for lo, hi in itertools.pairwise(self.edges())]
+
+    def binned(self, events: Iterable[Timed]) -> list[float]:
+        """The amounts of (time, amount) events summed per section, those outside the window
+        left out: `amounts` of a sum over events, in one pass."""
+        edges = self.edges()
+        k = len(edges) - 1
+        out = [0.0] * k
+        for t, amount in events:
+            i = bisect.bisect_right(edges, t) - 1
+            if 0 <= i < k:
+                out[i] += amount
+        return out
