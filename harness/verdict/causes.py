@@ -49,8 +49,11 @@ def slo_breach(target: str, point: PointSummary, share: float) -> str | None:
         return (f"At {short_level(point)} {share_text(good.fraction, share)} of {target}'s "
                 f"requests met the SLO ({good.good_requests} of {good.counted}), too few to "
                 f"show {pct(share)} with confidence (95% interval {pct(judged.ci[0])}–"
-                f"{pct(judged.ci[1])}): measured again it stayed unsure, so it counts as a "
-                "fail.")
+                f"{pct(judged.ci[1])})" + (
+                    ": measured again it stayed unsure, so it counts as a fail." if
+                    "." in point.point  # a capacity level's retry: c6.2, c6.3
+                    else "; it does not count as a pass (a longer point, or a capacity search, "
+                    "which runs a level until it can tell, would)."))
     name = share_percentile(share)
     over: list[tuple[str, float]] = []
     within: list[tuple[str, float]] = []

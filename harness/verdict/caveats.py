@@ -63,7 +63,9 @@ def _non_monotone(summary: RunSummary, order: list[str]) -> list[Sentence]:
             continue
         points = sorted((p for p in summary.points if p.target == target and p.failure is None
                          and level_of(p) is not None), key=lambda p: level_of(p) or 0.0)
-        first = next((p for p in points if judge(p, summary.slo_share).judged != "pass"), None)
+        # an unsure level (too few requests to tell) below a pass bounds nothing (sweep_interval)
+        first = next((p for p in points if judge(p, summary.slo_share).judged
+                      not in ("pass", "unsure")), None)
         later = [p for p in points if first is not None and (level_of(p) or 0) > (
             level_of(first) or 0) and judge(p, summary.slo_share).judged == "pass"]
         if first is None or not later:

@@ -163,8 +163,9 @@ def test_an_unsure_level_says_it_could_not_show_the_share() -> None:
          point("b", 8, good=11, total=12, ttft_ms=300, tok_s=300)]
     reasons = texts(a + b, ["a", "b"], "reason")
     assert reasons[0] == ("At c=8 92% of b's requests met the SLO (11 of 12), too few to show "
-                          "90% with confidence (95% interval 65%–99%): measured again it stayed "
-                          "unsure, so it counts as a fail.")
+                          "90% with confidence (95% interval 65%–99%); it does not count as a pass "
+                          "(a longer point, or a capacity search, which runs a level until it can "
+                          "tell, would).")
 
 
 def test_make_bench_separates_the_two_best_by_their_ratio_at_the_highest_common_load() -> None:
@@ -207,3 +208,33 @@ def test_a_short_level_too_small_to_judge_bounds_nothing() -> None:
         "fastapi_batching holds ≥ 8 requests at once and flask_threads no level shown within the "
         "SLO with confidence; at c=8 fastapi_batching delivered 7.77× the output tokens/s of "
         "flask_threads (684 vs 88 tok/s")
+
+
+def test_an_unsure_sweep_level_is_neither_a_fail_below_a_pass_nor_said_to_be_measured_again(
+        ) -> None:
+    """make bench's shape: 5-s points hold 5 requests at one stream, too few to show 90%. Below
+    a level that passes that bounds nothing, so no 'passes at c=4 although c=1 did not' caveat;
+    and a sweep measures a level once, so its reason does not claim a second measurement."""
+    a = [point("a", 1, good=5, total=5, ttft_ms=80, tok_s=60),
+         *(point("a", c, good=200, total=200, ttft_ms=90, tok_s=100 * c) for c in (4, 8))]
+    b = [point("b", 1, good=5, total=5, ttft_ms=80, tok_s=60),
+         point("b", 4, good=20, total=100, ttft_ms=1500, tok_s=70)]
+    caveats = texts([*a, *b], ["a", "b"], "caveat")
+    assert not any("although" in c for c in caveats), caveats
+    reasons = texts([*a, *b], ["a", "b"], "reason")
+    unsure = next(r for r in reasons if r.startswith("At c=1"))
+    assert "too few to show 90% with confidence" in unsure and "measured again" not in unsure
+    assert unsure.endswith("it does not count as a pass (a longer point, or a capacity search, "
+                           "which runs a level until it can tell, would).")
+    retried = replace(b[0], point="c1.3")  # a capacity level measured a third time
+    again = texts([*a, retried, b[1]], ["a", "b"], "reason")
+    assert any(r.endswith("measured again it stayed unsure, so it counts as a fail.")
+               for r in again), again
+
+
+def test_a_fail_below_a_pass_is_still_said() -> None:
+    a = [point("a", 1, good=200, total=200, ttft_ms=80, tok_s=60),
+         point("a", 4, good=100, total=200, ttft_ms=1500, tok_s=300),
+         point("a", 8, good=200, total=200, ttft_ms=90, tok_s=800)]
+    caveats = texts(a, ["a"], "caveat")
+    assert any(c.startswith("a passes at c=8 although c=4 did not") for c in caveats), caveats
