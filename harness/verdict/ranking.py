@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.run.capacity import level_of, passes, sweep_interval
+from harness.run.capacity import judge, level_of, passes, sweep_interval
 from harness.run.manifest import Manifest
 from harness.summary.record import CapacityLevel, PointSummary, RunSummary
 from harness.verdict.causes import causes, slo_breach
@@ -181,7 +181,9 @@ def _reasons(summary: RunSummary, standings: list[Standing], order: list[str]
         if standing.first_fail is None:
             continue
         points = [p for p in summary.points if p.target == standing.target]
-        failing = _failing_point(points, standing.first_fail, summary.slo_share)
+        failing = (_clear_fail_above(points, standing.first_fail, summary.slo_share)
+                   if standing.stopped == "sweep" and standing.first_fail.judged == "unsure"
+                   else None) or _failing_point(points, standing.first_fail, summary.slo_share)
         if failing is None:
             continue
         base = min(points, key=lambda p: level_of(p) or 0.0)
@@ -191,6 +193,16 @@ def _reasons(summary: RunSummary, standings: list[Standing], order: list[str]
         texts += causes(standing.target, failing, base)
         out += [Sentence("reason", t, link) for t in texts if t]
     return out
+
+
+def _clear_fail_above(points: list[PointSummary], level: CapacityLevel,
+                      share: float) -> PointSummary | None:
+    """In a sweep whose first level short of a pass was only unsure (too few requests: the
+    ranking says so), the lowest point above it that fails with confidence: what the load did
+    to the target, a better reason than how few requests one short point held."""
+    above = sorted((p for p in points if (level_of(p) or 0.0) > level.level
+                    and judge(p, share).judged == "fail"), key=lambda p: level_of(p) or 0.0)
+    return above[0] if above else None
 
 
 def _failing_point(points: list[PointSummary], level: CapacityLevel,

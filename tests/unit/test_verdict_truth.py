@@ -221,13 +221,17 @@ def test_an_unsure_sweep_level_is_neither_a_fail_below_a_pass_nor_said_to_be_mea
          point("b", 4, good=20, total=100, ttft_ms=1500, tok_s=70)]
     caveats = texts([*a, *b], ["a", "b"], "caveat")
     assert not any("although" in c for c in caveats), caveats
+    # b's reason is the level that clearly fails, not the short one that could not tell
     reasons = texts([*a, *b], ["a", "b"], "reason")
-    unsure = next(r for r in reasons if r.startswith("At c=1"))
+    assert reasons[0].startswith("At c=4 only 20% of b's requests met the SLO (20 of 100)")
+    assert not any(r.startswith("At c=1") for r in reasons), reasons
+    only_unsure = texts([*a, b[0]], ["a", "b"], "reason")  # no clear fail: the unsure level
+    unsure = next(r for r in only_unsure if r.startswith("At c=1"))
     assert "too few to show 90% with confidence" in unsure and "measured again" not in unsure
     assert unsure.endswith("it does not count as a pass (a longer point, or a capacity search, "
                            "which runs a level until it can tell, would).")
     retried = replace(b[0], point="c1.3")  # a capacity level measured a third time
-    again = texts([*a, retried, b[1]], ["a", "b"], "reason")
+    again = texts([*a, retried], ["a", "b"], "reason")
     assert any(r.endswith("measured again it stayed unsure, so it counts as a fail.")
                for r in again), again
 
