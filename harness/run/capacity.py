@@ -99,6 +99,16 @@ def level_of(point: PointSummary) -> float | None:
     return point.load.rate_rps
 
 
+def measured_again(point: PointSummary) -> bool:
+    """Whether the point is a capacity level's second or later try (c6.2, r2.5.3: named after
+    the level by `capacity_point`), not its first or a sweep's point (c6, r2.5)."""
+    level = level_of(point)
+    if level is None:
+        return False
+    first = f"c{level:g}" if point.load.concurrency is not None else f"r{level:g}"
+    return point.point.startswith(first + ".") and point.point[len(first) + 1:].isdigit()
+
+
 def capacity_level(point: PointSummary, level: float, share: float,
                    tries: int = 1) -> CapacityLevel:
     verdict = judge(point, share)

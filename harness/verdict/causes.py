@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from harness.run.capacity import judge
+from harness.run.capacity import judge, measured_again
 from harness.summary.record import Distribution, PointSummary
 from harness.verdict.text import ms, pct, ratio, share_percentile, share_text, short_level
 from targets import TARGETS
@@ -46,14 +46,14 @@ def slo_breach(target: str, point: PointSummary, share: float) -> str | None:
         return None
     judged = judge(point, share)
     if judged.judged == "unsure" and judged.ci is not None:
+        outcome = (": measured again it stayed unsure, so it counts as a fail."
+                   if measured_again(point)  # a sweep measures a level once
+                   else "; it does not count as a pass (a longer point, or a capacity search, "
+                   "which runs a level until it can tell, would).")
         return (f"At {short_level(point)} {share_text(good.fraction, share)} of {target}'s "
                 f"requests met the SLO ({good.good_requests} of {good.counted}), too few to "
                 f"show {pct(share)} with confidence (95% interval {pct(judged.ci[0])}–"
-                f"{pct(judged.ci[1])})" + (
-                    ": measured again it stayed unsure, so it counts as a fail." if
-                    "." in point.point  # a capacity level's retry: c6.2, c6.3
-                    else "; it does not count as a pass (a longer point, or a capacity search, "
-                    "which runs a level until it can tell, would)."))
+                f"{pct(judged.ci[1])}){outcome}")
     name = share_percentile(share)
     over: list[tuple[str, float]] = []
     within: list[tuple[str, float]] = []

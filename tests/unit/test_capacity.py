@@ -13,6 +13,7 @@ from harness.run.capacity import (
     capacity_level,
     capacity_point,
     judge,
+    measured_again,
     next_level,
     search,
     sweep_interval,
@@ -191,6 +192,13 @@ def test_a_dead_target_or_a_driver_bound_point_ends_the_search_without_a_capacit
                    lambda level, _: point_at(level, 1.0, flags=("driver_bound",) * (level > 2)))
     assert bound.stopped == "unjudged" and bound.last_pass is not None
     assert bound.last_pass.level == 2 and not bound.levels[-1].passed
+
+
+def test_a_retry_is_told_from_a_rate_with_a_decimal_point() -> None:
+    assert not measured_again(point_at(6, 1.0)) and not measured_again(point_at(2.5, 1.0,
+                                                                                closed=False))
+    assert measured_again(replace(point_at(6, 1.0), point="c6.2"))
+    assert measured_again(replace(point_at(2.5, 1.0, closed=False), point="r2.5.3"))
 
 
 def test_the_progress_line_says_a_point_whose_target_died_died() -> None:
