@@ -105,8 +105,13 @@ def measured_again(point: PointSummary) -> bool:
     level = level_of(point)
     if level is None:
         return False
-    first = f"c{level:g}" if point.load.concurrency is not None else f"r{level:g}"
+    first = level_name(level, closed=point.load.concurrency is not None)
     return point.point.startswith(first + ".") and point.point[len(first) + 1:].isdigit()
+
+
+def level_name(level: float, closed: bool) -> str:
+    """A level's point name, as a sweep names it: c6 (concurrency), r2.5 (req/s)."""
+    return f"c{level:g}" if closed else f"r{level:g}"
 
 
 def capacity_level(point: PointSummary, level: float, share: float,
@@ -129,15 +134,19 @@ def next_level(spec: CapacitySpec, last_pass: CapacityLevel | None,
     if first_fail is None:
         if low >= spec.max_level:
             return None
-        up = low * spec.factor
-        up = float(math.ceil(up)) if spec.arrival == "closed" else round(up, 6)
+        up = _rounded(spec, low * spec.factor, math.ceil)
         return min(max(up, low + (1 if spec.arrival == "closed" else 0)), spec.max_level)
     high = first_fail.level
     if high - low <= spec.resolution:
         return None
-    middle = (low + high) / 2
-    middle = float(math.floor(middle)) if spec.arrival == "closed" else round(middle, 6)
+    middle = _rounded(spec, (low + high) / 2, math.floor)
     return middle if low < middle < high else None
+
+
+def _rounded(spec: CapacitySpec, level: float, whole: Callable[[float], int]) -> float:
+    """A concurrency rounded to a whole number by `whole`; a rate kept exact (to 1e-6 req/s,
+    so that float noise does not name a level apart)."""
+    return float(whole(level)) if spec.arrival == "closed" else round(level, 6)
 
 
 def search(spec: CapacitySpec, slo: Mapping[str, float], share: float, measure: Measure,
@@ -209,7 +218,7 @@ def capacity_point(template: LoadPoint, spec: CapacitySpec, level: float,
     level measured again is twice as long each time and named apart (c6.2, c6.3).
     `min_requests` (the builtin driver's `LoadPoint.min_requests`, doubled with the duration):
     the window goes on until that many requests were sent (`requests_needed`)."""
-    name = f"c{level:g}" if spec.arrival == "closed" else f"r{level:g}"
+    name = level_name(level, closed=spec.arrival == "closed")
     longer = replace(template, name=name + (f".{attempt + 1}" if attempt else ""),
                      duration_s=template.duration_s * 2 ** attempt,
                      min_requests=min_requests * 2 ** attempt)
