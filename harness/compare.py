@@ -37,7 +37,14 @@ from harness.gate.baseline import (
 )
 from harness.metrics.change import Change, classify, p_value
 from harness.metrics.change import higher_is_better as is_higher_better
-from harness.metrics.measured import Measured, Noise, change_between, measure, points_of
+from harness.metrics.measured import (
+    Measured,
+    Noise,
+    change_between,
+    measure,
+    points_of,
+    run_to_run,
+)
 from harness.records.versioned import exact
 from harness.report.frame import points_frame
 from harness.report.run_data import RunData
@@ -125,7 +132,7 @@ def noise_from(summary: RunSummary) -> NoiseTable:
     for target, point in {(p.target, p.point) for p in summary.points}:
         for column, _ in METRICS:
             field, sub = column.split(".", 1)
-            noise = Noise.of(measure(points_of(summary, target, point), field, sub).repeats)
+            noise = run_to_run(summary, target, point, field, sub)
             if noise is not None:
                 out[(target, point, column)] = noise
     return out

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness.metrics.measured import Noise, measure, points_of
+from harness.metrics.measured import run_to_run
 from harness.records.atomic import read_json, write_json
 from harness.records.versioned import exact
 from harness.run.folder import RunDir
@@ -175,7 +175,7 @@ def spread_lines(saved: SavedBaseline) -> list[str]:
     for target, point in dict.fromkeys((p.target, p.point) for p in saved.summary.points):
         parts = []
         for field, sub in SPREAD:
-            noise = Noise.of(measure(points_of(saved.summary, target, point), field, sub).repeats)
+            noise = run_to_run(saved.summary, target, point, field, sub)
             if noise is not None:
                 parts.append(f"{field}.{sub} ±{100 * noise.sd_log:.1f}%")
         if parts:

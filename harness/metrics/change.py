@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.metrics.repeats import t975
+from harness.metrics.repeats import spread, t975
 
 Basis = Literal["within", "repeats", "prediction", "count", "none"]
 Direction = Literal["improved", "regressed", "unchanged", "unknown"]
@@ -144,8 +144,10 @@ def prediction_change(repeats: Sequence[float], single: float, single_ci: Interv
     centre = math.log(b) - math.log(a)
     half = t975(len(logs) - 1) * statistics.stdev(logs) * math.sqrt(1 + 1 / len(logs))
     lo, hi = centre - half, centre + half
-    within = interval_change(mean, _t_interval(values), single, single_ci) if single_is_after \
-        else interval_change(single, single_ci, mean, _t_interval(values))
+    across = spread(values)  # the repeats' mean and its t-interval
+    mean_ci = across.interval if across is not None else None
+    within = interval_change(mean, mean_ci, single, single_ci) if single_is_after \
+        else interval_change(single, single_ci, mean, mean_ci)
     if within.lo is not None and within.hi is not None:
         lo, hi = min(lo, math.log(within.lo)), max(hi, math.log(within.hi))
     return Change(a, b, math.exp(lo), math.exp(hi), "prediction")
@@ -184,12 +186,6 @@ def _log_bounds(a: float, a_ci: Interval, b: float, b_ci: Interval) -> tuple[flo
     a_down, a_up = math.log(a) - math.log(a_ci[0]), math.log(a_ci[1]) - math.log(a)
     b_down, b_up = math.log(b) - math.log(b_ci[0]), math.log(b_ci[1]) - math.log(b)
     return log_r - math.hypot(b_down, a_up), log_r + math.hypot(b_up, a_down)
-
-
-def _t_interval(values: Sequence[float]) -> Interval:
-    mean = statistics.fmean(values)
-    half = t975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return mean - half, mean + half
 
 
 def _finite(values: Sequence[float]) -> list[float]:

@@ -37,7 +37,7 @@ from harness.metrics.change import (
     repeats_change,
 )
 from harness.metrics.quantiles import FLOORS
-from harness.metrics.repeats import t975
+from harness.metrics.repeats import spread, t975
 from harness.summary.record import DISTRIBUTIONS, Distribution, PointSummary, RunSummary
 
 COUNTERS = {"requests": ("ok", "http_error", "refused", "timeout", "truncated", "conn_error",
@@ -63,10 +63,9 @@ class Measured:
 
     def interval(self) -> Interval | None:
         """The 95% interval of `value`: across repeats (t on the mean), else its own."""
-        if len(self.repeats) >= 2:
-            half = t975(len(self.repeats) - 1) * statistics.stdev(self.repeats)
-            half /= math.sqrt(len(self.repeats))
-            return (self.value or 0.0) - half, (self.value or 0.0) + half
+        across = spread(self.repeats)
+        if across is not None and across.interval is not None:  # two or more repeats
+            return across.interval
         if self.counter is not None and self.value is not None:
             return self.value, self.value
         return self.ci
@@ -92,6 +91,13 @@ class Noise:
     def of(cls, values: Sequence[float]) -> Noise | None:
         logs = [math.log(v) for v in values if v > 0 and math.isfinite(v)]
         return cls(statistics.stdev(logs), len(logs)) if len(logs) >= 2 else None
+
+
+def run_to_run(summary: RunSummary, target: str, point: str, field: str,
+               sub: str) -> Noise | None:
+    """How `field`.`sub` at `target` × `point` moved across the summary's runs (a saved
+    baseline's repeats); None with fewer than two values."""
+    return Noise.of(measure(points_of(summary, target, point), field, sub).repeats)
 
 
 def points_of(summary: RunSummary, target: str, point: str) -> list[PointSummary]:

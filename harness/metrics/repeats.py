@@ -43,6 +43,11 @@ class Spread:
     hi: float | None
 
     @property
+    def interval(self) -> tuple[float, float] | None:
+        """(lo, hi), or None below 2 values."""
+        return None if self.lo is None or self.hi is None else (self.lo, self.hi)
+
+    @property
     def half_width(self) -> float | None:
         return None if self.lo is None or self.hi is None else (self.hi - self.lo) / 2
 
