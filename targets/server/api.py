@@ -1,9 +1,9 @@
 """The OpenAI-compatible API every target speaks, independent of the web framework.
 
 Parsing and validation (`parse_request`), prompt → token ids with limits (`prompt_ids`),
-response and SSE chunk shapes (`Formatter`), incremental detokenization (`Detokenizer`) and
-OpenAI-shaped errors (`APIError`). Flask and FastAPI targets both call these, so the wire format
-is written once.
+response and SSE chunk shapes (`Formatter`) and OpenAI-shaped errors (`APIError`); the output's
+text as tokens arrive is `targets.server.text`. Flask and FastAPI targets both call these, so the
+wire format is written once.
 """
 
 from __future__ import annotations
@@ -86,9 +86,13 @@ class Limits:
     max_body_bytes: int = 1 << 20
 
 
+MAX_STOP = 4  # OpenAI's limit on stop sequences per request
+
+
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
     include_usage: bool = False
+    continuous_usage_stats: bool = False  # vLLM's: usage on every chunk too
 
 
 class _Common(BaseModel):
@@ -104,21 +108,55 @@ class _Common(BaseModel):
     ignore_eos: bool = False
     n: int = Field(default=1, ge=1, le=1)
     stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = Field(
+        default=None, description=f"up to {MAX_STOP} sequences; the output ends before the "
+                                  "first one, with finish_reason 'stop'")
+    user: str | None = Field(default=None, description="accepted and not used")
+    presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0,
+                                    description="refused unless 0: no penalties here")
+    frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0,
+                                     description="refused unless 0: no penalties here")
+
+    def stop_sequences(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
 
 class CompletionRequest(_Common):
     prompt: str | list[int] | list[str]
+    logprobs: int | None = Field(default=None, ge=0, le=5,
+                                 description="refused unless null: no log-probabilities here")
+    echo: bool = Field(default=False, description="refused when true")
+    best_of: int | None = Field(default=None, ge=1, le=1)
+
+
+class ContentPart(BaseModel):
+    """One part of a chat message's content: only `{"type": "text", "text": ...}` is served."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: str
+    text: str | None = None
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: str
-    content: str
+    content: str | list[ContentPart]
+
+    def text(self) -> str:
+        """The content as text: a list of text parts joined by newlines (as vLLM does)."""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(part.text or "" for part in self.content)
 
 
 class ChatRequest(_Common):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
+    logprobs: bool = Field(default=False, description="refused when true")
+    top_logprobs: int | None = Field(default=None, ge=0, le=20,
+                                     description="refused unless null or 0")
 
 
 def parse_request(raw: bytes, kind: Kind, limits: Limits) -> CompletionRequest | ChatRequest:
@@ -148,7 +186,53 @@ def parse_request(raw: bytes, kind: Kind, limits: Limits) -> CompletionRequest |
             raise APIError(400, "prompt must not be empty", param="prompt")
         if any(isinstance(p, str) for p in req.prompt) and len(req.prompt) != 1:
             raise APIError(400, "only one prompt per request is supported", param="prompt")
+    if isinstance(req, ChatRequest):
+        _check_content(req.messages)
+    _check_stop(req.stop_sequences())
+    _refuse_unserved(req)
     return req
+
+
+def _check_content(messages: Sequence[ChatMessage]) -> None:
+    """Content parts must be text, non-empty lists: name the first part that is not."""
+    for i, message in enumerate(messages):
+        if isinstance(message.content, str):
+            continue
+        if not message.content:
+            raise APIError(400, f"messages.{i}.content: a list of parts must not be empty",
+                           param="messages")
+        for j, part in enumerate(message.content):
+            where = f"messages.{i}.content.{j}"
+            if part.type != "text":
+                raise APIError(400, f"{where}: parts of type {part.type!r} are not supported: "
+                               "this server takes text only (parts of type 'text')",
+                               param="messages", code="unsupported_content_type")
+            if part.text is None:
+                raise APIError(400, f"{where}.text: a 'text' part needs its text",
+                               param="messages")
+
+
+def _check_stop(stops: Sequence[str]) -> None:
+    if len(stops) > MAX_STOP:
+        raise APIError(400, f"stop: at most {MAX_STOP} sequences, got {len(stops)}",
+                       param="stop")
+    if any(not s for s in stops):
+        raise APIError(400, "stop: a stop sequence must not be empty", param="stop")
+
+
+def _refuse_unserved(req: CompletionRequest | ChatRequest) -> None:
+    """Options this server cannot honour are refused by name rather than silently ignored."""
+    unserved: list[tuple[str, bool]] = [
+        ("presence_penalty", req.presence_penalty != 0),
+        ("frequency_penalty", req.frequency_penalty != 0)]
+    if isinstance(req, CompletionRequest):
+        unserved += [("logprobs", req.logprobs is not None), ("echo", req.echo)]
+    else:
+        unserved += [("logprobs", req.logprobs), ("top_logprobs", bool(req.top_logprobs))]
+    for name, asked in unserved:
+        if asked:
+            raise APIError(400, f"{name}: not supported by this server; leave it unset",
+                           param=name, code="unsupported_parameter")
 
 
 def _no_constant(name: str) -> Any:
@@ -185,7 +269,7 @@ def sampling(temperature: float, top_p: float) -> tuple[float, float]:
 
 def chat_prompt(messages: Sequence[ChatMessage]) -> str:
     """A plain role-prefixed transcript: the tiny model has no chat template."""
-    lines = [f"{m.role}: {m.content}" for m in messages]
+    lines = [f"{m.role}: {m.text()}" for m in messages]
     return "\n".join([*lines, "assistant:"])
 
 
@@ -229,51 +313,6 @@ def prompt_ids(
     return ids, params
 
 
-class Detokenizer:
-    """Turns a stream of token ids into text pieces without splitting UTF-8 characters.
-
-    A byte-level BPE token may carry part of a multi-byte character: its decode ends in U+FFFD
-    until the next tokens complete it, so such a piece is held back. It is held for at most
-    `HOLD_TOKENS` tokens (a UTF-8 character has at most 4 bytes, each token at least one): past
-    that the bytes are not a character being completed but invalid, and are sent as U+FFFD, as
-    `decode` renders them. `flush()` returns what is still held at the end of the stream, so the
-    text of a generation is never empty when its tokens decode to something.
-    """
-
-    HOLD_TOKENS = 4
-
-    def __init__(self, tokenizer: Tokenizer) -> None:
-        self.tokenizer = tokenizer
-        self.ids: list[int] = []
-        self.emitted = 0  # characters of decode(ids[start:]) already sent
-        self.start = 0
-        self.held = 0  # tokens pushed since the last piece that was sent
-
-    def push(self, token: int) -> str:
-        self.ids.append(token)
-        text = self.tokenizer.decode(self.ids[self.start:], skip_special_tokens=True)
-        self.held += 1
-        if text.endswith("\ufffd") and self.held < self.HOLD_TOKENS:
-            return ""  # an incomplete multi-byte character: wait for the next token
-        piece = text[self.emitted:]
-        self.held = 0
-        if len(self.ids) - self.start > 16 or text.endswith("\ufffd"):
-            # keep decode cost bounded on long outputs; after invalid bytes, start afresh so
-            # later tokens never re-decode (and re-send) the bytes already sent
-            self.start = len(self.ids)
-            self.emitted = 0
-        else:
-            self.emitted = len(text)
-        return piece
-
-    def flush(self) -> str:
-        """The text still held back (an unfinished character at the end), once."""
-        text = self.tokenizer.decode(self.ids[self.start:], skip_special_tokens=True)
-        piece = text[self.emitted:]
-        self.start, self.emitted, self.held = len(self.ids), 0, 0
-        return piece
-
-
 def model_list(name: str, max_context: int, created: int) -> dict[str, Any]:
     """`GET /v1/models`: the one model this server serves, as OpenAI lists models (clients and
     benchmark tools ask it for the model name to send)."""
@@ -293,10 +332,12 @@ def sse(data: dict[str, Any]) -> bytes:
 class Formatter:
     """Builds response bodies and stream chunks for one request of either API kind."""
 
-    def __init__(self, kind: Kind, model: str, include_usage: bool = False) -> None:
+    def __init__(self, kind: Kind, model: str, include_usage: bool = False,
+                 continuous_usage: bool = False) -> None:
         self.kind = kind
         self.model = model
         self.include_usage = include_usage
+        self.continuous_usage = continuous_usage
         prefix = "cmpl" if kind == "completions" else "chatcmpl"
         self.id = f"{prefix}-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
@@ -315,14 +356,20 @@ class Formatter:
                 "model": self.model, "choices": [self._choice(text, finish, delta=False)],
                 "usage": usage(prompt_n, output_n)}
 
-    def chunk(self, text: str, finish: str | None = None) -> bytes:
+    def chunk(self, text: str, finish: str | None = None,
+              counts: tuple[int, int] | None = None) -> bytes:
+        """One stream chunk; `counts` (prompt, output tokens so far) adds its usage, as vLLM's
+        `stream_options.continuous_usage_stats` asks."""
         obj = "text_completion" if self.kind == "completions" else "chat.completion.chunk"
-        return sse({"id": self.id, "object": obj, "created": self.created, "model": self.model,
-                    "choices": [self._choice(text, finish, delta=True)]})
+        data = {"id": self.id, "object": obj, "created": self.created, "model": self.model,
+                "choices": [self._choice(text, finish, delta=True)]}
+        if counts is not None:
+            data["usage"] = usage(*counts)
+        return sse(data)
 
     def tail(self, finish: str, prompt_n: int, output_n: int) -> bytes:
         """The closing chunk with finish_reason, the usage chunk when asked, then [DONE]."""
-        out = self.chunk("", finish)
+        out = self.chunk("", finish, (prompt_n, output_n) if self.continuous_usage else None)
         if self.include_usage:
             obj = "text_completion" if self.kind == "completions" else "chat.completion.chunk"
             out += sse({"id": self.id, "object": obj, "created": self.created,
@@ -331,7 +378,9 @@ class Formatter:
         return out + SSE_DONE
 
 
-def finish_reason(params: GenParams, tokens: Sequence[int], eos: int) -> str:
-    if tokens and tokens[-1] == eos and not params.ignore_eos:
+def finish_reason(params: GenParams, tokens: Sequence[int], eos: int,
+                  stopped: bool = False) -> str:
+    """'stop' for a stop sequence or the model's EOS (unless ignored), else 'length'."""
+    if stopped or (bool(tokens) and tokens[-1] == eos and not params.ignore_eos):
         return "stop"
     return "length"

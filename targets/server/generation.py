@@ -5,7 +5,8 @@
 slot), and the prepared run completes the job or streams its tokens, produced by the pattern's
 `generate(job)` (`targets.server.job`). `/v1/models` is answered from the model at once.
 
-A client that leaves cancels its generation (`job.cancel` is set and the iterator closed).
+A client that leaves cancels its generation (`job.cancel` is set and the iterator closed); so
+does a stop sequence the output reached (`job.stopped`).
 `counts_tokens`: the pattern's producer (a worker thread or process) counts tokens in
 `patternbench_generated_tokens` itself, so tokens a departed client never read are counted too;
 otherwise they are counted here.
@@ -138,6 +139,8 @@ class AsyncRun(_Run):
             tokens = self.jobs.generate(self.job)
             async for token in tokens:
                 self.add(token)
+                if self.job.stopped:
+                    break
             reply = self.body()
             self.ends_as("cancelled" if watcher.done() else "ok")
             return reply
@@ -151,6 +154,8 @@ class AsyncRun(_Run):
             tokens = self.jobs.generate(self.job)
             async for token in tokens:
                 yield self.chunk(token)
+                if self.job.stopped:
+                    break
             yield self.tail()
             self.ends_as("ok")
         except Exception as exc:
@@ -183,6 +188,8 @@ class ThreadRun(_Run):
             tokens = self.jobs.generate(self.job)
             for token in tokens:
                 self.add(token)
+                if self.job.stopped:
+                    break
             reply = self.body()
             self.ends_as("ok")
             return reply
@@ -195,6 +202,8 @@ class ThreadRun(_Run):
             tokens = self.jobs.generate(self.job)
             for token in tokens:
                 yield self.chunk(token)
+                if self.job.stopped:
+                    break
             yield self.tail()
             self.ends_as("ok")
         except Exception as exc:

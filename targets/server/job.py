@@ -23,13 +23,13 @@ from targets.model.engine import GenParams, Tokenizer
 from targets.server.api import (
     ChatRequest,
     CompletionRequest,
-    Detokenizer,
     Formatter,
     Kind,
     Limits,
     finish_reason,
     prompt_ids,
 )
+from targets.server.text import Detokenizer, StopText
 
 
 class ModelInfo(Protocol):
@@ -71,6 +71,7 @@ class Job:
     params: GenParams
     formatter: Formatter
     detok: Detokenizer
+    stop: StopText
     tokens: list[int] = field(default_factory=list)
     text: list[str] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -80,31 +81,43 @@ class Job:
                limits: Limits) -> Job:
         """Check the prompt against `limits` and the model's context (raises `APIError`)."""
         ids, params = prompt_ids(request, engine.tokenizer, engine.max_context, limits)
-        include_usage = bool(request.stream_options and request.stream_options.include_usage)
-        fmt = Formatter(kind, request.model or engine.name, include_usage=include_usage)
-        return cls(kind, request, ids, params, fmt, Detokenizer(engine.tokenizer))
+        options = request.stream_options
+        fmt = Formatter(kind, request.model or engine.name,
+                        include_usage=bool(options and options.include_usage),
+                        continuous_usage=bool(options and options.continuous_usage_stats))
+        return cls(kind, request, ids, params, fmt, Detokenizer(engine.tokenizer),
+                   StopText(request.stop_sequences()))
 
     @property
     def stream(self) -> bool:
         return self.request.stream
 
+    @property
+    def stopped(self) -> bool:
+        """A stop sequence ended the output: the generation is to be closed."""
+        return self.stop.hit
+
     def add(self, token: int) -> str:
-        """Record a token; return its text piece ('' while a UTF-8 character is incomplete)."""
+        """Record a token; return its text piece ('' while a UTF-8 character is incomplete or
+        the text may begin a stop sequence)."""
         self.tokens.append(token)
-        piece = self.detok.push(token)
+        piece = self.stop.push(self.detok.push(token))
         self.text.append(piece)
         return piece
 
     def on_token(self, token: int) -> bytes:
         """Record a token; return its SSE chunk (one chunk per token, even if its text is '')."""
-        return self.formatter.chunk(self.add(token))
+        piece = self.add(token)
+        counts = (len(self.ids), len(self.tokens)) if self.formatter.continuous_usage else None
+        return self.formatter.chunk(piece, counts=counts)
 
     def finish(self, eos: int) -> str:
-        return finish_reason(self.params, self.tokens, eos)
+        return finish_reason(self.params, self.tokens, eos, self.stopped)
 
     def rest(self) -> str:
-        """The text the detokenizer still held at the end (recorded like a token's piece)."""
-        piece = self.detok.flush()
+        """The text still held at the end, by the detokenizer or as a possible stop sequence
+        that did not come (recorded like a token's piece)."""
+        piece = self.stop.push(self.detok.flush()) + self.stop.flush()
         self.text.append(piece)
         return piece
 

@@ -68,6 +68,10 @@ SKIPS: dict[str, dict[str, str]] = {
                                "never to be a 5xx",
         "patternbench_metrics": "vLLM exports its own vllm:* metrics (the harness's telemetry "
                                 "reads those), not our patternbench_* gauges and counters",
+        "unserved_options": "vLLM serves logprobs, echo and penalties itself: it has no need "
+                            "to refuse them",
+        "text_only_content": "vLLM refuses an image part with a 400 of its own wording ('tiny "
+                             "is not a multimodal model'), naming the model, not the part",
     },
 }
 

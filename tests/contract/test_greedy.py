@@ -15,7 +15,7 @@ import pytest
 from targets.model.engine import GenParams, ModelEngine
 from targets.model.load import load_engine
 from targets.model.tuning import configure_threads
-from targets.server.api import Detokenizer
+from targets.server.text import Detokenizer
 from tests.contract.client import Stream, request, stream_text, token_payloads
 from tests.contract.conftest import Fleet, supports, target_params
 

@@ -14,13 +14,13 @@ from targets.server.api import (
     MIN_TEMPERATURE,
     MIN_TOP_P,
     APIError,
-    Detokenizer,
     Limits,
     check_content_type,
     check_model,
     parse_request,
     prompt_ids,
 )
+from targets.server.text import Detokenizer
 
 LIMITS = Limits()
 
