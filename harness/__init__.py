@@ -6,7 +6,8 @@
     drivers/      builtin/, k6/, locust/: a LoadJob in, one Sample per request out
     samples.py    the Sample record: one per request, every time on one monotonic clock
     run/          runner → launcher → point (driver, liveness, fault) → run folder + manifest;
-                  the capacity search, calibrate, `patternbench capacity URL`
+                  the capacity search, calibrate, `patternbench capacity URL`,
+                  `patternbench parity URL` (parity/: ours beside vLLM bench, GuideLLM, AIPerf)
     telemetry/    GPU, host CPU/RSS, the /health probe and /metrics scrape around each point
     metrics/      pure: samples → TTFT, TPOT, ITL, E2E, throughput, goodput, their intervals
     summary/      summary.json: the typed, versioned record of what a run measured

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from harness.cli import parity as cli_parity
 from harness.cli import reports as cli_reports
 from harness.gate.baseline import BaselineError
 from harness.run.folder import RunDir, calibration_path
@@ -30,6 +31,7 @@ patternbench measures LLM serving patterns against one model with identical load
   patternbench export results/<run> --format csv     a run's points as csv, md or parquet
   patternbench serve fastapi_threadpool --port 8000  one target in the foreground (try curl)
   patternbench capacity http://127.0.0.1:8000        capacity under an SLO of any OpenAI server
+  patternbench parity http://127.0.0.1:8000          our numbers beside vLLM bench, GuideLLM, AIPerf
 """
 
 EXIT_CODES = """\
@@ -312,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(--port, --model, -o key=value, --api-key ...).")
     srv.add_argument("target", help="target name (see `patternbench list`)")
     _capacity_parser(sub)
+    cli_parity.add_parser(sub)
     cli_reports.add_parsers(sub)  # compare, publish, export
     return parser
 
@@ -324,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": cmd_run, "report": cmd_report, "calibrate": cmd_calibrate, "list": cmd_list,
         "capacity": cmd_capacity, "gate": cmd_gate, "baseline": cmd_baseline,
+        "parity": cli_parity.run,
     }
     try:
         if args.command in cli_reports.COMMANDS:
