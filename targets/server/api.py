@@ -112,10 +112,10 @@ class _Common(BaseModel):
         default=None, description=f"up to {MAX_STOP} sequences; the output ends before the "
                                   "first one, with finish_reason 'stop'")
     user: str | None = Field(default=None, description="accepted and not used")
-    presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0,
-                                    description="refused unless 0: no penalties here")
-    frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0,
-                                     description="refused unless 0: no penalties here")
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0,
+                                           description="refused unless 0: no penalties here")
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0,
+                                            description="refused unless 0: no penalties here")
 
     def stop_sequences(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -127,7 +127,7 @@ class CompletionRequest(_Common):
     prompt: str | list[int] | list[str]
     logprobs: int | None = Field(default=None, ge=0, le=5,
                                  description="refused unless null: no log-probabilities here")
-    echo: bool = Field(default=False, description="refused when true")
+    echo: bool | None = Field(default=None, description="refused when true")
     best_of: int | None = Field(default=None, ge=1, le=1)
 
 
@@ -154,7 +154,7 @@ class ChatMessage(BaseModel):
 class ChatRequest(_Common):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    logprobs: bool = Field(default=False, description="refused when true")
+    logprobs: bool | None = Field(default=None, description="refused when true")
     top_logprobs: int | None = Field(default=None, ge=0, le=20,
                                      description="refused unless null or 0")
 
@@ -223,12 +223,12 @@ def _check_stop(stops: Sequence[str]) -> None:
 def _refuse_unserved(req: CompletionRequest | ChatRequest) -> None:
     """Options this server cannot honour are refused by name rather than silently ignored."""
     unserved: list[tuple[str, bool]] = [
-        ("presence_penalty", req.presence_penalty != 0),
-        ("frequency_penalty", req.frequency_penalty != 0)]
+        ("presence_penalty", bool(req.presence_penalty)),
+        ("frequency_penalty", bool(req.frequency_penalty))]
     if isinstance(req, CompletionRequest):
-        unserved += [("logprobs", req.logprobs is not None), ("echo", req.echo)]
+        unserved += [("logprobs", req.logprobs is not None), ("echo", bool(req.echo))]
     else:
-        unserved += [("logprobs", req.logprobs), ("top_logprobs", bool(req.top_logprobs))]
+        unserved += [("logprobs", bool(req.logprobs)), ("top_logprobs", bool(req.top_logprobs))]
     for name, asked in unserved:
         if asked:
             raise APIError(400, f"{name}: not supported by this server; leave it unset",

@@ -57,6 +57,14 @@ def test_a_part_that_is_not_text_is_refused_by_name(part: dict[str, Any], named:
     assert named in error.message
 
 
+def test_unserved_options_set_to_null_or_off_are_accepted() -> None:
+    nulls = {"logprobs": None, "echo": None, "presence_penalty": None, "stop": None,
+             "user": None, "best_of": 1}
+    assert isinstance(parse({"prompt": "hi", **nulls}), CompletionRequest)
+    assert isinstance(parse({**chat("hi"), "logprobs": None, "top_logprobs": None}, "chat"),
+                      ChatRequest)
+
+
 def test_an_empty_list_of_parts_is_refused() -> None:
     error = refused(chat([]), "chat")
     assert error.status == 400 and "must not be empty" in error.message
@@ -66,7 +74,8 @@ def test_client_fields_are_accepted() -> None:
     req = parse({**chat("hi"), "user": "user-42", "n": 1, "max_completion_tokens": 3,
                  "stream": True, "stream_options": {"include_usage": True,
                                                     "continuous_usage_stats": True},
-                 "logprobs": False, "top_logprobs": 0, "presence_penalty": 0}, "chat")
+                 "logprobs": False, "top_logprobs": 0, "presence_penalty": 0,
+                 "frequency_penalty": None}, "chat")
     assert isinstance(req, ChatRequest)
     assert req.user == "user-42" and req.max_completion_tokens == 3
     assert req.stream_options is not None and req.stream_options.continuous_usage_stats
