@@ -44,6 +44,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help=f"clients in round order (default {','.join(CLIENTS)})")
     p.add_argument("--prompt-tokens", type=int, default=32, help="prompt tokens (default 32)")
     p.add_argument("--output-tokens", type=int, default=16, help="output tokens (default 16)")
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="temperature every client sends (default 0, greedy): a client that "
+                        "sends none gets the server's default (1.0), and sampling costs time")
     p.add_argument("--client-cpus", help="pin every client to these cores, e.g. 1 (default: "
                                          "not pinned); pin the server apart from them")
     p.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
@@ -57,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"patternbench parity: unknown client {', '.join(unknown) or '(none given)'}; "
               f"known: {', '.join(CLIENTS)}", file=sys.stderr)
         return 2
-    if args.rate <= 0 or args.requests < 1 or args.rounds < 1:
-        print("patternbench parity: --rate must be > 0, --requests and --rounds ≥ 1",
-              file=sys.stderr)
+    if args.rate <= 0 or args.requests < 1 or args.rounds < 1 or args.temperature < 0:
+        print("patternbench parity: --rate must be > 0, --requests and --rounds ≥ 1, "
+              "--temperature ≥ 0", file=sys.stderr)
         return 2
     try:
         cfg = ExternalConfig.from_options({"url": args.url})
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     load = ParityLoad(url=cfg.url, model=args.model or listed_model(cfg) or args.tokenizer,
                       tokenizer=args.tokenizer, rate_rps=args.rate, requests=args.requests,
                       prompt_tokens=args.prompt_tokens, output_tokens=args.output_tokens,
-                      seed=args.seed, client_cpus=cpus)
+                      temperature=args.temperature, seed=args.seed, client_cpus=cpus)
     folder = Path(args.results) / time.strftime("parity-%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()

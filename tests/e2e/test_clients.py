@@ -34,8 +34,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TargetProcess]:
 
 def load(server: TargetProcess) -> ParityLoad:
     return ParityLoad(url=server.url, model="tiny", tokenizer="tiny", rate_rps=4.0,
-                      requests=REQUESTS, prompt_tokens=32, output_tokens=8, seed=1,
-                      client_cpus=None)
+                      requests=REQUESTS, prompt_tokens=32, output_tokens=8, temperature=0.0,
+                      seed=1, client_cpus=None)
 
 
 def test_openai_async_client_streams_and_completes(server: TargetProcess) -> None:

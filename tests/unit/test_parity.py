@@ -17,7 +17,8 @@ from harness.run.parity.load import METRICS, Leg, ParityLoad
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
 LOAD = ParityLoad(url="http://127.0.0.1:8011", model="tiny", tokenizer="tiny", rate_rps=2.0,
-                  requests=10, prompt_tokens=32, output_tokens=16, seed=0, client_cpus=None)
+                  requests=10, prompt_tokens=32, output_tokens=16, temperature=0.0, seed=0,
+                  client_cpus=None)
 
 
 def read(client: Client, tmp_path: Path) -> tuple[dict[str, float | None], int, int]:

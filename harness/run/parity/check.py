@@ -93,7 +93,7 @@ def run_builtin(load: ParityLoad, folder: Path, round_: int, out: TextIO) -> Leg
         "name": "parity", "description": f"Parity check leg against {load.url}.",
         "model": load.tokenizer, "seed": load.seed + round_,
         "workload": {"api": "chat", "stream": True, "prompt_tokens": load.prompt_tokens,
-                     "output_tokens": load.output_tokens},
+                     "output_tokens": load.output_tokens, "temperature": load.temperature},
         "load": {"kind": "poisson", "rate_rps": [load.rate_rps], "warmup_s": 0,
                  "duration_s": load.expected_s, "min_requests": load.requests,
                  "max_requests": load.requests,
@@ -197,9 +197,9 @@ def table_markdown(record: ParityRecord) -> str:
     load = record.load
     legs = [leg for leg in record.legs if leg.error is None]
     lines += ["", f"{load.requests} requests per leg, Poisson at {load.rate_rps:g}/s, "
-              f"{load.prompt_tokens} prompt / {load.output_tokens} output tokens, chat, "
-              f"streamed; {len(legs)} legs over {record.rounds} rounds; median [min–max] of "
-              "each client's rounds."]
+              f"{load.prompt_tokens} prompt / {load.output_tokens} output tokens, temperature "
+              f"{load.temperature:g}, chat, streamed; {len(legs)} legs over {record.rounds} "
+              "rounds; median [min–max] of each client's rounds."]
     failed = [leg for leg in record.legs if leg.error is not None]
     lines += [f"- round {leg.round}, {leg.client}: {leg.error}" for leg in failed]
     lines += [f"- not run: {why}" for why in record.skipped.values()]

@@ -105,7 +105,8 @@ def _vllm_argv(load: ParityLoad, folder: Path, tokenizer_dir: Path, seed: int) -
             "--dataset-name", "random", "--random-input-len", str(load.prompt_tokens),
             "--random-output-len", str(load.output_tokens), "--random-range-ratio", "0",
             "--num-prompts", str(load.requests), "--request-rate", f"{load.rate_rps:g}",
-            "--ignore-eos", "--seed", str(seed), "--disable-tqdm",
+            "--ignore-eos", "--temperature", f"{load.temperature:g}", "--seed", str(seed),
+            "--disable-tqdm",
             "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,99",
             "--save-result", "--result-dir", str(folder), "--result-filename", "result.json"]
 
@@ -119,7 +120,8 @@ def _vllm_read(folder: Path) -> tuple[dict[str, float | None], int, int]:
 def _guidellm_argv(load: ParityLoad, folder: Path, tokenizer_dir: Path, seed: int) -> list[str]:
     bin_dir = Path(GUIDELLM.python()).parent
     return [str(bin_dir / "guidellm"), "run",
-            "--backend", f"kind=openai_http,target={load.url},model={load.model}",
+            "--backend", f"kind=openai_http,target={load.url},model={load.model},"
+                         f"extras.body.temperature={load.temperature:g}",
             "--profile", f"kind=poisson,rate={load.rate_rps:g}",
             "--constraint", f"kind=max_requests,count={load.requests}",
             "--tokenizer", f"kind=huggingface_auto,model={tokenizer_dir}",
@@ -160,6 +162,7 @@ def _aiperf_argv(load: ParityLoad, folder: Path, tokenizer_dir: Path, seed: int)
             "--prompt-input-tokens-stddev", "0",
             "--prompt-output-tokens-mean", str(load.output_tokens),
             "--prompt-output-tokens-stddev", "0", "--extra-inputs", "ignore_eos:true",
+            "--extra-inputs", f"temperature:{load.temperature:g}",
             "--random-seed", str(seed), "--output-artifact-dir", str(folder / "out"),
             "--ui-type", "none"]
 

@@ -1,9 +1,9 @@
 """What every client of a parity check is asked to send, and what one leg measured.
 
 A `ParityLoad` is the same for every client: chat completions, streamed, `requests` requests of
-`prompt_tokens` random-text tokens asking for exactly `output_tokens` (`ignore_eos`), arriving as
-a Poisson process of `rate_rps`. A `Leg` is one client's run of it: the metrics of `METRICS`
-(None where the client has no such metric), and its request counts.
+`prompt_tokens` random-text tokens asking for exactly `output_tokens` (`ignore_eos`) at one
+`temperature`, arriving as a Poisson process of `rate_rps`. A `Leg` is one client's run of it:
+the metrics of `METRICS` (None where the client has no such metric), and its request counts.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ class ParityLoad:
     requests: int = doc("requests per leg")
     prompt_tokens: int = doc("prompt length in tokens (random text)")
     output_tokens: int = doc("output tokens asked for, EOS ignored")
+    temperature: float = doc("sampling temperature every client sends (0: greedy); a client "
+                             "that sends none gets the server's default, 1.0 on most")
     seed: int = doc("seed of each client's prompt and arrival draws (per round: seed + round)")
     client_cpus: tuple[int, ...] | None = doc("CPU cores every client is pinned to, or None")
 
