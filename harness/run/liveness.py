@@ -12,9 +12,10 @@ are an HTTP 5xx (a dead engine answers 503) or a refused connection declare the 
 in time does not count: a blocked event loop (`fastapi_blocking`) is slow, not dead. The
 driver's own `ErrorStreak` (`harness.drivers.backoff`) catches what neither sees (every request
 failing behind a 200). Once `expected()` (a `[fault]` sent SIGTERM, `harness.run.fault`), /health
-is not checked and the exit is reported as `EXPECTED`. Once `skip_health()` (a rolling deploy
-began, `harness.run.rolling`: the balancer's /health may reach a replica going away), /health is
-not checked either, but the balancer's exit is still a death.
+is not checked and the exit is reported as `EXPECTED`. While `skip_health()` (a rolling deploy's
+fleet, `harness.run.rolling`: the balancer's /health may reach a replica going away, or one that
+crashed while others serve), /health is not checked either, but the balancer's exit is still a
+death.
 """
 
 from __future__ import annotations

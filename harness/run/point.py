@@ -265,7 +265,8 @@ def run_point(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: L
     liveness = Liveness(target.url, target.process, ctx.clock,
                         on_dead=lambda reason: progress.fail(reason, ctx.clock.now()),
                         expected=lambda: fault is not None and fault.signalled,
-                        skip_health=lambda: deploy is not None and deploy.began)
+                        skip_health=lambda: deploy is not None)  # a replica's 503 via the
+    # balancer is no death of the fleet: its process exit is, and the driver's error streak
     cleanup = Cleanup.of(job.fault, target_urls(target), ctx.clock)  # disconnect
     if cleanup is not None:
         cleanup.before()

@@ -19,6 +19,7 @@ shows the mean ± a t-interval across repeats (`harness.metrics.repeats`).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -146,12 +147,19 @@ def _open_fleet(tc: TargetConfig, scenario: Scenario, fault: Fault, run_dir: Pat
         if problem is not None:
             raise LaunchError(problem)
 
+    cores = sorted(scenario.cpu_affinity.get("target") or os.sched_getaffinity(0))
+
     def spawn(slot: int, cancelled: Callable[[], bool]) -> TargetProcess:
         label = f"{tc.label}.r{slot}"
+        # vLLM's CPU build binds every instance's engine to the same first core: replicas side
+        # by side each get one of the target's cores in turn, as pods get their own CPUs.
+        env = {"VLLM_CPU_OMP_THREADS_BIND": str(cores[slot % len(cores)])} \
+            if kind == "vllm" else None
         with pinned(scenario.cpu_affinity.get("target")):  # this thread, and what it starts
             return start_target(label, tc.name, model=scenario.model, device=scenario.device,
                                 options=tc.options, log_path=RunDir(run_dir).log(label),
-                                ready_timeout_s=ready_s, cancelled=cancelled)
+                                ready_timeout_s=fault.ready_timeout_s or ready_s, env=env,
+                                cancelled=cancelled)
 
     return open_fleet(tc.label, fault, spawn, run_dir / "logs")
 

@@ -18,6 +18,7 @@
     gate = true           # take the old replica out of the balancer's rotation before stopping
     check_interval_s = 1.0  # the balancer's /health check period; `fall` failures mark DOWN
     fall = 2
+    ready_timeout_s = 900   # how long a replica may take to be ready (default: the target's)
 
 A rolling fault's keys may be set per target, over the scenario's, so every variant of a deploy
 runs in one scenario on the same load: `[[targets]] ... fault = { stop = "kill", gate = false }`.
@@ -52,6 +53,7 @@ class Fault:
     gate: bool = True
     check_interval_s: float = 1.0
     fall: int = 2
+    ready_timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Rolling:
     gate: bool = True
     check_interval_s: float = setting(1.0, ge=0.01)
     fall: int = setting(2, ge=1)
+    ready_timeout_s: float | None = setting(None, gt=0)
 
 
 KINDS: dict[str, type[Sigterm | Disconnect | Rolling]] = {
