@@ -4,8 +4,9 @@
 Per variant: the replacements done, the requests the old replicas were serving at their
 signals, the streams cut, failed attempts by kind (`harness.summary.rolling.Failures`), the
 resends, TTFT and E2E p50 / p99 in the steady window before the deploy against the deploy
-window, the deploy's duration and each old replica's drain (signal → exit) and endpoint
-removal lag (signal → out of the balancer's rotation; ≤ 0 when gated first).
+window, the deploy's duration, and per replacement the requests the old replica served at its
+signal, the streams cut from then on, its drain (signal → exit) and its endpoint removal lag
+(signal → out of the balancer's rotation; ≤ 0 when gated first).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from harness.verdict.rolling import failed_kinds, sentence, variant_name
 HEAD = ("<tr><th>target</th><th>variant</th><th>replacements</th><th>in flight at the signals"
         "</th><th>truncated</th><th>failed attempts by kind</th><th>resent</th>"
         "<th>TTFT p50 / p99 ms<br>steady → deploy</th><th>E2E p50 / p99 ms<br>steady → deploy"
-        "</th><th>deploy s</th><th>drain s / removal lag s<br>per replacement</th></tr>")
+        "</th><th>deploy s</th><th>per replacement: in flight, cut, drain (signal → exit), "
+        "out of rotation (from the signal)</th></tr>")
 
 
 def rolling_points(run: RunData) -> list[tuple[PointSummary, RollingSummary]]:
@@ -50,10 +52,12 @@ def _pair(d: Distribution | None) -> str:
 def _steps(reps: tuple[Replacement, ...]) -> str:
     out = []
     for r in reps:
-        drain = f"{r.drain_s:.2f}" if r.drain_s is not None else MISSING
-        lag = (f"{r.out_of_rotation_at_s - r.signal_at_s:+.2f}"
+        drain = f"{r.drain_s:.2f} s" if r.drain_s is not None else MISSING
+        lag = (f"{r.out_of_rotation_at_s - r.signal_at_s:+.2f} s"
                if r.out_of_rotation_at_s is not None and r.signal_at_s is not None else MISSING)
-        out.append(f"{r.old}: {drain} / {lag}" + (f" ({r.error})" if r.error else ""))
+        flight = r.in_flight_at_signal if r.in_flight_at_signal is not None else MISSING
+        out.append(f"{r.old}: {flight}, {r.truncated}, {drain}, {lag}"
+                   + (f" ({r.error})" if r.error else ""))
     return "; ".join(out) or MISSING
 
 

@@ -85,21 +85,24 @@ class Fleet(TargetProcess):
 
 def open_fleet(label: str, fault: Fault, spawn: Spawn, folder: Path) -> Fleet:
     """`fault.replicas` replicas (started side by side) behind a new HAProxy; `LaunchError`
-    when one cannot start (those started are stopped)."""
+    when one cannot start. On any failure, or ^C, the starts still waiting are cut short and
+    every replica started is stopped."""
     haproxy_binary()  # before minutes of replica starts: one line naming the package
-    with ThreadPoolExecutor(max_workers=fault.replicas) as pool:
-        futures = [pool.submit(spawn, slot, lambda: False) for slot in range(fault.replicas)]
-    started = [f.result() for f in futures if f.exception() is None]
+    cancel = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=fault.replicas)
+    futures = [pool.submit(spawn, slot, cancel.is_set) for slot in range(fault.replicas)]
     try:
-        for f in futures:
-            if (exc := f.exception()) is not None:
-                raise exc
+        started = [f.result() for f in futures]
         balancer = Balancer.start([port(r) for r in started], 2 * fault.replicas, folder,
                                   label, Checks(fault.check_interval_s, fault.fall))
     except BaseException:
-        for replica in started:
-            replica.stop(timeout_s=5)
+        cancel.set()
+        pool.shutdown(wait=True)
+        for f in futures:
+            if f.exception() is None:
+                f.result().stop(timeout_s=5)
         raise
+    pool.shutdown()
     lb = balancer.process
     return Fleet(label=label, url=lb.url, process=lb.process, log_path=lb.log_path,
                  startup_s=max(r.startup_s for r in started) + lb.startup_s,
@@ -165,8 +168,8 @@ class RollingDeploy:
             step = Step(self, i)
             try:
                 record = step.run()
-            except (LaunchError, OSError) as exc:  # the balancer or a replica went away
-                record = step.record(error=str(exc).splitlines()[0])
+            except Exception as exc:  # a replica did not start, the balancer
+                record = step.record(error=_line(exc))  # went away: the record says why
             self.replacements.append(record)
             if record.error is not None:
                 self.error = f"replacement {i}: {record.error}"
@@ -262,6 +265,12 @@ class Step:
             self.exit_code = proc.returncode
             if self.signal is not None:  # else it had exited before its turn: when is unknown
                 self.at["exit"] = self.clock.now()
+
+
+def _line(exc: Exception) -> str:
+    """An exception in one line: a launch error's first line (its log tail follows)."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return first if isinstance(exc, LaunchError) else f"{type(exc).__name__}: {first}"
 
 
 def _down(status: str) -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 from harness.drivers.job import Progress
 from harness.metrics.rolling import DeploySteps, failure_kind, rolling_summary
 from harness.run.balancer import Checks, config, haproxy_binary
-from harness.run.launcher import LaunchError
+from harness.run.launcher import LaunchError, TargetProcess
 from harness.run.point import PointWatch
 from harness.run.rolling import open_fleet
 from harness.samples import Sample, SampleExtra, Status
@@ -213,6 +215,38 @@ def test_the_report_shows_one_row_and_one_sentence_per_variant() -> None:
             in html)
     assert "a_kill, no drain (SIGKILL): 1 truncated of 3 streams in flight" in html
     assert "b_gated, graceful drain with readiness gating: 0 truncated of 3 streams" in html
-    assert "r0: 0.05 / +1.10; r1: 0.05 / +1.10" in html  # drain, then the balancer's lag
+    assert "r0: 2, 1, 0.05 s, +1.10 s; r1: 1, 0, 0.05 s, +1.10 s" in html  # the kill's row
     assert "rolling deploy behind a load balancer" in production_section(run_of(points, {}))
     assert rolling_section(run_of([], {})) == ""
+
+
+class Replica(TargetProcess):
+    """A started replica as the fleet sees it, without a process: it notes its stop."""
+
+    stopped = False
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        self.stopped = True
+        return None
+
+
+def test_a_replica_that_fails_to_start_stops_the_others_and_cuts_their_wait_short(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("harness.run.rolling.haproxy_binary", lambda: "haproxy")
+    first = Replica(label="r0", url="http://127.0.0.1:1", process=None, log_path=tmp_path)
+    waited: list[bool] = []
+
+    def spawn(slot: int, cancelled: Callable[[], bool]) -> TargetProcess:
+        if slot == 1:
+            raise LaunchError("target exited with code 1 before it was ready")
+        if slot == 2:  # still loading its model: polls cancelled() as wait_ready does
+            deadline = time.monotonic() + 30
+            while not cancelled() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            waited.append(cancelled())
+            raise LaunchError("cancelled before it was ready")
+        return first
+
+    with pytest.raises(LaunchError, match="exited with code 1"):
+        open_fleet("t", Fault(kind="rolling", replicas=3), spawn, tmp_path)
+    assert first.stopped and waited == [True]
