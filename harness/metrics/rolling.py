@@ -114,7 +114,8 @@ def rolling_summary(steps: DeploySteps, fault: Fault, samples: Sequence[Sample],
     steady = [s for s in samples if warmup_end <= _ended(s) < since]
     replacements = _cut(steps.replacements, samples)
     return RollingSummary(
-        replicas=fault.replicas, stop=fault.stop, gate=fault.gate, retry_refused=retry_refused,
+        replicas=fault.replicas, stop=fault.stop, gate=fault.gate, surge=fault.surge,
+        retry_refused=retry_refused,
         check_interval_s=fault.check_interval_s, fall=fault.fall,
         deploy_start_at_s=_at(start), deploy_end_at_s=_at(end),
         deploy_s=_at(end - start) if start is not None and end is not None else None,

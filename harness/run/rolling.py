@@ -10,7 +10,9 @@ HAProxy (`harness.run.balancer`), each replaced in turn while the point's load r
         steps = deploy.steps()                     # `harness.metrics.rolling.DeploySteps`
 
 `fault.at_s` after the load began, each replica `r<i>` (i < N) is replaced, one at a time, as a
-Kubernetes Deployment with `maxSurge: 1, maxUnavailable: 0` does:
+Kubernetes Deployment with `maxSurge: 1, maxUnavailable: 0` does (with `fault.surge = false`,
+steps 2-4 come first and step 1 last: `maxSurge: 0, maxUnavailable: 1`, for a machine with no
+room for one more replica):
 
 1. start the new replica (its own process, on its own port, in slot `r<N+i>`) and wait until
    its `/health` answers 200 (the readiness probe), then put it in the balancer's rotation and
@@ -201,8 +203,8 @@ class Step:
         return Replacement(
             index=self.index, old=self.old_name, new=self.new_name if self.new else None,
             old_pid=self.old.pid, new_pid=self.new.pid if self.new else None,
-            started_at_s=self.at["started"], ready_at_s=_t(at("ready")), up_at_s=_t(at("up")),
-            out_of_rotation_at_s=_t(at("out")), signal=self.signal,
+            started_at_s=round(self.at["started"], FLOAT_DIGITS), ready_at_s=_t(at("ready")),
+            up_at_s=_t(at("up")), out_of_rotation_at_s=_t(at("out")), signal=self.signal,
             signal_at_s=_t(at("signal")), exit_at_s=_t(at("exit")), exit_code=self.exit_code,
             drain_s=_t(drain), in_flight_at_signal=self.in_flight, error=error)
 
@@ -210,29 +212,50 @@ class Step:
         return self.deploy.cancelled.is_set()
 
     def run(self) -> Replacement:
+        """New replica first (`fault.surge`), or the old one retired first."""
+        if not self.fault.surge:
+            self._retire_old()
+        error = self._start_new()
+        if error is not None:
+            return self.record(error=error)
+        if self.fault.surge:
+            self._retire_old()
+        return self.record(error=self._why_not(None))
+
+    def _start_new(self) -> str | None:
+        """Step 1: the new replica started, ready and UP in the balancer; else why not."""
         fleet, balancer = self.deploy.fleet, self.balancer
+        self.at["started"] = self.clock.now()
         new = self.new = self.deploy.spawn(self.fault.replicas + self.index, self.cancelled)
         fleet.companions.append(new)  # stopped with the fleet from now on
         self.at["ready"] = self.clock.now()
         balancer.enable(self.fault.replicas + self.index, port(new))
-        check_s = (self.fault.fall + 2) * self.fault.check_interval_s + 5
-        if balancer.wait_status(self.new_name, lambda s: s == "UP", check_s,
+        if balancer.wait_status(self.new_name, lambda s: s == "UP", self._check_s(),
                                 self.cancelled) is None:
-            return self.record(error=self._why_not("the balancer never had the new replica UP"))
+            return self._why_not("the balancer never had the new replica UP")
         self.at["up"] = self.clock.now()
         fleet.servers[self.new_name] = new
+        return None
+
+    def _check_s(self) -> float:
+        """How long the balancer's checks may take to see a change: `fall` + 2 periods, + 5 s."""
+        return (self.fault.fall + 2) * self.fault.check_interval_s + 5
+
+    def _retire_old(self) -> None:
+        """Steps 2-4: out of rotation (gate), signalled, exited, DOWN, removed."""
+        fleet, balancer = self.deploy.fleet, self.balancer
         if self.fault.gate:
             balancer.drain(self.old_name)
             self.at["out"] = self.clock.now()
         self._stop_old()
         if (not self.fault.gate and "out" not in self.at  # the balancer's check must see it
-                and balancer.wait_status(self.old_name, _down, check_s, self.cancelled)):
+                and balancer.wait_status(self.old_name, _down, self._check_s(),
+                                         self.cancelled)):
             self.at["out"] = self.clock.now()
         balancer.maint(self.old_name)
         self.old.stop(timeout_s=5)  # what is left of its process group
         fleet.companions.remove(self.old)
         del fleet.servers[self.old_name]
-        return self.record(error=self._why_not(None))
 
     def _why_not(self, error: str | None) -> str | None:
         return "stopped: the load was interrupted or its target died" if self.cancelled() \

@@ -19,6 +19,7 @@
     check_interval_s = 1.0  # the balancer's /health check period; `fall` failures mark DOWN
     fall = 2
     ready_timeout_s = 900   # how long a replica may take to be ready (default: the target's)
+    surge = true            # the new replica first (maxSurge 1); false: the old one first
 
 A rolling fault's keys may be set per target, over the scenario's, so every variant of a deploy
 runs in one scenario on the same load: `[[targets]] ... fault = { stop = "kill", gate = false }`.
@@ -54,6 +55,7 @@ class Fault:
     check_interval_s: float = 1.0
     fall: int = 2
     ready_timeout_s: float | None = None
+    surge: bool = True
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Rolling:
     check_interval_s: float = setting(1.0, ge=0.01)
     fall: int = setting(2, ge=1)
     ready_timeout_s: float | None = setting(None, gt=0)
+    surge: bool = True
 
 
 KINDS: dict[str, type[Sigterm | Disconnect | Rolling]] = {

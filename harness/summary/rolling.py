@@ -102,3 +102,5 @@ class RollingSummary:
     failed_steady: int = doc("failed attempts in the steady window before the deploy")
     steady: Window = doc("warm-up end → deploy start")
     deploy: Window = doc("deploy start → deploy end")
+    surge: bool = doc("true: each new replica started before its old one was stopped "
+                      "(maxSurge 1); false: after (maxUnavailable 1)", True)

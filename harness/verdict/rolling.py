@@ -27,6 +27,8 @@ def variant_name(r: RollingSummary) -> str:
         name = "graceful drain with readiness gating"
     else:
         name = "graceful drain without readiness gating"
+    if not r.surge:
+        name += ", old replica stopped before its replacement started"
     if r.retry_refused:
         name += f", clients retrying 503 (up to {r.retry_refused}×, exponential back-off)"
     return name

@@ -111,7 +111,8 @@ def run_folder(tmp_path: Path) -> Path:
 def test_a_kill_cuts_streams_and_a_gated_drain_cuts_none(tmp_path: Path) -> None:
     mark = uuid.uuid4().hex
     cli = start_cli(tmp_path, scenario(2.0, ("kill", 'fault = { stop = "kill", gate = false }'),
-                                       ("gated", "")), mark)
+                                       ("gated", ""), ("old_first", "fault = { surge = false }")),
+                    mark)
     code, err = finish(cli, mark)
     assert code == 0, err[-3000:]
     run_dir = run_folder(tmp_path)
@@ -133,6 +134,11 @@ def test_a_kill_cuts_streams_and_a_gated_drain_cuts_none(tmp_path: Path) -> None
         assert x.signal == "SIGTERM" and x.exit_code == 0 and x.drain_s and x.drain_s > 0
         assert x.out_of_rotation_at_s is not None and x.signal_at_s is not None
         assert x.out_of_rotation_at_s <= x.signal_at_s  # gated: out of rotation first
+    old_first = deploy_of(points["old_first"])  # maxSurge 0: each old replica retired first
+    assert old_first.completed and old_first.truncated == 0 and old_first.failed.total == 0
+    for x in old_first.replacements:
+        assert x.exit_at_s is not None and x.ready_at_s is not None
+        assert x.exit_at_s <= x.started_at_s + 0.001 < x.ready_at_s  # then the new one started
     html = next((tmp_path / "reports").glob("*/index.html")).read_text()
     assert "Rolling deploy" in html
     assert (f"kill, no drain (SIGKILL): {kill.truncated} truncated of {kill.in_flight} streams "

@@ -62,12 +62,12 @@ def test_each_target_sets_its_own_variant_of_the_deploy() -> None:
      "fault.stop: must be one of 'drain', 'kill', got 'nuke'"),
     ({"fault": {"kind": "rolling", "replica": 3}}, "fault: unknown key 'replica' for kind "
      "'rolling'; expected one of after_s, at_s, check_interval_s, fall, gate, kind, "
-     "ready_timeout_s, replicas, stop"),
+     "ready_timeout_s, replicas, stop, surge"),
     ({"fault": {"kind": "rolling", "gate": "yes"}}, "fault.gate: must be true or false, "
      "got 'yes'"),
     ({"targets": [{"name": "echo", "fault": {"gat": False}}]}, "targets[0].fault: unknown key "
      "'gat'; expected one of after_s, at_s, check_interval_s, fall, gate, ready_timeout_s, "
-     "replicas, stop"),
+     "replicas, stop, surge"),
     ({"fault": {"kind": "disconnect"}, "targets": [{"name": "echo", "fault": {"gate": False}}]},
      "targets[0].fault: a target's fault table needs [fault] kind = 'rolling' (its keys set "
      "that target's deploy)"),
