@@ -11,8 +11,9 @@ samples and the deploy's steps (`harness.run.rolling` records them).
 - **failures** (attempts that ended from the deploy's start on) by kind, as the client saw them
   through the balancer (`Failures`): a replica's own 503 (draining), the balancer's 503 (it
   found no replica to take the connection), its 502/504 (a replica reset the connection before
-  answering), a stream cut mid-answer (truncated), the client's own connection errors.
-- **per replacement**: the streams cut from its signal until the next replacement's signal.
+  answering), an answer cut mid-way (truncated: the connection closed; aborted: an error event;
+  stalled: no more tokens until the client's timeout), the client's own connection errors.
+- **per replacement**: the answers cut from its signal until the next replacement's signal.
 """
 
 from __future__ import annotations
@@ -50,10 +51,19 @@ def failure_kind(sample: Sample) -> str:
         return "bad_gateway"
     if sample.status == "truncated":
         return "truncated"
+    if sample.http_status == 200 and sample.status == "http_error":
+        return "aborted"  # an error event inside the stream
+    if sample.http_status == 200 and sample.status == "timeout":
+        return "stalled"
     if sample.status == "conn_error":
         refused = "refused" in error.lower() or "Cannot connect" in error
         return "refused" if refused else "reset"
     return "other"
+
+
+def cut(sample: Sample) -> bool:
+    """An answer begun and not completed: truncated, aborted or stalled (`failure_kind`)."""
+    return sample.failed and failure_kind(sample) in ("truncated", "aborted", "stalled")
 
 
 def failures(samples: Sequence[Sample]) -> Failures:
@@ -96,11 +106,11 @@ def window(final: Sequence[Sample], start: float | None, end: float | None) -> W
 def _cut(replacements: Sequence[Replacement], samples: Sequence[Sample]) -> list[Replacement]:
     """Each replacement with the streams cut from its signal until the next one's."""
     signals = [r.signal_at_s if r.signal_at_s is not None else math.inf for r in replacements]
-    cut = [s.failed_at for s in samples if s.status == "truncated" and s.failed_at is not None]
+    ends = [s.failed_at for s in samples if cut(s) and s.failed_at is not None]
     out = []
     for i, r in enumerate(replacements):
         start, end = signals[i], min(signals[i + 1:], default=math.inf)
-        out.append(replace(r, truncated=sum(start <= t < end for t in cut)))
+        out.append(replace(r, truncated=sum(start <= t < end for t in ends)))
     return out
 
 
@@ -124,7 +134,7 @@ def rolling_summary(steps: DeploySteps, fault: Fault, samples: Sequence[Sample],
         error=steps.error, load_covered=end is not None and load_end >= end,
         replacements=tuple(replacements),
         in_flight=sum(r.in_flight_at_signal or 0 for r in replacements),
-        truncated=sum(s.status == "truncated" for s in after),
+        truncated=sum(cut(s) for s in after),
         failed=failures(after),
         failed_requests=sum(s.failed and _ended(s) >= since for s in final),
         retried=sum(s.attempt > 1 for s in samples if s.sent_at >= since),

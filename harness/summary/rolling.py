@@ -50,6 +50,9 @@ class Failures:
     bad_gateway: int = doc("502/504 from the balancer: the replica reset or closed the "
                            "connection before its answer", 0)
     truncated: int = doc("streams cut before [DONE]: the replica went away mid-answer", 0)
+    aborted: int = doc("streams the replica ended with an error event (its shutdown aborted "
+                       "the request, e.g. vLLM's default)", 0)
+    stalled: int = doc("answers that stopped and hung until the client's own timeout", 0)
     refused: int = doc("connections the client could not open (to the balancer)", 0)
     reset: int = doc("other connection errors at the client (reset, closed)", 0)
     other: int = doc("every other failure (timeouts, other HTTP errors)", 0)
@@ -57,7 +60,7 @@ class Failures:
     @property
     def total(self) -> int:
         return (self.draining_503 + self.balancer_503 + self.bad_gateway + self.truncated
-                + self.refused + self.reset + self.other)
+                + self.aborted + self.stalled + self.refused + self.reset + self.other)
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,9 @@ class RollingSummary:
                              "ended it first, so the deploy window is partial)")
     replacements: tuple[Replacement, ...] = doc("each replacement, in order")
     in_flight: int = doc("requests the old replicas were serving at their signals, summed")
-    truncated: int = doc("streams cut during the deploy and after it")
+    truncated: int = doc("answers cut during the deploy and after it: begun (HTTP 200) and "
+                         "not completed: truncated, aborted by an error event, or stalled "
+                         "until the client's timeout")
     failed: Failures = doc("failed attempts by kind, during the deploy and after it")
     failed_requests: int = doc("user requests whose last attempt failed, during the deploy "
                                "and after it")

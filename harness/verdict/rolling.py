@@ -16,6 +16,7 @@ from harness.summary.rolling import Failures, RollingSummary
 KINDS = {"draining_503": "503 from a draining replica",
          "balancer_503": "503 from the balancer (a replica refused the connection)",
          "bad_gateway": "502 (a replica reset the connection)", "truncated": "truncated",
+         "aborted": "aborted by an error event", "stalled": "stalled until the client's timeout",
          "refused": "connection refused", "reset": "reset", "other": "other"}
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from harness.drivers.job import Progress
-from harness.metrics.rolling import DeploySteps, failure_kind, rolling_summary
+from harness.metrics.rolling import DeploySteps, cut, failure_kind, rolling_summary
 from harness.run.balancer import Checks, config, haproxy_binary
 from harness.run.launcher import LaunchError, TargetProcess
 from harness.run.point import PointWatch
@@ -146,21 +146,29 @@ def test_the_record_counts_cuts_per_replacement_and_failures_by_kind() -> None:
         sample(6, 9.0, 10.0, attempt=2),  # its resend was answered
         sample(7, 10.0, 12.1, "truncated", error=CUT),  # cut by the second kill (t=12)
         sample(8, 11.0, 12.5),
+        sample(9, 11.5, 72.0, "timeout", 200, "timeout (between_tokens): over 60 s"),  # hung
     ]
     steps = DeploySteps((replacement(0, 8.0, 2), replacement(1, 12.0, 1)), 5.0, 13.0)
     fault = Fault(kind="rolling", stop="kill", gate=False)
     r = rolling_summary(steps, fault, samples, warmup_end=1.0, load_end=16.0, retry_refused=4)
-    assert [x.truncated for x in r.replacements] == [2, 1]
-    assert (r.truncated, r.in_flight, r.retried, r.failed_steady) == (3, 3, 1, 0)
+    assert [x.truncated for x in r.replacements] == [2, 2]
+    assert (r.truncated, r.in_flight, r.retried, r.failed_steady) == (4, 3, 1, 0)
     f = r.failed
     assert (f.truncated, f.balancer_503, f.bad_gateway, f.draining_503) == (3, 1, 1, 1)
-    assert f.total == 6 and r.failed_requests == 5  # request 6's last attempt was answered
-    assert (r.steady.requests, r.steady.ok, r.deploy.requests, r.deploy.ok) == (2, 2, 7, 2)
+    assert f.stalled == 1 and f.total == 7
+    assert r.failed_requests == 6  # request 6's last attempt was answered
+    assert (r.steady.requests, r.steady.ok, r.deploy.requests, r.deploy.ok) == (2, 2, 8, 2)
     assert r.deploy.e2e_ms is not None and r.deploy.e2e_ms.max == pytest.approx(1500)  # r8
     assert r.deploy_s == 8.0 and r.completed and r.load_covered  # both of 2 replaced
 
 
 def test_failure_kinds_follow_what_the_client_saw_through_the_balancer() -> None:
+    aborted = sample(0, 1, 2, "http_error", 200, "EngineCore encountered an issue. See stack "
+                     "trace (above) for the root cause.")  # vLLM's default shutdown
+    stalled = sample(0, 1, 62, "timeout", 200, "timeout (between_tokens): over 60 s")
+    assert (failure_kind(aborted), failure_kind(stalled)) == ("aborted", "stalled")
+    assert cut(aborted) and cut(stalled) and cut(sample(0, 1, 2, "truncated", error=CUT))
+    assert not cut(sample(0, 1, 2, "refused", 503, DRAINING_503)) and not cut(sample(0, 1, 2))
     assert failure_kind(sample(0, 1, 2, "conn_error", None,
                                "ClientConnectorError: Cannot connect to host")) == "refused"
     assert failure_kind(sample(0, 1, 2, "conn_error", None,
