@@ -89,7 +89,13 @@ def start_cli(tmp_path: Path, text: str, mark: str) -> subprocess.Popen[str]:
         [sys.executable, "-m", "harness.cli", "run", str(path), "--results",
          str(tmp_path / "results"), "--reports", str(tmp_path / "reports")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, MARK: mark})
+        env={**os.environ, MARK: mark}, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    """In the child: SIGINT raises KeyboardInterrupt even when this test runs from a shell's
+    background job, whose children inherit SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish(cli: subprocess.Popen[str], mark: str) -> tuple[int, str]:
