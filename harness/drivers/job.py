@@ -120,7 +120,9 @@ class Progress:
     `abort`: set (by the point's `harness.run.liveness` watch or the driver's `ErrorStreak`) to the
     reason the target is dead (`abort_at`: when, run clock; both set once, by `fail`); a driver
     that sees it stops sending and ends the point early (k6 and locust are stopped by
-    `wait_stopping_on_abort`).
+    `wait_stopping_on_abort`). `end_at`: set by a fault whose experiment is over (a rolling
+    deploy, `harness.run.rolling`) to the run-clock time the load ends early, as planned: the
+    builtin driver sends nothing from then on and lets the requests in flight finish.
     """
 
     sent: int = 0
@@ -135,6 +137,11 @@ class Progress:
     cpu_capacity_pct: float | None = None
     abort: str | None = None
     abort_at: float | None = None
+    end_at: float | None = None
+
+    def ended(self, now: float) -> bool:
+        """Whether the load was ended early by plan (`end_at`) by `now` (run clock)."""
+        return self.end_at is not None and now >= self.end_at
 
     def fail(self, reason: str, at: float) -> None:
         """Declare the target dead at `at` (run clock) for `reason`; the first call wins."""

@@ -20,6 +20,7 @@ from harness.report.formatting import (
 )
 from harness.report.glossary import glossary_html
 from harness.report.production import production_section
+from harness.report.rolling import rolling_section
 from harness.report.run_data import JSONDict, RunData
 from harness.report.style import CSS
 from harness.report.tables import target_section
@@ -74,6 +75,7 @@ def report_html(run: RunData, charts: list[Chart],
                     "the target's and the driver's processes, /health latency and the server's "
                     f"own gauges, sampled while each load point ran.</p>{telemetry}")
     body.append(production_section(run))  # fault experiments: target × experiment
+    body.append(rolling_section(run))  # a rolling deploy's variants side by side
     body.append(calibration_section(run))  # the harness's own overhead, when calibrated
     body.append(_manifest_section(run))
     body.append(f"<h2 id='glossary'>Glossary</h2>{glossary_html()}")

@@ -19,7 +19,10 @@ Each row is one fault experiment the run's stored summary shows, for one target 
   between-tokens, the scenario's `timeout_s`): how many requests, of how many;
 - **disconnect**: a `[fault]` disconnect point (`fault`): how many streams their clients
   abandoned after how many tokens, how soon after the last one the target was idle again (0 in
-  flight on its /metrics), and the tokens it generated that nobody read.
+  flight on its /metrics), and the tokens it generated that nobody read;
+- **rolling deploy**: a `[fault]` rolling point (`fault.rolling`): its verdict sentence
+  (`harness.verdict.rolling`); the variants' figures side by side are in their own section
+  (`harness.report.rolling`).
 
 A run with neither shows no section. Only what was measured is shown: a missing figure is "—".
 """
@@ -31,6 +34,7 @@ from harness.report.run_data import RunData
 from harness.summary.fault import FaultSummary
 from harness.summary.record import Distribution, PointSummary, TargetRun
 from harness.summary.spike import SpikePhase, SpikeSummary
+from harness.verdict.rolling import sentence
 
 HEAD = ("<tr><th>target</th><th>experiment</th><th>load point</th><th>what a user saw</th>"
         "<th>what the harness measured</th></tr>")
@@ -41,7 +45,7 @@ def production_section(run: RunData) -> str:
     retries = _retries(run)
     rows = [row for p in run.points
             for row in (_event_loop(p), _overload(p, retries.get(p.target.split("@")[0])),
-                        _timeouts(p), _shutdown(p), _disconnect(p)) if row]
+                        _timeouts(p), _shutdown(p), _disconnect(p), _rolling(p)) if row]
     targets = run.targets
     rows += [row for p in run.points if p.failure is not None
              for row in (_death(p, targets.get(p.target)),)]
@@ -170,6 +174,14 @@ def _shutdown(p: PointSummary) -> str:
     measured = (f"drain (signal → process exit): {drain}; refused = 503 or connection refused; "
                 "the target was not restarted")
     return _row(p, "shutdown: SIGTERM mid-load", esc(saw), esc(measured))
+
+
+def _rolling(p: PointSummary) -> str:
+    rolling = p.fault.rolling if p.fault is not None else None
+    if rolling is None:
+        return ""
+    return _row(p, "rolling deploy behind a load balancer", esc(sentence(rolling)),
+                "<a href='#rolling'>the Rolling deploy section</a>")
 
 
 def _disconnect(p: PointSummary) -> str:

@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -112,8 +112,10 @@ class TargetProcess:
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout_s: float,
-               headers: Mapping[str, str] | None = None) -> float:
-    """Poll `url` until it answers 200; fail fast if the process exits. Returns seconds waited."""
+               headers: Mapping[str, str] | None = None, ready_status: int | None = 200,
+               cancelled: Callable[[], bool] = lambda: False) -> float:
+    """Poll `url` until it answers `ready_status` (None: any HTTP answer); fail fast if the
+    process exits or `cancelled()`. Returns seconds waited."""
     start = time.monotonic()
     request = urllib.request.Request(url, headers=dict(headers or {}))
     while True:
@@ -121,10 +123,16 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout_
         if code is not None:
             raise LaunchError(f"target exited with code {code} before it was ready; "
                               f"log {log_path}:\n{log_tail(log_path)}")
+        if cancelled():
+            raise LaunchError("cancelled before it was ready")
         try:
             with urllib.request.urlopen(request, timeout=2) as resp:
-                if resp.status == 200:
+                if ready_status is None or resp.status == ready_status:
                     return time.monotonic() - start
+        except urllib.error.HTTPError as exc:
+            if ready_status is None:
+                return time.monotonic() - start
+            exc.close()
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             pass
         if time.monotonic() - start > timeout_s:
@@ -143,8 +151,11 @@ def start_process(
     ready_timeout_s: float = 120.0,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    ready_status: int | None = 200,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> TargetProcess:
-    """Start any server command and wait until `url + ready_path` answers."""
+    """Start any server command and wait until `url + ready_path` answers `ready_status` (None:
+    any HTTP answer); `cancelled()` stops the wait (a `LaunchError`, the process stopped)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log: IO[bytes] = log_path.open("ab")
     full_env = {**os.environ, **(env or {})}
@@ -154,7 +165,8 @@ def start_process(
     log.close()
     target = TargetProcess(label=label, url=url, process=proc, log_path=log_path)
     try:
-        wait_ready(url + ready_path, proc, log_path, ready_timeout_s)
+        wait_ready(url + ready_path, proc, log_path, ready_timeout_s,
+                   ready_status=ready_status, cancelled=cancelled)
     except BaseException:
         target.stop(timeout_s=5)
         raise
@@ -173,13 +185,15 @@ def start_target(
     ready_timeout_s: float = 120.0,
     env: Mapping[str, str] | None = None,
     extra_args: Sequence[str] = (),
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> TargetProcess:
-    """Start registry target `name` as `python -m targets` on a free port."""
+    """Start registry target `name` as `python -m targets` on a free port (`cancelled()`: stop
+    waiting for it, see `start_process`)."""
     port = free_port()
     argv = [sys.executable, "-m", "targets", name, "--port", str(port), "--model", model,
             "--device", device, "--options-json", json.dumps(dict(options)), *extra_args]
     return start_process(label, argv, f"http://127.0.0.1:{port}", log_path,
-                         ready_timeout_s=ready_timeout_s, env=env)
+                         ready_timeout_s=ready_timeout_s, env=env, cancelled=cancelled)
 
 
 def connect_external(label: str, options: Mapping[str, Any], log_path: Path,

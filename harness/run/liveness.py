@@ -12,7 +12,10 @@ are an HTTP 5xx (a dead engine answers 503) or a refused connection declare the 
 in time does not count: a blocked event loop (`fastapi_blocking`) is slow, not dead. The
 driver's own `ErrorStreak` (`harness.drivers.backoff`) catches what neither sees (every request
 failing behind a 200). Once `expected()` (a `[fault]` sent SIGTERM, `harness.run.fault`), /health
-is not checked and the exit is reported as `EXPECTED`.
+is not checked and the exit is reported as `EXPECTED`. While `skip_health()` (a rolling deploy's
+fleet, `harness.run.rolling`: the balancer's /health may reach a replica going away, or one that
+crashed while others serve), /health is not checked either, but the balancer's exit is still a
+death.
 """
 
 from __future__ import annotations
@@ -37,9 +40,11 @@ class Liveness:
 
     def __init__(self, base_url: str, process: subprocess.Popen[bytes] | None, clock: Clock,
                  on_dead: Callable[[str], None], interval_s: float = INTERVAL_S,
-                 expected: Callable[[], bool] = lambda: False) -> None:
+                 expected: Callable[[], bool] = lambda: False,
+                 skip_health: Callable[[], bool] = lambda: False) -> None:
         self.process, self.clock, self.on_dead = process, clock, on_dead
         self.expected = expected  # True once a fault signalled the target (`harness.run.fault`)
+        self.skip_health = skip_health  # True while a deploy replaces what /health reaches
         self.endpoint = Endpoint(base_url, "/health", HEALTH_TIMEOUT_S)
         self.interval_s = interval_s
         self.reason: str | None = None
@@ -65,7 +70,7 @@ class Liveness:
                 if reason is None:
                     continue
                 reason = f"{EXPECTED}; {reason}"
-            elif reason is None:
+            elif reason is None and not self.skip_health():
                 failed = self._health_failure()
                 if failed is None:
                     failures = 0

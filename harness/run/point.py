@@ -38,12 +38,14 @@ from typing import Any, TextIO
 from harness.drivers import get_driver
 from harness.drivers.job import DriverInterrupted, LoadJob, Progress
 from harness.metrics.requests import summarize
+from harness.metrics.rolling import rolling_summary
 from harness.metrics.spike import spike_summary
 from harness.run.console import ProgressPrinter
 from harness.run.fault import Cleanup, SigtermWatch, expected_end, shutdown_summary, target_urls
 from harness.run.folder import RunDir
 from harness.run.launcher import TargetProcess
 from harness.run.liveness import Liveness, point_failure
+from harness.run.rolling import RollingDeploy
 from harness.samples import Clock, Sample, write_samples
 from harness.scenario.types import LoadPoint, Scenario, TargetConfig
 from harness.summary.fault import FaultSummary
@@ -154,7 +156,8 @@ class PointWatch:
     def load_end(self, progress: Progress, samples: Sequence[Sample]) -> float:
         """End of the load (of the measured window) on the run clock, shifted like
         `warmup_end`: `job.load_end`, or with `min_requests` the moment the loop could stop (the
-        min_requests-th request sent after warm-up, not before `load_end`, at most `hard_end`)."""
+        min_requests-th request sent after warm-up, not before `load_end`, at most `hard_end`);
+        a load a fault ended early by plan (`progress.end_at`) ends there."""
         start = self.warmup_end(progress)
         shift = start - self.job.warmup_end
         end, need = self.job.load_end + shift, self.job.point.min_requests
@@ -162,7 +165,7 @@ class PointWatch:
             sent = sorted(s.sent_at for s in samples if s.sent_at >= start)
             reached = sent[need - 1] if len(sent) >= need else math.inf
             end = min(self.job.hard_end + shift, max(end, reached))
-        return end
+        return end if progress.end_at is None else min(end, progress.end_at)
 
     def notes(self, metrics: PointMetrics, progress: Progress,
               telemetry: PointTelemetry | None = None) -> WatchNotes:
@@ -203,7 +206,8 @@ def load_job(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: Lo
                    workload=workload, prompts=ctx.prompts, clock=ctx.clock,
                    point_start=ctx.clock.now(), seed=scenario.seed, timeout_s=scenario.timeout_s,
                    api_key=target.api_key, client=tc.effective_client(scenario.client),
-                   fault=scenario.fault, work_dir=ctx.run.driver_work(label, point.name),
+                   fault=tc.effective_fault(scenario.fault),
+                   work_dir=ctx.run.driver_work(label, point.name),
                    prompt_offset=ctx.prompts.next_block())
 
 
@@ -253,21 +257,27 @@ def run_point(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: L
         target_pids=[target.pid, *(c.pid for c in target.companions)],
         warmup_end=job.warmup_end)
     interrupted = False
-    fault = SigtermWatch.of(scenario.fault, target.process, ctx.clock,
-                            lambda: progress.started_at or job.point_start,
+    start = lambda: progress.started_at or job.point_start  # noqa: E731  # the load's start
+    fault = SigtermWatch.of(job.fault, target.process, ctx.clock, start,
                             on_exit=lambda reason: progress.fail(reason, ctx.clock.now()))
+    deploy = RollingDeploy.of(job.fault, target, ctx.clock, start,
+                              on_done=lambda end_at: setattr(progress, "end_at", end_at))
     liveness = Liveness(target.url, target.process, ctx.clock,
                         on_dead=lambda reason: progress.fail(reason, ctx.clock.now()),
-                        expected=lambda: fault is not None and fault.signalled)
-    cleanup = Cleanup.of(scenario.fault, target_urls(target), ctx.clock)  # disconnect
+                        expected=lambda: fault is not None and fault.signalled,
+                        skip_health=lambda: deploy is not None)  # a replica's 503 via the
+    # balancer is no death of the fleet: its process exit is, and the driver's error streak
+    cleanup = Cleanup.of(job.fault, target_urls(target), ctx.clock)  # disconnect
     if cleanup is not None:
         cleanup.before()
     with (ProgressPrinter(ctx.out, job, progress, ctx.progress_interval_s), watch, telemetry,
-          liveness, fault or contextlib.nullcontext()):
+          liveness, fault or contextlib.nullcontext(), deploy or contextlib.nullcontext()):
         try:
             samples = driver.run(job, progress)
         except DriverInterrupted as exc:
             samples, interrupted = exc.samples, True
+        if deploy is not None and (interrupted or progress.abort is not None):
+            deploy.cancel()  # else the deploy runs to its end before the point does
         record: FaultSummary | None = None
         if cleanup is not None:  # at once after the load: until the target is idle again
             record, interrupted = _cleaned(cleanup, samples, interrupted, progress)
@@ -276,6 +286,13 @@ def run_point(ctx: RunContext, tc: TargetConfig, target: TargetProcess, point: L
     append_records(run.telemetry(job.target), telemetry.records)
     if fault is not None:
         record = shutdown_summary(fault.signal_at, fault.exit_at, samples)
+    if deploy is not None and job.fault is not None:
+        record = FaultSummary(kind="rolling", completed=sum(s.ok for s in samples),
+                              rolling=rolling_summary(
+                                  deploy.steps(), job.fault, samples,
+                                  warmup_end=watch.warmup_end(progress),
+                                  load_end=watch.load_end(progress, samples),
+                                  retry_refused=job.client.retry_refused))
     entry = point_entry(job, tc, driver.name, scenario, samples, watch, progress, telemetry,
                         proxy, repeat, record)
     return PointResult(entry, samples, interrupted)

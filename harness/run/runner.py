@@ -19,6 +19,7 @@ shows the mean ± a t-interval across repeats (`harness.metrics.repeats`).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -38,7 +39,9 @@ from harness.run.launcher import (
 )
 from harness.run.manifest import ModelInfo, build_manifest, git_info
 from harness.run.point import RunContext, pinned, run_label, run_point
+from harness.run.rolling import open_fleet
 from harness.samples import Clock
+from harness.scenario.fault import Fault
 from harness.scenario.types import LoadPoint, Scenario, TargetConfig
 from harness.summary.record import SCHEMA_VERSION, Capacity, PointSummary, RunSummary, TargetRun
 from harness.workload.prompts import PromptFactory
@@ -112,6 +115,9 @@ def open_registry_target(tc: TargetConfig, scenario: Scenario, run_dir: Path,
         raise LaunchError(f"unknown target {tc.name!r}; see `patternbench list`")
     log_path = RunDir(run_dir).log(tc.label)
     ready_s = max(opts.ready_timeout_s, info.ready_timeout_s or 0.0)
+    fault = tc.effective_fault(scenario.fault)
+    if fault is not None and fault.kind == "rolling":
+        return _open_fleet(tc, scenario, fault, run_dir, ready_s, info.kind)
     if info.kind == "external":
         return connect_external(tc.label, tc.options, log_path)
     if info.kind == "vllm":
@@ -125,6 +131,37 @@ def open_registry_target(tc: TargetConfig, scenario: Scenario, run_dir: Path,
                            options=tc.options, log_path=log_path, ready_timeout_s=ready_s)
     return start_target(tc.label, tc.name, model=scenario.model, device=scenario.device,
                         options=tc.options, log_path=log_path, ready_timeout_s=ready_s)
+
+
+def _open_fleet(tc: TargetConfig, scenario: Scenario, fault: Fault, run_dir: Path,
+                ready_s: float, kind: str) -> TargetProcess:
+    """A rolling deploy's replicas of `tc` behind HAProxy (`harness.run.rolling`): each replica
+    started like the target alone, pinned to the target's cores."""
+    if kind not in ("python", "vllm"):
+        raise LaunchError(f"{tc.label}: a rolling deploy replaces replicas the harness starts "
+                          f"(python or vllm targets), not a {kind} target")
+    if kind == "vllm":
+        from targets.vllm import install_error
+
+        problem = install_error(tc.options)
+        if problem is not None:
+            raise LaunchError(problem)
+
+    cores = sorted(scenario.cpu_affinity.get("target") or os.sched_getaffinity(0))
+
+    def spawn(slot: int, cancelled: Callable[[], bool]) -> TargetProcess:
+        label = f"{tc.label}.r{slot}"
+        # vLLM's CPU build binds every instance's engine to the same first core: replicas side
+        # by side each get one of the target's cores in turn, as pods get their own CPUs.
+        env = {"VLLM_CPU_OMP_THREADS_BIND": str(cores[slot % len(cores)])} \
+            if kind == "vllm" else None
+        with pinned(scenario.cpu_affinity.get("target")):  # this thread, and what it starts
+            return start_target(label, tc.name, model=scenario.model, device=scenario.device,
+                                options=tc.options, log_path=RunDir(run_dir).log(label),
+                                ready_timeout_s=fault.ready_timeout_s or ready_s, env=env,
+                                cancelled=cancelled)
+
+    return open_fleet(tc.label, fault, spawn, run_dir / "logs")
 
 
 def run_scenario(scenario: Scenario, opts: RunOptions,

@@ -80,6 +80,10 @@ def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario",
     slo = dict(top.slo)
     share = slo.pop("share", DEFAULT_SHARE)
     check_slo(slo, share, search=capacity is not None)
+    fault = parse_fault(top.fault, len(points), capacity is not None, drivers)
+    targets = parse_targets(top.targets)
+    for i, target in enumerate(targets):
+        target.effective_fault(fault, f"targets[{i}].fault")
     return Scenario(
         name=default_name if top.name is None else top.name,
         description=top.description,
@@ -89,10 +93,10 @@ def parse_scenario(data: Mapping[str, Any], *, default_name: str = "scenario",
         drivers=drivers,
         client=top.client,
         cpu_affinity=top.cpu_affinity.cores(),
-        fault=parse_fault(top.fault, len(points), capacity is not None, drivers),
+        fault=fault,
         workload=workload,
         points=points,
-        targets=parse_targets(top.targets),
+        targets=targets,
         timeout_s=top.timeout_s,
         slo=slo,
         gates=parse_gates(top.gates),

@@ -39,7 +39,7 @@ from harness.gate.spec import Gate
 from harness.scenario.capacity import DEFAULT_SHARE, CapacitySpec
 from harness.scenario.client import ClientSettings, override
 from harness.scenario.decode import DERIVED, error, partial, setting
-from harness.scenario.fault import Fault, check_fault_drivers
+from harness.scenario.fault import Fault, Rolling, check_fault_drivers, target_fault
 from harness.scenario.workload import check_sessions
 from harness.summary.record import Load
 from harness.workload.lengths import PROFILES, Lengths
@@ -142,7 +142,9 @@ class TargetConfig:
     streaming and a non-streaming run of the same target. Prompt and output lengths stay shared.
     `client` overrides `[client]` knobs (`harness.scenario.client.ClientSettings`) for this
     target only, checked like `[client]`: e.g. `client = { retry_refused = 4 }` beside a target
-    whose clients do not retry, in one scenario.
+    whose clients do not retry, in one scenario. `fault` overrides a rolling `[fault]`'s keys
+    for this target only (`harness.scenario.fault.Rolling`), e.g. `fault = { stop = "kill" }`:
+    the variants of one deploy in one scenario.
     """
 
     name: str
@@ -150,6 +152,7 @@ class TargetConfig:
     options: Mapping[str, Any] = setting({})  # the target's own, checked when it starts
     workload: Mapping[str, Any] = partial(Workload, TARGET_WORKLOAD_FIELDS)
     client: Mapping[str, Any] = partial(ClientSettings)
+    fault: Mapping[str, Any] = partial(Rolling)
 
     def effective_workload(self, base: Workload) -> Workload:
         return replace(base, **dict(self.workload))
@@ -157,6 +160,10 @@ class TargetConfig:
     def effective_client(self, base: ClientSettings) -> ClientSettings:
         """The scenario's `[client]` (`base`) with this target's `client` knobs over it."""
         return override(base, self.client)
+
+    def effective_fault(self, base: Fault | None, path: str = "fault") -> Fault | None:
+        """The scenario's `[fault]` (`base`) with this target's `fault` keys over it."""
+        return target_fault(base, self.fault, path)
 
 
 @dataclass(frozen=True)

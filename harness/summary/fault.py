@@ -1,12 +1,14 @@
 """The `fault` record of a load point in summary.json: what an injected fault did
-(`harness.run.fault` for sigterm, `harness.run.fault` for disconnect; the scenario's
-`[fault]` table). One record for both kinds: the fields of the other kind are null."""
+(`harness.run.fault` for sigterm and disconnect, `harness.run.rolling` for a rolling deploy;
+the scenario's `[fault]` table). One record for every kind: the fields of the others are null
+(a rolling deploy's are in its own `rolling` record)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from harness.records.typed_json import doc
+from harness.summary.rolling import RollingSummary
 
 
 @dataclass(frozen=True)
@@ -14,9 +16,9 @@ class FaultSummary:
     """A fault injected during the point: for "sigterm", the rolling restart's accounting; for
     "disconnect", the abandoned streams and how the target cleaned up after the load."""
 
-    kind: str = doc("the scenario's fault.kind: sigterm, disconnect")
+    kind: str = doc("the scenario's fault.kind: sigterm, disconnect, rolling")
     completed: int = doc("sigterm: of those in flight at the signal, how many ended ok; "
-                          "disconnect: requests of the point that ended ok")
+                          "disconnect, rolling: requests of the point that ended ok")
     signal_at_s: float | None = doc("sigterm: when SIGTERM was sent, run clock, s (null: never "
                                      "sent)", None)
     exit_at_s: float | None = doc("sigterm: when the target's process exited, run clock, s "
@@ -60,3 +62,5 @@ class FaultSummary:
                                      "(null: no counter, or one that counts fewer tokens than "
                                      "were read)", None)
     wasted_per_abandoned: float | None = doc("disconnect: wasted_tokens / abandoned", None)
+    rolling: RollingSummary | None = doc("rolling: the deploy's steps and what the clients saw "
+                                         "(`harness.summary.rolling`)", None)

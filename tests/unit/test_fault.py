@@ -54,7 +54,7 @@ def test_a_sigterm_cannot_end_a_capacity_search() -> None:
 
 @pytest.mark.parametrize(("raw", "points", "message"), [
     ({"kind": "sigkill", "at_s": 1}, 1,
-     "fault.kind: must be one of 'sigterm', 'disconnect', got 'sigkill'"),
+     "fault.kind: must be one of 'sigterm', 'disconnect', 'rolling', got 'sigkill'"),
     ({"at_s": 1}, 1, "fault.kind: must be given"),
     ({"kind": "sigterm"}, 1, "fault.at_s: must be given"),
     ({"kind": "sigterm", "at_s": 2, "share": 0.5}, 1,

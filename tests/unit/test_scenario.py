@@ -212,7 +212,7 @@ MALFORMED = [
     (minimal(workload={"stream": "false"}), "workload.stream: must be true or false, got 'false'"),
     (minimal(targets=[{"name": "a", "options": 3}]), "targets[0].options: must be a table, got 3"),
     (minimal(targets=[{"name": "a", "option": {"threads": 8}}]), "targets[0]: unknown key "
-     "'option'; expected one of client, label, name, options, workload"),
+     "'option'; expected one of client, fault, label, name, options, workload"),
     (minimal(load={"concurency": [1, 8]}), "load: unknown key 'concurency' for kind 'closed'; "
      "expected one of concurrency, duration_s, kind, max_duration_s, max_requests, min_requests, "
      "ramp_up_s, warmup_s"),

@@ -96,7 +96,7 @@ def test_each_table_refuses_unknown_keys_wrong_types_and_values_out_of_range(
 
 @pytest.mark.parametrize(("target", "message"), [
     ('name = "echo"\noptoins = {}', "targets[0]: unknown key 'optoins'; expected one of client, "
-     "label, name, options, workload"),
+     "fault, label, name, options, workload"),
     ("name = 3", "targets[0].name: must be a string, got 3"),
     ('label = "x"', "targets[0].name: must be given"),
     ('name = "echo"\nclient = { processes = 0 }',

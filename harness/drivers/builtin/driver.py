@@ -187,7 +187,7 @@ class BuiltinDriver:
             for index in indices:
                 now = job.clock.now()
                 if (job.load_over(now, measured[0], wanted) or (cap and index >= cap)
-                        or progress.abort is not None):
+                        or progress.abort is not None or progress.ended(now)):
                     return
                 measured[0] += now >= job.warmup_end
                 sample = await (one(index, now, conv, stream) if sessions else one(index, now))
@@ -207,7 +207,7 @@ class BuiltinDriver:
             delay = due - job.clock.now()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if progress.abort is not None:
+            if progress.abort is not None or progress.ended(job.clock.now()):
                 break
             tasks.append(asyncio.create_task(one(index, due)))
         await asyncio.gather(*tasks)
