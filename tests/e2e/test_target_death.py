@@ -55,7 +55,14 @@ def start_run(tmp_path: Path, duration: float, more: str = "",
     return subprocess.Popen(
         [sys.executable, "-m", "harness.cli", "run", str(scenario), "--results",
          str(tmp_path / "results"), "--reports", str(tmp_path / "reports")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    """In the child: SIGINT raises KeyboardInterrupt (the ^C test) even when this suite runs
+    from a shell's background job, whose children inherit SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def first_samples(tmp_path: Path, target: str) -> Path:
