@@ -75,7 +75,7 @@ def test_every_client_names_every_metric() -> None:
 
 
 def test_a_missing_venv_says_which_make_target_installs_it(tmp_path: Path) -> None:
-    client = Client("nothere", str(tmp_path / "no-venv"), "make nothere", {}, None, None)
+    client = Client("nothere", lambda: tmp_path / "no-venv", "make nothere", {}, None, None)
     assert client.missing() == f"nothere: not installed (make nothere creates {tmp_path}/no-venv)"
 
 

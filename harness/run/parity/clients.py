@@ -29,8 +29,8 @@ from typing import Any
 
 from harness.records.atomic import read_json
 from harness.run.parity.load import Leg, ParityLoad
+from targets.vllm import REPO_ROOT, venv_dir
 
-ROOT = Path(__file__).resolve().parents[3]  # the repository, where make puts the venvs
 VLLM_BENCH = ("import sys\n"
               "from vllm.benchmarks.serve import add_cli_args, main\n"
               "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
@@ -45,11 +45,12 @@ class LegFailed(Exception):
 
 @dataclass(frozen=True)
 class Client:
-    """One benchmark client: `venv` (None: in-process), its metric names, how it runs a load
-    into a folder and how its result there reads as (values, completed, failed)."""
+    """One benchmark client: where its venv is (None: in-process; vLLM's is `targets.vllm`'s, so
+    `$PATTERNBENCH_VLLM_VENV` counts here too), its metric names, how it runs a load into a
+    folder and how its result there reads as (values, completed, failed)."""
 
     name: str
-    venv: str | None
+    venv: Callable[[], Path] | None
     install: str
     names: Mapping[str, str]
     argv: Callable[[ParityLoad, Path, Path, int], list[str]] | None
@@ -59,14 +60,13 @@ class Client:
         """Why this client cannot run here, or None."""
         if self.venv is None:
             return None
-        python = ROOT / self.venv / "bin" / "python"
-        if not python.exists():
-            return f"{self.name}: not installed ({self.install} creates {self.venv})"
+        if not Path(self.python()).exists():
+            return f"{self.name}: not installed ({self.install} creates {self.venv()})"
         return None
 
     def python(self) -> str:
         assert self.venv is not None, "an in-process client has no interpreter of its own"
-        return str(ROOT / self.venv / "bin" / "python")
+        return str(self.venv() / "bin" / "python")
 
 
 def run_external(client: Client, load: ParityLoad, folder: Path, tokenizer_dir: Path,
@@ -187,17 +187,17 @@ BUILTIN = Client("builtin", None, "", {
     "output_tok_s": "throughput.output_tok_s", "req_s": "throughput.req_s",
     "ttft_p50_ms": "ttft_ms.p50", "ttft_p99_ms": "ttft_ms.p99", "tpot_p50_ms": "tpot_ms.p50",
     "itl_p50_ms": "itl_ms.p50", "e2e_p50_ms": "e2e_ms.p50"}, None, None)
-VLLM = Client("vllm", ".venv-vllm", "make vllm", {
+VLLM = Client("vllm", venv_dir, "make vllm", {
     "output_tok_s": "output_throughput", "req_s": "request_throughput",
     "ttft_p50_ms": "median_ttft_ms", "ttft_p99_ms": "p99_ttft_ms",
     "tpot_p50_ms": "median_tpot_ms", "itl_p50_ms": "median_itl_ms",
     "e2e_p50_ms": "median_e2el_ms"}, _vllm_argv, _vllm_read)
-GUIDELLM = Client("guidellm", ".venv-guidellm", "make guidellm", {
+GUIDELLM = Client("guidellm", lambda: REPO_ROOT / ".venv-guidellm", "make guidellm", {
     "output_tok_s": "output_tokens_per_second.mean", "req_s": "requests_per_second.mean",
     "ttft_p50_ms": "time_to_first_token_ms p50", "ttft_p99_ms": "time_to_first_token_ms p99",
     "tpot_p50_ms": "inter_token_latency_ms p50", "itl_p50_ms": "— (no pooled ITL)",
     "e2e_p50_ms": "request_latency p50 × 1000"}, _guidellm_argv, _guidellm_read)
-AIPERF = Client("aiperf", ".venv-aiperf", "make aiperf", {
+AIPERF = Client("aiperf", lambda: REPO_ROOT / ".venv-aiperf", "make aiperf", {
     "output_tok_s": "output_token_throughput.avg", "req_s": "request_throughput.avg",
     "ttft_p50_ms": "time_to_first_token.p50", "ttft_p99_ms": "time_to_first_token.p99",
     "tpot_p50_ms": "inter_token_latency.p50", "itl_p50_ms": "inter_chunk_latency.p50",
