@@ -19,6 +19,7 @@ import pytest
 from harness.samples import read_samples
 from harness.summary.record import PointSummary
 from harness.summary.rolling import RollingSummary
+from tests.signals import default_sigint
 from tests.summaries import read_checked
 from tests.waiting import wait_for
 
@@ -89,13 +90,7 @@ def start_cli(tmp_path: Path, text: str, mark: str) -> subprocess.Popen[str]:
         [sys.executable, "-m", "harness.cli", "run", str(path), "--results",
          str(tmp_path / "results"), "--reports", str(tmp_path / "reports")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, MARK: mark}, preexec_fn=_default_sigint)
-
-
-def _default_sigint() -> None:
-    """In the child: SIGINT raises KeyboardInterrupt even when this test runs from a shell's
-    background job, whose children inherit SIGINT ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+        env={**os.environ, MARK: mark}, preexec_fn=default_sigint)
 
 
 def finish(cli: subprocess.Popen[str], mark: str) -> tuple[int, str]:

@@ -19,6 +19,7 @@ import pytest
 
 from harness.samples import read_samples
 from harness.summary.record import read_summary
+from tests.signals import default_sigint
 from tests.summaries import read_checked
 from tests.waiting import wait_for
 
@@ -56,13 +57,7 @@ def start_run(tmp_path: Path, duration: float, more: str = "",
         [sys.executable, "-m", "harness.cli", "run", str(scenario), "--results",
          str(tmp_path / "results"), "--reports", str(tmp_path / "reports")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=_default_sigint)
-
-
-def _default_sigint() -> None:
-    """In the child: SIGINT raises KeyboardInterrupt (the ^C test) even when this suite runs
-    from a shell's background job, whose children inherit SIGINT ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+        preexec_fn=default_sigint)
 
 
 def first_samples(tmp_path: Path, target: str) -> Path:
