@@ -98,6 +98,8 @@ class TargetProcess:
                 proc.wait(timeout=timeout_s)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)  # leftovers: gunicorn or pool workers
+        if proc.poll() is None:  # it left its process group (vLLM's server can): kill it alone
+            proc.kill()
         try:
             return proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
