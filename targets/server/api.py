@@ -268,9 +268,22 @@ def sampling(temperature: float, top_p: float) -> tuple[float, float]:
 
 
 def chat_prompt(messages: Sequence[ChatMessage]) -> str:
-    """A plain role-prefixed transcript: the tiny model has no chat template."""
+    """A plain role-prefixed transcript: the presets (`tiny`) have no chat template."""
     lines = [f"{m.role}: {m.text()}" for m in messages]
     return "\n".join([*lines, "assistant:"])
+
+
+def chat_ids(messages: Sequence[ChatMessage], tokenizer: Tokenizer) -> list[int]:
+    """The chat's prompt token ids: rendered by the model's own chat template when its tokenizer
+    has one (a real model; what vLLM does), else `chat_prompt`'s transcript; encoded without
+    added special tokens (the template writes its own)."""
+    if getattr(tokenizer, "chat_template", None):
+        turns = [{"role": m.role, "content": m.text()} for m in messages]
+        text = str(tokenizer.apply_chat_template(  # type: ignore[attr-defined]
+            turns, tokenize=False, add_generation_prompt=True))
+    else:
+        text = chat_prompt(messages)
+    return tokenizer.encode(text, add_special_tokens=False)
 
 
 def prompt_ids(
@@ -278,7 +291,7 @@ def prompt_ids(
 ) -> tuple[list[int], GenParams]:
     """Token ids of the prompt and the generation parameters, after every limit check."""
     if isinstance(req, ChatRequest):
-        ids = tokenizer.encode(chat_prompt(req.messages), add_special_tokens=False)
+        ids = chat_ids(req.messages, tokenizer)
         max_tokens = req.max_completion_tokens or req.max_tokens or 16
     else:
         prompt = req.prompt
