@@ -43,6 +43,7 @@ from harness.scenario.fault import Fault, Rolling, check_fault_drivers, target_f
 from harness.scenario.workload import check_sessions
 from harness.summary.record import Load
 from harness.workload.lengths import PROFILES, Lengths
+from harness.workload.prompt_sets import PROMPT_SETS
 
 ARRIVAL_KINDS = ("closed", "constant", "poisson", "gamma", "ramp", "spike", "trace")
 APIS = ("completions", "chat")
@@ -65,7 +66,10 @@ class Workload:
     (`length_table` rows). `prefixes` > 0 (`harness.workload`): a prompt is one of that many shared
     `prefix_tokens`-long prefixes + a distinct suffix of the drawn length. `turns` > 1
     (`harness.workload.sessions`): closed-loop users hold conversations of that many turns,
-    `think_time_s` between them.
+    `think_time_s` between them. `prompts`: "words" (default: prompts of pool words with drawn
+    lengths) or a real prompt set (`harness.workload.prompt_sets`: "humaneval"), whose prompts
+    keep their own lengths; `output_tokens` is then the `max_tokens` cap, and with `ignore_eos =
+    false` each answer ends where the model stops.
     """
 
     prompt_tokens: int = setting(128, ge=1)  # a `{dist = ...}` table: prompt_lengths' mean
@@ -89,6 +93,7 @@ class Workload:
     prefix_tokens: int = setting(0, ge=0)  # ≥ 1 when prefixes > 0
     turns: int = setting(1, ge=1)
     think_time_s: float = setting(0.0, ge=0)
+    prompts: str = setting("words", one_of=("words", *PROMPT_SETS))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,11 @@ a row of its table, then `clip`s them to the model's context (`PromptFactory.con
 tokenizer's `model_max_length`), counting the shared prefix. `max_tokens` is the drawn output
 length, so with `ignore_eos` every answer has exactly that many tokens.
 
+A real prompt set (`workload.prompts`, `harness.workload.prompt_sets`): request i sends prompt
+`order[i % n]` of the set's n prompts, `order` a permutation seeded by the scenario's seed, with
+its own token count; only the output length (the `max_tokens` cap) is drawn. Its prompts repeat
+after n requests, so a target with a prefix cache reuses them from then on.
+
 Shared prefixes (`workload.prefixes` = N > 0, distinct prompts only): request i's prompt is
 prefix k (k drawn from the same seeded random; N checked word strings of `prefix_tokens`) + its
 distinct prompt (as above) of the drawn length, so suffixes stay distinct across the run.
@@ -39,6 +44,7 @@ from typing import Any
 
 from harness.scenario.types import Workload
 from harness.workload.lengths import Lengths, clip
+from harness.workload.prompt_sets import prompt_set
 
 _WORD = re.compile(r"^Ġ[a-z]{3,9}$")
 HEAD_TOKENS = 4  # words that spell a request's run-wide index: len(pool)**4 distinct prompts
@@ -103,6 +109,12 @@ class PromptFactory:
         self._bodies: dict[int, list[str]] = {}
         self._prefixes: dict[int, str] = {}
         self._prompt, self._output = prompt_dist(workload), output_dist(workload)
+        self._set: tuple[str, ...] = ()
+        self._set_tokens: dict[int, int] = {}
+        if workload.prompts != "words":
+            self._set = prompt_set(workload.prompts, workload.api)
+            self._order = list(range(len(self._set)))
+            random.Random(seed * 5_000_011).shuffle(self._order)
 
     def next_block(self) -> int:
         """The first run-wide index of the next load point's block (`BLOCK` long)."""
@@ -140,9 +152,27 @@ class PromptFactory:
             raise ValueError(f"prompt built for {n_tokens} tokens encodes to {n}")
         return text
 
+    def from_set(self, index: int, rng: random.Random,
+                 output_tokens: int | None = None) -> RequestSpec:
+        """Request `index` from the real prompt set: its prompt as written, measured in tokens;
+        the output cap drawn (or given), clipped to the context left after the prompt."""
+        k = self._order[index % len(self._set)]
+        prompt = self._set[k]
+        p = self._set_tokens.get(k)
+        if p is None:
+            p = self._set_tokens[k] = len(self.tokenizer.encode(prompt, add_special_tokens=False))
+        o = output_tokens or self._output.draw(rng)
+        if p >= self.context:
+            raise ValueError(f"prompt {k} of {self.workload.prompts} is {p} tokens, over the "
+                             f"model's context of {self.context}")
+        return RequestSpec(index=index, prompt=prompt, prompt_tokens=p,
+                           max_tokens=max(1, min(o, self.context - p)))
+
     def get(self, index: int, prompt_tokens: int | None = None,
             output_tokens: int | None = None) -> RequestSpec:
         rng = random.Random(self.seed * 1_000_003 + index)
+        if self._set:
+            return self.from_set(index, rng, output_tokens)
         p, o = self.lengths(rng, prompt_tokens, output_tokens)
         return RequestSpec(index=index, prompt=self.build_prompt(p, rng), prompt_tokens=p,
                            max_tokens=o)
@@ -153,6 +183,8 @@ class PromptFactory:
         docstring). Lengths (and the shared prefix) are drawn as `get(index % BLOCK)` draws them,
         so request i of every point gets the same ones, whatever its target or driver."""
         rng = random.Random(self.seed * 1_000_003 + index % BLOCK)
+        if self._set:
+            return self.from_set(index % BLOCK, rng, output_tokens)
         p, o = self.lengths(rng, prompt_tokens, output_tokens)
         n, head, digits = len(self.pool), [], index
         for _ in range(min(p, HEAD_TOKENS)):

@@ -61,7 +61,7 @@ TABLES = [
     ("timeout_s = 0", "timeout_s: must be ≥ 0.001, got 0"),
     ("[workload]\npromt_tokens = 8", "workload: unknown key 'promt_tokens'; expected one of api, "
      "ignore_eos, lengths, min_p, output_tokens, output_tokens_stdev, prefix_tokens, prefixes, "
-     "prompt_reuse, prompt_tokens, prompt_tokens_stdev, seed, stream, temperature, "
+     "prompt_reuse, prompt_tokens, prompt_tokens_stdev, prompts, seed, stream, temperature, "
      "think_time_s, top_k, top_p, turns"),
     ("[workload]\ntemperature = 'hot'", "workload.temperature: must be a number, got 'hot'"),
     ("[workload]\ntop_p = 1.5", "workload.top_p: must be in (0, 1], got 1.5"),

