@@ -131,7 +131,7 @@ class Fleet:
             self.missing[name] = problem
             return
         try:
-            self.servers[name] = _start(name, self.log_dir, API_KEY)
+            self.servers[name] = start_one(name, self.log_dir)
         except LaunchError as exc:
             self.errors[name] = str(exc)
 
@@ -148,23 +148,25 @@ class Fleet:
         return self.servers[name]
 
 
-def _start(name: str, log_dir: Path, api_key: str) -> TargetProcess:
+def start_one(name: str, log_dir: Path, model: str = MODEL) -> TargetProcess:
+    """Start target `name` on `model` the way the contract suite runs it: requiring `API_KEY`,
+    at most `MAX_CONCURRENCY` streams, no queue, one torch thread."""
     info = TARGETS[name]
     log_path = log_dir / f"{name}.log"
-    key = ["--api-key", api_key]
+    key = ["--api-key", API_KEY]
     options: dict[str, Any] = {"max_concurrency": MAX_CONCURRENCY, "max_queue": 0,
                                "max_tokens_cap": MAX_TOKENS_CAP}
     if info.kind == "proxy":  # the key is the gateway's own; its upstream takes none
         # An upstream running every admitted stream at once, so the gateway is what is tested.
         options["upstream_options"] = {"max_tokens_cap": MAX_TOKENS_CAP,
                                        "workers": MAX_CONCURRENCY}
-        return start_proxy(name, name, model=MODEL, device="cpu", options=options,
+        return start_proxy(name, name, model=model, device="cpu", options=options,
                            log_path=log_path, ready_timeout_s=240, extra_args=key)
     if info.kind == "vllm":  # vLLM's own server: none of our options, its own thread defaults
-        return start_target(name, name, model=MODEL, device="cpu", options={}, log_path=log_path,
+        return start_target(name, name, model=model, device="cpu", options={}, log_path=log_path,
                             ready_timeout_s=VLLM_READY_S, extra_args=key)
     # One torch thread each: a fleet of servers on few cores must not oversubscribe them.
-    return start_target(name, name, model=MODEL, device="cpu", options=options,
+    return start_target(name, name, model=model, device="cpu", options=options,
                         log_path=log_path, ready_timeout_s=240,
                         extra_args=["--torch-threads", "1", *key])
 
