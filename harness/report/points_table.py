@@ -41,6 +41,8 @@ HEAD = (
     "<th colspan='2'>TTFT ms</th><th colspan='2'>TPOT ms</th><th colspan='2'>ITL ms</th>"
     "<th colspan='3'>E2E ms</th><th colspan='2'>throughput</th>"
     "<th rowspan='2'>goodput<br>req/s</th>"
+    "<th rowspan='2' title='output tokens per ok request (from usage): median / p90 / longest; "
+    "with ignore_eos off the model decides them'>output tokens<br>p50 / p90 / max</th>"
     "<th rowspan='2' title='achieved concurrency'>conc.</th>"
     "<th rowspan='2' title='dispatch lag p99'>lag<br>p99 ms</th>"
     "<th rowspan='2' title='/health probe p99, timed-out probes counted at the timeout'>"
@@ -165,6 +167,14 @@ def _goodput(column: str, row: Row) -> str:
     return f"<td class='num' title='SLO {slo}'>{text}</td>"
 
 
+def _lengths(column: str, row: Row) -> str:
+    """The answers' lengths: 'p50 / p90 / max' output tokens, — without any."""
+    values = [row[f"{column}.{stat}"] for stat in ("p50", "p90", "max")]
+    if any(v is None for v in values):
+        return _num(MISSING)
+    return _num(" / ".join(f"{v:,.0f}" for v in values))
+
+
 def _badges(column: str, row: Row) -> str:
     return f"<td>{badges(_flags(row[column]))}</td>"
 
@@ -190,7 +200,7 @@ NUMBERS = ("repeat", "requests.ok", *(f"requests.{s}" for s in ERROR_STATUSES),
                                                                                "p99")),
            *RATES, "goodput.req_s", "goodput.fraction", "goodput.good_requests",
            "achieved_concurrency", "probe.sent", "probe.censored", "probe.missed_ticks",
-           "probe.timeout_ms")
+           "probe.timeout_ms", "output_tokens.p50", "output_tokens.p90", "output_tokens.max")
 TEXTS = ("target", "point", "label", "flags")
 COLUMNS: tuple[tuple[str, Cell], ...] = (  # (frame column, its cell), in HEAD's order
     ("label", _label),
@@ -203,6 +213,7 @@ COLUMNS: tuple[tuple[str, Cell], ...] = (  # (frame column, its cell), in HEAD's
     ("throughput.req_s", _number(fmt_rate)),
     ("throughput.output_tok_s", _number(fmt_tok_s)),
     ("goodput.req_s", _goodput),
+    ("output_tokens", _lengths),
     ("achieved_concurrency", _number(fmt_number)),
     ("dispatch_lag_ms.p99", _percentile),
     ("probe.latency_ms.p99", _probe),

@@ -10,7 +10,9 @@ when the point does not carry that evidence (no proxy pool, no probe, no server 
   on an asyncio server the event loop was blocked, on a threaded one every thread was busy;
 - queueing for the models: the server's queue filled while its batch gauge shows one
   request at a time; without that gauge, only that requests waited (TTFT grew with the load
-  while throughput stayed flat, against the target's lowest level).
+  while throughput stayed flat, against the target's lowest level);
+- head-of-line blocking: a request-level batching target (a batch runs to its longest answer)
+  at a point whose answers had different lengths (natural lengths, or drawn ones).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ HEALTH_STALL_SHARE = 0.5
 """A /health probe p90 at half its timeout is a stall (a free server answers in ~1 ms)."""
 HEALTH_CENSORED_SHARE = 0.1
 """A tenth of the probes unanswered within the timeout is a stall; one of fifty is not."""
+SPREAD_LENGTHS = 1.5
+"""Answers whose p90 length is at least this many times their median differ enough for a batch
+run to its longest answer to leave most of its rows idle for a good part of it."""
 FLAT_THROUGHPUT = 1.5
 """Throughput that grew by less than this factor while the load grew at least twice as much is
 flat: the extra requests only waited."""
@@ -180,6 +185,28 @@ def _flat_throughput(target: str, point: PointSummary, base: PointSummary) -> st
             f"grew {ratio(k1, k0)} ({k0:,.0f} → {k1:,.0f} tok/s){conc}{batches}.")
 
 
+def head_of_line(target: str, point: PointSummary, base: PointSummary) -> str | None:
+    """A request-level batch runs until its longest answer ends: with spread lengths, short
+    answers' rows idle and newcomers wait for the whole batch."""
+    info = TARGETS.get(point.target_name)
+    lengths = point.output_tokens
+    if (info is None or info.module != "targets.fastapi_dynamic_batching" or lengths is None
+            or lengths.count < 2 or lengths.p50 <= 0
+            or lengths.p90 < SPREAD_LENGTHS * lengths.p50):
+        return None
+    server = point.telemetry.server if point.telemetry is not None else None
+    batch = (f"; its batches held up to {server.batch_size_max:g} requests"
+             if server is not None and server.batch_size_max else "")
+    ttft = _ttft_p50(point)
+    waited = (f", and a request arriving meanwhile waited for the whole batch (TTFT p50 "
+              f"{ms(ttft)})" if ttft is not None else "")
+    return (f"Head-of-line blocking in {target} at {short_level(point)}: a batch runs until its "
+            f"longest answer ends, and its answers ranged widely (median {lengths.p50:,.0f} "
+            f"tokens, p90 {lengths.p90:,.0f}, longest {lengths.max:,.0f}){batch}: a short "
+            f"answer's row idled up to {lengths.max / lengths.p50:.1f}× its own length"
+            f"{waited}.")
+
+
 def _ttft_p50(point: PointSummary) -> float | None:
     return point.ttft_sched_ms.p50 if point.ttft_sched_ms is not None else None
 
@@ -191,7 +218,7 @@ def _level(point: PointSummary) -> float | None:
 
 CAUSES: Mapping[str, Cause] = {"refused": refused, "failures": failures,
                                "pool": pool_exhausted, "health": health_stalled,
-                               "queueing": queueing}
+                               "queueing": queueing, "head_of_line": head_of_line}
 
 
 def causes(target: str, point: PointSummary, base: PointSummary) -> list[str]:

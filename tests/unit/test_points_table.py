@@ -113,3 +113,11 @@ def test_marks_tooltips_and_anchors_stay(table: Table) -> None:
     assert re.search(r"<td class='num too-few' title='only 3 values: too few for a "
                      r"trustworthy p99[^']*'>", table.html)
     assert "title='SLO {&quot;ttft_ms&quot;: 150.0}'" in table.html
+
+
+def test_the_answers_lengths_are_shown_per_point(table: Table) -> None:
+    c1 = table.cells("c=1")[COLUMN["output_tokens"]]
+    want = [table.value("c1", f"output_tokens.{stat}") for stat in ("p50", "p90", "max")]
+    assert [float(v.replace(",", "")) for v in c1.split(" / ")] == [round(v) for v in want]
+    assert want[0] < want[2]  # these answers differ in length
+    assert table.cells("c=4")[COLUMN["output_tokens"]] == MISSING  # nothing measured

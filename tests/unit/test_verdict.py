@@ -306,3 +306,20 @@ def test_a_stall_whose_one_probe_was_answered_late_counts_the_ticks_it_missed() 
     assert ("fastapi_blocking's /health stalled at c=4: probe p90 6,267 ms, 1 probe answered in "
             "the point, 12 probe ticks missed while one waited; the model blocks the event "
             "loop.") in texts
+
+
+def test_head_of_line_blocking_is_named_for_request_level_batching_on_spread_lengths() -> None:
+    from harness.verdict.causes import head_of_line
+
+    lengths = Distribution.of([8, 12, 20, 30, 45, 128, 128, 128, 9, 14])  # natural lengths
+    base = point("fastapi_dynamic_batching", 1, good=10, total=10, ttft_ms=300, tok_s=40)
+    hit = point("fastapi_dynamic_batching", 4, good=3, total=10, ttft_ms=4000, tok_s=60,
+                output_tokens=lengths)
+    text = head_of_line("fastapi_dynamic_batching", hit, base)
+    assert text is not None and "Head-of-line blocking" in text and "c=4" in text
+    assert "median 25" in text and "longest 128" in text
+    # continuous batching lets a request leave at its own end; equal lengths block nothing
+    other = replace(hit, target="fastapi_batching", target_name="fastapi_batching")
+    assert head_of_line("fastapi_batching", other, base) is None
+    even = replace(hit, output_tokens=Distribution.of([64] * 10))
+    assert head_of_line("fastapi_dynamic_batching", even, base) is None
