@@ -67,9 +67,9 @@ class Workload:
     `prefix_tokens`-long prefixes + a distinct suffix of the drawn length. `turns` > 1
     (`harness.workload.sessions`): closed-loop users hold conversations of that many turns,
     `think_time_s` between them. `prompts`: "words" (default: prompts of pool words with drawn
-    lengths) or a real prompt set (`harness.workload.prompt_sets`: "humaneval"), whose prompts
-    keep their own lengths; `output_tokens` is then the `max_tokens` cap, and with `ignore_eos =
-    false` each answer ends where the model stops.
+    lengths) or a real prompt set (`harness.workload.prompt_sets`: "humaneval", "questions"),
+    whose prompts keep their own lengths; `output_tokens` is then the `max_tokens` cap, and with
+    `ignore_eos = false` each answer ends where the model stops.
     """
 
     prompt_tokens: int = setting(128, ge=1)  # a `{dist = ...}` table: prompt_lengths' mean

@@ -83,6 +83,14 @@ def test_humaneval_prompts_as_each_api_sends_them() -> None:
                                                                          strict=True))
 
 
+def test_the_committed_questions_range_from_facts_to_essays() -> None:
+    chats, completions = prompt_set("questions", "chat"), prompt_set("questions", "completions")
+    assert len(chats) == len(set(chats)) == 64
+    assert chats[0] == "What is the capital of France? Answer in one sentence."
+    assert any(q.startswith("Write an essay") for q in chats)
+    assert completions[0] == f"Question: {chats[0]}\nAnswer:"
+
+
 def test_a_real_prompt_set_keeps_its_lengths_and_caps_the_output(tokenizer: Any) -> None:
     workload = Workload(prompts="humaneval", api="chat", output_tokens=200,
                         output_tokens_stdev=50, ignore_eos=False)

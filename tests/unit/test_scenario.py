@@ -159,8 +159,8 @@ MALFORMED = [
      "slo, targets, timeout_s, workload"),
     (minimal(workload={"prompt_len": 10}), "workload: unknown key 'prompt_len'; expected one of "
      "api, ignore_eos, lengths, min_p, output_tokens, output_tokens_stdev, prefix_tokens, "
-     "prefixes, prompt_reuse, prompt_tokens, prompt_tokens_stdev, prompts, seed, stream, temperature, "
-     "think_time_s, top_k, top_p, turns"),
+     "prefixes, prompt_reuse, prompt_tokens, prompt_tokens_stdev, prompts, seed, stream, "
+     "temperature, think_time_s, top_k, top_p, turns"),
     (minimal(load={"kind": "bursty"}), "load.kind: must be one of 'closed', 'constant', "
      "'poisson', 'gamma', 'ramp', 'spike', 'trace', 'capacity', got 'bursty'"),
     (minimal(seed="abc"), "seed: must be an integer, got 'abc'"),
