@@ -32,7 +32,7 @@ from tests.contract.conftest import (
 
 pytestmark = pytest.mark.timeout(600)  # eight servers loading the model on a busy machine
 MODEL = "smollm2-135m"
-MAX_TOKENS = 40
+MAX_TOKENS = 32
 CHATS = [
     "hi",
     "What is the capital of France? Answer in one sentence.",
