@@ -25,9 +25,10 @@ Choose it when: you serve on CPUs or small machines, or want quantized weights (
 quarter of float32 and reads a quarter of the memory per token); it is the speed any CPU result
 must be held against.
 Pitfall: the slots are fixed at start: `parallel` requests run at once, each limited to
-`ctx_size / parallel` tokens of context, and the rest queue with no limit (never a 503); it closes
-idle kept-alive connections after 5 s and after 100 requests, so a client must be ready to send a
-request again on a fresh connection (the builtin driver does).
+`ctx_size / parallel` tokens of context, and the rest queue with no limit (never a 503). SIGTERM
+stops generation at once: streams in flight are cut, not drained. It closes kept-alive connections
+the client still holds (47% of the requests of a closed loop here hit one), so a client must send
+such a request again on a fresh connection (the builtin driver does).
 
 Options: `parallel` (slots, default 32), `ctx_size` (KV-cache tokens over all slots, default
 1024 per slot), `threads` (default: the cores this process may use), `gguf` (a GGUF file to serve
