@@ -88,7 +88,8 @@ SKIPS["llamacpp"] = {
     "drain_refuses_new": "checked only with the drain above",
     "sse_framing": "llama-server sends no Cache-Control/X-Accel-Buffering headers and, with "
                    "include_usage, puts the usage on its closing finish_reason chunk (no "
-                   "usage-only chunk with empty choices): a valid OpenAI stream, framed its way",
+                   "usage-only chunk with empty choices) beside an empty closing delta: a valid "
+                   "OpenAI stream, framed its way",
     "limits": "llama-server answers a prompt over a slot's context with 400 "
               "(exceed_context_size_error), not 413, and has neither our max_tokens cap nor our "
               "1 MiB body limit",

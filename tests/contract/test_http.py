@@ -87,7 +87,9 @@ def test_stream_chunks_usage_and_done(fleet: Fleet, target: str) -> None:
     chat_payloads = chat.rest()
     chat_chunks = [json.loads(p) for p in chat_payloads[:-1]]
     assert all(c["object"] == "chat.completion.chunk" for c in chat_chunks)
-    assert all("content" in c["choices"][0]["delta"] for c in chat_chunks if c["choices"])
+    # unframed servers may close with an empty delta (llama.cpp: {} beside finish_reason)
+    assert all("content" in c["choices"][0]["delta"] for c in chat_chunks
+               if c["choices"] and (framed or not c["choices"][0]["finish_reason"]))
     if framed:
         assert len(token_payloads(chat_payloads)) == 6
     whole_chat = post(fleet, target, {"messages": [{"role": "user", "content": "hi"}], **greedy},
