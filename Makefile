@@ -109,3 +109,32 @@ $(AIPERF_STAMP):
 # On the GPU machine `scripts/device-run` installs them offline (docs/gpu.md).
 wheels: $(STAMP)
 	PY=$(PY) REPORT=$(REPORT) scripts/prepare-wheels
+
+# `make llamacpp`: llama.cpp's `llama-server`, built from the sources that PyPI's llama-cpp-python
+# sdist vendors (no binary wheel exists), into the git-ignored .llamacpp/, for the `llamacpp`
+# target and its contract tests. Not native: GGML_NATIVE=ON dies with "Illegal instruction" at
+# model load here (the CPU advertises AMX, the VM forbids it), so the x86 levels are named.
+# The converter (convert_hf_to_gguf.py, same tree, with its own gguf-py) runs in .venv: it needs
+# torch and transformers from there, plus sentencepiece (the `llamacpp` extra).
+LLAMACPP_DIR ?= .llamacpp
+LLAMACPP_VERSION := 0.3.36
+LLAMACPP_STAMP := $(LLAMACPP_DIR)/.patternbench-llamacpp-built
+LLAMACPP_SRC := $(LLAMACPP_DIR)/src/vendor/llama.cpp
+LLAMACPP_CMAKE := -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON \
+	-DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_SERVER=ON \
+	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+
+.PHONY: llamacpp
+llamacpp: $(LLAMACPP_STAMP)
+
+$(LLAMACPP_STAMP): $(STAMP)
+	@test -f $(LLAMACPP_DIR)/sdist/llama_cpp_python-$(LLAMACPP_VERSION).tar.gz || \
+		$(PY) -m pip download --no-deps --no-binary :all: "llama-cpp-python==$(LLAMACPP_VERSION)" \
+		-d $(LLAMACPP_DIR)/sdist
+	@test -f $(LLAMACPP_SRC)/CMakeLists.txt || { mkdir -p $(LLAMACPP_DIR)/src && tar -xzf \
+		$(LLAMACPP_DIR)/sdist/llama_cpp_python-$(LLAMACPP_VERSION).tar.gz \
+		-C $(LLAMACPP_DIR)/src --strip-components=1; }
+	cmake -S $(LLAMACPP_SRC) -B $(LLAMACPP_DIR)/build $(LLAMACPP_CMAKE)
+	cmake --build $(LLAMACPP_DIR)/build --target llama-server -j2
+	$(PY) -m pip install -e ".[llamacpp]"
+	@touch $(LLAMACPP_STAMP)

@@ -77,6 +77,7 @@ class SampleExtra:
     after_s: float | None = None  # builtin: s after sending that the timeout fired
     abandoned_at: float | None = None  # run clock: the client closed the stream (`abandoned`)
     attempt: int | None = None  # builtin, `retry_refused`: a resend's number (2, 3, ...)
+    resent: bool | None = None  # builtin: lost on a stale kept-alive connection, sent again
     session: str | None = None  # multi-turn: user stream and conversation, e.g. "3-0"
     turn: int | None = None  # multi-turn: the turn in its conversation (0 = the first)
 

@@ -16,8 +16,9 @@ from typing import Literal
 
 # How the runner opens a target: `python` = `python -m targets NAME`; `vllm` = the same, after
 # checking that .venv-vllm exists, with a long readiness wait; `external` = a URL the harness
-# never starts or stops; `proxy` = `python -m targets NAME` after starting its upstream target.
-TargetKind = Literal["python", "vllm", "external", "proxy"]
+# never starts or stops; `proxy` = `python -m targets NAME` after starting its upstream target;
+# `llamacpp` = `python -m targets NAME` after checking that `make llamacpp` built llama-server.
+TargetKind = Literal["python", "vllm", "external", "proxy", "llamacpp"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ TARGETS: dict[str, TargetInfo] = {
     "vllm": TargetInfo(
         "targets.vllm", "the real vLLM OpenAI server on the same model folder (`make vllm`)",
         kind="vllm", ready_timeout_s=300.0
+    ),
+    "llamacpp": TargetInfo(
+        "targets.llamacpp", "llama.cpp's llama-server on the same weights as GGUF: slots, "
+        "continuous batching in C++ (`make llamacpp`)", kind="llamacpp", ready_timeout_s=300.0
     ),
     "external": TargetInfo(
         "targets.external", "any OpenAI-compatible server you run (url option); never started",

@@ -27,7 +27,7 @@ the tokens it generated that nobody read.
 The builtin driver closes the chosen streams (the job's `fault`; `abandon_after` in
 `harness.drivers.builtin.streaming`; samples `abandoned`, `failed_at` = when). After the
 point's load, `after` polls the target's `/metrics` every `POLL_S` (at most `WAIT_S`) until it
-reads 0 requests in flight (`patternbench_in_flight`; vLLM's running + waiting,
+reads 0 requests in flight (`patternbench_in_flight`; vLLM's and llama.cpp's running + waiting,
 `harness.telemetry.scrape`) and the generated-token counter has settled (two readings alike): a
 target that noticed the client leave stopped generating for it; one that did not (a blocked
 event loop) is still busy.
@@ -36,8 +36,9 @@ event loop) is still busy.
 the last abandon, so the load's end bounds how soon the target can be idle).
 
 Wasted tokens: the counter (`patternbench_generated_tokens_total`, vLLM's
-`vllm:generation_tokens_total`) once idle minus before the load, minus the output tokens the
-client read (every request of the point, the abandoned streams' chunks included). A gateway's
+`vllm:generation_tokens_total`, llama.cpp's `llamacpp:tokens_predicted_total`) once idle minus
+before the load, minus the output tokens the client read (every request of the point, the
+abandoned streams' chunks included). A gateway's
 upstream (`TargetProcess.gateway`) is read too and added: it is the one generating. No counter,
 or one that counts fewer tokens than were read (a gateway without its upstream), gives null.
 """
@@ -163,7 +164,8 @@ def shutdown_summary(signal_at: float | None, exit_at: float | None,
 POLL_S = 0.05  # between two /metrics readings after the load
 WAIT_S = 10.0  # the longest the target is waited for to be idle
 SCRAPE_TIMEOUT_S = 5.0
-TOKEN_COUNTERS = frozenset({"patternbench_generated_tokens_total", "vllm:generation_tokens_total"})
+TOKEN_COUNTERS = frozenset({"patternbench_generated_tokens_total", "vllm:generation_tokens_total",
+                            "llamacpp:tokens_predicted_total"})
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,7 @@ class Reading:
     t: float
     in_flight: float | None
     generated: float | None
-    source: str | None = None  # the target's metric names: patternbench, vllm
+    source: str | None = None  # the target's metric names: patternbench, vllm, llamacpp
     answered: bool = True  # every scrape answered 200 (a None above is then "not exported")
 
 

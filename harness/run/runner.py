@@ -132,6 +132,11 @@ def open_registry_target(tc: TargetConfig, scenario: Scenario, run_dir: Path,
         problem = install_error(tc.options)
         if problem is not None:
             raise LaunchError(problem)
+    if info.kind == "llamacpp":
+        from targets.llamacpp import install_error as llamacpp_missing
+
+        if (missing := llamacpp_missing(tc.options)) is not None:
+            raise LaunchError(missing)
     if info.kind == "proxy":
         return start_proxy(tc.label, tc.name, model=scenario.model, device=scenario.device,
                            options=tc.options, log_path=log_path, ready_timeout_s=ready_s)

@@ -42,7 +42,7 @@ class FaultSummary:
     cleanup_wait_s: float | None = doc("disconnect: how long after the load the target's "
                                         "/metrics was polled at most (every 50 ms), s", None)
     metrics_source: str | None = doc("disconnect: whose /metrics names were read: "
-                                      "patternbench, vllm (null: none exported)", None)
+                                      "patternbench, vllm, llamacpp (null: none exported)", None)
     in_flight_zero_at_s: float | None = doc(
         "disconnect: when /metrics first read 0 requests in flight after the load, run clock, "
         "s (null: not within cleanup_wait_s, or not exported)", None)

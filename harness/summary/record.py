@@ -195,7 +195,7 @@ class HealthTelemetry:
 class ServerTelemetry:
     """What the target's Prometheus /metrics said during the window."""
 
-    source: str | None = doc("whose metric names: patternbench, vllm")
+    source: str | None = doc("whose metric names: patternbench, vllm, llamacpp")
     scrapes: int = doc("scrapes in the window")
     failed: int = doc("scrapes that failed")
     in_flight_max: float | None = doc("most requests in flight")

@@ -12,8 +12,10 @@ served (cumulative) as `patternbench_prefix_cache_queries` / `_hits`, vLLM's cou
      "prefix_cache_hits": 6144, "status": 200, "error": null}
 
 For vLLM, `batch_size` is its running requests, `queue_depth` its waiting ones and `in_flight`
-their sum. A gauge exported with several label sets (vLLM's engines) is summed, the KV-cache
-usage is their maximum. A field the target does not export is null; a failed scrape has
+their sum; for llama.cpp's llama-server (`source` "llamacpp") the same from
+`llamacpp:requests_processing` (busy slots) and `llamacpp:requests_deferred` (waiting for one).
+A gauge exported with several label sets (vLLM's engines) is summed, the KV-cache usage is their
+maximum. A field the target does not export is null; a failed scrape has
 `error` set and every field null. `source` is null when no known gauge was found.
 """
 
@@ -43,7 +45,10 @@ VLLM_WAITING = "vllm:num_requests_waiting"
 VLLM_KV_CACHE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
 VLLM_PREFIX = {"vllm:prefix_cache_queries_total": "prefix_cache_queries",  # counters, tokens
                "vllm:prefix_cache_hits_total": "prefix_cache_hits"}
-KEPT = frozenset({*OURS, VLLM_RUNNING, VLLM_WAITING, *VLLM_KV_CACHE, *VLLM_PREFIX})
+LLAMACPP_RUNNING = "llamacpp:requests_processing"
+LLAMACPP_WAITING = "llamacpp:requests_deferred"
+KEPT = frozenset({*OURS, VLLM_RUNNING, VLLM_WAITING, *VLLM_KV_CACHE, *VLLM_PREFIX,
+                  LLAMACPP_RUNNING, LLAMACPP_WAITING})
 FIELDS = ("in_flight", "queue_depth", "batch_size", "kv_cache_pct", "prefix_cache_queries",
           "prefix_cache_hits")
 
@@ -77,7 +82,7 @@ def server_fields(values: Mapping[str, float]) -> Record:
     running, waiting = values.get(VLLM_RUNNING), values.get(VLLM_WAITING)
     kv = next((values[name] for name in VLLM_KV_CACHE if name in values), None)
     if running is None and waiting is None and kv is None:
-        return fields
+        return _llamacpp_fields(values, fields)
     fields["source"] = "vllm"
     fields["batch_size"] = running
     fields["queue_depth"] = waiting
@@ -85,6 +90,19 @@ def server_fields(values: Mapping[str, float]) -> Record:
         fields["in_flight"] = running + waiting
     fields["kv_cache_pct"] = None if kv is None else round(kv * 100, 3)
     fields |= {field: values[name] for name, field in VLLM_PREFIX.items() if name in values}
+    return fields
+
+
+def _llamacpp_fields(values: Mapping[str, float], fields: Record) -> Record:
+    """llama-server's busy slots and deferred requests, when exported."""
+    running, waiting = values.get(LLAMACPP_RUNNING), values.get(LLAMACPP_WAITING)
+    if running is None and waiting is None:
+        return fields
+    fields["source"] = "llamacpp"
+    fields["batch_size"] = running
+    fields["queue_depth"] = waiting
+    if running is not None and waiting is not None:
+        fields["in_flight"] = running + waiting
     return fields
 
 

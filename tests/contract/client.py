@@ -86,9 +86,14 @@ class Stream:
         self.conn.close()
 
 
+# The fleet's key: llama-server guards /metrics with its --api-key (ours and vLLM's leave it
+# open and ignore the header), so the suite reads /metrics with it, as a run with a key does.
+METRICS_AUTH = {"Authorization": "Bearer contract-key"}
+
+
 def metrics(url: str) -> dict[str, float]:
     """`/metrics` as {"name{labels}": value}, comments dropped."""
-    text = request(url, "GET", "/metrics").body.decode()
+    text = request(url, "GET", "/metrics", headers=METRICS_AUTH).body.decode()
     out: dict[str, float] = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
@@ -100,7 +105,7 @@ def metrics(url: str) -> dict[str, float]:
 def in_flight(url: str) -> float | None:
     """Requests the server holds, from `/metrics` as the harness's telemetry reads it: our
     `patternbench_in_flight`, or vLLM's running plus waiting requests (None: not exported)."""
-    text = request(url, "GET", "/metrics").body.decode()
+    text = request(url, "GET", "/metrics", headers=METRICS_AUTH).body.decode()
     value = server_fields(parse_metrics(text))["in_flight"]
     return None if value is None else float(value)
 

@@ -26,6 +26,8 @@ import pytest
 
 from harness.run.launcher import LaunchError, TargetProcess, start_proxy, start_target
 from targets import TARGETS
+from targets.llamacpp import READY_TIMEOUT_S as LLAMACPP_READY_S
+from targets.llamacpp import install_error as llamacpp_missing
 from targets.vllm import READY_TIMEOUT_S, install_error
 
 API_KEY = "contract-key"
@@ -75,6 +77,44 @@ SKIPS: dict[str, dict[str, str]] = {
     },
 }
 
+# llama.cpp's llama-server (`make llamacpp`, marker `llamacpp`): what it answers its own way.
+SKIPS["llamacpp"] = {
+    "overload": "llama-server queues every request that finds no free slot (requests_deferred): "
+                "it has no admission limit, so never a 503 with Retry-After",
+    "disconnect": "llama-server counts its slots and tokens in its own llamacpp:* metrics, not "
+                  "patternbench_*: test_llamacpp.py checks the slot is freed with those",
+    "drain": "on SIGTERM llama-server stops generating at once: the streams in flight get no "
+             "more tokens and no [DONE] (measured: 8 of 8 cut, the process gone 30 s later)",
+    "drain_refuses_new": "checked only with the drain above",
+    "sse_framing": "llama-server sends no Cache-Control/X-Accel-Buffering headers and, with "
+                   "include_usage, puts the usage on its closing finish_reason chunk (no "
+                   "usage-only chunk with empty choices) beside an empty closing delta: a valid "
+                   "OpenAI stream, framed its way",
+    "limits": "llama-server answers a prompt over a slot's context with 400 "
+              "(exceed_context_size_error), not 413, and has neither our max_tokens cap nor our "
+              "1 MiB body limit",
+    "framework_errors": "a wrong method is 404 (not 405), and its errors carry no param",
+    "bad_input_400": "a body that is not JSON is a 500 (json parse_error), not a 400",
+    "api_key_error": "llama-server's 401 has code 401 (a number) and type "
+                     "authentication_error, not code invalid_api_key",
+    "patternbench_errors": "llama-server answers malformed requests with its own statuses and "
+                           "error shapes (no param): only checked never to be a 5xx",
+    "patternbench_metrics": "llama-server exports its own llamacpp:* metrics (the harness's "
+                            "telemetry reads those), not our patternbench_* gauges and counters",
+    "bearer_only": "llama-server also takes the key without its \"Bearer \" prefix "
+                   "(Authorization: KEY is let in)",
+    "open_metrics": "llama-server guards /metrics with its --api-key (only /health is public)",
+    "unserved_options": "llama-server serves logprobs, echo and penalties itself: it has no need "
+                        "to refuse them",
+    "text_only_content": "an image part is a 500 (\"image input is not supported\"), not a 400",
+    "continuous_usage_stats": "llama-server ignores stream_options.continuous_usage_stats: "
+                              "usage comes only on the last chunk",
+}
+LLAMACPP_OPTIONS = {"parallel": 4, "threads": 1}  # 4 slots: MAX_CONCURRENCY below
+KIND_MARKS: dict[str, list[pytest.MarkDecorator]] = {
+    "llamacpp": [pytest.mark.llamacpp, pytest.mark.timeout(LLAMACPP_READY_S + 300)],
+}
+
 STALLS_HEALTH = {"fastapi_blocking"}  # /health waits for the running generation: the point
 VLLM_READY_S = max(READY_TIMEOUT_S, 600.0)  # vLLM's start-up: ~65 s on 2 idle cores, minutes busy
 
@@ -87,7 +127,8 @@ def target_params(*names: str) -> list[Any]:
     """`names` (default: every contract target) as `target` parameters; vLLM's is marked `vllm`
     and may wait out vLLM's start-up."""
     vllm_marks = [pytest.mark.vllm, pytest.mark.timeout(VLLM_READY_S + 300)]
-    return [pytest.param(name, id=name, marks=vllm_marks if TARGETS[name].kind == "vllm" else ())
+    marks = {"vllm": vllm_marks, **KIND_MARKS}
+    return [pytest.param(name, id=name, marks=marks.get(TARGETS[name].kind, ()))
             for name in names or contract_targets()]
 
 
@@ -130,6 +171,9 @@ class Fleet:
         if TARGETS[name].kind == "vllm" and (problem := install_error()) is not None:
             self.missing[name] = problem
             return
+        if TARGETS[name].kind == "llamacpp" and (problem := llamacpp_missing()) is not None:
+            self.missing[name] = problem
+            return
         try:
             self.servers[name] = start_one(name, self.log_dir)
         except LaunchError as exc:
@@ -165,6 +209,9 @@ def start_one(name: str, log_dir: Path, model: str = MODEL) -> TargetProcess:
     if info.kind == "vllm":  # vLLM's own server: none of our options, its own thread defaults
         return start_target(name, name, model=model, device="cpu", options={}, log_path=log_path,
                             ready_timeout_s=VLLM_READY_S, extra_args=key)
+    if info.kind == "llamacpp":  # its own server: slots for MAX_CONCURRENCY, one thread
+        return start_target(name, name, model=MODEL, device="cpu", options=LLAMACPP_OPTIONS,
+                            log_path=log_path, ready_timeout_s=LLAMACPP_READY_S, extra_args=key)
     # One torch thread each: a fleet of servers on few cores must not oversubscribe them.
     return start_target(name, name, model=model, device="cpu", options=options,
                         log_path=log_path, ready_timeout_s=240,

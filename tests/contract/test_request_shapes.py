@@ -37,7 +37,11 @@ def test_chat_content_as_text_parts_is_the_same_prompt(fleet: Fleet, target: str
         {"type": "text", "text": "What is the capital"}, {"type": "text", "text": "of France?"},
     ]}]}, CHAT)
     assert answer(parts, chat=True) == answer(plain, chat=True)
-    assert parts.json()["usage"] == plain.json()["usage"]
+    # cached prompt tokens (llama.cpp's prompt_tokens_details) differ with what ran before
+    def counts(usage: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in usage.items() if k != "prompt_tokens_details"}
+
+    assert counts(parts.json()["usage"]) == counts(plain.json()["usage"])
 
 
 def test_a_part_that_is_not_text_is_a_400_naming_it(fleet: Fleet, target: str) -> None:
@@ -79,6 +83,7 @@ def test_stop_ends_the_text_before_the_stop_sequence(fleet: Fleet, target: str) 
 
 
 def test_continuous_usage_stats_counts_on_every_chunk(fleet: Fleet, target: str) -> None:
+    skip_unless_supported(target, "continuous_usage_stats")
     options = {"include_usage": True, "continuous_usage_stats": True}
     stream = Stream(fleet.get(target).url, {"prompt": "Hello world", "max_tokens": 5, **GREEDY,
                                             "stream_options": options}, fleet.auth(target))

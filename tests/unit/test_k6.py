@@ -135,6 +135,18 @@ def test_error_records_are_classified() -> None:
     assert all(s.error == "dial: connection refused" for s in refused)
 
 
+def test_a_request_resent_after_a_stale_connection_is_one_ok_sample_marked_resent() -> None:
+    """The script sends a request again once when k6 got no answer on a kept-alive connection the
+    server had closed ("EOF"); its record carries `"r": true` and the answer of the resend."""
+    records = [FIXTURES["ok"][0] | {"r": True}, FIXTURES["ok"][1]]
+    wall = WallMap(wall_ns=min(r["st"] for r in records) * 1_000_000, clock_s=100.0)
+    by_id = {s.request_id: s for s in samples_from_k6(records, target="t", point="p",
+                                                       specs=SPECS, wall=wall, stream=True)}
+    resent, plain = (by_id[f"t-p-{r['i']}"] for r in records)
+    assert (resent.status, resent.extra.resent) == ("ok", True)
+    assert (plain.status, plain.extra.resent) == ("ok", None)
+
+
 def test_read_records_skips_log_lines_and_a_cut_last_line(tmp_path: Path) -> None:
     good = json.dumps(FIXTURES["ok"][0])
     path = tmp_path / "records.jsonl"

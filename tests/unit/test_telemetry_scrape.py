@@ -1,4 +1,5 @@
-"""Parsing `/metrics`: our targets' gauges and vLLM's, and the HTTP samplers on a real server."""
+"""Parsing `/metrics`: our targets' gauges, vLLM's and llama.cpp's, and the HTTP samplers on a real
+server."""
 
 from __future__ import annotations
 
@@ -128,3 +129,28 @@ def test_samplers_record_a_refused_connection() -> None:
     assert health["latency_ms"] is None and "ConnectionRefused" in health["error"]
     (scrape,) = MetricsScraper(Clock(), f"http://127.0.0.1:{port}").sample()
     assert scrape["source"] is None and "ConnectionRefused" in scrape["error"]
+
+
+# What llama-server (llama.cpp, `--metrics`) exported mid-load here: counters and gauges without
+# labels, under the `llamacpp:` prefix.
+LLAMACPP_TEXT = """\
+# HELP llamacpp:tokens_predicted_total Number of generation tokens processed
+# TYPE llamacpp:tokens_predicted_total counter
+llamacpp:tokens_predicted_total 24
+# HELP llamacpp:requests_processing Number of requests processing
+# TYPE llamacpp:requests_processing gauge
+llamacpp:requests_processing 4
+# HELP llamacpp:requests_deferred Number of requests deferred
+# TYPE llamacpp:requests_deferred gauge
+llamacpp:requests_deferred 3
+# HELP llamacpp:n_busy_slots_per_decode Average number of busy slots per llama_decode() call
+# TYPE llamacpp:n_busy_slots_per_decode gauge
+llamacpp:n_busy_slots_per_decode 1
+"""
+
+
+def test_llamacpp_busy_slots_are_the_batch_and_deferred_requests_the_queue() -> None:
+    fields = server_fields(parse_metrics(LLAMACPP_TEXT))
+    assert fields["source"] == "llamacpp"
+    assert (fields["batch_size"], fields["queue_depth"], fields["in_flight"]) == (4.0, 3.0, 7.0)
+    assert fields["kv_cache_pct"] is None

@@ -7,6 +7,8 @@ not earlier requests finished, so latency is measured from `scheduled_at`.
 Connections are capped at `job.client.connections` (0 = sized to the load: the concurrency, or the
 schedule's length up to 1024). A request stamps `sent_at` once it holds a connection slot, so a
 cap that binds shows as dispatch lag (sent − scheduled), never as hidden service time.
+A request the server never received on a stale kept-alive connection is sent once more on a
+fresh one and counted once (`resend`).
 With `job.client.processes` > 1 the load is split over that many driver processes (see `shares`).
 
 A closed loop's stream k sends its first request at `closed_starts(point)[k]` (the point's
@@ -35,11 +37,10 @@ from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
-import aiohttp
-
 from harness.arrivals import Arrival
 from harness.drivers.backoff import Backoff, ErrorStreak, retry_delay
 from harness.drivers.builtin.loop_lag import LoopLag
+from harness.drivers.builtin.resend import Connections
 from harness.drivers.builtin.shares import Share, run_shares
 from harness.drivers.builtin.streaming import client_timeout, fetch
 from harness.drivers.builtin.turns import take_turn, think
@@ -111,10 +112,10 @@ class BuiltinDriver:
         pool = RequestPool(job, arrivals)  # built before the first request is due
         limit = connection_limit(job, share, arrivals)
         slots = asyncio.Semaphore(limit)
-        connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0)
         headers = {"Authorization": f"Bearer {job.api_key}"} if job.api_key else {}
-        async with LoopLag(job.clock, progress.loop_lag), aiohttp.ClientSession(
-                connector=connector, timeout=client_timeout(job), headers=headers) as session:
+        async with LoopLag(job.clock, progress.loop_lag), Connections(
+                limit, client_timeout(job), headers) as conns:
+            session, fresh = conns.pooled, conns.fresh
 
             streak = ErrorStreak()
 
@@ -128,7 +129,8 @@ class BuiltinDriver:
                 async with slots:
                     sent_at = job.clock.now()
                     sample = await fetch(session, job, pool.spec(index), scheduled_at, sent_at,
-                                         progress, self.name, pool.body(index), index)
+                                         progress, self.name, pool.body(index), index,
+                                         fresh=fresh)
                 if number > 1:
                     sample = replace(sample, extra=replace(sample.extra, attempt=number))
                 record(sample)
@@ -149,7 +151,7 @@ class BuiltinDriver:
                 async def send(spec: RequestSpec, body: bytes, reply: Reply) -> Sample:
                     async with slots:
                         return await fetch(session, job, spec, scheduled_at, job.clock.now(),
-                                           progress, self.name, body, index, reply)
+                                           progress, self.name, body, index, reply, fresh)
 
                 sample = await take_turn(conv, stream, pool.spec(index), job, send)
                 record(sample)

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 import aiohttp
 
 from harness.drivers.builtin.event_scan import EventScanner, classify
+from harness.drivers.builtin.resend import Reuse, send_once_more
 from harness.drivers.job import LoadJob, Progress
 from harness.drivers.sse import Chunk, read_chunk
 from harness.samples import (
@@ -124,21 +125,30 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 async def fetch(session: aiohttp.ClientSession, job: LoadJob, spec: RequestSpec,
                 scheduled_at: float, sent_at: float, progress: Progress,
                 driver: str = "builtin", body: bytes | None = None,
-                index: int | None = None, reply: Reply | None = None) -> Sample:
+                index: int | None = None, reply: Reply | None = None,
+                fresh: aiohttp.ClientSession | None = None) -> Sample:
     """Send `spec` now (as `body` when given: its encoded JSON) and follow it to its end;
     never raises for what the server did. `index` is the request's number in the point
     (default `spec.index`; several requests may share one pooled spec). With `reply`, the
-    answer's text and the server's token counts are kept there (`harness.workload.sessions`)."""
+    answer's text and the server's token counts are kept there (`harness.workload.sessions`).
+    With `fresh`, a request the server never received on a stale kept-alive connection of
+    `session` is sent once more on `fresh` (`harness.drivers.builtin.resend`), one sample."""
     path = "/v1/chat/completions" if job.workload.api == "chat" else "/v1/completions"
-    if body is None:
-        body = json.dumps(request_body(spec, job.workload, job.model_name)).encode()
+    data = body if body is not None else json.dumps(
+        request_body(spec, job.workload, job.model_name)).encode()
     seen = _Seen(reply=reply)
     number = spec.index if index is None else index
     progress.sent += 1
     watchdog = Watchdog(job)
-    try:
-        async with session.post(job.base_url + path, data=body, headers=JSON_HEADERS) as resp:
+
+    async def send(over: aiohttp.ClientSession, mark: Reuse) -> None:
+        async with over.post(job.base_url + path, data=data, headers=JSON_HEADERS,
+                             trace_request_ctx=mark) as resp:
             await _read_response(resp, job, seen, watchdog, abandon_after(job, number))
+
+    try:
+        if await send_once_more(send, session, fresh, lambda: seen.first_byte_at is not None):
+            seen.extra = replace(seen.extra, resent=True)
         seen.done_at = job.clock.now()
     except asyncio.CancelledError:
         if watchdog.expired is None:

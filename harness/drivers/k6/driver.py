@@ -144,7 +144,8 @@ def sample_from_k6(record: dict[str, Any], *, target: str, point: str, spec: Req
         prompt_tokens=spec.prompt_tokens, output_tokens=max(tokens, 0),
         tokens_source=source if tokens >= 0 else "unknown",
         http_status=http_status or None, error=error, stream=stream, driver="k6",
-        extra=SampleExtra(k6_error_code=code or None, timeout=timeout))
+        extra=SampleExtra(k6_error_code=code or None, timeout=timeout,
+                          resent=True if record.get("r") else None))
 
 
 def _k6_error(code: int, text: str) -> tuple[Status, str, TimeoutPhase | None]:

@@ -11,7 +11,8 @@ The script reads the request bodies as JSON (`open()` in the init context, share
 `SharedArray`); iteration i sends body i mod n. Each request logs one JSON line (k6 `console.log`,
 `--log-format raw`) with its timings, which `harness.drivers.k6.driver` turns into samples:
 `{"i": iteration, "t0": ms wall clock at iteration start, "end": ms wall clock after the response,
-"st": scenario start ms, "s": HTTP status, "e": k6 error_code, "err": error text,
+"st": scenario start ms, "s": HTTP status, "e": k6 error_code, "err": error text, "r": resent
+after no answer on a stale kept-alive connection ("EOF", a reset; never a failed connect),
 "t": [blocked, looking_up, connecting, tls, sending, waiting, receiving] in ms, "n": output
 tokens or -1, "src": where `n` came from ("usage": the usage chunk; "counted": no usage, the
 stream's text-carrying events counted, one per token), "done": saw [DONE] (streaming) or a
@@ -49,6 +50,9 @@ const BODIES = new SharedArray('bodies', () => JSON.parse(open(CFG.bodies)));
 const USAGE = /"completion_tokens"\\s*:\\s*(\\d+)/;
 const TEXT = /"(?:text|content)"\\s*:\\s*"(?!")/g;
 const PARAMS = { headers: CFG.headers, timeout: CFG.timeout, responseType: 'text' };
+// No answer on a kept-alive connection the server had closed (not a failed connect: that names
+// the dial): sent once more, as the builtin driver does (harness/drivers/builtin/resend.py).
+const STALE = /^EOF$|reset by peer|broken pipe/;
 
 export const options = %(options)s;
 
@@ -59,7 +63,10 @@ export default function () {
     sleep(CFG.starts[(exec.vu.idInTest - 1) %% CFG.starts.length]);
   }
   const t0 = Date.now();
-  const res = http.post(CFG.url, BODIES[i %% BODIES.length], PARAMS);
+  let res = http.post(CFG.url, BODIES[i %% BODIES.length], PARAMS);
+  const err0 = res.error || '';
+  const resent = res.status === 0 && STALE.test(err0) && err0.indexOf('dial') < 0;
+  if (resent) { res = http.post(CFG.url, BODIES[i %% BODIES.length], PARAMS); }
   const end = Date.now();
   const body = res.body || '';
   let n = -1;
@@ -79,7 +86,7 @@ export default function () {
   const t = res.timings;
   console.log(JSON.stringify({
     i: i, t0: t0, end: end, st: exec.scenario.startTime, s: res.status, e: res.error_code,
-    err: res.error || null, n: n, src: src, done: done,
+    err: res.error || null, n: n, src: src, done: done, r: resent,
     t: [t.blocked, t.looking_up, t.connecting, t.tls_handshaking, t.sending, t.waiting,
         t.receiving],
   }));
