@@ -210,7 +210,7 @@ def start_one(name: str, log_dir: Path, model: str = MODEL) -> TargetProcess:
         return start_target(name, name, model=model, device="cpu", options={}, log_path=log_path,
                             ready_timeout_s=VLLM_READY_S, extra_args=key)
     if info.kind == "llamacpp":  # its own server: slots for MAX_CONCURRENCY, one thread
-        return start_target(name, name, model=MODEL, device="cpu", options=LLAMACPP_OPTIONS,
+        return start_target(name, name, model=model, device="cpu", options=LLAMACPP_OPTIONS,
                             log_path=log_path, ready_timeout_s=LLAMACPP_READY_S, extra_args=key)
     # One torch thread each: a fleet of servers on few cores must not oversubscribe them.
     return start_target(name, name, model=model, device="cpu", options=options,
