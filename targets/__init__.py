@@ -17,7 +17,9 @@ from typing import Literal
 # How the runner opens a target: `python` = `python -m targets NAME`; `vllm` = the same, after
 # checking that .venv-vllm exists, with a long readiness wait; `external` = a URL the harness
 # never starts or stops; `proxy` = `python -m targets NAME` after starting its upstream target.
-TargetKind = Literal["python", "vllm", "external", "proxy"]
+# `framework` = `python -m targets NAME`, after checking that the framework's venv exists
+# (`targets.framework_venv`: `ray_serve`, `litserve`), with a longer readiness wait.
+TargetKind = Literal["python", "vllm", "external", "proxy", "framework"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,11 @@ TARGETS: dict[str, TargetInfo] = {
     "vllm": TargetInfo(
         "targets.vllm", "the real vLLM OpenAI server on the same model folder (`make vllm`)",
         kind="vllm", ready_timeout_s=300.0
+    ),
+    # Frameworks that package our model (issue #24), each from a venv of its own.
+    "ray_serve": TargetInfo(
+        "targets.ray_serve", "our model in a Ray Serve deployment: replicas, @serve.batch, a "
+        "local Ray instance (`make ray`)", kind="framework", ready_timeout_s=240.0
     ),
     "external": TargetInfo(
         "targets.external", "any OpenAI-compatible server you run (url option); never started",

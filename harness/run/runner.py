@@ -126,6 +126,12 @@ def open_registry_target(tc: TargetConfig, scenario: Scenario, run_dir: Path,
         problem = install_error(tc.options)
         if problem is not None:
             raise LaunchError(problem)
+    if info.kind == "framework":
+        from targets.framework_venv import install_error as framework_install_error
+
+        problem = framework_install_error(tc.name, tc.options)
+        if problem is not None:
+            raise LaunchError(problem)
     if info.kind == "proxy":
         return start_proxy(tc.label, tc.name, model=scenario.model, device=scenario.device,
                            options=tc.options, log_path=log_path, ready_timeout_s=ready_s)

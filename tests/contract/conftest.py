@@ -26,6 +26,7 @@ import pytest
 
 from harness.run.launcher import LaunchError, TargetProcess, start_proxy, start_target
 from targets import TARGETS
+from targets.framework_venv import install_error as framework_install_error
 from targets.vllm import READY_TIMEOUT_S, install_error
 
 API_KEY = "contract-key"
@@ -75,6 +76,12 @@ SKIPS: dict[str, dict[str, str]] = {
     },
 }
 
+# The frameworks that package our model (issue #24): each from a venv of its own, its tests
+# marked with its name (`ray`, `litserve`) and skipped, saying how to install it, without it.
+SKIPS.update({
+})
+FRAMEWORK_MARKS = {"ray_serve": pytest.mark.ray, "litserve": pytest.mark.litserve}
+
 STALLS_HEALTH = {"fastapi_blocking"}  # /health waits for the running generation: the point
 VLLM_READY_S = max(READY_TIMEOUT_S, 600.0)  # vLLM's start-up: ~65 s on 2 idle cores, minutes busy
 
@@ -87,7 +94,9 @@ def target_params(*names: str) -> list[Any]:
     """`names` (default: every contract target) as `target` parameters; vLLM's is marked `vllm`
     and may wait out vLLM's start-up."""
     vllm_marks = [pytest.mark.vllm, pytest.mark.timeout(VLLM_READY_S + 300)]
-    return [pytest.param(name, id=name, marks=vllm_marks if TARGETS[name].kind == "vllm" else ())
+    marks: dict[str, list[Any]] = {name: [mark] for name, mark in FRAMEWORK_MARKS.items()}
+    return [pytest.param(name, id=name, marks=vllm_marks if TARGETS[name].kind == "vllm"
+                         else marks.get(name, ()))
             for name in names or contract_targets()]
 
 
@@ -128,6 +137,9 @@ class Fleet:
 
     def start(self, name: str) -> None:
         if TARGETS[name].kind == "vllm" and (problem := install_error()) is not None:
+            self.missing[name] = problem
+            return
+        if TARGETS[name].kind == "framework" and (problem := framework_install_error(name)):
             self.missing[name] = problem
             return
         try:
