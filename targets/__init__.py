@@ -70,6 +70,10 @@ TARGETS: dict[str, TargetInfo] = {
         "targets.ray_serve", "our model in a Ray Serve deployment: replicas, @serve.batch, a "
         "local Ray instance (`make ray`)", kind="framework", ready_timeout_s=240.0
     ),
+    "litserve": TargetInfo(
+        "targets.litserve_target", "our model behind LitServe's LitAPI: worker processes, "
+        "request batching, streaming (`make litserve`)", kind="framework", ready_timeout_s=240.0
+    ),
     "external": TargetInfo(
         "targets.external", "any OpenAI-compatible server you run (url option); never started",
         local=False, kind="external", event_loop=False  # unknown: not claimed

@@ -62,7 +62,7 @@ class ModelDeployment:
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return model_app(self.cfg, self.engine, self.generate, stats=self.stats,
-                         concurrency=self.concurrency, counts_tokens=False)
+                         concurrency=self.concurrency, counts_tokens=True)
 
     async def generate(self, job: Job) -> AsyncIterator[int]:
         self.stats.queued.inc()
@@ -73,7 +73,6 @@ class ModelDeployment:
                     self.stats.queued.dec()
                     waiting = False
                 for token in tokens:
-                    self.stats.tokens.inc()
                     yield token
         finally:
             if waiting:
@@ -87,6 +86,7 @@ class ModelDeployment:
         try:
             async for step in async_batch_steps(self.engine, jobs):
                 out: list[Any] = []
+                self.stats.tokens.inc(sum(len(t) - (END in t) for t in step))
                 for i, tokens in enumerate(step):
                     if ended[i]:
                         out.append(StopIteration)
