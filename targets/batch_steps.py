@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 
 from targets.batching.static import BatchJob, generate_batch
 from targets.model.engine import ModelEngine
@@ -72,7 +72,8 @@ def _cancel(jobs: Sequence[BatchJob]) -> None:
         job.cancel.set()
 
 
-def batch_steps(engine: ModelEngine, jobs: Sequence[BatchJob]) -> Iterator[list[list[int]]]:
+def batch_steps(engine: ModelEngine,
+                jobs: Sequence[BatchJob]) -> Generator[list[list[int]], None, None]:
     """The batch's steps, blocking between them (see the module docstring)."""
     events: queue.SimpleQueue[Event] = queue.SimpleQueue()
     steps = _Steps(len(jobs))
