@@ -130,7 +130,9 @@ def run(cfg: ServeConfig) -> None:
     opts = cfg.pattern_options(RayServeOptions)
     own = opts.address is None
     if own:
-        ray.init(num_cpus=_local_cpus(opts), include_dashboard=False,
+        # address="local": always a new instance of our own; a bare ray.init() would join a
+        # cluster that `ray start` left running on this machine (and refuse num_cpus there).
+        ray.init(address="local", num_cpus=_local_cpus(opts), include_dashboard=False,
                  logging_level=logging.WARNING)
     else:
         ray.init(address=opts.address, logging_level=logging.WARNING)
