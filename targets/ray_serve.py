@@ -13,11 +13,10 @@ The target starts a local Ray instance (`ray.init(num_cpus=…, include_dashboar
 raylet, workers), Serve on it (`serve.start` with HTTP on the given port, `serve.run(…,
 blocking=False)`), and on SIGTERM/SIGINT stops both (`serve.shutdown(); ray.shutdown()`), so no
 Ray process outlives it. With `address` it joins an existing cluster instead (`ray.init(address)`),
-deploys the app there under its own name and only deletes that app on stop. To serve from a
-multi-node cluster: `ray start --head --port 6379` on one machine, `ray start --address
-HEAD:6379` on each other one (same venv, this repository on the same path), then run the target
-with `address = "HEAD:6379"` and `num_replicas` up to the cluster's CPUs: Ray places replicas on
-any node; the HTTP proxy runs on the head node on the target's port.
+deploys the app there under its own name and only deletes that app on stop. A multi-node
+cluster is Ray's `ray start --head` / `ray start --address HEAD:6379`, then `address =
+"HEAD:6379"` (docs/targets.md); not verified here: Ray 2.60's default token authentication
+refused the target's `ray.init` on a cluster `ray start` had made.
 
 Runs from `.venv-ray` (`make ray`: `ray[serve]==2.60.0`, a venv of its own); `python -m targets
 ray_serve` started from any other python replaces itself with the same command run by that venv's
