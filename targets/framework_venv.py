@@ -31,9 +31,10 @@ class FrameworkVenv:
 
 VENVS: dict[str, FrameworkVenv] = {
     "ray_serve": FrameworkVenv("ray_serve", ".venv-ray", "PATTERNBENCH_RAY_VENV", "make ray",
-                               "ray/serve", "~2 min, ~1.9 GB with torch; ray[serve]==2.60.0"),
+                               "ray/serve", "~3 min, ~2 GB with torch; ray[serve]==2.60.0"),
     "litserve": FrameworkVenv("litserve", ".venv-litserve", "PATTERNBENCH_LITSERVE_VENV",
-                              "make litserve", "litserve", "~1.5 min; litserve==0.2.19"),
+                              "make litserve", "litserve",
+                              "~2 min, ~1.7 GB with torch; litserve==0.2.19"),
 }
 
 
