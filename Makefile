@@ -138,3 +138,29 @@ $(LLAMACPP_STAMP): $(STAMP)
 	cmake --build $(LLAMACPP_DIR)/build --target llama-server -j2
 	$(PY) -m pip install -e ".[llamacpp]"
 	@touch $(LLAMACPP_STAMP)
+
+# `make ray`, `make litserve`: the framework targets `ray_serve` (Ray Serve 2.60) and `litserve`,
+# each in a venv of its own with this project installed into it (no dev extras), so `make bench`'s
+# .venv keeps its own packages (LitServe's uvicorn[standard] and Ray's pins would change them).
+# torch is pinned to the local CPU wheel by a constraint file, as for vLLM.
+RAY_VENV ?= .venv-ray
+RAY_STAMP := $(RAY_VENV)/.patternbench-ray-installed
+LITSERVE_VENV ?= .venv-litserve
+LITSERVE_STAMP := $(LITSERVE_VENV)/.patternbench-litserve-installed
+
+.PHONY: ray litserve
+ray: $(RAY_STAMP)
+
+litserve: $(LITSERVE_STAMP)
+
+$(RAY_STAMP): pyproject.toml
+	@test -x $(RAY_VENV)/bin/python || $(PYTHON) -m venv $(RAY_VENV)
+	@echo "torch==2.13.0" > $(RAY_VENV)/constraints.txt
+	$(RAY_VENV)/bin/python -m pip install -c $(RAY_VENV)/constraints.txt "ray[serve]==2.60.0" -e .
+	@touch $(RAY_STAMP)
+
+$(LITSERVE_STAMP): pyproject.toml
+	@test -x $(LITSERVE_VENV)/bin/python || $(PYTHON) -m venv $(LITSERVE_VENV)
+	@echo "torch==2.13.0" > $(LITSERVE_VENV)/constraints.txt
+	$(LITSERVE_VENV)/bin/python -m pip install -c $(LITSERVE_VENV)/constraints.txt "litserve==0.2.19" -e .
+	@touch $(LITSERVE_STAMP)

@@ -17,8 +17,10 @@ from typing import Literal
 # How the runner opens a target: `python` = `python -m targets NAME`; `vllm` = the same, after
 # checking that .venv-vllm exists, with a long readiness wait; `external` = a URL the harness
 # never starts or stops; `proxy` = `python -m targets NAME` after starting its upstream target;
-# `llamacpp` = `python -m targets NAME` after checking that `make llamacpp` built llama-server.
-TargetKind = Literal["python", "vllm", "external", "proxy", "llamacpp"]
+# `llamacpp` = `python -m targets NAME` after checking that `make llamacpp` built llama-server;
+# `framework` = `python -m targets NAME`, after checking that the framework's venv exists
+# (`targets.framework_venv`: `ray_serve`, `litserve`), with a longer readiness wait.
+TargetKind = Literal["python", "vllm", "external", "proxy", "llamacpp", "framework"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,15 @@ TARGETS: dict[str, TargetInfo] = {
     "llamacpp": TargetInfo(
         "targets.llamacpp", "llama.cpp's llama-server on the same weights as GGUF: slots, "
         "continuous batching in C++ (`make llamacpp`)", kind="llamacpp", ready_timeout_s=300.0
+    ),
+    # Frameworks that package our model (issue #24), each from a venv of its own.
+    "ray_serve": TargetInfo(
+        "targets.ray_serve", "our model in a Ray Serve deployment: replicas, @serve.batch, a "
+        "local Ray instance (`make ray`)", kind="framework", ready_timeout_s=240.0
+    ),
+    "litserve": TargetInfo(
+        "targets.litserve_target", "our model behind LitServe's LitAPI: worker processes, "
+        "request batching, streaming (`make litserve`)", kind="framework", ready_timeout_s=240.0
     ),
     "external": TargetInfo(
         "targets.external", "any OpenAI-compatible server you run (url option); never started",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -109,11 +109,30 @@ def prepare_model(spec: str) -> tuple[ModelInfo, Any]:
 TargetOpener = Callable[[TargetConfig, Scenario, Path, RunOptions], TargetProcess]
 
 
+def install_problem(name: str, kind: str, options: Mapping[str, Any]) -> str | None:
+    """One line saying what to install before target `name` can start (vLLM's venv, the
+    llama.cpp build, a framework's venv), or None."""
+    if kind == "vllm":
+        from targets.vllm import install_error
+
+        return install_error(options)
+    if kind == "llamacpp":
+        from targets.llamacpp import install_error as llamacpp_missing
+
+        return llamacpp_missing(options)
+    if kind == "framework":
+        from targets.framework_venv import install_error as framework_install_error
+
+        return framework_install_error(name, options)
+    return None
+
+
 def open_registry_target(tc: TargetConfig, scenario: Scenario, run_dir: Path,
                          opts: RunOptions) -> TargetProcess:
-    """Open `tc` the way its registry kind says (`targets.TargetKind`): a local process, vLLM
-    from .venv-vllm (checked first, long readiness wait), an external URL, or a proxy after its
-    upstream. Raises `LaunchError` with a one-line reason when it cannot."""
+    """Open `tc` the way its registry kind says (`targets.TargetKind`): a local process, vLLM,
+    llama.cpp or a framework (each checked installed first, long readiness wait), an external
+    URL, or a proxy after its upstream. Raises `LaunchError` with a one-line reason when it
+    cannot."""
     from targets import TARGETS
 
     info = TARGETS.get(tc.name)
@@ -126,17 +145,8 @@ def open_registry_target(tc: TargetConfig, scenario: Scenario, run_dir: Path,
         return _open_fleet(tc, scenario, fault, run_dir, ready_s, info.kind)
     if info.kind == "external":
         return connect_external(tc.label, tc.options, log_path)
-    if info.kind == "vllm":
-        from targets.vllm import install_error
-
-        problem = install_error(tc.options)
-        if problem is not None:
-            raise LaunchError(problem)
-    if info.kind == "llamacpp":
-        from targets.llamacpp import install_error as llamacpp_missing
-
-        if (missing := llamacpp_missing(tc.options)) is not None:
-            raise LaunchError(missing)
+    if (problem := install_problem(tc.name, info.kind, tc.options)) is not None:
+        raise LaunchError(problem)
     if info.kind == "proxy":
         return start_proxy(tc.label, tc.name, model=scenario.model, device=scenario.device,
                            options=tc.options, log_path=log_path, ready_timeout_s=ready_s)
