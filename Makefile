@@ -1,5 +1,6 @@
 # patternbench: `make bench` runs the default scenario; `make test` runs lint, types and tests;
-# `make test-fast` runs only the tests marked not `slow` (no server process, no real model).
+# `make test-fast` runs only the tests marked not `slow` (no server process, no real model);
+# `make test-frameworks` builds llama.cpp, Ray Serve's and LitServe's installs and runs their tests.
 # Both create .venv on first use. torch==2.13.0 (a CPU wheel here) is installed first when the
 # venv has no torch, so pip never pulls a multi-GB CUDA build for the `torch` range.
 
@@ -11,7 +12,7 @@ DEV_STAMP := $(VENV)/.patternbench-dev-installed
 SCENARIO ?= scenarios/default.toml
 PYTEST_ARGS ?=
 
-.PHONY: bench bench-micro bench-micro-save test test-fast lint typecheck env clean-env vllm guidellm aiperf clients wheels
+.PHONY: bench bench-micro bench-micro-save test test-fast test-frameworks lint typecheck env clean-env vllm guidellm aiperf clients wheels
 
 bench: $(STAMP)
 	$(VENV)/bin/patternbench run $(SCENARIO)
@@ -34,11 +35,18 @@ bench-micro: $(DEV_STAMP)
 bench-micro-save: $(DEV_STAMP)
 	$(PY) -m pytest $(BENCH_ARGS) --benchmark-save=baseline $(PYTEST_ARGS)
 
+# The framework targets' tests (markers llamacpp, ray, litserve: ~5 min of servers) run apart, in
+# `make test-frameworks`, which installs what they need first; `make test` stays under 20 min.
+FRAMEWORK_MARKERS := llamacpp or ray or litserve
+
 test: $(DEV_STAMP) lint typecheck
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not ($(FRAMEWORK_MARKERS))" $(PYTEST_ARGS)
 
 test-fast: $(DEV_STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-frameworks: $(DEV_STAMP) llamacpp ray litserve
+	$(PY) -m pytest -m "$(FRAMEWORK_MARKERS)" $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check harness targets tests
