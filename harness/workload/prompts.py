@@ -154,9 +154,11 @@ class PromptFactory:
 
     def from_set(self, index: int, rng: random.Random,
                  output_tokens: int | None = None) -> RequestSpec:
-        """Request `index` from the real prompt set: its prompt as written, measured in tokens;
-        the output cap drawn (or given), clipped to the context left after the prompt."""
-        k = self._order[index % len(self._set)]
+        """Request `index` (run-wide) from the real prompt set: its prompt as written (chosen by
+        its place in its point's block, so request i of every point sends the same one),
+        measured in tokens; the output cap drawn (or given), clipped to the context left after
+        the prompt."""
+        k = self._order[index % BLOCK % len(self._set)]
         prompt = self._set[k]
         p = self._set_tokens.get(k)
         if p is None:
@@ -184,7 +186,7 @@ class PromptFactory:
         so request i of every point gets the same ones, whatever its target or driver."""
         rng = random.Random(self.seed * 1_000_003 + index % BLOCK)
         if self._set:
-            return self.from_set(index % BLOCK, rng, output_tokens)
+            return self.from_set(index, rng, output_tokens)
         p, o = self.lengths(rng, prompt_tokens, output_tokens)
         n, head, digits = len(self.pool), [], index
         for _ in range(min(p, HEAD_TOKENS)):

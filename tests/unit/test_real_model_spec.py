@@ -14,7 +14,7 @@ import pytest
 
 from harness.scenario.types import Workload
 from harness.workload.prompt_sets import CHAT_INSTRUCTION, humaneval, prompt_set
-from harness.workload.prompts import PromptFactory, request_body
+from harness.workload.prompts import BLOCK, PromptFactory, request_body
 from targets.model import pypi
 from targets.model.spec import ModelSpecError, parse_model_spec
 from targets.model.store import _identity
@@ -103,6 +103,8 @@ def test_a_real_prompt_set_keeps_its_lengths_and_caps_the_output(tokenizer: Any)
     assert len({s.max_tokens for s in specs}) > 10  # caps drawn from the distribution
     again = PromptFactory(tokenizer, workload, seed=7)
     assert [again.unique(i) for i in range(5)] == specs[:5]  # every target gets the same
+    other_point = again.unique(BLOCK + 3)  # request 3 of the next point's block
+    assert other_point.prompt == specs[3].prompt and other_point.index == BLOCK + 3
     assert PromptFactory(tokenizer, workload, seed=8).unique(0).prompt != specs[0].prompt
     body = request_body(specs[0], workload, "smollm2-135m")
     assert body["ignore_eos"] is False and body["messages"][0]["content"] == specs[0].prompt
